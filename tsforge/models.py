@@ -55,6 +55,9 @@ MODELS: dict[str, str] = {
     'naive': 'tsforge.models:Naive',
     'seasonal_naive': 'tsforge.models:SeasonalNaive',
     'linear': 'tsforge.models:Linear',
+    'lightgbm': 'tsforge.gbm:LightGBM',
+    'dlinear': 'tsforge.deep:DLinear',
+    'patchtst': 'tsforge.deep:PatchTST',
 }
 
 def model_class(name: str) -> type[Forecaster]:
@@ -96,7 +99,7 @@ class Linear(Forecaster):
     class Params(BaseModel):
         model_config = ConfigDict(extra='forbid')
         alpha: float | str = 'auto'          # ridge penalty per sample, or 'auto' (chosen on validation)
-        alphas: list[float] = [10.0 ** k for k in range(-6, 2)]
+        alphas: list[float] = np.logspace(-5, 2, 29).tolist()  # quarter-decade grid
         individual: bool = False             # one weight matrix per output series
 
     def _design(self, X, Y=None):
