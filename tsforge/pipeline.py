@@ -18,7 +18,8 @@ from .metrics import scores
 from .models import Forecaster, make_model
 
 # %% auto #0
-__all__ = ['mode_columns', 'Prepared', 'prepare', 'Evaluation', 'fit_evaluate', 'predictions_frame']
+__all__ = ['mode_columns', 'Prepared', 'prepare', 'Evaluation', 'fit_evaluate', 'predictions_frame', 'plot_forecasts',
+           'TrainResult', 'train']
 
 # %% ../nbs/09_pipeline.ipynb #09-pipeline-004
 def mode_columns(cfg: ExperimentConfig, available: list[str]) -> tuple[list[str], list[str]]:
@@ -93,3 +94,61 @@ def predictions_frame(prep: Prepared, ev: Evaluation) -> pd.DataFrame:
         'y_true': st.inverse_transform(ev.test_true).ravel(),
         'y_pred': st.inverse_transform(ev.test_pred).ravel(),
     })
+
+# %% ../nbs/09_pipeline.ipynb #09-pipeline-010
+def plot_forecasts(pred: pd.DataFrame, n: int = 4, series: str | None = None):
+    "Forecasts against actuals for `n` test origins spread over the test part (original units)."
+    import matplotlib.pyplot as plt
+    series = series or pred.series.iloc[-1]
+    p = pred[pred.series == series]
+    origins_ = p.origin.unique()
+    picks = origins_[np.linspace(0, len(origins_) - 1, n).astype(int)]
+    fig, axes = plt.subplots(1, n, figsize=(4 * n, 3), sharey=True, squeeze=False)
+    for ax, o in zip(axes[0], picks):
+        w = p[p.origin == o]
+        ax.plot(w.target_time, w.y_true, label='actual', color='k', lw=1)
+        ax.plot(w.target_time, w.y_pred, label='forecast', color='tab:orange', lw=1.5)
+        ax.set_title(f'origin {pd.Timestamp(o):%Y-%m-%d %H:%M}', fontsize=9); ax.tick_params(axis='x', labelsize=7, rotation=30)
+    axes[0][0].set_ylabel(series); axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+@dataclass
+class TrainResult:
+    "What the train job produced."
+    run_id: str
+    model_uri: str
+    version: str | None
+    metrics: dict
+    predictions: pd.DataFrame
+    prep: Prepared
+    evaluation: Evaluation
+    figure: object = None
+
+    def metrics_table(self) -> pd.DataFrame:
+        "Validation and test metrics side by side."
+        rows = {p: {k[len(p) + 1:]: v for k, v in self.metrics.items() if k.startswith(p + '_')} for p in ('val', 'test')}
+        return pd.DataFrame(rows).T
+
+# %% ../nbs/09_pipeline.ipynb #09-pipeline-011
+def train(cfg: ExperimentConfig) -> TrainResult:
+    "Run the tracked train job for a validated config: fit, score, log, register, then set the alias."
+    from tsforge import tracking
+    run_name = f'train-{cfg.name}-{cfg.model}-{cfg.mode}-h{cfg.horizon}'
+    version = None
+    with tracking.start_run(cfg, run_name, tags={'tsforge.job': 'train'}) as run:
+        tracking.log_context(cfg)
+        prep = prepare(cfg)
+        tracking.log_context_data(prep.report)
+        ev = fit_evaluate(cfg, prep)
+        tracking.log_metrics(ev.metrics)
+        pred = predictions_frame(prep, ev)
+        tracking.log_frame(pred, 'predictions.parquet')
+        fig = plot_forecasts(pred)
+        tracking.log_figure(fig, 'forecast.png')
+        import matplotlib.pyplot as plt; plt.close(fig)  # shown by the job notebook, not where it is made
+        info = tracking.log_model(ev.model, cfg, prep.frame.iloc[:prep.borders.train_end])
+        if cfg.registry.enabled:
+            version = tracking.register(info.model_uri, cfg.registry.model_name, run.info.run_id)
+    if version: tracking.set_alias(cfg.registry.model_name, cfg.registry.alias, version)
+    return TrainResult(run.info.run_id, info.model_uri, version, ev.metrics, pred, prep, ev, fig)
