@@ -130,8 +130,10 @@ def check_history(state: WindowState, history: pd.DataFrame) -> pd.DataFrame:
         bad = ~np.isfinite(np.asarray(num, dtype='float64'))
         if bad.any():
             j = int(np.flatnonzero(bad)[0])
-            what = 'NaN or infinite' if col.iloc[j] is None or isinstance(col.iloc[j], (int, float)) else 'non-numeric'
-            raise RequestError(f'history[{len(history) - L + j}].{c}', f'{what} value {col.iloc[j]!r}; a finite number is required')
+            raw = col.iloc[j]
+            what = (f'non-numeric value {raw!r}' if isinstance(raw, str) else
+                    'missing value (NaN or null)' if raw is None or np.isnan(float(raw)) else f'infinite value {float(raw)}')
+            raise RequestError(f'history[{len(history) - L + j}].{c}', f'{what}; a finite number is required')
         vals[c] = np.asarray(num, dtype='float64')
     return pd.DataFrame({tc: ttail.to_numpy(), **vals})
 

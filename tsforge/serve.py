@@ -32,7 +32,7 @@ _EXAMPLE_HISTORY = [{'date': f'2018-02-20 {h:02d}:00:00', 'HUFL': 5.0, 'HULL': 1
 class PredictRequest(BaseModel):
     "History records (the dataset's own column names, oldest first; at least `input_length` of them) and an optional horizon."
     model_config = ConfigDict(extra='forbid', json_schema_extra={'examples': [{'history': _EXAMPLE_HISTORY, 'horizon': 24}]})
-    history: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_ROWS,
+    history: list[dict[str, float | str | None]] = Field(min_length=1, max_length=MAX_ROWS,
                                           description='records with the time column and every required column (see /metadata)')
     horizon: int | None = Field(None, strict=True, description='steps to forecast, 1..trained horizon (default: trained horizon)')
 
@@ -89,23 +89,27 @@ class BodyLimit:
         length = dict(scope.get('headers') or []).get(b'content-length')
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
             return await self._reject(send)
-        seen = 0
-        async def limited():
-            nonlocal seen
+        if length is not None: return await self.app(scope, receive, send)
+        # no Content-Length (a streamed body): read it here, up to the limit, then hand it on
+        chunks, size = [], 0
+        while True:
             msg = await receive()
-            if msg['type'] == 'http.request':
-                seen += len(msg.get('body', b''))
-                if seen > self.max_bytes: raise _TooLarge()
-            return msg
-        try: await self.app(scope, limited, send)
-        except _TooLarge: await self._reject(send)
+            if msg['type'] != 'http.request': return
+            chunks.append(msg.get('body', b'')); size += len(chunks[-1])
+            if size > self.max_bytes: return await self._reject(send)
+            if not msg.get('more_body'): break
+        body, done = b''.join(chunks), False
+        async def replay():
+            nonlocal done
+            if done: return await receive()
+            done = True
+            return {'type': 'http.request', 'body': body, 'more_body': False}
+        await self.app(scope, replay, send)
 
     async def _reject(self, send):
         body = f'{{"detail":"request body larger than {self.max_bytes} bytes"}}'.encode()
         await send({'type': 'http.response.start', 'status': 413, 'headers': [(b'content-type', b'application/json')]})
         await send({'type': 'http.response.body', 'body': body})
-
-class _TooLarge(Exception): pass
 
 # %% ../nbs/10_serve.ipynb #10-serve-011
 def _field(loc) -> str:

@@ -1,0 +1,61 @@
+"""The client/server path: a real `mlflow server` on 127.0.0.1 (one worker), the train job logging to it through
+MLFLOW_TRACKING_URI, and uvicorn serving the model it registered."""
+import os, subprocess
+
+import pytest
+import requests
+from mlflow import MlflowClient
+
+from conftest import BIN, ROOT, free_port, papermill, stop, wait_http
+from tsforge.config import load_config
+from tsforge.pipeline import prepare
+
+
+@pytest.fixture(scope='module')
+def mlflow_server(tmp_path_factory):
+    d = tmp_path_factory.mktemp('mlflow-server')
+    port = free_port()
+    proc = subprocess.Popen([str(BIN / 'mlflow'), 'server', '--backend-store-uri', f'sqlite:///{d / "server.db"}',
+                             '--artifacts-destination', str(d / 'artifacts'), '--host', '127.0.0.1', '--port', str(port),
+                             '--workers', '1'], cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    url = f'http://127.0.0.1:{port}'
+    try:
+        wait_http(f'{url}/health', proc, timeout=180)
+        yield url
+    finally:
+        # the server runs its workers under a process group of its own: stop all of them
+        import signal
+        try: os.killpg(proc.pid, signal.SIGINT)
+        except ProcessLookupError: pass
+        stop(proc)
+
+
+def test_train_logs_to_server_and_serving_loads_from_it(mlflow_server, tmp_path):
+    env = {'MLFLOW_TRACKING_URI': mlflow_server}
+    r = papermill('train.ipynb', tmp_path / 'out.ipynb', 'etth1',
+                  ['model=linear', 'horizon=24', 'registry.model_name=tsforge-remote'], env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    client = MlflowClient(tracking_uri=mlflow_server, registry_uri=mlflow_server)
+    mv = client.get_model_version_by_alias('tsforge-remote', 'champion')
+    run = client.get_run(mv.run_id)
+    assert run.info.status == 'FINISHED' and run.data.metrics['test_windows'] == 2857
+    assert run.info.artifact_uri.startswith('mlflow-artifacts:')
+    names = [f.path for f in client.list_artifacts(mv.run_id)]
+    assert 'predictions.parquet' in names and 'notebook' in names
+
+    port = free_port()
+    proc = subprocess.Popen([str(BIN / 'uvicorn'), 'tsforge.serve:app', '--host', '127.0.0.1', '--port', str(port),
+                             '--log-level', 'warning'], cwd=ROOT,
+                            env={**os.environ, **env, 'TSFORGE_MODEL': 'models:/tsforge-remote@champion'})
+    try:
+        url = f'http://127.0.0.1:{port}'
+        wait_http(f'{url}/ready', proc)
+        prep = prepare(load_config('etth1'))
+        o = int(prep.origins('test')[0])
+        h = prep.frame.iloc[o - 336:o].copy(); h['date'] = h['date'].astype(str)
+        res = requests.post(f'{url}/predict', json={'history': h.to_dict(orient='records')})
+        assert res.status_code == 200 and len(res.json()['forecast']) == 24
+        assert res.json()['model']['version'] == mv.version
+    finally:
+        stop(proc)
