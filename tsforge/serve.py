@@ -20,7 +20,7 @@ log = logging.getLogger('tsforge.serve')
 
 # %% auto #0
 __all__ = ['log', 'MAX_BODY_BYTES', 'MAX_ROWS', 'app', 'PredictRequest', 'ModelInfo', 'PredictResponse', 'default_model_uri',
-           'ServedModel', 'BodyLimit', 'create_app']
+           'ServedModel', 'BodyLimit', 'create_app', 'ray_app']
 
 # %% ../nbs/10_serve.ipynb #10-serve-005
 MAX_BODY_BYTES = int(os.environ.get('TSFORGE_MAX_BODY_BYTES', 8 * 1024 * 1024))
@@ -186,3 +186,18 @@ def _version() -> str:
 
 # %% ../nbs/10_serve.ipynb #10-serve-013
 app = create_app()
+
+# %% ../nbs/10_serve.ipynb #10-serve-015
+def ray_app(args: dict | None = None):
+    "Ray Serve application builder. args: `model` (URI), `num_replicas` (1), `num_cpus` per replica (1)."
+    from ray import serve
+    args = dict(args or {})
+    uri = args.get('model') or default_model_uri()
+
+    @serve.deployment(name='tsforge', num_replicas=int(args.get('num_replicas', 1)),
+                      ray_actor_options={'num_cpus': float(args.get('num_cpus', 1))})
+    @serve.ingress(create_app(uri, load_in_background=False))
+    class TsforgeReplica:
+        "One replica: the tsforge FastAPI app with its model loaded."
+
+    return TsforgeReplica.bind()
