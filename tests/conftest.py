@@ -56,6 +56,8 @@ def store(tmp_path_factory):
     home = tmp_path_factory.mktemp('mlruns')
     old = os.environ.get('TSFORGE_HOME')
     os.environ['TSFORGE_HOME'] = str(home)
+    from tsforge.tracking import configure
+    configure()  # this process's MlflowClient() talks to the same store as the jobs it starts
     yield home
     if old is None: os.environ.pop('TSFORGE_HOME', None)
     else: os.environ['TSFORGE_HOME'] = old
@@ -85,3 +87,21 @@ def server(trained):
         yield url
     finally:
         stop(proc)
+
+
+@pytest.fixture(scope='session')
+def ray_local():
+    "One local Ray for the whole session (2 CPUs, no dashboard, its own short temp dir); shut down at the end."
+    import shutil, tempfile
+    import ray
+    old = os.environ.get('RAY_AUTH_MODE')
+    os.environ['RAY_AUTH_MODE'] = 'disabled'
+    tmp = tempfile.mkdtemp(prefix='ray', dir='/tmp')  # short: Ray's socket paths live under it
+    ray.init(address='local', num_cpus=2, include_dashboard=False, _node_ip_address='127.0.0.1', _temp_dir=tmp)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is None: os.environ.pop('RAY_AUTH_MODE', None)
+        else: os.environ['RAY_AUTH_MODE'] = old

@@ -127,3 +127,22 @@ def test_overrides_as_documented(store, tmp_path):
     mv = MlflowClient().get_model_version_by_alias('tsforge-naive-test', 'champion')
     run = MlflowClient().get_run(mv.run_id)
     assert run.data.params['model'] == 'naive' and round(run.data.metrics['test_mse'], 3) == 0.069
+
+
+def test_own_csv_with_minimal_config(store, tmp_path):
+    "A user's CSV needs only path, time column and target: frequency inferred, ratio split by default."
+    t = np.arange(600)
+    df = pd.DataFrame({'day': pd.date_range('2022-01-01', periods=600, freq='D').strftime('%Y-%m-%d'),
+                       'units': 100 + 10 * np.sin(2 * np.pi * t / 7) + 0.05 * t})
+    df.to_csv(tmp_path / 'sales.csv', index=False)
+    (tmp_path / 'sales.yaml').write_text(f'defaults: [base, _self_]\nname: sales\ndata:\n  path: {tmp_path / "sales.csv"}\n'
+                                         '  time_col: day\n  target: units\ninput_length: 28\nhorizon: 7\n')
+    r = papermill('train.ipynb', tmp_path / 'out.ipynb', tmp_path / 'sales.yaml')
+    assert r.returncode == 0, r.stderr[-3000:]
+    mv = MlflowClient().get_model_version_by_alias('tsforge-sales', 'champion')
+    run = MlflowClient().get_run(mv.run_id)
+    assert run.data.params['split.kind'] == 'auto' and run.data.metrics['test_mse'] < 0.05
+    m = tracking.load_model('models:/tsforge-sales@champion')
+    assert m.state.freq == 'D'
+    fc = m.forecast(df.iloc[-40:])
+    assert fc.day.astype(str).tolist()[0] == '2023-08-24' and len(fc) == 7

@@ -59,7 +59,7 @@ class DataConfig(_Strict):
 
 class SplitConfig(_Strict):
     "How rows are split into train / validation / test."
-    kind: Literal['ett', 'ratio', 'date'] = 'ett'
+    kind: Literal['auto', 'ett', 'ratio', 'date'] = 'auto'  # auto: ett for the ETT datasets, ratio otherwise
     train: float = Field(0.7, gt=0, lt=1)
     val: float = Field(0.1, ge=0, lt=1)
     val_start: str | None = None

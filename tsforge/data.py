@@ -101,11 +101,13 @@ def _read(path: Path) -> pd.DataFrame:
 
 # %% ../nbs/01_data.ipynb #01-data-008
 def infer_freq(times: pd.DatetimeIndex) -> str:
-    "The most common step between consecutive timestamps, as a pandas frequency string."
+    "pandas' own inference on a regular index (D, MS, W-SUN, ...), else the most common step between timestamps."
+    times = pd.DatetimeIndex(times).unique().sort_values()
+    if len(times) >= 3 and (f := pd.infer_freq(times)): return to_offset(f).freqstr
     steps = pd.Series(times).diff().dropna()
-    steps = steps[steps > pd.Timedelta(0)]
     if steps.empty: raise DataError('data.freq: cannot infer a frequency from fewer than two distinct timestamps; set data.freq')
-    return to_offset(steps.mode().iloc[0]).freqstr
+    step = steps.mode().iloc[0]
+    return f'{step.days}D' if step % pd.Timedelta(days=1) == pd.Timedelta(0) else to_offset(step).freqstr
 
 def _offset(freq: str):
     try: return to_offset(freq)

@@ -52,7 +52,7 @@ def prepare(cfg: ExperimentConfig) -> Prepared:
     "Load, split and fit the preprocessing state for `cfg` (scaler on train rows only)."
     frame, report = load_frame(cfg.data)
     tc = cfg.data.time_col
-    borders = split_borders(cfg.split, frame[tc])
+    borders = split_borders(cfg.split, frame[tc], cfg.data.dataset)
     cols_in, cols_out = mode_columns(cfg, [c for c in report.columns])
     state = fit_state(frame, tc, cols_in, cols_out, cfg.input_length, cfg.horizon, report.freq, borders.train_end)
     scaled = state.transform(frame[cols_in].to_numpy())

@@ -49,10 +49,11 @@ def date_borders(times: pd.Series, val_start, test_start) -> Borders:
         raise ConfigError(f'split: need {times[0]} < val_start ({val_start}) < test_start ({test_start}) <= {times[-1]}')
     return Borders(v, t, len(times))
 
-def split_borders(split: SplitConfig, times: pd.Series) -> Borders:
-    "Borders for a validated `SplitConfig` over a frame with timestamps `times`."
-    if split.kind == 'ett': return ett_borders(len(times))
-    if split.kind == 'ratio': return ratio_borders(len(times), split.train, split.val)
+def split_borders(split: SplitConfig, times: pd.Series, dataset: str | None = None) -> Borders:
+    "Borders for a validated `SplitConfig` over timestamps `times`; `kind='auto'` is `ett` for an ETT `dataset`, else `ratio`."
+    kind = split.kind if split.kind != 'auto' else ('ett' if dataset else 'ratio')
+    if kind == 'ett': return ett_borders(len(times))
+    if kind == 'ratio': return ratio_borders(len(times), split.train, split.val)
     return date_borders(times, split.val_start, split.test_start)
 
 # %% ../nbs/02_split.ipynb #02-split-006
