@@ -189,13 +189,14 @@ app = create_app()
 
 # %% ../nbs/10_serve.ipynb #10-serve-015
 def ray_app(args: dict | None = None):
-    "Ray Serve application builder. args: `model` (URI), `num_replicas` (1), `num_cpus` per replica (1)."
+    "Ray Serve application builder. args: `model` (URI), `num_replicas` (1), `num_cpus` per replica (1), `tracking_uri`."
     from ray import serve
     args = dict(args or {})
     uri = args.get('model') or default_model_uri()
+    opts = {'num_cpus': float(args.get('num_cpus', 1))}
+    if args.get('tracking_uri'): opts['runtime_env'] = {'env_vars': {'MLFLOW_TRACKING_URI': args['tracking_uri']}}
 
-    @serve.deployment(name='tsforge', num_replicas=int(args.get('num_replicas', 1)),
-                      ray_actor_options={'num_cpus': float(args.get('num_cpus', 1))})
+    @serve.deployment(name='tsforge', num_replicas=int(args.get('num_replicas', 1)), ray_actor_options=opts)
     @serve.ingress(create_app(uri, load_in_background=False))
     class TsforgeReplica:
         "One replica: the tsforge FastAPI app with its model loaded."
