@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .preprocess import WindowState, Windows
 
 # %% auto #0
-__all__ = ['MODELS', 'Forecaster', 'model_class', 'make_model', 'Naive', 'SeasonalNaive', 'Linear']
+__all__ = ['MODELS', 'Forecaster', 'model_class', 'make_model', 'Naive', 'SeasonalNaive', 'Linear', 'Ensemble']
 
 # %% ../nbs/05_models.ipynb #05-models-004
 class Forecaster:
@@ -58,6 +58,7 @@ MODELS: dict[str, str] = {
     'lightgbm': 'tsforge.gbm:LightGBM',
     'dlinear': 'tsforge.deep:DLinear',
     'patchtst': 'tsforge.deep:PatchTST',
+    'ensemble': 'tsforge.models:Ensemble',
 }
 
 def model_class(name: str) -> type[Forecaster]:
@@ -151,3 +152,38 @@ class Linear(Forecaster):
     def _load(self, path: Path):
         z = np.load(path / 'linear.npz')
         self.W, self.b, self.alpha_ = list(z['W']), list(z['b']), z['alpha'].tolist()
+
+# %% ../nbs/05_models.ipynb #05-models-012
+class Ensemble(Forecaster):
+    "Weighted mean of member models' forecasts."
+    name = 'ensemble'
+    class Params(BaseModel):
+        model_config = ConfigDict(extra='forbid')
+        members: list[str] = Field(['lightgbm', 'patchtst'], min_length=1)   # registered model names
+        member_params: dict[str, dict] = {}    # model name -> its params
+        weights: str = Field('inverse_val_mse', pattern='^(equal|inverse_val_mse)$')
+
+    def __init__(self, params=None, state=None, seed=0):
+        super().__init__(params, state, seed)
+        bad = [m for m in self.params.members if m not in MODELS or m == 'ensemble']
+        if bad: raise ValueError(f"model_params.members: unknown model(s) {bad}; allowed: {', '.join(sorted(set(MODELS) - {'ensemble'}))}")
+        self.models = [make_model(m, self.params.member_params.get(m, {}), state, seed) for m in self.params.members]
+        self.weights_ = [1 / len(self.models)] * len(self.models)
+
+    def fit(self, train: Windows, val: Windows | None = None):
+        for m in self.models: m.fit(train, val)
+        if self.params.weights == 'inverse_val_mse':
+            if val is None: raise ValueError("model_params.weights='inverse_val_mse' needs validation windows")
+            inv = [1 / np.mean((m.predict(val) - val.Y) ** 2) for m in self.models]
+            self.weights_ = [w / sum(inv) for w in inv]
+        return self
+
+    def predict(self, w: Windows) -> np.ndarray:
+        return sum(wt * m.predict(w) for wt, m in zip(self.weights_, self.models))
+
+    def _save(self, path: Path):
+        for i, m in enumerate(self.models): m.save(path / f'member{i}')
+        (path / 'weights.json').write_text(json.dumps(self.weights_))
+    def _load(self, path: Path):
+        self.models = [Forecaster.load(path / f'member{i}') for i in range(len(self.params.members))]
+        self.weights_ = json.loads((path / 'weights.json').read_text())
