@@ -21,7 +21,7 @@ PUBLISHED = {  # MSE, from DESIGN.md
     ('ETTh2', 'M'): {'PatchTST/64': [0.274, 0.341, 0.329, 0.379]},
 }
 HORIZONS = [96, 192, 336, 720]
-MODELS = ['naive', 'seasonal_naive', 'linear', 'lightgbm', 'dlinear', 'patchtst']
+MODELS = ['naive', 'seasonal_naive', 'linear', 'lightgbm', 'dlinear', 'patchtst', 'ensemble']
 
 
 def run_cell(config, mode, horizon, model, overrides):
