@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_deep.ipynb #07-deep-002
 from __future__ import annotations
-import math, time
+import copy, math, time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
@@ -52,15 +52,16 @@ def torch_threads(n: int | None):
     finally: torch.set_num_threads(before)
 
 # %% ../nbs/07_deep.ipynb #07-deep-005
-def _tensor(a: np.ndarray, device: torch.device) -> torch.Tensor:
-    return torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32).to(device)
+def _tensor(a: np.ndarray, device: torch.device, dtype=torch.float32) -> torch.Tensor:
+    return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype).to(device)
 
 @torch.no_grad()
 def predict_module(module: nn.Module, X: np.ndarray, batch_size: int = 1024, device: str | torch.device = 'cpu') -> np.ndarray:
-    "Run `module` in eval mode on `X` (n, L, C) in batches; float64 numpy (n, H, C')."
+    "Run `module` in eval mode on `X` (n, L, C) in batches, in the module's own dtype; float64 numpy (n, H, C')."
     device = torch.device(device)
     module.to(device).eval()
-    out = [module(_tensor(X[i:i + batch_size], device)).cpu().numpy() for i in range(0, len(X), batch_size)]
+    dtype = next(module.parameters()).dtype
+    out = [module(_tensor(X[i:i + batch_size], device, dtype)).cpu().numpy() for i in range(0, len(X), batch_size)]
     return np.concatenate(out).astype('float64')
 
 @torch.no_grad()
@@ -158,7 +159,14 @@ class TorchForecaster(Forecaster):
         if self.module is None: raise RuntimeError(f'{self.name}: fit or load the model before predict')
         if len(w) == 0: return np.zeros((0, self.state.horizon, len(self.state.columns_out)))
         with torch_threads(self.params.num_threads):
-            return predict_module(self.module, self._inputs(w.X), self.params.eval_batch_size, self.device)
+            return predict_module(self._predictor(), self._inputs(w.X), self.params.eval_batch_size, self.device)
+
+    def _predictor(self) -> nn.Module:
+        """A float64 copy of the trained module for inference: float32 matmuls round differently in a batch of
+        thousands (evaluation) and a batch of one (a served request); in float64 both agree far below 1e-6."""
+        if getattr(self, '_module64', None) is None or self._module64[0] is not self.module:
+            self._module64 = (self.module, copy.deepcopy(self.module).double().eval())
+        return self._module64[1]
 
     def _save(self, path: Path):
         if self.module is None: raise RuntimeError(f'{self.name}: fit the model before saving it')
