@@ -103,7 +103,9 @@ def _read(path: Path) -> pd.DataFrame:
 def infer_freq(times: pd.DatetimeIndex) -> str:
     "pandas' own inference on a regular index (D, MS, W-SUN, ...), else the most common step between timestamps."
     times = pd.DatetimeIndex(times).unique().sort_values()
-    if len(times) >= 3 and (f := pd.infer_freq(times)): return to_offset(f).freqstr
+    if len(times) >= 3:
+        with pd.option_context('future.infer_freq_returns_offset', True): f = pd.infer_freq(times)
+        if f is not None: return to_offset(f).freqstr
     steps = pd.Series(times).diff().dropna()
     if steps.empty: raise DataError('data.freq: cannot infer a frequency from fewer than two distinct timestamps; set data.freq')
     step = steps.mode().iloc[0]
