@@ -26,7 +26,7 @@ def artifacts(run_id, path=''):
 def children(run_id):
     exp = MlflowClient().get_run(run_id).info.experiment_id
     runs = MlflowClient().search_runs([exp], f"tags.mlflow.parentRunId = '{run_id}'")
-    return sorted(runs, key=lambda r: int(r.data.tags['fold.index']))
+    return sorted(runs, key=lambda r: int(r.data.params['fold.index']))
 
 
 def parent_runs():
@@ -62,9 +62,9 @@ def test_cv_job_parent_children_and_summary(cv_job):
     for k in kids:
         assert {'mse', 'mae', 'mse_orig', 'mae_orig', 'windows'} <= set(k.data.metrics), k.data.metrics
         assert k.data.metrics['windows'] == 1
-    ends = [(int(k.data.tags['fold.train_end']), int(k.data.tags['fold.test_start']), int(k.data.tags['fold.test_end'])) for k in kids]
+    ends = [(int(k.data.params['fold.train_end']), int(k.data.params['fold.test_start']), int(k.data.params['fold.test_end'])) for k in kids]
     assert ends == [(14328, 14328, 14352), (14352, 14352, 14376), (14376, 14376, 14400)]
-    assert kids[0].data.tags['fold.test_start_time'] == '2018-02-18 00:00:00'
+    assert kids[0].data.params['fold.test_start_time'] == '2018-02-18 00:00:00'
     m = run.data.metrics
     for name in ('mse', 'mae', 'mse_orig', 'mae_orig'):
         vals = [k.data.metrics[name] for k in kids]
@@ -145,7 +145,7 @@ def test_refit_every_reuses_model_and_state(store, prep2):
     # tracked: fold 1's child run says which fit it used
     result = backtest(cfg)
     kids = children(result.run_id)
-    assert [k.data.tags['fold.fit_fold'] for k in kids] == ['0', '0', '2']
+    assert [k.data.params['fold.fit_fold'] for k in kids] == ['0', '0', '2']
     assert [k.data.metrics['fit_seconds'] == 0 for k in kids] == [False, True, False]
     assert result.folds.fit_fold.tolist() == [0, 0, 2] and np.allclose(result.folds.mse, [r.metrics['mse'] for r in res])
 

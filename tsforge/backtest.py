@@ -243,14 +243,15 @@ class BacktestResult:
         "Mean and std across folds of each metric."
         return pd.DataFrame({s: {m: self.metrics[f'cv_{m}_{s}'] for m in METRICS} for s in ('mean', 'std')})
 
-def _fold_tags(prep: Prepared, fold: Fold, fit_fold: int | None = None) -> dict[str, str]:
+def _fold_params(prep: Prepared, fold: Fold, fit_fold: int | None = None) -> dict[str, str]:
+    "A fold's row borders and timestamps (and the fold whose fit it reuses), logged as the child run's params."
     t = prep.times
-    tags = {'tsforge.job': 'cv', 'fold.index': fold.index, 'fold.train_start': fold.train_start, 'fold.train_end': fold.train_end,
-            'fold.test_start': fold.test_start, 'fold.test_end': fold.test_end,
-            'fold.train_start_time': _ts(t[fold.train_start]), 'fold.train_last_time': _ts(t[fold.train_end - 1]),
-            'fold.test_start_time': _ts(t[fold.test_start]), 'fold.test_last_time': _ts(t[fold.test_end - 1])}
-    if fit_fold is not None: tags['fold.fit_fold'] = fit_fold
-    return {k: str(v) for k, v in tags.items()}
+    params = {'fold.index': fold.index, 'fold.train_start': fold.train_start, 'fold.train_end': fold.train_end,
+              'fold.test_start': fold.test_start, 'fold.test_end': fold.test_end,
+              'fold.train_start_time': _ts(t[fold.train_start]), 'fold.train_last_time': _ts(t[fold.train_end - 1]),
+              'fold.test_start_time': _ts(t[fold.test_start]), 'fold.test_last_time': _ts(t[fold.test_end - 1])}
+    if fit_fold is not None: params['fold.fit_fold'] = fit_fold
+    return {k: str(v) for k, v in params.items()}
 
 def backtest(cfg: ExperimentConfig, share: float = VAL_SHARE) -> BacktestResult:
     "Run the tracked cv job for a validated config: a parent MLflow run, one nested run per fold, summary and artifacts."
@@ -268,11 +269,12 @@ def backtest(cfg: ExperimentConfig, share: float = VAL_SHARE) -> BacktestResult:
             for group, get in tasks:
                 try: rs = get()
                 except Exception:
-                    with tracking.start_run(cfg, f'fold-{group[0].index}', nested=True, tags=_fold_tags(prep, group[0])):
+                    with tracking.start_run(cfg, f'fold-{group[0].index}', nested=True, tags={'tsforge.job': 'cv'}):
+                        tracking.log_params(_fold_params(prep, group[0]))
                         raise  # the failing fold's child run ends FAILED, and so does the parent
                 for r in rs:
-                    with tracking.start_run(cfg, f'fold-{r.fold.index}', nested=True,
-                                            tags=_fold_tags(prep, r.fold, r.fit_fold)) as child:
+                    with tracking.start_run(cfg, f'fold-{r.fold.index}', nested=True, tags={'tsforge.job': 'cv'}) as child:
+                        tracking.log_params(_fold_params(prep, r.fold, r.fit_fold))
                         tracking.log_metrics({**{m: r.metrics[m] for m in METRICS}, 'windows': r.metrics['windows'],
                                               'fit_seconds': r.fit_seconds})
                     results.append(r); child_ids.append(child.info.run_id)

@@ -22,8 +22,8 @@ from .models import Forecaster
 
 # %% auto #0
 __all__ = ['PACKAGES', 'tsforge_home', 'tracking_uri', 'configure', 'experiment_id', 'start_run', 'git_commit',
-           'package_versions', 'log_context', 'log_context_data', 'log_metrics', 'log_frame', 'log_figure',
-           'papermill_output_path', 'log_notebook', 'TsforgeModel', 'log_model', 'register', 'set_alias',
+           'package_versions', 'log_context', 'log_context_data', 'log_params', 'log_metrics', 'log_frame',
+           'log_figure', 'papermill_output_path', 'log_notebook', 'TsforgeModel', 'log_model', 'register', 'set_alias',
            'delete_version', 'resolve', 'load_model']
 
 # %% ../nbs/08_tracking.ipynb #08-tracking-004
@@ -91,6 +91,10 @@ def log_context_data(report):
     "Log what loading the data found: checksum tag and `data_report.json`."
     mlflow.set_tag('data.sha256', report.sha256)
     mlflow.log_dict({k: v for k, v in vars(report).items()}, 'data_report.json')
+
+def log_params(params: dict):
+    "Log plain values as params of the active run."
+    mlflow.log_params({k: str(v)[:6000] for k, v in params.items()})
 
 def log_metrics(metrics: dict[str, float], step: int | None = None):
     mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
