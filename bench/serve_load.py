@@ -6,9 +6,8 @@ Needs a registered model (run `make demo` or the train job first). Starts `uvico
 /ready, sends real test-set histories (336 rows each) from a thread pool, and prints requests/s, latency
 percentiles and the server's resident memory, headed by the command. Stops the server at the end.
 """
-import argparse, os, shlex, signal, subprocess, sys, time
+import argparse, os, shlex, sys, time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import psutil
@@ -16,6 +15,7 @@ import requests
 
 from tsforge.config import load_config
 from tsforge.pipeline import prepare
+from tsforge.serve import local_server
 from tsforge.tracking import tracking_uri
 
 
@@ -29,18 +29,8 @@ def main():
     a = ap.parse_args()
     cfg = load_config(a.config)
     uri = a.model or f'models:/{cfg.registry.model_name}@{cfg.registry.alias}'
-    env = {**os.environ, 'TSFORGE_MODEL': uri, 'MLFLOW_TRACKING_URI': tracking_uri()}
-    url = f'http://127.0.0.1:{a.port}'
-    proc = subprocess.Popen([sys.executable, '-m', 'uvicorn', 'tsforge.serve:app', '--host', '127.0.0.1', '--port', str(a.port),
-                             '--log-level', 'warning'], env=env)
-    try:
-        t0 = time.time()
-        while True:
-            try:
-                if requests.get(f'{url}/ready', timeout=2).status_code == 200: break
-            except requests.ConnectionError: pass
-            if proc.poll() is not None or time.time() - t0 > 180: raise SystemExit('server did not become ready')
-            time.sleep(0.3)
+    t0 = time.time()
+    with local_server(uri, a.port, env={'MLFLOW_TRACKING_URI': tracking_uri()}) as (url, proc):
         ready_s = time.time() - t0
         meta = requests.get(f'{url}/metadata').json()
         prep = prepare(load_config(a.config))
@@ -69,10 +59,6 @@ def main():
             rss = psutil.Process(proc.pid).memory_info().rss / 2**20
             print(f'| {c} | {a.requests} | {a.requests / wall:.0f} | {np.percentile(lat, 50):.1f} | {np.percentile(lat, 95):.1f} | '
                   f'{np.percentile(lat, 99):.1f} | {errs} | {rss:.0f} |', flush=True)
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try: proc.wait(20)
-        except subprocess.TimeoutExpired: proc.kill()
 
 
 if __name__ == '__main__':

@@ -2,32 +2,19 @@
 
     python serve/demo_client.py --config etth1 [--port 8765]
 
-This is what `make demo` runs after the train job. It starts `uvicorn tsforge.serve:app` on 127.0.0.1,
-waits for /ready, posts the last `input_length` rows before the first test origin, prints the forecast beside
-the actual values, and stops the server whatever happens.
+This is what `make demo` runs after the train job. It starts `uvicorn tsforge.serve:app` on 127.0.0.1
+(`tsforge.serve.local_server`), waits for /ready, posts the last `input_length` rows before the first test origin,
+prints the forecast beside the actual values, and stops the server whatever happens.
 """
-import argparse, json, os, signal, subprocess, sys, time
-from pathlib import Path
+import argparse, json
 
 import pandas as pd
 import requests
 
 from tsforge.config import load_config
-from tsforge.data import load_frame
 from tsforge.pipeline import prepare
+from tsforge.serve import local_server
 from tsforge.tracking import tracking_uri
-
-
-def wait_ready(url, proc, timeout=180):
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        if proc.poll() is not None: raise SystemExit(f'server exited with code {proc.returncode}')
-        try:
-            r = requests.get(f'{url}/ready', timeout=2)
-            if r.status_code == 200: return r.json()
-        except requests.ConnectionError: pass
-        time.sleep(0.5)
-    raise SystemExit(f'server not ready after {timeout}s: {requests.get(url + "/ready").text}')
 
 
 def main():
@@ -37,13 +24,8 @@ def main():
     a = ap.parse_args()
     cfg = load_config(a.config)
     uri = f'models:/{cfg.registry.model_name}@{cfg.registry.alias}'
-    env = {**os.environ, 'TSFORGE_MODEL': uri, 'MLFLOW_TRACKING_URI': tracking_uri()}
-    url = f'http://127.0.0.1:{a.port}'
     print(f'starting: uvicorn tsforge.serve:app --host 127.0.0.1 --port {a.port}   (TSFORGE_MODEL={uri})', flush=True)
-    proc = subprocess.Popen([sys.executable, '-m', 'uvicorn', 'tsforge.serve:app', '--host', '127.0.0.1',
-                             '--port', str(a.port), '--log-level', 'warning'], env=env)
-    try:
-        wait_ready(url, proc)
+    with local_server(uri, a.port, env={'MLFLOW_TRACKING_URI': tracking_uri()}) as (url, _):
         meta = requests.get(f'{url}/metadata', timeout=10).json()
         print('model:', json.dumps({k: meta[k] for k in ('name', 'version', 'model', 'horizon', 'input_length', 'frequency')}))
         prep = prepare(cfg)
@@ -61,13 +43,8 @@ def main():
         pd.set_option('display.width', 120)
         print(f'{len(fc)}-step forecast:')
         print(fc.to_string())
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try: proc.wait(timeout=20)
-        except subprocess.TimeoutExpired: proc.kill(); proc.wait()
-        print('server stopped')
-    db = tracking_uri()
-    print(f'\nBrowse the runs and the registry:\n  .venv/bin/mlflow ui --backend-store-uri {db} --port 5000   # then open http://127.0.0.1:5000')
+    print('server stopped')
+    print(f'\nBrowse the runs and the registry:\n  .venv/bin/mlflow ui --backend-store-uri {tracking_uri()} --port 5000   # then open http://127.0.0.1:5000')
 
 
 if __name__ == '__main__':

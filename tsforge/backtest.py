@@ -17,7 +17,7 @@ from .split import Fold, rolling_origin_folds, origins
 from .preprocess import WindowState, fit_state, make_windows
 from .metrics import scores
 from .models import make_model
-from .pipeline import Prepared, prepare
+from .pipeline import Prepared, forecast_table, prepare
 
 # %% auto #0
 __all__ = ['VAL_SHARE', 'METRICS', 'validation_rows', 'min_train_rows', 'cv_folds', 'FoldFit', 'fit_fold', 'FoldResult',
@@ -197,15 +197,8 @@ def summarise(table: pd.DataFrame) -> dict[str, float]:
 
 def fold_predictions(prep: Prepared, results: list[FoldResult]) -> pd.DataFrame:
     "Scored forecasts of every fold, one row per (fold, origin, step, series); origin = last observed timestamp, original units."
-    parts = []
-    for r in results:
-        o, (n, H, C) = r.origins, r.pred.shape
-        steps = np.arange(H)
-        parts.append(pd.DataFrame({
-            'fold': r.fold.index, 'origin': np.repeat(prep.times[o - 1], H * C),
-            'target_time': np.repeat(prep.times[o[:, None] + steps[None, :]].ravel(), C),
-            'step': np.tile(np.repeat(steps + 1, C), n), 'series': np.tile(r.state.columns_out, n * H),
-            'y_true': r.state.inverse_transform(r.true).ravel(), 'y_pred': r.state.inverse_transform(r.pred).ravel()}))
+    parts = [forecast_table(prep.times, r.state, r.origins, r.true, r.pred) for r in results]
+    for df, r in zip(parts, results): df.insert(0, 'fold', r.fold.index)
     return pd.concat(parts, ignore_index=True)
 
 def plot_fold_errors(table: pd.DataFrame):

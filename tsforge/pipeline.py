@@ -18,8 +18,8 @@ from .metrics import scores
 from .models import Forecaster, make_model
 
 # %% auto #0
-__all__ = ['mode_columns', 'Prepared', 'prepare', 'Evaluation', 'fit_evaluate', 'predictions_frame', 'plot_forecasts',
-           'TrainResult', 'train']
+__all__ = ['mode_columns', 'Prepared', 'prepare', 'Evaluation', 'fit_evaluate', 'forecast_table', 'predictions_frame',
+           'plot_forecasts', 'TrainResult', 'train']
 
 # %% ../nbs/09_pipeline.ipynb #09-pipeline-004
 def mode_columns(cfg: ExperimentConfig, available: list[str]) -> tuple[list[str], list[str]]:
@@ -81,19 +81,22 @@ def fit_evaluate(cfg: ExperimentConfig, prep: Prepared | None = None) -> Evaluat
     m = {**scores(val.Y, vp, prep.state, 'val_'), **scores(test.Y, tp, prep.state, 'test_'), 'fit_seconds': fit_s}
     return Evaluation(model, m, prep.origins('test'), tp, test.Y, fit_s)
 
-def predictions_frame(prep: Prepared, ev: Evaluation) -> pd.DataFrame:
-    "Test predictions, one row per (origin, step, series): origin = last observed timestamp, original units."
-    st, o = prep.state, ev.test_origins
-    n, H, C = ev.test_pred.shape
+def forecast_table(times: np.ndarray, state: WindowState, origins: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray) -> pd.DataFrame:
+    "Scaled forecasts (n, H, C_out) at `origins` as rows (origin, target_time, step, series, y_true, y_pred) in original units; origin = last observed timestamp."
+    n, H, C = y_pred.shape
     steps = np.arange(H)
     return pd.DataFrame({
-        'origin': np.repeat(prep.times[o - 1], H * C),
-        'target_time': np.repeat(prep.times[o[:, None] + steps[None, :]].ravel(), C),
+        'origin': np.repeat(times[origins - 1], H * C),
+        'target_time': np.repeat(times[origins[:, None] + steps[None, :]].ravel(), C),
         'step': np.tile(np.repeat(steps + 1, C), n),
-        'series': np.tile(st.columns_out, n * H),
-        'y_true': st.inverse_transform(ev.test_true).ravel(),
-        'y_pred': st.inverse_transform(ev.test_pred).ravel(),
+        'series': np.tile(state.columns_out, n * H),
+        'y_true': state.inverse_transform(y_true).ravel(),
+        'y_pred': state.inverse_transform(y_pred).ravel(),
     })
+
+def predictions_frame(prep: Prepared, ev: Evaluation) -> pd.DataFrame:
+    "Test predictions of an evaluation, one row per (origin, step, series)."
+    return forecast_table(prep.times, prep.state, ev.test_origins, ev.test_true, ev.test_pred)
 
 # %% ../nbs/09_pipeline.ipynb #09-pipeline-010
 def plot_forecasts(pred: pd.DataFrame, n: int = 4, series: str | None = None):

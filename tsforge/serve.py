@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_serve.ipynb #10-serve-003
 from __future__ import annotations
-import logging, math, os, threading, time
+import contextlib, logging, os, threading, time
 from typing import Any
 
 import numpy as np
@@ -20,7 +20,7 @@ log = logging.getLogger('tsforge.serve')
 
 # %% auto #0
 __all__ = ['log', 'MAX_BODY_BYTES', 'MAX_ROWS', 'app', 'PredictRequest', 'ModelInfo', 'PredictResponse', 'default_model_uri',
-           'ServedModel', 'BodyLimit', 'create_app', 'ray_app']
+           'ServedModel', 'BodyLimit', 'create_app', 'local_server', 'ray_app']
 
 # %% ../nbs/10_serve.ipynb #10-serve-005
 MAX_BODY_BYTES = int(os.environ.get('TSFORGE_MAX_BODY_BYTES', 8 * 1024 * 1024))
@@ -188,6 +188,29 @@ def _version() -> str:
 app = create_app()
 
 # %% ../nbs/10_serve.ipynb #10-serve-015
+@contextlib.contextmanager
+def local_server(model_uri: str, port: int = 8000, env: dict | None = None, timeout: float = 180):
+    "Serve `model_uri` with uvicorn on 127.0.0.1:`port` in a child process; yields (base URL, process) once ready."
+    import signal, subprocess, sys, urllib.request, urllib.error
+    url = f'http://127.0.0.1:{port}'
+    proc = subprocess.Popen([sys.executable, '-m', 'uvicorn', 'tsforge.serve:app', '--host', '127.0.0.1', '--port', str(port),
+                             '--log-level', 'warning'], env={**os.environ, **(env or {}), 'TSFORGE_MODEL': model_uri})
+    try:
+        t0 = time.time()
+        while True:
+            if proc.poll() is not None: raise RuntimeError(f'uvicorn exited with code {proc.returncode}')
+            try:
+                with urllib.request.urlopen(f'{url}/ready', timeout=2): break
+            except (urllib.error.URLError, ConnectionError, TimeoutError): pass
+            if time.time() - t0 > timeout: raise TimeoutError(f'{url} not ready after {timeout}s')
+            time.sleep(0.3)
+        yield url, proc
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try: proc.wait(timeout=20)
+        except subprocess.TimeoutExpired: proc.kill(); proc.wait()
+
+# %% ../nbs/10_serve.ipynb #10-serve-017
 def ray_app(args: dict | None = None):
     "Ray Serve application builder. args: `model` (URI), `num_replicas` (1), `num_cpus` per replica (1), `tracking_uri`."
     from ray import serve
