@@ -127,3 +127,66 @@ def test_expected_sha256_of_user_file(tmp_path):
     with pytest.raises(DataError, match='data.sha256 expects'):
         load_frame(cfg(p, sha256='0' * 64))
     load_frame(cfg(p, sha256=file_sha256(p)))
+
+
+def _tz_file(tmp_path, stamps, name='tz.csv'):
+    p = tmp_path / name
+    pd.DataFrame({'ts': stamps, 'y': np.arange(len(stamps), dtype=float)}).to_csv(p, index=False)
+    return p
+
+
+# a daylight-saving change in Paris: 01:00+01:00 ... then +02:00 from 03:00 local (= 01:00 UTC)
+DST = ['2021-03-28 00:00:00+01:00', '2021-03-28 01:00:00+01:00', '2021-03-28 03:00:00+02:00',
+       '2021-03-28 04:00:00+02:00', '2021-03-28 05:00:00+02:00']
+
+
+def test_mixed_offsets_are_a_data_error_naming_file_and_rows(tmp_path):
+    p = _tz_file(tmp_path, DST)
+    with pytest.raises(DataError) as e: load_frame(DataConfig(path=str(p), time_col='ts', target='y'))
+    msg = str(e.value)
+    assert msg.startswith(f'{p}: ts: timestamps with different UTC offsets')
+    assert '+01:00: 2 row(s), first row 0 (2021-03-28 00:00:00+01:00)' in msg
+    assert '+02:00: 3 row(s), first row 2 (2021-03-28 03:00:00+02:00)' in msg and 'set data.tz' in msg
+
+
+def test_mixed_offsets_converted_with_data_tz(tmp_path):
+    p = _tz_file(tmp_path, DST)
+    df, rep = load_frame(DataConfig(path=str(p), time_col='ts', target='y', tz='UTC'))
+    assert str(df.ts.dt.tz) == 'UTC' and rep.freq == 'h' and len(df) == 5 and not rep.issues
+    assert df.ts.iloc[0] == pd.Timestamp('2021-03-27 23:00', tz='UTC')
+    df, rep = load_frame(DataConfig(path=str(p), time_col='ts', target='y', tz='Europe/Paris'))
+    assert str(df.ts.iloc[2]) == '2021-03-28 03:00:00+02:00' and len(df) == 5
+
+
+def test_uniform_offset_is_kept_or_converted_never_dropped(tmp_path):
+    p = _tz_file(tmp_path, [f'2020-01-01 0{i}:00:00+05:30' for i in range(6)])
+    df, rep = load_frame(DataConfig(path=str(p), time_col='ts', target='y'))
+    assert df.ts.dt.tz is not None and str(df.ts.iloc[0]) == '2020-01-01 00:00:00+05:30'
+    assert rep.start == '2020-01-01 00:00:00+05:30'
+    df, _ = load_frame(DataConfig(path=str(p), time_col='ts', target='y', tz='UTC'))
+    assert str(df.ts.iloc[0]) == '2019-12-31 18:30:00+00:00'
+
+
+def test_offsets_beside_naive_timestamps(tmp_path):
+    p = _tz_file(tmp_path, ['2020-01-01 00:00:00', '2020-01-01 01:00:00+01:00', '2020-01-01 02:00:00+01:00'])
+    for tz in (None, 'UTC'):
+        with pytest.raises(DataError, match=r'no offset: 1 row\(s\), first row 0 .*write every timestamp with its offset'):
+            load_frame(DataConfig(path=str(p), time_col='ts', target='y', tz=tz))
+
+
+def test_naive_timestamps_localised_to_data_tz(tmp_path):
+    p = _tz_file(tmp_path, [f'2020-01-01 0{i}:00:00' for i in range(4)])
+    df, _ = load_frame(DataConfig(path=str(p), time_col='ts', target='y', tz='Europe/Paris'))
+    assert str(df.ts.iloc[0]) == '2020-01-01 00:00:00+01:00'
+
+
+def test_unknown_time_zone_is_a_config_error():
+    with pytest.raises(ValueError, match="data.tz|unknown time zone 'Mars/Olympus'"):
+        DataConfig(dataset='ETTh1', tz='Mars/Olympus')
+
+
+@pytest.mark.parametrize('text', ['ts,y\n2020-01-01,1\n', '', 'ts,y\n', 'ts;y\n2020-01-01;1\n2020-01-02;2\n'])
+def test_every_read_failure_names_the_file(tmp_path, text):
+    p = tmp_path / 'short.csv'; p.write_text(text)
+    with pytest.raises(DataError) as e: load_frame(DataConfig(path=str(p), time_col='ts', target='y'))
+    assert str(e.value).startswith(f'{p}: '), str(e.value)

@@ -253,11 +253,13 @@ def backtest(cfg: ExperimentConfig, share: float = VAL_SHARE) -> BacktestResult:
     h = cfg.cv.horizon or cfg.horizon
     run_name = f'cv-{cfg.name}-{cfg.model}-{cfg.mode}-h{cfg.horizon}-{cfg.cv.n_windows}x{h}'
     with tracking.start_run(cfg, run_name, tags={'tsforge.job': 'cv'}) as run:
+        tracking.checkpoint('loading')
         tracking.log_context(cfg)
         prep = prepare(cfg)
         tracking.log_context_data(prep.report)
         groups = refit_groups(cv_folds(cfg, prep.borders.test_end, share), cfg.cv.refit_every)
         results, child_ids = [], []
+        tracking.checkpoint('fitting')
         with contextlib.closing(_group_tasks(cfg, prep, groups, share)) as tasks:
             for group, get in tasks:
                 try: rs = get()
@@ -268,9 +270,11 @@ def backtest(cfg: ExperimentConfig, share: float = VAL_SHARE) -> BacktestResult:
                 for r in rs:
                     with tracking.start_run(cfg, f'fold-{r.fold.index}', nested=True, tags={'tsforge.job': 'cv'}) as child:
                         tracking.log_params(_fold_params(prep, r.fold, r.fit_fold))
+                        tracking.checkpoint('fold')
                         tracking.log_metrics({**{m: r.metrics[m] for m in METRICS}, 'windows': r.metrics['windows'],
                                               'fit_seconds': r.fit_seconds})
                     results.append(r); child_ids.append(child.info.run_id)
+        tracking.checkpoint('logging')
         table = pd.DataFrame([fold_row(prep, r) for r in results])
         table.insert(len(table.columns), 'run_id', child_ids)
         summary = summarise(table)

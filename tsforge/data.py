@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_data.ipynb #01-data-002
 from __future__ import annotations
-import hashlib, os, shutil, tempfile, urllib.request
+import hashlib, os, shutil, tempfile, urllib.request, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +16,7 @@ from .config import DataConfig
 
 # %% auto #0
 __all__ = ['ETT_BASE_URL', 'ETT_SHA256', 'DataError', 'file_sha256', 'cache_dir', 'download', 'ett_path', 'DataReport',
-           'infer_freq', 'load_frame']
+           'infer_freq', 'parse_times', 'load_frame']
 
 # %% ../nbs/01_data.ipynb #01-data-003
 class DataError(ValueError):
@@ -115,10 +115,62 @@ def _offset(freq: str):
     try: return to_offset(freq)
     except ValueError: raise DataError(f'data.freq: {freq!r} is not a pandas frequency alias (e.g. h, 15min, D)') from None
 
+# %% ../nbs/01_data.ipynb #94909034
+def _offset_label(s) -> str:
+    "The UTC offset written in one timestamp string ('none' when it has no offset), or 'unparseable'."
+    try: off = pd.Timestamp(s).utcoffset()
+    except (ValueError, TypeError): return 'unparseable'
+    if off is None: return 'none'
+    sign, off = ('-', -off) if off < pd.Timedelta(0) else ('+', off)
+    h, m = divmod(int(off.total_seconds()) // 60, 60)
+    return f'{sign}{h:02d}:{m:02d}'
+
+def _offset_groups(col: pd.Series) -> str:
+    "Which rows carry which UTC offset, for an error message: count, first rows and values per offset."
+    labels = col.astype(str).map(_offset_label)
+    parts = []
+    for lab, rows in labels.groupby(labels, sort=False).groups.items():
+        if lab == 'unparseable': continue
+        first = ', '.join(f'row {r} ({col.loc[r]})' for r in list(rows)[:2])
+        parts.append(f'{"no offset" if lab == "none" else lab}: {len(rows)} row(s), first {first}')
+    return '; '.join(parts)
+
+def parse_times(col: pd.Series, tz: str | None = None) -> pd.Series:
+    """Timestamps of a time column. Offsets are never dropped: one uniform offset is kept (or converted to `tz`);
+    different offsets (a daylight-saving change, files joined from two sources) need `tz`, and are then converted
+    to it; naive timestamps are localised to `tz`. Otherwise one `DataError` says which rows carry which offset.
+    Unparseable values come back as NaT (the caller reports them)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            times = pd.to_datetime(col, errors='coerce', format='mixed')
+    except (ValueError, TypeError):  # pandas refuses different offsets (or offsets beside naive timestamps)
+        groups = _offset_groups(col)
+        if tz is None or 'no offset' in groups:
+            fix = ('set data.tz (e.g. data.tz=UTC) to convert them to one time zone' if 'no offset' not in groups else
+                   'write every timestamp with its offset, or none of them')
+            raise DataError(f'{col.name}: timestamps with different UTC offsets ({groups}); {fix}') from None
+        times = pd.to_datetime(col, errors='coerce', format='mixed', utc=True)
+    if tz is None: return times
+    if times.dt.tz is not None: return times.dt.tz_convert(tz)
+    try: return times.dt.tz_localize(tz, ambiguous='raise', nonexistent='raise')
+    except (ValueError, TypeError) as e:  # pytz/zoneinfo errors for ambiguous or nonexistent local times
+        raise DataError(f'{col.name}: cannot place the naive timestamps in time zone {tz}: {e} (a daylight-saving '
+                        f'change; write the timestamps with their UTC offsets)') from None
+
 # %% ../nbs/01_data.ipynb #01-data-009
 def load_frame(data: DataConfig) -> tuple[pd.DataFrame, DataReport]:
-    "Read, check and (if allowed) repair the file `data` describes; return the frame and a `DataReport`."
+    """Read, check and (if allowed) repair the file `data` describes; return the frame and a `DataReport`. Any
+    failure is one `DataError` naming the file."""
     path = ett_path(data.dataset) if data.dataset else Path(data.path)
+    try: return _load_frame(data, path)
+    except DataError as e:
+        if str(e).startswith(str(path)): raise
+        raise DataError(f'{path}: {e}') from None
+    except Exception as e:  # whatever else pandas raises on a malformed file
+        raise DataError(f'{path}: {type(e).__name__}: {e}') from None
+
+def _load_frame(data: DataConfig, path: Path) -> tuple[pd.DataFrame, DataReport]:
     raw = _read(path)
     sha = file_sha256(path)
     if data.sha256 and sha != data.sha256:
@@ -132,7 +184,7 @@ def load_frame(data: DataConfig) -> tuple[pd.DataFrame, DataReport]:
     if missing: raise DataError(f'{path}: column(s) {missing} not found; columns are: {", ".join(map(str, raw.columns))}')
     if raw.empty: raise DataError(f'{path}: no rows')
 
-    times = pd.to_datetime(raw[tc], errors='coerce', format='mixed')
+    times = parse_times(raw[tc], data.tz)
     if (bad := times.isna()).any():
         fatal.append(f'{tc}: {bad.sum()} unparseable timestamp(s), first: {_first(raw.loc[bad, tc])}')
     df = pd.DataFrame({tc: times})

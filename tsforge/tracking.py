@@ -166,8 +166,10 @@ def experiment_id(name: str) -> str:
     raise StoreError(f'could not create experiment {name!r} in {uri}')
 
 def checkpoint(phase: str):
-    "A phase boundary of a job. With `TSFORGE_KILL_AT=<phase>` the process SIGKILLs itself here (crash tests)."
-    if os.environ.get('TSFORGE_KILL_AT') == phase: os.kill(os.getpid(), signal.SIGKILL)
+    """A phase boundary of a job. With `TSFORGE_KILL_AT=<phase>` the process SIGKILLs itself here; `<phase>:TERM` or
+    `<phase>:INT` sends SIGTERM or SIGINT instead (the crash tests use these)."""
+    at, _, sig = os.environ.get('TSFORGE_KILL_AT', '').partition(':')
+    if at == phase: os.kill(os.getpid(), getattr(signal, f'SIG{sig or "KILL"}'))
 
 # %% ../nbs/08_tracking.ipynb #3dfcc663
 HEARTBEAT_TAG = 'tsforge.heartbeat'
