@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from mlflow import MlflowClient
 
-from conftest import ROOT
+from conftest import BIN, ROOT
 
 SMALL = ['input_length=48', 'horizon=24']
 TRAIN = ("import sys; from tsforge.config import load_config; from tsforge.pipeline import train\n"
@@ -217,3 +217,30 @@ def test_reconcile_command_uses_heartbeats_for_other_hosts(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert c.get_run(legacy).info.status == 'FAILED' and c.get_run(alive).info.status == 'RUNNING'
     c.set_terminated(alive, 'FINISHED')
+
+
+def test_papermill_job_sigterm_ends_run_killed_with_notebook(tmp_path):
+    """SIGTERM to a papermill train job (what a scheduler sends): papermill dies and its kernel exits at once, but
+    the run still ends KILLED with the notebook executed so far. The kernel pauses in the fitting phase so the
+    signal arrives while the run is open."""
+    import psutil
+    out = tmp_path / 'out.ipynb'
+    env = {**os.environ, 'TSFORGE_HOME': str(tmp_path), 'PYTHONPATH': str(ROOT), 'TSFORGE_KILL_AT': 'fitting:PAUSE'}
+    p = subprocess.Popen([str(BIN / 'papermill'), str(ROOT / 'nbs' / 'train.ipynb'), str(out), '-p', 'config', 'etth1',
+                          '-y', 'overrides: [model=naive, input_length=48, horizon=24]'], env=env, cwd=ROOT,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        c, t0 = None, time.time()
+        while time.time() - t0 < 300:                              # until the run exists and has its data logged
+            if (tmp_path / 'mlflow.db').exists():
+                c = client(tmp_path)
+                if [r for r in all_runs(c) if 'data.sha256' in r.data.tags]: break
+            time.sleep(0.2)
+        kernels = psutil.Process(p.pid).children()
+        p.terminate(); p.wait(timeout=60)
+        psutil.wait_procs(kernels, timeout=60)                    # the kernel exits once its parent is gone
+        [r] = all_runs(c)
+        assert r.info.status == 'KILLED' and 'papermill or Jupyter' in r.data.tags['tsforge.killed']
+        assert [a.path for a in c.list_artifacts(r.info.run_id, 'notebook')] == ['notebook/out.ipynb']
+    finally:
+        if p.poll() is None: p.kill()

@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_tracking.ipynb #08-tracking-002
 from __future__ import annotations
-import contextlib, functools, json, logging, os, signal, socket, subprocess, sys, tempfile, threading, time, warnings
+import atexit, contextlib, functools, json, logging, os, signal, socket, subprocess, sys, tempfile, threading, time, warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
@@ -166,10 +166,12 @@ def experiment_id(name: str) -> str:
     raise StoreError(f'could not create experiment {name!r} in {uri}')
 
 def checkpoint(phase: str):
-    """A phase boundary of a job. With `TSFORGE_KILL_AT=<phase>` the process SIGKILLs itself here; `<phase>:TERM` or
-    `<phase>:INT` sends SIGTERM or SIGINT instead (the crash tests use these)."""
+    """A phase boundary of a job. With `TSFORGE_KILL_AT=<phase>` the process SIGKILLs itself here; `<phase>:TERM`,
+    `<phase>:INT` or `<phase>:STOP` send that signal instead, and `<phase>:PAUSE` sleeps for an hour (crash tests)."""
     at, _, sig = os.environ.get('TSFORGE_KILL_AT', '').partition(':')
-    if at == phase: os.kill(os.getpid(), getattr(signal, f'SIG{sig or "KILL"}'))
+    if at != phase: return
+    if sig == 'PAUSE': time.sleep(3600)
+    else: os.kill(os.getpid(), getattr(signal, f'SIG{sig or "KILL"}'))
 
 # %% ../nbs/08_tracking.ipynb #3dfcc663
 HEARTBEAT_TAG = 'tsforge.heartbeat'
@@ -184,33 +186,66 @@ def heartbeat_grace() -> float:
 
 def _now() -> str: return datetime.now(timezone.utc).isoformat(timespec='milliseconds')
 
+def _pid_namespace() -> str:
+    "The pid namespace of this process (containers sharing a host name may not share pids)."
+    try: return os.readlink('/proc/self/ns/pid')
+    except OSError: return ''
+
 def process_tags() -> dict[str, str]:
-    "Where this job runs: host, pid, the process's start time, the job's start and a first heartbeat."
+    "Where this job runs: host, pid (and its namespace), the process's start time, the job's start, a heartbeat."
     import psutil
-    return {'tsforge.host': socket.gethostname(), 'tsforge.pid': str(os.getpid()),
+    return {'tsforge.host': socket.gethostname(), 'tsforge.pid': str(os.getpid()), 'tsforge.pidns': _pid_namespace(),
             'tsforge.pid_start': repr(psutil.Process().create_time()), 'tsforge.started': _now(), HEARTBEAT_TAG: _now()}
 
 class _Heartbeat:
-    "One daemon thread per process refreshing the heartbeat tag of every open run of this process."
-    def __init__(self): self.runs, self.lock, self.thread = {}, threading.Lock(), None
+    """Per process: a daemon thread refreshing the heartbeat tag of every open run of this process. In a Jupyter
+    kernel (papermill's too) a second one ends the open runs KILLED as soon as the kernel's parent process exits
+    (on SIGTERM papermill dies, and ipykernel then exits at once, running no cleanup); at interpreter exit any run
+    still open ends KILLED."""
+    def __init__(self): self.runs, self.clients, self.lock, self.started = {}, {}, threading.Lock(), False
 
-    def add(self, run_id: str, uri: str):
+    def add(self, run_id: str, uri: str, notebook: str | None = None):
         with self.lock:
-            self.runs[run_id] = uri
-            if self.thread is None or not self.thread.is_alive():
-                self.thread = threading.Thread(target=self._loop, name='tsforge-heartbeat', daemon=True)
-                self.thread.start()
+            self.runs[run_id] = (uri, notebook)
+            if uri not in self.clients: self.clients[uri] = MlflowClient(uri, uri)  # ready before it is needed
+            if self.started: return
+            self.started = True
+            threading.Thread(target=self._beat, name='tsforge-heartbeat', daemon=True).start()
+            if os.environ.get('JPY_PARENT_PID'):
+                threading.Thread(target=self._watch_parent, args=(os.getppid(),), name='tsforge-parent-watch',
+                                 daemon=True).start()
+            atexit.register(self.close_all, 'the process exited with the run open')
 
     def remove(self, run_id: str):
         with self.lock: self.runs.pop(run_id, None)
 
-    def _loop(self):
+    def _beat(self):
         while True:
             time.sleep(heartbeat_seconds())
             with self.lock: runs = dict(self.runs)
-            for run_id, uri in runs.items():
-                try: MlflowClient(uri, uri).set_tag(run_id, HEARTBEAT_TAG, _now())
+            for run_id, (uri, _) in runs.items():
+                try: self.clients[uri].set_tag(run_id, HEARTBEAT_TAG, _now())
                 except Exception: pass  # a busy store: the next beat tries again
+
+    def _watch_parent(self, parent: int):
+        "Wait for the parent to exit (a pidfd wakes at once; polling where there is none), then close the runs."
+        import select
+        try:
+            fd = os.pidfd_open(parent)
+            if os.getppid() == parent: select.select([fd], [], [])
+        except (AttributeError, OSError):
+            while os.getppid() == parent: time.sleep(0.05)
+        self.close_all(f"the kernel's parent process {parent} (papermill or Jupyter) exited")
+
+    def close_all(self, reason: str):
+        "End every open run of this process KILLED with `reason` (its notebook logged when known)."
+        with self.lock: runs, self.runs = dict(self.runs), {}
+        for run_id, (uri, notebook) in runs.items():
+            client = self.clients[uri]
+            with contextlib.suppress(Exception):
+                client.set_terminated(run_id, 'KILLED')
+                client.set_tag(run_id, 'tsforge.killed', reason)
+                if notebook and Path(notebook).is_file(): client.log_artifact(run_id, notebook, 'notebook')
 
 _HEARTBEAT = _Heartbeat()
 
@@ -242,7 +277,7 @@ def start_run(cfg: ExperimentConfig, run_name: str | None = None, nested: bool =
     run = mlflow.start_run(experiment_id=exp, run_name=run_name, nested=nested, parent_run_id=parent_run_id,
                            tags={'tsforge.config': cfg.name, 'tsforge.model': cfg.model, **process_tags(), **(tags or {})})
     run_id, status = run.info.run_id, 'FAILED'
-    _HEARTBEAT.add(run_id, mlflow.get_tracking_uri())
+    _HEARTBEAT.add(run_id, mlflow.get_tracking_uri(), papermill_output_path() if top else None)
     try:
         with _sigterm_raises():
             yield run
@@ -288,7 +323,8 @@ def dead_reason(run, grace: float | None = None, untagged_after: float | None = 
         if untagged_after is not None and age > untagged_after:
             return f'no heartbeat recorded and started {age:.0f} s ago (more than {untagged_after:.0f} s)'
         return None
-    if tags.get('tsforge.host') == socket.gethostname() and 'tsforge.pid' in tags:
+    same_host = tags.get('tsforge.host') == socket.gethostname() and tags.get('tsforge.pidns', '') == _pid_namespace()
+    if same_host and 'tsforge.pid' in tags:
         if why := _process_gone(tags): return why
     age = _seconds_since(tags[HEARTBEAT_TAG])
     if age > grace: return f'last heartbeat {age:.0f} s ago (grace {grace:.0f} s), from {tags.get("tsforge.host")}'
