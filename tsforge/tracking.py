@@ -110,7 +110,7 @@ def init_store(db: Path) -> Path:
     db.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(db) + '.lock'):
         for stale in db.parent.glob(f'.{db.name}.init-*'): stale.unlink(missing_ok=True)  # left by a killed init
-        if not db.exists():
+        if not db.exists() or db.stat().st_size == 0:  # none yet (an empty file is none either)
             tmp = db.with_name(f'.{db.name}.init-{os.getpid()}')
             from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
             turi = f'sqlite:///{tmp}'
