@@ -20,7 +20,7 @@ CV = ("import sys; from tsforge.config import load_config; from tsforge.backtest
 
 def start(home, code, overrides, kill_at=None, env=None):
     e = {**os.environ, 'TSFORGE_HOME': str(home), 'PYTHONPATH': str(ROOT), **(env or {})}
-    e.pop('TSFORGE_KILL_AT', None)
+    e.pop('TSFORGE_KILL_AT', None); e.pop('MLFLOW_TRACKING_URI', None)
     if kill_at: e['TSFORGE_KILL_AT'] = kill_at
     return subprocess.Popen([sys.executable, '-c', code, *overrides], env=e, cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)

@@ -45,7 +45,8 @@ class DataConfig(_Strict):
         if v is None: return v
         import pandas as pd
         try: pd.Timestamp('2020-01-01', tz=v)
-        except Exception: raise ValueError(f'unknown time zone {v!r}; use an IANA name such as UTC or Europe/Paris') from None
+        except Exception:
+            raise ValueError(f'unknown time zone {v!r}; use an IANA name such as UTC or Europe/Paris') from None
         return v
 
     @field_validator('target', 'columns', mode='before')

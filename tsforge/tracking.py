@@ -69,7 +69,8 @@ class StoreError(RuntimeError):
     "The tracking store is missing or unusable; the message names the store and says what to do."
 
 def store_exists(uri: str | None = None) -> bool:
-    "Whether the store at `uri` (default `tracking_uri()`) exists. Read-only: looking never creates a store. Servers and other databases are taken to exist."
+    """Whether the store at `uri` (default `tracking_uri()`) exists. Read-only: looking never creates a store.
+    Servers and other databases are taken to exist."""
     uri = uri or tracking_uri()
     db = sqlite_path(uri)
     return db is None or (db.is_file() and db.stat().st_size > 0)
@@ -85,7 +86,8 @@ def _schema_problem(db: Path) -> str | None:
     try:
         with contextlib.closing(sqlite3.connect(f'file:{db}?mode=ro', uri=True, timeout=30)) as con:
             tables = {r[0] for r in con.execute("select name from sqlite_master where type='table'")}
-            rev = con.execute('select version_num from alembic_version').fetchall() if 'alembic_version' in tables else []
+            has_rev = 'alembic_version' in tables
+            rev = con.execute('select version_num from alembic_version').fetchall() if has_rev else []
             runs = con.execute('select count(*) from runs').fetchone()[0] if 'runs' in tables else 0
     except sqlite3.DatabaseError as e: return f'it cannot be read as SQLite ({e})'
     from mlflow.store.db.base_sql_model import Base
@@ -120,8 +122,11 @@ def init_store(db: Path) -> Path:
                     SqlAlchemyStore(turi, (db.parent / 'artifacts').as_uri())  # tables, migrations, default experiment
             finally:
                 if engine := SqlAlchemyStore._engine_map.pop(turi, None): engine.dispose()
+            with open(tmp, 'rb+') as f: os.fsync(f.fileno())  # on disk before it gets its name
             checkpoint('store_init')
             os.replace(tmp, db)
+            with contextlib.suppress(OSError):
+                fd = os.open(db.parent, os.O_RDONLY); os.fsync(fd); os.close(fd)
         elif problem := _schema_problem(db):
             raise StoreError(f'tracking store {db}: {problem}')
     _checked.add(db)
@@ -149,9 +154,11 @@ def configure(create: bool = True) -> str:
         elif not store_exists(uri):
             raise StoreError(f'no tracking store at {uri} (nothing has been logged there yet; '
                              f'set TSFORGE_HOME or MLFLOW_TRACKING_URI to the store your jobs use)')
+    exported = {k: os.environ.get(k) for k in ('MLFLOW_TRACKING_URI', 'MLFLOW_REGISTRY_URI')}
     mlflow.set_tracking_uri(uri); mlflow.set_registry_uri(uri)
+    for k, v in exported.items():  # MLflow exports the URI to the environment; keep it derived from TSFORGE_HOME
+        if v is None: os.environ.pop(k, None)
     return uri
-
 def experiment_id(name: str) -> str:
     "Id of MLflow experiment `name`, created if needed (local stores get an explicit artifact folder)."
     uri, client = configure(), MlflowClient()
@@ -579,7 +586,8 @@ def _decide(client, name, alias, version, run, metric, policy) -> Promotion:
     if policy == 'always':
         p.promoted, p.reason = True, 'registry.promote=always'; return p
     if p.champion is None:
-        p.reason = f'not comparable: the run of v{cur} has no metric {metric!r} (set registry.promote=always to replace it)'
+        p.reason = (f'not comparable: the run of v{cur} has no metric {metric!r} '
+                    f'(set registry.promote=always to replace it)')
         return p
     mine, theirs = _test_part(run), _test_part(champ)
     if mine is None or theirs is None:
