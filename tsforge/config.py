@@ -38,6 +38,16 @@ class DataConfig(_Strict):
     freq: str | None = None         # pandas frequency alias; None: inferred from the timestamps
     on_issue: Literal['fail', 'fill'] = 'fail'
     sha256: str | None = None       # expected checksum of `path`
+    tz: str | None = None           # time zone (e.g. UTC, Europe/Paris) to convert timestamps to; None: keep as read
+
+    @field_validator('tz')
+    @classmethod
+    def _known_tz(cls, v):
+        if v is None: return v
+        import pandas as pd
+        try: pd.Timestamp('2020-01-01', tz=v)
+        except Exception: raise ValueError(f'unknown time zone {v!r}; use an IANA name such as UTC or Europe/Paris') from None
+        return v
 
     @field_validator('target', 'columns', mode='before')
     @classmethod
@@ -90,9 +100,12 @@ class TrackingConfig(_Strict):
     experiment: str = 'tsforge'
 
 class RegistryConfig(_Strict):
+    "Where the trained model is registered, and when the alias moves to it."
     model_name: str
     alias: str = 'champion'
     enabled: bool = True  # register the model at all
+    promote: Literal['always', 'if_better'] = 'if_better'  # if_better: only when `metric` beats the alias's version
+    metric: str = 'test_mse'  # run metric the promotion gate compares (lower is better)
 
 # %% ../nbs/00_config.ipynb #tune-code-1
 class Distribution(_Strict):

@@ -19,7 +19,7 @@ from .models import Forecaster, make_model
 
 # %% auto #0
 __all__ = ['mode_columns', 'Prepared', 'prepare', 'Evaluation', 'fit_evaluate', 'forecast_table', 'predictions_frame',
-           'plot_forecasts', 'TrainResult', 'train']
+           'plot_forecasts', 'TrainResult', 'test_part', 'train']
 
 # %% ../nbs/09_pipeline.ipynb #09-pipeline-004
 def mode_columns(cfg: ExperimentConfig, available: list[str]) -> tuple[list[str], list[str]]:
@@ -127,6 +127,20 @@ class TrainResult:
     prep: Prepared
     evaluation: Evaluation
     figure: object = None
+    promotion: object = None    # `tracking.Promotion`: the gate's decision, both figures and why (None: not registered)
+
+    @property
+    def promoted(self) -> bool:
+        "Whether the alias moved to this version."
+        return bool(self.promotion and self.promotion.promoted)
+
+    @property
+    def candidate_metric(self) -> float | None: return self.promotion.candidate if self.promotion else None
+
+    @property
+    def champion_metric(self) -> float | None:
+        "The metric of the version that held the alias before this job (None: no such version)."
+        return self.promotion.champion if self.promotion else None
 
     def metrics_table(self) -> pd.DataFrame:
         "Validation and test metrics side by side."
@@ -134,24 +148,43 @@ class TrainResult:
         return pd.DataFrame(rows).T
 
 # %% ../nbs/09_pipeline.ipynb #09-pipeline-011
-def train(cfg: ExperimentConfig) -> TrainResult:
-    "Run the tracked train job for a validated config: fit, score, log, register, then set the alias."
+def test_part(prep: Prepared) -> dict:
+    "What the test scores were computed on: two runs are comparable only if these agree (the promotion gate)."
+    b, st, t = prep.borders, prep.state, prep.times
+    o = prep.origins('test')
+    return {'data_sha256': prep.report.sha256, 'rows': int(len(prep.frame)), 'test_start': int(b.val_end),
+            'test_end': int(b.test_end), 'test_first_time': str(t[b.val_end]), 'test_last_time': str(t[b.test_end - 1]),
+            'horizon': int(st.horizon), 'mode': prep.cfg.mode, 'columns': list(st.columns_out), 'windows': int(len(o))}
+
+def train(cfg: ExperimentConfig, nested: bool = False, parent_run_id: str | None = None) -> TrainResult:
+    """Run the tracked train job for a validated config: fit, score and log in one run, which ends FINISHED; then
+    register the model and let the promotion gate decide whether the alias moves. `nested` / `parent_run_id` make
+    the run a child of the active run / of that run."""
     from tsforge import tracking
+    import matplotlib.pyplot as plt
     run_name = f'train-{cfg.name}-{cfg.model}-{cfg.mode}-h{cfg.horizon}'
-    version = None
-    with tracking.start_run(cfg, run_name, tags={'tsforge.job': 'train'}) as run:
+    with tracking.start_run(cfg, run_name, nested=nested, parent_run_id=parent_run_id,
+                            tags={'tsforge.job': 'train'}) as run:
+        tracking.checkpoint('loading')
         tracking.log_context(cfg)
         prep = prepare(cfg)
         tracking.log_context_data(prep.report)
+        tracking.log_test_part(test_part(prep))
+        tracking.checkpoint('fitting')
         ev = fit_evaluate(cfg, prep)
+        tracking.checkpoint('logging')
         tracking.log_metrics(ev.metrics)
         pred = predictions_frame(prep, ev)
         tracking.log_frame(pred, 'predictions.parquet')
         fig = plot_forecasts(pred)
         tracking.log_figure(fig, 'forecast.png')
-        import matplotlib.pyplot as plt; plt.close(fig)  # shown by the job notebook, not where it is made
+        plt.close(fig)  # shown by the job notebook, not where it is made
         info = tracking.log_model(ev.model, cfg, prep.frame.iloc[:prep.borders.train_end])
-        if cfg.registry.enabled:
-            version = tracking.register(info.model_uri, cfg.registry.model_name, run.info.run_id)
-    if version: tracking.set_alias(cfg.registry.model_name, cfg.registry.alias, version)
-    return TrainResult(run.info.run_id, info.model_uri, version, ev.metrics, pred, prep, ev, fig)
+    tracking.checkpoint('finished')        # the run is FINISHED: from here on a crash leaves it, unregistered
+    version = promotion = None
+    if cfg.registry.enabled:
+        r = cfg.registry
+        version = tracking.register(info.model_uri, r.model_name, run.info.run_id)
+        tracking.checkpoint('registered')
+        promotion = tracking.promote(r.model_name, version, r.alias, r.metric, r.promote)
+    return TrainResult(run.info.run_id, info.model_uri, version, ev.metrics, pred, prep, ev, fig, promotion)

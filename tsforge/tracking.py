@@ -4,13 +4,16 @@
 
 # %% ../nbs/08_tracking.ipynb #08-tracking-002
 from __future__ import annotations
-import contextlib, json, logging, os, subprocess, sys, tempfile, time, warnings
+import contextlib, functools, json, logging, os, signal, socket, subprocess, sys, tempfile, threading, time, warnings
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import yaml
+from filelock import FileLock
 
 import mlflow
 from mlflow import MlflowClient
@@ -21,45 +24,309 @@ from .preprocess import RequestError, WindowState, future_times, request_windows
 from .models import Forecaster
 
 # %% auto #0
-__all__ = ['PACKAGES', 'tsforge_home', 'tracking_uri', 'configure', 'experiment_id', 'start_run', 'git_commit',
-           'package_versions', 'log_context', 'log_context_data', 'log_params', 'log_metrics', 'log_frame',
-           'log_figure', 'set_tags', 'log_text', 'record_run', 'papermill_output_path', 'log_notebook', 'TsforgeModel',
-           'log_model', 'register', 'set_alias', 'delete_version', 'resolve', 'load_model']
+__all__ = ['HEARTBEAT_TAG', 'PACKAGES', 'TEST_PART_TAG', 'project_root', 'tsforge_home', 'tracking_uri', 'sqlite_path',
+           'optuna_storage_url', 'StoreError', 'store_exists', 'init_store', 'configure', 'experiment_id', 'checkpoint',
+           'heartbeat_seconds', 'heartbeat_grace', 'process_tags', 'JobKilled', 'start_run', 'dead_reason', 'reconcile',
+           'main', 'git_commit', 'package_versions', 'log_context', 'log_context_data', 'log_params', 'log_metrics',
+           'log_frame', 'log_figure', 'set_tags', 'log_text', 'record_run', 'papermill_output_path', 'log_notebook',
+           'TsforgeModel', 'log_model', 'register', 'set_alias', 'delete_version', 'resolve', 'load_model',
+           'log_test_part', 'Promotion', 'promote']
 
 # %% ../nbs/08_tracking.ipynb #08-tracking-004
-def tsforge_home() -> Path: return Path(os.environ.get('TSFORGE_HOME', 'mlruns')).resolve()
+def project_root(start: str | os.PathLike | None = None) -> Path:
+    """The project a path belongs to: the nearest folder at or above `start` (default: the working directory) holding
+    `settings.ini` or `experiments/`; else the project tsforge itself was installed from; else the working directory."""
+    here = Path(start or Path.cwd()).resolve()
+    for d in (here, *here.parents):
+        if (d / 'settings.ini').is_file() or (d / 'experiments').is_dir(): return d
+    import tsforge
+    pkg = Path(tsforge.__file__).resolve().parent.parent
+    return pkg if (pkg / 'settings.ini').is_file() or (pkg / 'experiments').is_dir() else here
+
+def tsforge_home() -> Path:
+    "Folder of the local stores: `$TSFORGE_HOME`, else `mlruns/` in `project_root()` (never the working directory)."
+    if env := os.environ.get('TSFORGE_HOME'): return Path(env).expanduser().resolve()
+    return project_root() / 'mlruns'
 
 def tracking_uri() -> str:
-    "`$MLFLOW_TRACKING_URI`, else the local SQLite store under `tsforge_home()`."
+    "`$MLFLOW_TRACKING_URI`, else the SQLite file `mlflow.db` in `tsforge_home()`. Creates nothing."
     if uri := os.environ.get('MLFLOW_TRACKING_URI'): return uri
+    return f'sqlite:///{tsforge_home() / "mlflow.db"}'
+
+def sqlite_path(uri: str) -> Path | None:
+    "The file behind a `sqlite:///` URI (None for any other store)."
+    return Path(uri[len('sqlite:///'):]) if uri.startswith('sqlite:///') else None
+
+def optuna_storage_url() -> str:
+    "Optuna's storage: `$TSFORGE_OPTUNA_STORAGE`, else the SQLite file `optuna.db` beside `mlflow.db` (folder created)."
+    if url := os.environ.get('TSFORGE_OPTUNA_STORAGE'): return url
     home = tsforge_home(); home.mkdir(parents=True, exist_ok=True)
-    return f'sqlite:///{home / "mlflow.db"}'
+    return f'sqlite:///{home / "optuna.db"}'
 
 def _local(uri: str) -> bool: return not uri.startswith(('http://', 'https://', 'databricks'))
 
-def configure() -> str:
-    "Point MLflow's tracking and registry at `tracking_uri()`; return it."
+# %% ../nbs/08_tracking.ipynb #4eb8b126
+class StoreError(RuntimeError):
+    "The tracking store is missing or unusable; the message names the store and says what to do."
+
+def store_exists(uri: str | None = None) -> bool:
+    "Whether the store at `uri` (default `tracking_uri()`) exists. Read-only: looking never creates a store. Servers and other databases are taken to exist."
+    uri = uri or tracking_uri()
+    db = sqlite_path(uri)
+    return db is None or (db.is_file() and db.stat().st_size > 0)
+
+@functools.cache
+def _schema_head() -> str:
+    from mlflow.store.db.utils import _get_latest_schema_revision
+    return _get_latest_schema_revision()
+
+def _schema_problem(db: Path) -> str | None:
+    "Why the SQLite store `db` is not a complete MLflow store of this version (None when it is)."
+    import sqlite3
+    try:
+        with contextlib.closing(sqlite3.connect(f'file:{db}?mode=ro', uri=True, timeout=30)) as con:
+            tables = {r[0] for r in con.execute("select name from sqlite_master where type='table'")}
+            rev = con.execute('select version_num from alembic_version').fetchall() if 'alembic_version' in tables else []
+            runs = con.execute('select count(*) from runs').fetchone()[0] if 'runs' in tables else 0
+    except sqlite3.DatabaseError as e: return f'it cannot be read as SQLite ({e})'
+    from mlflow.store.db.base_sql_model import Base
+    missing = sorted(set(Base.metadata.tables) - tables)
+    head = _schema_head()
+    if not missing and [r[0] for r in rev] == [head]: return None
+    what = (f'{len(missing)} of its tables are missing ({", ".join(missing[:3])}, ...)' if missing else
+            f'its schema revision is {rev[0][0] if rev else "not recorded"}, this MLflow expects {head}')
+    if runs == 0:
+        todo = f'it holds no runs: delete it (rm {db}) and start the job again'
+    else:
+        todo = f'it holds {runs} runs: back it up, then run `mlflow db upgrade sqlite:///{db}`'
+    return (f'{what}: it was left half-created by a job killed while creating it (older tsforge versions created '
+            f'stores in place), or made by another MLflow version; {todo}')
+
+def init_store(db: Path) -> Path:
+    """Make sure the SQLite store `db` exists and is complete. Creating it is serialised (a file lock beside it) and
+    atomic (the tables are built in a temporary file renamed into place), so concurrent jobs all succeed and a job
+    killed meanwhile leaves either no store or a complete one. A broken store is a `StoreError` saying what to do."""
+    db = Path(db)
+    if db in _checked: return db
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(db) + '.lock'):
+        for stale in db.parent.glob(f'.{db.name}.init-*'): stale.unlink(missing_ok=True)  # left by a killed init
+        if not db.exists():
+            tmp = db.with_name(f'.{db.name}.init-{os.getpid()}')
+            from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+            turi = f'sqlite:///{tmp}'
+            try:
+                with warnings.catch_warnings(), _quiet('mlflow.store.db.utils', 'alembic'):
+                    warnings.simplefilter('ignore')
+                    SqlAlchemyStore(turi, (db.parent / 'artifacts').as_uri())  # tables, migrations, default experiment
+            finally:
+                if engine := SqlAlchemyStore._engine_map.pop(turi, None): engine.dispose()
+            checkpoint('store_init')
+            os.replace(tmp, db)
+        elif problem := _schema_problem(db):
+            raise StoreError(f'tracking store {db}: {problem}')
+    _checked.add(db)
+    return db
+
+_checked: set[Path] = set()
+
+@contextlib.contextmanager
+def _quiet(*loggers: str):
+    "Silence INFO messages of `loggers` (MLflow announcing that it creates tables)."
+    old = [(l, logging.getLogger(l).level) for l in loggers]
+    for l, _ in old: logging.getLogger(l).setLevel(logging.WARNING)
+    try: yield
+    finally:
+        for l, lvl in old: logging.getLogger(l).setLevel(lvl)
+
+# %% ../nbs/08_tracking.ipynb #90fca169
+def configure(create: bool = True) -> str:
+    """Point MLflow's tracking and registry at `tracking_uri()` and return it. A local SQLite store is created if
+    needed (`init_store`); with `create=False` a missing one is a `StoreError` naming the URI instead."""
     uri = tracking_uri()
-    mlflow.set_tracking_uri(uri); mlflow.set_registry_uri(uri)
     logging.getLogger('alembic').setLevel(logging.WARNING)
+    if db := sqlite_path(uri):
+        if create: init_store(db)
+        elif not store_exists(uri):
+            raise StoreError(f'no tracking store at {uri} (nothing has been logged there yet; '
+                             f'set TSFORGE_HOME or MLFLOW_TRACKING_URI to the store your jobs use)')
+    mlflow.set_tracking_uri(uri); mlflow.set_registry_uri(uri)
     return uri
 
 def experiment_id(name: str) -> str:
     "Id of MLflow experiment `name`, created if needed (local stores get an explicit artifact folder)."
     uri, client = configure(), MlflowClient()
+    db = sqlite_path(uri)
+    loc = (db.parent / 'artifacts').as_uri() if db else None
+    for attempt in range(5):
+        if exp := client.get_experiment_by_name(name): return exp.experiment_id
+        try: return client.create_experiment(name, artifact_location=loc)
+        except mlflow.exceptions.MlflowException:  # created concurrently by another process, or the database was busy
+            time.sleep(0.2 * (attempt + 1))
     if exp := client.get_experiment_by_name(name): return exp.experiment_id
-    loc = (tsforge_home() / 'artifacts').as_uri() if _local(uri) and uri.startswith('sqlite') else None
-    try: return client.create_experiment(name, artifact_location=loc)
-    except mlflow.exceptions.MlflowException:  # created concurrently by another process
-        return client.get_experiment_by_name(name).experiment_id
+    raise StoreError(f'could not create experiment {name!r} in {uri}')
+
+def checkpoint(phase: str):
+    "A phase boundary of a job. With `TSFORGE_KILL_AT=<phase>` the process SIGKILLs itself here (crash tests)."
+    if os.environ.get('TSFORGE_KILL_AT') == phase: os.kill(os.getpid(), signal.SIGKILL)
+
+# %% ../nbs/08_tracking.ipynb #3dfcc663
+HEARTBEAT_TAG = 'tsforge.heartbeat'
+
+def heartbeat_seconds() -> float:
+    "How often a job refreshes its runs' heartbeat: `$TSFORGE_HEARTBEAT_S` (default 30)."
+    return float(os.environ.get('TSFORGE_HEARTBEAT_S', 30))
+
+def heartbeat_grace() -> float:
+    "How old a heartbeat may be before its run counts as dead: `$TSFORGE_HEARTBEAT_GRACE_S`, default 5 heartbeats."
+    return float(os.environ.get('TSFORGE_HEARTBEAT_GRACE_S', 5 * heartbeat_seconds()))
+
+def _now() -> str: return datetime.now(timezone.utc).isoformat(timespec='milliseconds')
+
+def process_tags() -> dict[str, str]:
+    "Where this job runs: host, pid, the process's start time, the job's start and a first heartbeat."
+    import psutil
+    return {'tsforge.host': socket.gethostname(), 'tsforge.pid': str(os.getpid()),
+            'tsforge.pid_start': repr(psutil.Process().create_time()), 'tsforge.started': _now(), HEARTBEAT_TAG: _now()}
+
+class _Heartbeat:
+    "One daemon thread per process refreshing the heartbeat tag of every open run of this process."
+    def __init__(self): self.runs, self.lock, self.thread = {}, threading.Lock(), None
+
+    def add(self, run_id: str, uri: str):
+        with self.lock:
+            self.runs[run_id] = uri
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self._loop, name='tsforge-heartbeat', daemon=True)
+                self.thread.start()
+
+    def remove(self, run_id: str):
+        with self.lock: self.runs.pop(run_id, None)
+
+    def _loop(self):
+        while True:
+            time.sleep(heartbeat_seconds())
+            with self.lock: runs = dict(self.runs)
+            for run_id, uri in runs.items():
+                try: MlflowClient(uri, uri).set_tag(run_id, HEARTBEAT_TAG, _now())
+                except Exception: pass  # a busy store: the next beat tries again
+
+_HEARTBEAT = _Heartbeat()
+
+class JobKilled(KeyboardInterrupt):
+    "Raised in the job's main thread when it receives SIGTERM: the run ends KILLED like on Ctrl-C."
+
+def _on_sigterm(signum, frame): raise JobKilled('SIGTERM')
+
+@contextlib.contextmanager
+def _sigterm_raises():
+    "While a job runs in the main thread, SIGTERM raises `JobKilled` so the run can end KILLED cleanly."
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) is _on_sigterm:
+        yield; return
+    old = signal.signal(signal.SIGTERM, _on_sigterm)
+    try: yield
+    finally: signal.signal(signal.SIGTERM, old)
+
+# %% ../nbs/08_tracking.ipynb #45d33cff
+@contextlib.contextmanager
+def start_run(cfg: ExperimentConfig, run_name: str | None = None, nested: bool = False, tags: dict | None = None,
+              parent_run_id: str | None = None):
+    """Context manager: a job's MLflow run in `cfg.tracking.experiment`, tagged with where it runs and kept alive by
+    a heartbeat. It ends FINISHED, FAILED if the body raises, KILLED on SIGTERM or Ctrl-C (with the papermill
+    notebook logged when there is one). A top-level run first closes the store's dead runs (`reconcile`)."""
+    exp = experiment_id(cfg.tracking.experiment)
+    top = not nested and parent_run_id is None and mlflow.active_run() is None
+    if top:
+        with contextlib.suppress(Exception): reconcile()
+    run = mlflow.start_run(experiment_id=exp, run_name=run_name, nested=nested, parent_run_id=parent_run_id,
+                           tags={'tsforge.config': cfg.name, 'tsforge.model': cfg.model, **process_tags(), **(tags or {})})
+    run_id, status = run.info.run_id, 'FAILED'
+    _HEARTBEAT.add(run_id, mlflow.get_tracking_uri())
+    try:
+        with _sigterm_raises():
+            yield run
+        status = 'FINISHED'
+    except KeyboardInterrupt as e:
+        status = 'KILLED'
+        with contextlib.suppress(Exception):
+            mlflow.set_tag('tsforge.killed', 'SIGTERM' if isinstance(e, JobKilled) else 'SIGINT (Ctrl-C)')
+            if top: log_notebook(run_id)
+        raise
+    except BaseException as e:
+        with contextlib.suppress(Exception): mlflow.set_tag('tsforge.error', f'{type(e).__name__}: {e}'[:5000])
+        raise
+    finally:
+        _HEARTBEAT.remove(run_id)
+        active = mlflow.active_run()
+        if active is not None and active.info.run_id == run_id: mlflow.end_run(status)
+        else: MlflowClient().set_terminated(run_id, status)
+
+# %% ../nbs/08_tracking.ipynb #6c516253
+def _seconds_since(iso: str) -> float:
+    return (datetime.now(timezone.utc) - datetime.fromisoformat(iso)).total_seconds()
+
+def _process_gone(tags: dict) -> str | None:
+    "Why the process that owns a run (on this host) is gone, or None if it still runs."
+    import psutil
+    pid = int(tags['tsforge.pid'])
+    try:
+        p = psutil.Process(pid)
+        if p.status() == psutil.STATUS_ZOMBIE: return f'process {pid} on {tags["tsforge.host"]} has exited'
+        if abs(p.create_time() - float(tags.get('tsforge.pid_start', p.create_time()))) > 1:
+            return f'process {pid} on {tags["tsforge.host"]} has exited (the pid now belongs to another process)'
+        return None
+    except (psutil.NoSuchProcess, ValueError): return f'process {pid} on {tags["tsforge.host"]} has exited'
+
+def dead_reason(run, grace: float | None = None, untagged_after: float | None = None) -> str | None:
+    """Why a RUNNING `run` is dead, or None: its process is gone (same host), its heartbeat is older than `grace`
+    seconds (any host), or, with `untagged_after`, it has no heartbeat at all (an older tsforge or a hand-made run)
+    and started more than that many seconds ago."""
+    tags, grace = run.data.tags, heartbeat_grace() if grace is None else grace
+    if HEARTBEAT_TAG not in tags:
+        age = time.time() - run.info.start_time / 1000
+        if untagged_after is not None and age > untagged_after:
+            return f'no heartbeat recorded and started {age:.0f} s ago (more than {untagged_after:.0f} s)'
+        return None
+    if tags.get('tsforge.host') == socket.gethostname() and 'tsforge.pid' in tags:
+        if why := _process_gone(tags): return why
+    age = _seconds_since(tags[HEARTBEAT_TAG])
+    if age > grace: return f'last heartbeat {age:.0f} s ago (grace {grace:.0f} s), from {tags.get("tsforge.host")}'
+    return None
+
+def reconcile(grace: float | None = None, untagged_after: float | None = None) -> list[dict]:
+    """Mark every RUNNING run of the store whose job is dead (`dead_reason`) FAILED, with the reason in the
+    `tsforge.reconciled` tag and its last heartbeat as end time; return what was closed. Every job start runs it."""
+    if not store_exists(): return []
+    configure()
+    client = MlflowClient()
+    exps = [e.experiment_id for e in client.search_experiments()]
+    closed = []
+    for run in client.search_runs(exps, "attributes.status = 'RUNNING'", max_results=5000):
+        if not (why := dead_reason(run, grace, untagged_after)): continue
+        if client.get_run(run.info.run_id).info.status != 'RUNNING': continue  # it ended meanwhile
+        hb = run.data.tags.get(HEARTBEAT_TAG)
+        end = int(datetime.fromisoformat(hb).timestamp() * 1000) if hb else None
+        client.set_tag(run.info.run_id, 'tsforge.reconciled', why)
+        client.set_terminated(run.info.run_id, 'FAILED', end_time=end)
+        closed.append({'run_id': run.info.run_id, 'run_name': run.info.run_name, 'reason': why})
+    return closed
+
+def main(argv: list[str] | None = None):
+    "`python -m tsforge.tracking reconcile [--grace S] [--untagged-after S]`: close dead runs, print what was closed."
+    import argparse
+    ap = argparse.ArgumentParser(prog='python -m tsforge.tracking', description='Maintenance of the tsforge store.')
+    sub = ap.add_subparsers(dest='cmd', required=True)
+    rc = sub.add_parser('reconcile', help='mark RUNNING runs whose job is dead FAILED')
+    rc.add_argument('--grace', type=float, default=None, help='heartbeat age (s) after which a run is dead')
+    rc.add_argument('--untagged-after', type=float, default=None,
+                    help='also close runs with no heartbeat (older tsforge) started more than this many seconds ago')
+    args = ap.parse_args(argv)
+    closed = reconcile(args.grace, args.untagged_after)
+    print(f'{tracking_uri()}: {len(closed)} dead run(s) marked FAILED')
+    for c in closed: print(f"  {c['run_id']} {c['run_name']}: {c['reason']}")
+    return closed
 
 # %% ../nbs/08_tracking.ipynb #08-tracking-006
-def start_run(cfg: ExperimentConfig, run_name: str | None = None, nested: bool = False, tags: dict | None = None):
-    "Context manager: an MLflow run in `cfg.tracking.experiment` (FAILED if the body raises)."
-    exp = experiment_id(cfg.tracking.experiment)
-    return mlflow.start_run(experiment_id=exp, run_name=run_name, nested=nested,
-                            tags={'tsforge.config': cfg.name, 'tsforge.model': cfg.model, **(tags or {})})
-
 def git_commit(path: str | Path = '.') -> str | None:
     "The commit checked out at `path` (with '-dirty' if the tree has changes), or None outside git."
     try:
@@ -122,7 +389,7 @@ def record_run(experiment: str, run_name: str, params: dict | None = None, metri
                status: str = 'FINISHED', start_time=None, end_time=None) -> str:
     "Record a finished run in one go: params, metrics (`step_metrics` as (key, value, step)), tags, status and times; returns its id."
     from datetime import datetime
-    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.entities import Metric, Param
     def ms(t): return int((t.timestamp() if isinstance(t, datetime) else time.time()) * 1000) if t is not None else None
     configure()
     client = MlflowClient()
@@ -225,6 +492,7 @@ def register(model_uri: str, name: str, run_id: str | None = None) -> str:
     return str(mv.version)
 
 def set_alias(name: str, alias: str, version: str):
+    "Move `alias` to `version` unconditionally (the train job goes through `promote`)."
     configure(); MlflowClient().set_registered_model_alias(name, alias, version)
 
 def delete_version(name: str, version: str):
@@ -232,7 +500,7 @@ def delete_version(name: str, version: str):
 
 def resolve(model_uri: str) -> dict:
     "Name, version, run id and aliases behind a `models:/` URI (empty for other URIs)."
-    configure()
+    configure(create=False)
     if not model_uri.startswith('models:/'): return {'uri': model_uri}
     ref, client = model_uri[len('models:/'):], MlflowClient()
     if '@' in ref:
@@ -243,5 +511,117 @@ def resolve(model_uri: str) -> dict:
 
 def load_model(model_uri: str) -> TsforgeModel:
     "Load a registered tsforge model; returns the `TsforgeModel` (with `.forecast`, `.state`, `.config`)."
-    configure()
+    configure(create=False)
     return mlflow.pyfunc.load_model(model_uri).unwrap_python_model()
+
+# %% ../nbs/08_tracking.ipynb #b2a7bbae
+TEST_PART_TAG = 'tsforge.test_part'
+
+def log_test_part(part: dict):
+    "Tag the active run with the test part its metrics were scored on (what `promote` compares)."
+    mlflow.set_tag(TEST_PART_TAG, json.dumps(part, sort_keys=True, default=str))
+
+@dataclass
+class Promotion:
+    "What the promotion gate decided for one model version: both figures, the decision and why."
+    name: str
+    alias: str
+    version: str
+    promoted: bool
+    reason: str
+    metric: str = 'test_mse'
+    candidate: float | None = None          # the new version's metric
+    champion: float | None = None           # the metric of the version that held the alias before
+    champion_version: str | None = None
+
+    def tags(self) -> dict[str, str]:
+        "The decision as tags (set on the model version and on its run)."
+        fig = lambda v: '' if v is None else repr(float(v))
+        return {'tsforge.promote.decision': 'promoted' if self.promoted else 'kept',
+                'tsforge.promote.reason': self.reason[:5000], 'tsforge.promote.alias': self.alias,
+                'tsforge.promote.metric': self.metric, 'tsforge.promote.candidate': fig(self.candidate),
+                'tsforge.promote.champion': fig(self.champion),
+                'tsforge.promote.champion_version': self.champion_version or ''}
+
+    def __str__(self) -> str:
+        verb = f'moved to v{self.version}' if self.promoted else f'not moved to v{self.version}'
+        return f'{self.name}@{self.alias} {verb}: {self.reason}'
+
+def _alias_version(client, name: str, alias: str) -> str | None:
+    try: return str(client.get_model_version_by_alias(name, alias).version)
+    except mlflow.exceptions.MlflowException: return None
+
+def _test_part(run) -> dict | None:
+    raw = run.data.tags.get(TEST_PART_TAG)
+    return json.loads(raw) if raw else None
+
+def _decide(client, name, alias, version, run, metric, policy) -> Promotion:
+    "Compare run `run` (of `version`) with the version holding `alias` now; nothing is changed."
+    cand = run.data.metrics.get(metric)
+    p = Promotion(name, alias, version, False, '', metric, cand)
+    if cand is None: p.reason = f'the run of v{version} has no metric {metric!r}'; return p
+    cur = _alias_version(client, name, alias)
+    if cur is None:
+        p.promoted, p.reason = True, f'no version held @{alias}'; return p
+    p.champion_version = cur
+    if cur == version:
+        p.promoted, p.reason = True, f'v{version} already holds @{alias}'; return p
+    champ = client.get_run(client.get_model_version(name, cur).run_id)
+    p.champion = champ.data.metrics.get(metric)
+    if policy == 'always':
+        p.promoted, p.reason = True, 'registry.promote=always'; return p
+    if p.champion is None:
+        p.reason = f'not comparable: the run of v{cur} has no metric {metric!r} (set registry.promote=always to replace it)'
+        return p
+    mine, theirs = _test_part(run), _test_part(champ)
+    if mine is None or theirs is None:
+        which = f'v{version}' if mine is None else f'v{cur}'
+        p.reason = (f'not comparable: the run of {which} does not record the test part it was scored on (trained by an '
+                    f'older tsforge); set registry.promote=always to replace v{cur}')
+        return p
+    if diff := [k for k in sorted(set(mine) | set(theirs)) if mine.get(k) != theirs.get(k)]:
+        shown = '; '.join(f'{k}: {mine.get(k)!r} vs {theirs.get(k)!r}' for k in diff[:4])
+        p.reason = f'not comparable: the test part differs from v{cur}\'s ({shown})'
+        return p
+    if cand < p.champion:
+        p.promoted, p.reason = True, f'{metric} {cand:.6g} < {p.champion:.6g} of v{cur}'
+    else: p.reason = f'{metric} {cand:.6g} >= {p.champion:.6g} of v{cur}'
+    return p
+
+def _registry_lock(uri: str):
+    "A file lock beside a local SQLite store (alias moves are serialised); nothing for a server."
+    db = sqlite_path(uri)
+    return FileLock(str(db) + '.registry.lock') if db else contextlib.nullcontext()
+
+def promote(name: str, version: str, alias: str = 'champion', metric: str = 'test_mse',
+            policy: str = 'if_better') -> Promotion:
+    """The promotion gate: move `alias` of model `name` to `version` if `policy` is 'always', or if 'if_better' and the
+    version's run `metric` (lower is better) beats the current alias holder's on the same test part. On a local
+    store the read-compare-move is serialised by a file lock; on a server the alias is re-read after moving and the
+    decision repeated if another job moved it meanwhile. The decision and both figures are tagged on the version and
+    on its run."""
+    if policy not in ('always', 'if_better'):
+        raise ValueError(f"registry.promote: {policy!r} is not a policy; allowed: always, if_better")
+    uri, client = configure(), MlflowClient()
+    version = str(version)
+    run = client.get_run(client.get_model_version(name, version).run_id)
+    if run.info.status != 'FINISHED':
+        p = Promotion(name, alias, version, False, f'its run {run.info.run_id} is {run.info.status}, not FINISHED',
+                      metric, run.data.metrics.get(metric))
+    else:
+        with _registry_lock(uri):
+            for _ in range(5):
+                p = _decide(client, name, alias, version, run, metric, policy)
+                if not p.promoted or p.champion_version == version: break
+                client.set_registered_model_alias(name, alias, version)
+                if _alias_version(client, name, alias) == version: break
+                # another job moved the alias between our read and our write (a server): decide again against it
+            else: p.promoted, p.reason = False, f'@{alias} kept moving under concurrent promotions; left it'
+    for k, v in p.tags().items():
+        client.set_model_version_tag(name, version, k, v)
+        client.set_tag(run.info.run_id, k, v)
+    return p
+
+# %% ../nbs/08_tracking.ipynb #0757511a
+#| eval: false
+if __name__ == '__main__' and '__file__' in globals(): main()  # python -m tsforge.tracking ...

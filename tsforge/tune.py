@@ -133,11 +133,9 @@ class BudgetSpent(Exception):
     "The study's trial queue is empty: this worker is done."
 
 def default_storage_url() -> str:
-    "The Optuna storage beside the MLflow store: `sqlite:///<TSFORGE_HOME>/optuna.db`."
+    "The Optuna storage beside the MLflow store (`tracking.optuna_storage_url`: `$TSFORGE_OPTUNA_STORAGE` or `optuna.db`)."
     from tsforge import tracking
-    if hasattr(tracking, 'optuna_storage_url'): return tracking.optuna_storage_url()
-    home = tracking.tsforge_home(); home.mkdir(parents=True, exist_ok=True)
-    return f'sqlite:///{home / "optuna.db"}'
+    return tracking.optuna_storage_url()
 
 def masked(url: str) -> str:
     "`url` with its password hidden."
@@ -491,7 +489,7 @@ def tune(cfg: ExperimentConfig, progress: bool = True, retrain: bool | None = No
                       max(1, (os.cpu_count() or 1) // t.n_workers) if parallel else None)
     tags = {'tsforge.job': 'tune', 'tune.study_name': name, 'tune.storage': masked(url), 'tune.executor': t.executor,
             'tune.n_workers': t.n_workers, 'tune.sampler': t.sampler, 'tune.pruner': t.pruner}
-    with sigterm_interrupts(), tracking.start_run(cfg, f'{name}', tags=tags) as run:
+    with tracking.start_run(cfg, name, tags=tags) as run:   # SIGTERM / Ctrl-C: the run ends KILLED
         tracking.log_context(cfg)
         tracking.log_context_data(prep.report)
         done_before = {x.number for x in study.get_trials(deepcopy=False, states=tuple(RUN_STATUS))}
@@ -525,12 +523,19 @@ def tune(cfg: ExperimentConfig, progress: bool = True, retrain: bool | None = No
         for fname, fig in figs.items(): tracking.log_figure(fig, f'plots/{fname}')
         result = TuneResult(run.info.run_id, name, masked(url), study, table, best.number, best.value, params, best_cfg,
                             default_value, figs, None, record.run_ids)
-        if retrain: result.train = retrain_best(best_cfg, run.info.run_id)
+        if retrain:
+            result.train = tr = retrain_best(best_cfg)
+            p = tr.promotion
+            tracking.set_tags({'tune.retrain_run_id': tr.run_id, 'tune.registered_version': tr.version or '',
+                               'tune.promoted': '' if p is None else str(p.promoted).lower(), 'tune.promotion': str(p or '')})
+            tracking.log_metrics({k: v for k, v in tr.metrics.items() if k.startswith('test_')})
     result.seconds = time.perf_counter() - t0
     return result
 
 # %% ../nbs/12_tune.ipynb #12-tune-029
-def retrain_best(best_cfg: ExperimentConfig, parent_run_id: str):
-    "Fit the best config through the train job's code path, nested under the tune run; register and gate as the train job does."
+def retrain_best(best_cfg: ExperimentConfig):
+    """Fit the best config through the train job's own code path (`pipeline.train`), as a run nested under the active
+    tune run: fitted on the standard split, scored once on the test part, registered once its run has FINISHED, and
+    promoted only past the gate (`registry.promote`, `registry.metric`)."""
     from tsforge.pipeline import train
-    return train(best_cfg)
+    return train(best_cfg, nested=True)
