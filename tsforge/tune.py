@@ -109,7 +109,8 @@ def evaluate(trial: optuna.Trial, cfg: ExperimentConfig, data: SearchData, blas_
     metric, rows = cfg.tune.metric, []
     for g in groups:
         for r in run_group(tcfg, data.frame, cols_in, cols_out, data.freq, g, blas_threads=blas_threads):
-            rows.append({'fold': r.fold.index, **{m: float(r.metrics[m]) for m in METRICS},
+            rows.append({'fold': r.fold.index, 'train_end': r.fold.train_end, 'test_start': r.fold.test_start,
+                         'test_end': r.fold.test_end, **{m: float(r.metrics[m]) for m in METRICS},
                          'windows': int(r.metrics['windows']), 'fit_seconds': float(r.fit_seconds)})
             trial.set_user_attr('folds', rows)
             mean = float(np.mean([x[metric] for x in rows]))
@@ -381,8 +382,8 @@ def study_figures(study: optuna.Study) -> dict[str, Any]:
             with warnings.catch_warnings():
                 warnings.simplefilter('ignore')
                 fig = _figure(plot(study))
-            fig.set_size_inches(max(fig.get_size_inches()[0], 8), max(fig.get_size_inches()[1], 4.5))
-            fig.tight_layout()
+                fig.set_size_inches(max(fig.get_size_inches()[0], 8), max(fig.get_size_inches()[1], 4.5))
+                fig.tight_layout()
             out[name] = fig
         except Exception as e:
             warnings.warn(f'{name}: not plotted ({type(e).__name__}: {e})')
@@ -438,6 +439,7 @@ def wait_for_running(study: optuna.Study, grace: float, poll=lambda: None, max_w
 class TuneResult:
     "What the tune job produced."
     run_id: str
+    config: ExperimentConfig      # the experiment searched
     study_name: str
     storage: str                  # masked
     study: optuna.Study
@@ -447,6 +449,7 @@ class TuneResult:
     best_params: dict             # config key -> value
     best_config: ExperimentConfig
     default_value: float | None   # cv value of the experiment's own config (its trial), if it ran
+    default_test: dict | None = None  # test metrics of the experiment's own config (fitted when the best is retrained)
     figures: dict = field(default_factory=dict)
     train: Any = None             # the retrain's TrainResult
     child_run_ids: dict = field(default_factory=dict)
@@ -457,14 +460,18 @@ class TuneResult:
         return {s: int((self.trials.state == s).sum()) if len(self.trials) else 0 for s in ('COMPLETE', 'PRUNED', 'FAIL')}
 
     def comparison(self) -> pd.DataFrame:
-        "The experiment's own values against the best trial's, with their cv values."
-        keys = list(self.best_params)
-        cfg = self.best_config
-        m = [c for c in self.trials.columns if c.startswith('cv_')][0]
-        d = self.trials[self.trials.default] if 'default' in self.trials else self.trials.iloc[:0]
-        default = {k: (d.iloc[0][k] if len(d) and k in d else None) for k in keys}
-        return pd.DataFrame({'default': {**default, m: self.default_value},
-                             'best': {**self.best_params, m: self.best_value}})
+        "The experiment's own values (and the cv value of its trial) beside the best trial's; test metrics of the retrain and the champion."
+        raw = self.config.model_dump(mode='json')
+        m = f'cv_{self.config.tune.metric}'
+        default = {k: (_get(raw, k) if has_key(raw, k) else None) for k in self.best_params}
+        rows = {'default': {**default, m: self.default_value}, 'best': {**self.best_params, m: self.best_value}}
+        if self.train is not None:
+            metric = self.best_config.registry.metric
+            p = self.train.promotion
+            rows['best'][metric] = self.train.metrics.get(metric)
+            if self.default_test: rows['default'][metric] = self.default_test.get(metric)
+            if p is not None and p.champion is not None: rows[f'champion before (v{p.champion_version})'] = {metric: p.champion}
+        return pd.DataFrame(rows)
 
 def _best_yaml(res_number: int, value: float, params: dict, metric: str, name: str) -> str:
     import yaml
@@ -521,7 +528,7 @@ def tune(cfg: ExperimentConfig, progress: bool = True, retrain: bool | None = No
         tracking.log_frame(table, 'trials.csv')
         figs = study_figures(study)
         for fname, fig in figs.items(): tracking.log_figure(fig, f'plots/{fname}')
-        result = TuneResult(run.info.run_id, name, masked(url), study, table, best.number, best.value, params, best_cfg,
+        result = TuneResult(run.info.run_id, cfg, name, masked(url), study, table, best.number, best.value, params, best_cfg,
                             default_value, figs, None, record.run_ids)
         if retrain:
             result.train = tr = retrain_best(best_cfg)
@@ -529,6 +536,11 @@ def tune(cfg: ExperimentConfig, progress: bool = True, retrain: bool | None = No
             tracking.set_tags({'tune.retrain_run_id': tr.run_id, 'tune.registered_version': tr.version or '',
                                'tune.promoted': '' if p is None else str(p.promoted).lower(), 'tune.promotion': str(p or '')})
             tracking.log_metrics({k: v for k, v in tr.metrics.items() if k.startswith('test_')})
+            if best_cfg.model_dump() != cfg.model_dump():   # the experiment's own config on the same test part, untracked
+                from tsforge.pipeline import fit_evaluate
+                result.default_test = {k: v for k, v in fit_evaluate(cfg, prep).metrics.items() if k.startswith('test_')}
+            else: result.default_test = {k: v for k, v in tr.metrics.items() if k.startswith('test_')}
+            tracking.log_metrics({f'default_{k}': v for k, v in result.default_test.items()})
     result.seconds = time.perf_counter() - t0
     return result
 
