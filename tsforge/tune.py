@@ -145,6 +145,14 @@ def masked(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception: return re.sub(r'//([^:/@]*):[^@/]*@', r'//\1:***@', url)
 
+def _with_driver(url: str) -> str:
+    "`postgresql://` with the PostgreSQL driver that is installed (SQLAlchemy 2.1 defaults to psycopg 3; psycopg2 is common)."
+    if url.startswith('postgresql://'):
+        import importlib.util
+        if importlib.util.find_spec('psycopg') is None and importlib.util.find_spec('psycopg2') is not None:
+            return 'postgresql+psycopg2://' + url[len('postgresql://'):]
+    return url
+
 def _engine_kwargs(url: str) -> dict:
     if url.startswith('sqlite'): return {'connect_args': {'timeout': 60}}
     if url.startswith('postgresql'): return {'connect_args': {'connect_timeout': 10}, 'pool_pre_ping': True}
@@ -162,7 +170,7 @@ def open_storage(url: str, tune: TuneConfig, queued_only: bool = False) -> optun
     try:
         with warnings.catch_warnings():
             warnings.simplefilter('ignore', optuna.exceptions.ExperimentalWarning)
-            return cls(url, engine_kwargs=_engine_kwargs(url), heartbeat_interval=tune.heartbeat_interval,
+            return cls(_with_driver(url), engine_kwargs=_engine_kwargs(url), heartbeat_interval=tune.heartbeat_interval,
                        grace_period=tune.grace_period or 2 * tune.heartbeat_interval)
     except Exception as e:
         reason = str(getattr(e, 'orig', None) or e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -240,7 +248,7 @@ def run_worker(spec: WorkerSpec, worker: int = 0, callbacks: list | None = None)
         warnings.simplefilter('ignore', optuna.exceptions.ExperimentalWarning)
         try:
             study.optimize(objective(cfg, spec.data, spec.blas_threads), timeout=cfg.tune.timeout, catch=(Exception,),
-                           callbacks=[count, *(callbacks or [])], gc_after_trial=True)
+                           callbacks=[count, *(callbacks or [])])
         except BudgetSpent: pass
     return n
 
@@ -321,7 +329,7 @@ def trials_table(study: optuna.Study, metric: str = 'mse') -> pd.DataFrame:
         sec = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete and t.datetime_start else None
         rows.append({'number': t.number, 'state': t.state.name, f'cv_{metric}': t.value, **trial_values(t),
                      'folds': len(t.user_attrs.get('folds', [])), 'seconds': sec,
-                     'default': bool(t.user_attrs.get('tsforge.default')), 'error': trial_error(t)})
+                     'default': bool(t.user_attrs.get('tsforge.default')), 'error': trial_error(t)})  # default: the experiment's own values
     return pd.DataFrame(rows)
 
 class TrialRecorder:
@@ -350,7 +358,7 @@ class TrialRecorder:
             if 'worker_pid' in t.user_attrs: tags['tune.worker_pid'] = t.user_attrs['worker_pid']
             if t.user_attrs.get('tsforge.default'): tags['tune.default'] = 'true'
             self.run_ids[t.number] = tracking.record_run(
-                self.cfg.tracking.experiment, f'trial-{t.number}', {'trial': t.number, **values}, metrics, steps, tags,
+                self.cfg.tracking.experiment, f'trial-{t.number}', {'trial': t.number, 'model': self.cfg.model, **values}, metrics, steps, tags,
                 self.parent, RUN_STATUS[t.state], t.datetime_start, t.datetime_complete)
             self.seen.add(t.number)
             if self.bar is not None:
@@ -417,7 +425,7 @@ def prepare_study(cfg: ExperimentConfig, url: str, name: str, n_folds: int) -> t
         study.set_user_attr('metric', f'cv_{cfg.tune.metric}'); study.set_user_attr('config', cfg.name)
         if cfg.tune.enqueue_default:
             params, complete = default_params(cfg)
-            if params: study.enqueue_trial(params, user_attrs={'tsforge.default': complete})
+            if params: study.enqueue_trial(params, user_attrs={'tsforge.default': True, 'tsforge.default_complete': complete})
     elif (m := study.user_attrs.get('metric')) and m != f'cv_{cfg.tune.metric}':
         raise ConfigError(f'tune.metric: study {name!r} minimises {m}, not cv_{cfg.tune.metric}; use another tune.study_name')
     for _ in range(cfg.tune.n_trials - len(study.get_trials(deepcopy=False))): study.enqueue_trial({})
@@ -516,7 +524,7 @@ def tune(cfg: ExperimentConfig, progress: bool = True, retrain: bool | None = No
             raise RuntimeError(f'tune: no trial of study {name!r} completed ({len(fails)} failed); first error: {first}')
         params = trial_values(best)
         best_cfg = trial_config(cfg, params)
-        default = [x for x in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if x.user_attrs.get('tsforge.default')]
+        default = [x for x in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if x.user_attrs.get('tsforge.default_complete')]
         default_value = default[0].value if default else None
         counts = {s.name: sum(x.state == s for x in study.get_trials(deepcopy=False)) for s in RUN_STATUS}
         summary = {f'best_cv_{t.metric}': best.value, 'best_trial': best.number, 'trials_complete': counts['COMPLETE'],
@@ -529,7 +537,7 @@ def tune(cfg: ExperimentConfig, progress: bool = True, retrain: bool | None = No
         figs = study_figures(study)
         for fname, fig in figs.items(): tracking.log_figure(fig, f'plots/{fname}')
         result = TuneResult(run.info.run_id, cfg, name, masked(url), study, table, best.number, best.value, params, best_cfg,
-                            default_value, figs, None, record.run_ids)
+                            default_value=default_value, figures=figs, child_run_ids=record.run_ids)
         if retrain:
             result.train = tr = retrain_best(best_cfg)
             p = tr.promotion
