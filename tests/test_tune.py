@@ -310,3 +310,13 @@ def test_ray_executor(home, ray_local):
     assert sorted(t.number for t in trials) == [0, 1, 2, 3] and all(t.state.is_finished() for t in trials)
     assert os.getpid() not in {t.user_attrs['worker_pid'] for t in trials}
     assert len(children(tune_runs()[0].info.run_id)) == 4
+
+
+@pytest.mark.parametrize('sampler, pruner', [('cmaes', 'hyperband'), ('gp', 'successive_halving')])
+def test_every_sampler_and_pruner(home, sampler, pruner):
+    cfg = small(f'tune.sampler={sampler}', f'tune.pruner={pruner}', 'tune.n_startup_trials=1', 'tune.n_trials=3',
+                'tune.executor=serial', 'tune.retrain=false', f'tune.study_name=s-{sampler}-{pruner}')
+    res = tune(cfg, progress=False)
+    assert len(res.trials) == 3 and res.counts()['FAIL'] == 0
+    assert type(res.study.pruner).__name__.lower().startswith({'hyperband': 'hyperband', 'successive_halving': 'successive',
+                                                               'none': 'nop'}[pruner])
