@@ -59,7 +59,7 @@ def trial_config(cfg: ExperimentConfig, values: dict[str, Any]) -> ExperimentCon
     for k, v in values.items(): set_key(raw, k, v)
     return validate_config(raw)
 
-# %% ../nbs/12_tune.ipynb #12-tune-006
+# %% ../nbs/12_tune.ipynb #12-tune-008
 def _get(d: dict, key: str):
     for p in key.split('.'): d = d[p]
     return d
@@ -83,7 +83,7 @@ def default_params(cfg: ExperimentConfig) -> tuple[dict[str, Any], bool]:
         else: complete = False
     return out, complete
 
-# %% ../nbs/12_tune.ipynb #12-tune-014
+# %% ../nbs/12_tune.ipynb #12-tune-016
 @dataclass
 class SearchData:
     "What every trial reads: the rows before the test part only."
@@ -129,7 +129,7 @@ def objective(cfg: ExperimentConfig, data: SearchData, blas_threads: int | None 
             raise
     return f
 
-# %% ../nbs/12_tune.ipynb #12-tune-016
+# %% ../nbs/12_tune.ipynb #12-tune-020
 class BudgetSpent(Exception):
     "The study's trial queue is empty: this worker is done."
 
@@ -180,7 +180,7 @@ def open_storage(url: str, tune: TuneConfig, queued_only: bool = False) -> optun
         except Exception: pass
         raise ConfigError(f'tune.storage: cannot open the study storage {masked(url)}: {reason}') from None
 
-# %% ../nbs/12_tune.ipynb #12-tune-017
+# %% ../nbs/12_tune.ipynb #12-tune-023
 def make_sampler(tune: TuneConfig, seed: int, parallel: bool = False) -> optuna.samplers.BaseSampler:
     "The sampler `tune.sampler` names, seeded; TPE is multivariate (grouped for conditional spaces), with a constant liar when trials run in parallel."
     S, n0 = optuna.samplers, tune.n_startup_trials
@@ -204,7 +204,7 @@ def worker_seed(seed: int, worker: int, n_done: int) -> int:
     "A sampler seed per worker and per run of a study (so workers and resumed runs do not repeat each other's draws)."
     return int(np.random.SeedSequence([seed, worker, n_done]).generate_state(1)[0])
 
-# %% ../nbs/12_tune.ipynb #12-tune-019
+# %% ../nbs/12_tune.ipynb #12-tune-025
 @dataclass
 class WorkerSpec:
     "Everything a worker needs, picklable (the data holds the rows before the test part only)."
@@ -252,7 +252,7 @@ def run_worker(spec: WorkerSpec, worker: int = 0, callbacks: list | None = None)
         except BudgetSpent: pass
     return n
 
-# %% ../nbs/12_tune.ipynb #12-tune-020
+# %% ../nbs/12_tune.ipynb #12-tune-026
 @contextlib.contextmanager
 def ray_session(num_cpus: int):
     "Ray for the tune job: the connection this process has, `$RAY_ADDRESS`, or a local Ray on 127.0.0.1 only (shut down on exit)."
@@ -309,7 +309,7 @@ def run_trials(spec: WorkerSpec, executor: str, n_workers: int, poll=lambda: Non
         return
     raise ConfigError(f'tune.executor: unknown executor {executor!r}; allowed: local, ray, serial')
 
-# %% ../nbs/12_tune.ipynb #12-tune-022
+# %% ../nbs/12_tune.ipynb #12-tune-030
 RUN_STATUS = {TrialState.COMPLETE: 'FINISHED', TrialState.PRUNED: 'KILLED', TrialState.FAIL: 'FAILED'}
 
 def trial_values(t: FrozenTrial) -> dict[str, Any]:
@@ -371,7 +371,7 @@ def best_trial(study: optuna.Study) -> FrozenTrial | None:
     done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
     return min(done, key=lambda t: (t.value, t.number)) if done else None
 
-# %% ../nbs/12_tune.ipynb #12-tune-024
+# %% ../nbs/12_tune.ipynb #12-tune-032
 def _figure(ax):
     a = np.asarray(ax).ravel()[0] if isinstance(ax, np.ndarray) else ax
     return a.figure
@@ -398,7 +398,7 @@ def study_figures(study: optuna.Study) -> dict[str, Any]:
     for f in out.values(): plt.close(f)  # shown by the job notebook, not where they are made
     return out
 
-# %% ../nbs/12_tune.ipynb #12-tune-026
+# %% ../nbs/12_tune.ipynb #12-tune-035
 def study_name(cfg: ExperimentConfig) -> str:
     "`tune.study_name`, else `tune-<name>-<model or 'models'>-<mode>-h<horizon>`."
     model = 'models' if 'model' in cfg.tune.space else cfg.model
@@ -442,7 +442,7 @@ def wait_for_running(study: optuna.Study, grace: float, poll=lambda: None, max_w
         poll(); time.sleep(0.5)
     poll()
 
-# %% ../nbs/12_tune.ipynb #12-tune-027
+# %% ../nbs/12_tune.ipynb #12-tune-036
 @dataclass
 class TuneResult:
     "What the tune job produced."
@@ -485,7 +485,7 @@ def _best_yaml(res_number: int, value: float, params: dict, metric: str, name: s
     import yaml
     return yaml.safe_dump({'study': name, 'trial': res_number, f'cv_{metric}': float(value), 'params': params}, sort_keys=False)
 
-# %% ../nbs/12_tune.ipynb #12-tune-028
+# %% ../nbs/12_tune.ipynb #12-tune-037
 def tune(cfg: ExperimentConfig, progress: bool = True, retrain: bool | None = None) -> TuneResult:
     "Run the tracked tune job for a validated config: search, log every trial, retrain and register the best, gate the alias."
     from tqdm import tqdm
@@ -552,7 +552,7 @@ def tune(cfg: ExperimentConfig, progress: bool = True, retrain: bool | None = No
     result.seconds = time.perf_counter() - t0
     return result
 
-# %% ../nbs/12_tune.ipynb #12-tune-029
+# %% ../nbs/12_tune.ipynb #12-tune-040
 def retrain_best(best_cfg: ExperimentConfig):
     """Fit the best config through the train job's own code path (`pipeline.train`), as a run nested under the active
     tune run: fitted on the standard split, scored once on the test part, registered once its run has FINISHED, and
