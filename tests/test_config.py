@@ -26,7 +26,7 @@ def test_bad_config_names_field(overrides, expected):
 
 
 def test_unknown_experiment_lists_allowed():
-    with pytest.raises(ConfigError, match="unknown experiment 'etth3'; allowed: etth1, etth2"):
+    with pytest.raises(ConfigError, match="unknown experiment 'etth3'; allowed: etth1, etth1_tune, etth1_tune_models, etth2, etth2_tune"):
         load_config('etth3')
 
 

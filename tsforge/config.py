@@ -16,8 +16,9 @@ from omegaconf.errors import OmegaConfBaseException
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 # %% auto #0
-__all__ = ['ConfigError', 'DataConfig', 'SplitConfig', 'CVConfig', 'TrackingConfig', 'RegistryConfig', 'ExperimentConfig',
-           'validate_config', 'experiments_dir', 'compose_config', 'load_config']
+__all__ = ['NOT_SEARCHABLE', 'ConfigError', 'DataConfig', 'SplitConfig', 'CVConfig', 'TrackingConfig', 'RegistryConfig',
+           'Distribution', 'TuneConfig', 'flatten_space', 'ExperimentConfig', 'has_key', 'set_key', 'family_config',
+           'check_tune_space', 'validate_config', 'experiments_dir', 'compose_config', 'load_config']
 
 # %% ../nbs/00_config.ipynb #00-config-004
 class ConfigError(ValueError):
@@ -107,6 +108,86 @@ class RegistryConfig(_Strict):
     promote: Literal['always', 'if_better'] = 'if_better'  # if_better: only when `metric` beats the alias's version
     metric: str = 'test_mse'  # run metric the promotion gate compares (lower is better)
 
+# %% ../nbs/00_config.ipynb #tune-code-1
+class Distribution(_Strict):
+    "One searched config key: an int or float range (`low`, `high`, optional `log` or `step`) or `choices`."
+    type: Literal['int', 'float', 'categorical'] | None = None  # None: inferred (choices -> categorical, int bounds -> int)
+    low: int | float | None = None
+    high: int | float | None = None
+    step: int | float | None = None
+    log: bool = False
+    choices: list[Any] | None = None
+
+    @model_validator(mode='before')
+    @classmethod
+    def _shorthand(cls, v): return {'choices': v} if isinstance(v, (list, tuple)) else v
+
+    @model_validator(mode='after')
+    def _check(self):
+        if self.choices is not None or self.type == 'categorical':
+            if self.type not in (None, 'categorical'): raise ValueError(f'type {self.type} takes low/high, not choices')
+            if self.low is not None or self.high is not None or self.step is not None or self.log:
+                raise ValueError('a categorical distribution takes only choices (no low, high, step or log)')
+            if not self.choices: raise ValueError('empty choices: give at least one value')
+            bad = [c for c in self.choices if c is not None and not isinstance(c, (bool, int, float, str))]
+            if bad: raise ValueError(f'choices must be plain values (str, int, float, bool, null); got {bad[0]!r}')
+            object.__setattr__(self, 'type', 'categorical')
+            return self
+        if self.low is None or self.high is None: raise ValueError('give low and high (a range) or choices')
+        ints = all(isinstance(x, int) and not isinstance(x, bool) for x in (self.low, self.high, self.step) if x is not None)
+        kind = self.type or ('int' if ints else 'float')
+        if kind == 'int' and not ints: raise ValueError(f'type int needs integer low/high/step; got low={self.low}, high={self.high}, step={self.step}')
+        if self.low > self.high: raise ValueError(f'empty range: low ({self.low}) > high ({self.high})')
+        if self.step is not None and self.step <= 0: raise ValueError(f'step must be > 0; got {self.step}')
+        if self.log and self.step is not None: raise ValueError('give log or step, not both')
+        if self.log and self.low <= 0: raise ValueError(f'a log scale needs low > 0; got {self.low}')
+        object.__setattr__(self, 'type', kind)
+        return self
+
+    def bounds(self) -> list:
+        "The values a config must accept for this distribution to be valid: both ends of a range, or every choice."
+        return list(self.choices) if self.type == 'categorical' else [self.low, self.high]
+
+class TuneConfig(_Strict):
+    "The hyperparameter search of the tune job: budget, sampler, pruner, storage, workers and the search space."
+    n_trials: int = Field(20, ge=1)                 # trials in the study in total (a rerun of the same study resumes up to it)
+    timeout: float | None = Field(None, gt=0)       # seconds of search per job; queued trials left wait for a rerun
+    sampler: Literal['tpe', 'random', 'cmaes', 'gp'] = 'tpe'
+    seed: int | None = None                         # sampler seed; None: the experiment's seed
+    n_startup_trials: int = Field(10, ge=0)         # random trials before tpe / gp / cmaes use their model
+    pruner: Literal['median', 'successive_halving', 'hyperband', 'none'] = 'median'
+    pruner_startup_trials: int = Field(5, ge=0)     # median: finished trials before any trial is pruned
+    metric: Literal['mse', 'mae'] = 'mse'           # minimised: the mean over the backtest folds (scaled values)
+    study_name: str | None = None                   # None: tune-<name>-<model>-<mode>-h<horizon>
+    storage: str | None = None                      # SQLAlchemy URL; None: an SQLite file beside the MLflow store
+    executor: Literal['serial', 'local', 'ray'] = 'local'
+    n_workers: int = Field(2, ge=1)                 # local processes or Ray tasks
+    heartbeat_interval: int = Field(10, ge=1)       # seconds between a running trial's heartbeats
+    grace_period: int | None = Field(None, ge=1)    # a trial without heartbeat this long is FAIL (None: 2 x interval)
+    enqueue_default: bool = True                    # the experiment's own values are the study's first trial
+    retrain: bool = True                            # retrain the best config through the train job and register it
+    space: dict[str, Distribution] = {}
+    model_space: dict[str, dict[str, Distribution]] = {}
+
+    @field_validator('space', mode='before')
+    @classmethod
+    def _flat_space(cls, v): return flatten_space(v)
+
+    @field_validator('model_space', mode='before')
+    @classmethod
+    def _flat_model_space(cls, v): return {k: flatten_space(s) for k, s in v.items()} if isinstance(v, dict) else v
+
+_DIST_KEYS = set(Distribution.model_fields)
+
+def flatten_space(space, prefix: str = ''):
+    "Nested maps (as Hydra makes of `tune.space.model_params.num_leaves=...`) to dotted keys; distributions stay."
+    if not isinstance(space, dict): return space
+    out = {}
+    for k, v in space.items():
+        if isinstance(v, dict) and v and not set(v) & _DIST_KEYS: out.update(flatten_space(v, f'{prefix}{k}.'))
+        else: out[f'{prefix}{k}'] = v
+    return out
+
 # %% ../nbs/00_config.ipynb #00-config-007
 class ExperimentConfig(_Strict):
     "One validated experiment: what to load, how to split and window it, which model, where to log it."
@@ -122,6 +203,7 @@ class ExperimentConfig(_Strict):
     cv: CVConfig = CVConfig()
     tracking: TrackingConfig = TrackingConfig()
     registry: RegistryConfig
+    tune: TuneConfig = TuneConfig()
 
     @model_validator(mode='after')
     def _model_known(self):
@@ -133,6 +215,11 @@ class ExperimentConfig(_Strict):
         except ValidationError as e: raise ValueError(_format_errors(e, prefix='model_params')) from None
         # store the complete parameter set (defaults filled in), so runs log every value used
         object.__setattr__(self, 'model_params', params.model_dump())
+        return self
+
+    @model_validator(mode='after')
+    def _tune_space(self):
+        check_tune_space(self)
         return self
 
     @property
@@ -151,6 +238,79 @@ class ExperimentConfig(_Strict):
                 else: out[f'{pre}{k}'] = v
         walk(self.model_dump(mode='json'), '')
         return out
+
+# %% ../nbs/00_config.ipynb #tune-code-2
+NOT_SEARCHABLE = ('name', 'data', 'split', 'cv', 'horizon', 'tune', 'tracking', 'registry')  # they define the problem or the job
+
+def has_key(d: dict, key: str) -> bool:
+    "Whether dotted `key` exists in nested dict `d`."
+    for p in key.split('.'):
+        if not isinstance(d, dict) or p not in d: return False
+        d = d[p]
+    return True
+
+def set_key(d: dict, key: str, value):
+    "Set dotted `key` in nested dict `d` (in place)."
+    *head, last = key.split('.')
+    for p in head: d = d.setdefault(p, {})
+    d[last] = value
+
+def family_config(raw: dict, family: str, base_model: str) -> dict:
+    "A plain config dict for model `family`: the experiment's model params if it is the experiment's model, else the family's defaults."
+    import copy
+    out = copy.deepcopy(raw)
+    out['model'] = family
+    if family != base_model: out['model_params'] = {}
+    out['tune'] = {}
+    return ExperimentConfig(**out).model_dump(mode='json')
+
+def _check_dist(raw: dict, key: str, dist: Distribution, field: str):
+    import copy
+    for v in dist.bounds():
+        r = copy.deepcopy(raw); set_key(r, key, v)
+        if key == 'model' and v != raw.get('model'): r['model_params'] = {}  # another family starts from its defaults
+        try: ExperimentConfig(**r)
+        except ValidationError as e: raise ValueError(f'{field}: value {v!r} is not valid for {key}: {_format_errors(e)}') from None
+
+def check_tune_space(cfg: ExperimentConfig):
+    "Raise `ValueError` naming the field if `cfg.tune.space` / `model_space` does not fit `cfg`."
+    t = cfg.tune
+    if not t.space and not t.model_space: return
+    raw = cfg.model_dump(mode='json'); raw['tune'] = {}
+    models = None
+    if 'model' in t.space:
+        d = t.space['model']
+        if d.type != 'categorical': raise ValueError('tune.space.model: the model is searched over choices (a list of model names)')
+        models = list(d.choices)
+    for key, dist in t.space.items():
+        field, top = f'tune.space.{key}', key.split('.')[0]
+        if top in NOT_SEARCHABLE:
+            raise ValueError(f"{field}: {top} cannot be searched (it defines the data, the folds or the job); "
+                             f"searchable: any other config key, e.g. input_length, model, model_params.<param>")
+        if top == 'model_params' and models is not None:
+            raise ValueError(f'{field}: model is searched, so model parameters go under tune.model_space.<model>.{key}')
+        if not has_key(raw, key):
+            if top == 'model_params':
+                raise ValueError(f"{field}: model {cfg.model} has no parameter {key.split('.', 1)[1] if '.' in key else key!r}; "
+                                 f"allowed: {', '.join(sorted(raw['model_params']))}")
+            raise ValueError(f'{field}: unknown key (not a config key; check the spelling)')
+        _check_dist(raw, key, dist, field)
+    for fam, space in t.model_space.items():
+        from tsforge.models import MODELS
+        if fam not in MODELS: raise ValueError(f"tune.model_space.{fam}: unknown model; allowed: {', '.join(sorted(MODELS))}")
+        if models is None and fam != cfg.model:
+            raise ValueError(f'tune.model_space.{fam}: the model is {cfg.model} and not searched (add tune.space.model with choices)')
+        if models is not None and fam not in models:
+            raise ValueError(f"tune.model_space.{fam}: {fam} is not among tune.space.model choices ({', '.join(map(str, models))})")
+        base = family_config(raw, fam, cfg.model)
+        for key, dist in space.items():
+            field = f'tune.model_space.{fam}.{key}'
+            if not key.startswith('model_params.'):
+                raise ValueError(f'{field}: only model_params.<param> keys go under model_space (others under tune.space)')
+            if not has_key(base, key):
+                raise ValueError(f"{field}: model {fam} has no parameter {key.split('.', 1)[1]!r}; "
+                                 f"allowed: {', '.join(sorted(base['model_params']))}")
+            _check_dist(base, key, dist, field)
 
 # %% ../nbs/00_config.ipynb #00-config-009
 def _format_errors(e: ValidationError, prefix: str = '') -> str:

@@ -28,8 +28,9 @@ __all__ = ['HEARTBEAT_TAG', 'PACKAGES', 'TEST_PART_TAG', 'project_root', 'tsforg
            'optuna_storage_url', 'StoreError', 'store_exists', 'init_store', 'configure', 'experiment_id', 'checkpoint',
            'heartbeat_seconds', 'heartbeat_grace', 'process_tags', 'JobKilled', 'start_run', 'dead_reason', 'reconcile',
            'main', 'git_commit', 'package_versions', 'log_context', 'log_context_data', 'log_params', 'log_metrics',
-           'log_frame', 'log_figure', 'papermill_output_path', 'log_notebook', 'TsforgeModel', 'log_model', 'register',
-           'set_alias', 'delete_version', 'resolve', 'load_model', 'log_test_part', 'Promotion', 'promote']
+           'log_frame', 'log_figure', 'set_tags', 'log_text', 'record_run', 'papermill_output_path', 'log_notebook',
+           'TsforgeModel', 'log_model', 'register', 'set_alias', 'delete_version', 'resolve', 'load_model',
+           'log_test_part', 'Promotion', 'promote']
 
 # %% ../nbs/08_tracking.ipynb #08-tracking-004
 def project_root(start: str | os.PathLike | None = None) -> Path:
@@ -418,6 +419,35 @@ def log_frame(df: pd.DataFrame, artifact_file: str):
         mlflow.log_artifact(str(p), str(Path(artifact_file).parent) if '/' in artifact_file else None)
 
 def log_figure(fig, artifact_file: str): mlflow.log_figure(fig, artifact_file)
+
+# %% ../nbs/08_tracking.ipynb #08-tracking-recorded
+def set_tags(tags: dict):
+    "Set tags on the active run (values as strings)."
+    mlflow.set_tags({k: str(v)[:5000] for k, v in tags.items()})
+
+def log_text(text: str, artifact_file: str):
+    "Log `text` as an artifact file of the active run."
+    mlflow.log_text(text, artifact_file)
+
+def record_run(experiment: str, run_name: str, params: dict | None = None, metrics: dict | None = None,
+               step_metrics: list[tuple[str, float, int]] = (), tags: dict | None = None, parent_run_id: str | None = None,
+               status: str = 'FINISHED', start_time=None, end_time=None) -> str:
+    "Record a finished run in one go: params, metrics (`step_metrics` as (key, value, step)), tags, status and times; returns its id."
+    from datetime import datetime
+    from mlflow.entities import Metric, Param
+    def ms(t): return int((t.timestamp() if isinstance(t, datetime) else time.time()) * 1000) if t is not None else None
+    configure()
+    client = MlflowClient()
+    tags = {**({'mlflow.parentRunId': parent_run_id} if parent_run_id else {}), **{k: str(v)[:5000] for k, v in (tags or {}).items()}}
+    run = client.create_run(experiment_id(experiment), start_time=ms(start_time), tags=tags, run_name=run_name)
+    now = ms(end_time) or int(time.time() * 1000)
+    ms_ = [Metric(k, float(v), now, 0) for k, v in (metrics or {}).items()]
+    ms_ += [Metric(k, float(v), now, int(s)) for k, v, s in step_metrics]
+    ps = [Param(k, str(v)[:6000]) for k, v in (params or {}).items()]
+    for j in range(0, len(ps), 100): client.log_batch(run.info.run_id, params=ps[j:j + 100])  # MLflow's batch limits
+    for j in range(0, len(ms_), 900): client.log_batch(run.info.run_id, metrics=ms_[j:j + 900])
+    client.set_terminated(run.info.run_id, status, end_time=now)
+    return run.info.run_id
 
 # %% ../nbs/08_tracking.ipynb #08-tracking-008
 def papermill_output_path() -> str | None:
