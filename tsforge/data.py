@@ -82,6 +82,8 @@ class DataReport:
     columns: list = field(default_factory=list)
     issues: list = field(default_factory=list)   # human-readable lines
     filled: bool = False
+    series: int = 0                              # long format: number of series kept
+    skipped: list = field(default_factory=list)  # long format: ids of series too short to use
 
     def summary(self) -> pd.DataFrame:
         "One-row table for notebooks."
@@ -127,6 +129,7 @@ def load_frame(data: DataConfig) -> tuple[pd.DataFrame, DataReport]:
     tc = data.time_col
     if tc not in raw.columns:
         raise DataError(f'{path}: data.time_col {tc!r} is not a column; columns are: {", ".join(map(str, raw.columns))}')
+    if data.format == 'long': return _load_long(data, path, raw, rep)
     wanted = list(dict.fromkeys([*(data.columns or [c for c in raw.columns if c != tc]), *data.target]))
     missing = [c for c in wanted if c not in raw.columns]
     if missing: raise DataError(f'{path}: column(s) {missing} not found; columns are: {", ".join(map(str, raw.columns))}')
@@ -175,4 +178,99 @@ def load_frame(data: DataConfig) -> tuple[pd.DataFrame, DataReport]:
         rep.filled = True
     rep.n_rows, rep.freq, rep.columns = len(df), off.freqstr, wanted
     rep.start, rep.end = str(df[tc].iloc[0]), str(df[tc].iloc[-1])
+    return df, rep
+
+def _rows(idx, k: int = 5) -> str:
+    idx = list(idx)
+    return ', '.join(map(str, idx[:k])) + (f' ... ({len(idx)} rows)' if len(idx) > k else '')
+
+def _per_series(mask: pd.Series, ids: pd.Series, what: str, times: pd.Series | None = None,
+                rowno: pd.Series | None = None) -> list[str]:
+    "One line per series with rows flagged in `mask`: the series, how many rows, which rows (data rows of the file, 0-based)."
+    out = []
+    for sid, rows in mask[mask].groupby(ids[mask], sort=False).groups.items():
+        first = f', first at {times[rows[0]]}' if times is not None else ''
+        out.append(f'series {sid!r}: {len(rows)} {what} (rows {_rows(rows if rowno is None else rowno[rows])}{first})')
+    return out
+
+def _load_long(data: DataConfig, path: Path, raw: pd.DataFrame, rep: DataReport) -> tuple[pd.DataFrame, DataReport]:
+    """Long format (one row per series and timestamp): check every series on its own and return the frame sorted by
+    (series, time) with columns id, time, values. Duplicate (id, time) pairs, gaps and NaN are reported per series
+    (`on_issue: fill` drops duplicates keeping the last, inserts the missing timestamps and interpolates within the
+    series); unparseable timestamps, a missing id and a series off its frequency always fail."""
+    tc, ic, fatal = data.time_col, data.id_col, []
+    cols = ', '.join(map(str, raw.columns))
+    if ic not in raw.columns: raise DataError(f'{path}: data.id_col {ic!r} is not a column; columns are: {cols}')
+    wanted = list(dict.fromkeys([*(data.columns or [c for c in raw.columns if c not in (tc, ic)]), *data.target]))
+    missing = [c for c in wanted if c not in raw.columns]
+    if missing: raise DataError(f'{path}: column(s) {missing} not found; columns are: {cols}')
+    if raw.empty: raise DataError(f'{path}: no rows')
+    raw = raw.reset_index(drop=True)
+    if (noid := raw[ic].isna()).any(): fatal.append(f'{ic}: {noid.sum()} row(s) without a series id (rows {_rows(np.flatnonzero(noid))})')
+    ids = raw[ic].astype(str)
+    times = pd.to_datetime(raw[tc], errors='coerce', format='mixed')
+    if (bad := times.isna() & ~noid).any(): fatal += _per_series(bad, ids, f'unparseable {tc} value(s)')
+    df = pd.DataFrame({ic: ids, tc: times})
+    if data.columns is None: wanted = [c for c in wanted if c in data.target or pd.api.types.is_numeric_dtype(raw[c])]
+    for c in wanted:
+        v = pd.to_numeric(raw[c], errors='coerce')
+        if (nonnum := v.isna() & raw[c].notna()).any():
+            (rep.issues if data.on_issue == 'fill' else fatal).extend(_per_series(nonnum, ids, f'non-numeric {c} value(s)'))
+        df[c] = v.astype('float64')
+    if fatal: raise DataError(f'{path}: ' + '; '.join(fatal))
+    df = df[~noid]
+    dup = df.duplicated([ic, tc], keep='last')
+    if dup.any(): rep.issues += _per_series(dup, df[ic], f'duplicate ({ic}, {tc}) pair(s)', df[tc])
+    df = df[~dup].rename_axis('__row').reset_index().sort_values([ic, tc], kind='stable').reset_index(drop=True)
+    rowno = df.pop('__row')
+
+    lengths = df.groupby(ic, sort=False).size()
+    longest = lengths.idxmax()
+    freq = data.freq or infer_freq(pd.DatetimeIndex(df.loc[df[ic] == longest, tc]))
+    off = _offset(freq)
+    first = df.groupby(ic, sort=False)[tc].transform('first')
+    try: delta = pd.Timedelta(off)
+    except ValueError: delta = None
+    if delta is not None:
+        k = (df[tc] - first) / delta
+        off_grid = k != np.floor(k)
+        pos = np.floor(k).astype('int64')
+    else:   # calendar frequencies (MS, W-SUN, ...): check each series against its own date_range
+        pos, off_grid = np.zeros(len(df), 'int64'), np.zeros(len(df), bool)
+        for sid, idx in df.groupby(ic, sort=False).indices.items():
+            t = pd.DatetimeIndex(df[tc].to_numpy()[idx])
+            grid = pd.date_range(t[0], t[-1], freq=off)
+            off_grid[idx] = ~t.isin(grid); pos[idx] = grid.get_indexer(t)
+        off_grid = pd.Series(off_grid)
+    if off_grid.any():
+        raise DataError(f'{path}: ' + '; '.join(_per_series(off_grid, df[ic], f'timestamp(s) not on the {off.freqstr} grid '
+                                                             f'of its first timestamp (a different frequency?)', df[tc], rowno)))
+    span = pd.Series(pos).groupby(df[ic].to_numpy(), sort=False).max() + 1
+    gaps = span - lengths.reindex(span.index)
+    for sid, g in gaps[gaps > 0].items():
+        rep.issues.append(f'series {sid!r}: {g} missing timestamp(s) at frequency {off.freqstr}')
+    nan = df[wanted].isna().any(axis=1)
+    if nan.any(): rep.issues += _per_series(nan, df[ic], 'row(s) with NaN values', df[tc], rowno)
+
+    if rep.issues and data.on_issue == 'fail':
+        shown = rep.issues[:20] + ([f'... and {len(rep.issues) - 20} more'] if len(rep.issues) > 20 else [])
+        raise DataError(f'{path}: ' + '; '.join(shown) + ' (set data.on_issue=fill to repair)')
+    if rep.issues:
+        if (gaps > 0).any():   # every series onto its full grid (from its first to its last timestamp)
+            sids = span.index.to_numpy()
+            full_pos = np.arange(span.sum()) - np.repeat(np.cumsum(span.to_numpy()) - span.to_numpy(), span.to_numpy())
+            code = {s: i for i, s in enumerate(sids)}
+            key_full = np.repeat(np.arange(len(sids)), span.to_numpy()) * (span.max() + 1) + full_pos
+            key = df[ic].map(code).to_numpy() * (span.max() + 1) + np.asarray(pos)
+            full = pd.DataFrame({ic: np.repeat(sids, span.to_numpy())})
+            starts = df.groupby(ic, sort=False)[tc].first().reindex(sids)
+            full[tc] = (np.repeat(starts.to_numpy(), span.to_numpy()) + full_pos * delta) if delta is not None else \
+                np.concatenate([pd.date_range(s, periods=n, freq=off).to_numpy() for s, n in zip(starts, span)])
+            vals = pd.DataFrame(np.nan, index=np.arange(len(full)), columns=wanted)
+            vals.iloc[pd.Index(key_full).get_indexer(key)] = df[wanted].to_numpy()
+            df = pd.concat([full, vals], axis=1)
+        df[wanted] = df.groupby(ic, sort=False)[wanted].transform(lambda s: s.interpolate(limit_direction='both'))
+        rep.filled = True
+    rep.n_rows, rep.freq, rep.columns, rep.series = len(df), off.freqstr, wanted, int(df[ic].nunique())
+    rep.start, rep.end = str(df[tc].min()), str(df[tc].max())
     return df, rep

@@ -13,8 +13,8 @@ import pandas as pd
 from pandas.tseries.frequencies import to_offset
 
 # %% auto #0
-__all__ = ['RequestError', 'WindowState', 'fit_state', 'Windows', 'make_windows', 'future_times', 'check_history',
-           'request_windows']
+__all__ = ['CHUNK_VALUES', 'RequestError', 'WindowState', 'fit_state', 'fit_series_state', 'WindowArray', 'Windows',
+           'make_windows', 'future_times', 'check_history', 'request_windows']
 
 # %% ../nbs/03_preprocess.ipynb #03-preprocess-004
 class RequestError(ValueError):
@@ -25,7 +25,9 @@ class RequestError(ValueError):
 
 @dataclass
 class WindowState:
-    "Fitted preprocessing: standard-scaler stats (ddof=0, train rows only) per input column, plus the window layout."
+    """Fitted preprocessing: standard-scaler stats (ddof=0, train rows only) per input column, plus the window layout.
+    Long format (many series): `id_col` names the series column and every series has its own stats
+    (`series_ids`, `series_mean`, `series_std`, one row per series); `mean` / `std` are then unused."""
     time_col: str
     columns_in: list[str]        # columns the model reads, in order
     columns_out: list[str]       # columns forecast (a subset of columns_in)
@@ -34,18 +36,41 @@ class WindowState:
     freq: str                    # pandas frequency string
     mean: list[float] = field(default_factory=list)
     std: list[float] = field(default_factory=list)
+    id_col: str | None = None    # long format: the series id column
+    series_ids: list[str] = field(default_factory=list)
+    series_mean: list[list[float]] = field(default_factory=list)   # (series, C_in)
+    series_std: list[list[float]] = field(default_factory=list)
 
     @property
     def out_idx(self) -> list[int]: return [self.columns_in.index(c) for c in self.columns_out]
+    @property
+    def long(self) -> bool: return self.id_col is not None
 
-    def transform(self, values: np.ndarray) -> np.ndarray:
-        "Scale raw `values` of shape (..., len(columns_in))."
-        return (np.asarray(values, dtype='float64') - np.asarray(self.mean)) / np.asarray(self.std)
+    def _stats(self, series, idx, ndim):
+        "Mean and std broadcastable to an array of `ndim` dims whose first axis follows `series` codes (long format)."
+        if not self.long: return np.asarray(self.mean)[idx], np.asarray(self.std)[idx]
+        if series is None: raise ValueError('long format: the series of each row is needed to (un)scale it')
+        series = np.asarray(series)
+        shape = (len(series),) + (1,) * (ndim - 2) + (-1,)
+        return (np.asarray(self.series_mean)[series][:, idx].reshape(shape),
+                np.asarray(self.series_std)[series][:, idx].reshape(shape))
 
-    def inverse_transform(self, scaled: np.ndarray, columns: str = 'out') -> np.ndarray:
-        "Undo `transform` for arrays whose last axis is `columns_out` ('out') or `columns_in` ('in')."
+    def transform(self, values: np.ndarray, series: np.ndarray | None = None) -> np.ndarray:
+        "Scale raw `values` of shape (..., len(columns_in)); long format: `series` codes (rows,) of each row."
+        values = np.asarray(values, dtype='float64')
+        m, s = self._stats(series, slice(None), values.ndim)
+        return (values - m) / s
+
+    def inverse_transform(self, scaled: np.ndarray, columns: str = 'out', series: np.ndarray | None = None) -> np.ndarray:
+        "Undo `transform` for arrays whose last axis is `columns_out` ('out') or `columns_in` ('in'); long: `series` codes of the first axis."
         idx = self.out_idx if columns == 'out' else slice(None)
-        return np.asarray(scaled) * np.asarray(self.std)[idx] + np.asarray(self.mean)[idx]
+        scaled = np.asarray(scaled)
+        m, s = self._stats(series, idx, scaled.ndim)
+        return scaled * s + m
+
+    def series_code(self, ids) -> np.ndarray:
+        "Codes (positions in `series_ids`) of series ids; -1 for an unknown id."
+        return pd.Index(self.series_ids).get_indexer(pd.Index(np.asarray(ids).astype(str)))
 
     def to_dict(self) -> dict: return asdict(self)
     def save(self, path: str | Path): Path(path).write_text(json.dumps(self.to_dict(), indent=1))
@@ -64,34 +89,109 @@ def fit_state(frame: pd.DataFrame, time_col: str, columns_in: list[str], columns
     return WindowState(time_col, list(columns_in), list(columns_out), int(input_length), int(horizon),
                        to_offset(freq).freqstr, train.mean(axis=0).tolist(), std.tolist())
 
-# %% ../nbs/03_preprocess.ipynb #03-preprocess-007
-@dataclass
-class Windows:
-    "Model input: scaled `X` (n, L, C_in), scaled targets `Y` (n, H, C_out) or None, `times` of the first forecast step (n,)."
-    X: np.ndarray
-    Y: np.ndarray | None
-    times: np.ndarray
+def fit_series_state(frame: pd.DataFrame, time_col: str, id_col: str, columns_in: list[str], columns_out: list[str],
+                     input_length: int, horizon: int, freq: str, ids: list[str], train_rows: np.ndarray) -> WindowState:
+    """Long format: one scaler per series, fitted on that series' own train rows. `frame` is sorted by (series, time),
+    `ids` are the series kept (in frame order) and `train_rows` a boolean mask of the rows each series trains on."""
+    missing = [c for c in columns_out if c not in columns_in]
+    if missing: raise ValueError(f'output columns {missing} must also be input columns {columns_in}')
+    train = frame.loc[train_rows, [id_col, *columns_in]]
+    g = train.groupby(train[id_col].astype(str), sort=False)[columns_in]
+    mean, std = g.mean().reindex(ids), g.std(ddof=0).reindex(ids)
+    std = std.mask(std == 0, 1.0)
+    return WindowState(time_col, list(columns_in), list(columns_out), int(input_length), int(horizon),
+                       to_offset(freq).freqstr, id_col=id_col, series_ids=[str(i) for i in ids],
+                       series_mean=mean.to_numpy().tolist(), series_std=std.to_numpy().tolist())
 
-    def __len__(self): return len(self.X)
-    def subset(self, idx) -> 'Windows': return Windows(self.X[idx], None if self.Y is None else self.Y[idx], self.times[idx])
+# %% ../nbs/03_preprocess.ipynb #03-preprocess-007
+CHUNK_VALUES = 1 << 20   # input values a batch of windows holds at most (8 MB of float64): bounds every chunked loop
+
+def _as_slice(idx: list[int]) -> slice | list[int]:
+    "Consecutive column positions as a slice (indexing a view with it keeps a view)."
+    return slice(idx[0], idx[-1] + 1) if len(idx) and list(idx) == list(range(idx[0], idx[-1] + 1)) else list(idx)
+
+class WindowArray:
+    "Windows of `length` rows of `columns` of `data` (rows, C) starting at rows `starts`: an (n, length, C') array built on demand."
+    def __init__(self, data: np.ndarray, starts: np.ndarray, length: int, columns=slice(None)):
+        self.data, self.starts, self.length, self.columns = data, np.asarray(starts, dtype='int64'), length, columns
+        self.view = np.lib.stride_tricks.sliding_window_view(data, length, axis=0).transpose(0, 2, 1)  # no copy
+
+    def __len__(self): return len(self.starts)
+    @property
+    def shape(self): return (len(self), self.length, len(range(self.data.shape[1])[self.columns]))
+
+    def __getitem__(self, idx) -> np.ndarray:
+        "Windows `idx` (an index array or slice), copied (a view for a slice of consecutive windows)."
+        return self.take(self.starts[idx])
+
+    def take(self, starts: np.ndarray) -> np.ndarray:
+        s = np.asarray(starts)
+        if s.ndim == 1 and len(s) > 0 and s[-1] - s[0] == len(s) - 1 and (len(s) < 2 or (np.diff(s) == 1).all()):
+            return self.view[s[0]:s[-1] + 1, :, self.columns]                      # consecutive: a strided view
+        return self.view[s][:, :, self.columns]
+
+    def all(self) -> np.ndarray: return self.take(self.starts) if len(self) else np.zeros(self.shape)
+
+class Windows:
+    """Windows at forecast `origins` (the row of each first forecast step) over a scaled array `scaled` (rows, C_in)
+    with row timestamps `row_times`. Nothing is copied up front: `X` (n, L, C_in) and `Y` (n, H, C_out) are strided
+    views of `scaled` when the origins are consecutive (one series, stride 1), else built when asked; `batches` and
+    `inputs` / `targets` give bounded chunks. `series` (long format): the series code of each window; `times`: the
+    timestamp of each window's first forecast step."""
+    def __init__(self, state: WindowState, scaled: np.ndarray, row_times: np.ndarray, origins: np.ndarray,
+                 with_targets: bool = True, series: np.ndarray | None = None):
+        self.state, self.scaled, self.row_times = state, scaled, row_times
+        self.origins = np.asarray(origins, dtype='int64')
+        self.with_targets = with_targets
+        self.series = None if series is None else np.asarray(series, dtype='int64')
+
+    def __len__(self): return len(self.origins)
+
+    def inputs(self, columns: list[int] | None = None) -> WindowArray:
+        "Input windows (n, L, C) of `columns` (positions in columns_in; None: all), indexable on demand."
+        cols = slice(None) if columns is None else _as_slice(columns)
+        return WindowArray(self.scaled, self.origins - self.state.input_length, self.state.input_length, cols)
+
+    def targets(self) -> WindowArray | None:
+        "Target windows (n, H, C_out), indexable on demand (None for request windows)."
+        if not self.with_targets: return None
+        return WindowArray(self.scaled, self.origins, self.state.horizon, _as_slice(self.state.out_idx))
+
+    @property
+    def X(self) -> np.ndarray: return self.inputs().all()
+    @property
+    def Y(self) -> np.ndarray | None: return None if not self.with_targets else self.targets().all()
+
+    @property
+    def times(self) -> np.ndarray:
+        "Timestamp of each window's first forecast step; one step past the end for a request window."
+        t, o = self.row_times, self.origins
+        inside = o < len(t)
+        first = np.empty(len(o), dtype='datetime64[ns]')
+        first[inside] = t[o[inside]]
+        if (~inside).any(): first[~inside] = pd.DatetimeIndex(t[o[~inside] - 1]) + to_offset(self.state.freq)
+        return first
+
+    def subset(self, idx) -> 'Windows':
+        "The windows `idx` (slice, index or boolean array), still views of the same scaled array."
+        return Windows(self.state, self.scaled, self.row_times, self.origins[idx], self.with_targets,
+                       None if self.series is None else self.series[idx])
+
+    def batch_size(self, values: int = CHUNK_VALUES) -> int:
+        "Windows per batch so that a batch's inputs hold about `values` numbers."
+        return max(1, values // (self.state.input_length * max(1, self.scaled.shape[1])))
+
+    def batches(self, size: int | None = None):
+        "Consecutive batches: `(slice, Windows)` pairs covering all windows in order."
+        size = size or self.batch_size()
+        for a in range(0, len(self), size):
+            sl = slice(a, min(a + size, len(self)))
+            yield sl, self.subset(sl)
 
 def make_windows(state: WindowState, scaled: np.ndarray, times: np.ndarray, origins: np.ndarray,
-                 with_targets: bool = True) -> Windows:
-    "Windows at `origins` over a scaled array (rows, C_in) whose timestamps are `times` (rows,)."
-    L, H = state.input_length, state.horizon
-    origins = np.asarray(origins)
-    view = np.lib.stride_tricks.sliding_window_view(scaled, L, axis=0)          # (rows-L+1, C_in, L)
-    X = view[origins - L].transpose(0, 2, 1)                                     # (n, L, C_in)
-    Y = None
-    if with_targets:
-        out = scaled[:, state.out_idx]
-        Y = np.lib.stride_tricks.sliding_window_view(out, H, axis=0)[origins].transpose(0, 2, 1)  # (n, H, C_out)
-    t = pd.DatetimeIndex(times)
-    inside = origins < len(t)
-    first = np.empty(len(origins), dtype='datetime64[ns]')
-    first[inside] = t[origins[inside]]
-    if (~inside).any(): first[~inside] = t[origins[~inside] - 1] + to_offset(state.freq)  # a request: one step past the end
-    return Windows(np.ascontiguousarray(X), None if Y is None else np.ascontiguousarray(Y), first)
+                 with_targets: bool = True, series: np.ndarray | None = None) -> Windows:
+    "Windows at `origins` over a scaled array (rows, C_in) whose timestamps are `times` (rows,); no data is copied."
+    return Windows(state, scaled, np.asarray(times), origins, with_targets, series)
 
 def future_times(state: WindowState, last: pd.Timestamp, horizon: int | None = None) -> pd.DatetimeIndex:
     "The next `horizon` timestamps after `last` at the state's frequency."
