@@ -16,7 +16,7 @@ from .config import DataConfig
 
 # %% auto #0
 __all__ = ['ETT_BASE_URL', 'ETT_SHA256', 'DataError', 'file_sha256', 'cache_dir', 'download', 'ett_path', 'DataReport',
-           'infer_freq', 'load_frame']
+           'infer_freq', 'load_frame', 'synthetic_panel']
 
 # %% ../nbs/01_data.ipynb #01-data-003
 class DataError(ValueError):
@@ -242,9 +242,18 @@ def _load_long(data: DataConfig, path: Path, raw: pd.DataFrame, rep: DataReport)
             grid = pd.date_range(t[0], t[-1], freq=off)
             off_grid[idx] = ~t.isin(grid); pos[idx] = grid.get_indexer(t)
         off_grid = pd.Series(off_grid)
+    if delta is not None:   # a series whose typical step is another frequency (all its timestamps may be on the grid)
+        step = df[tc].diff().where(df[ic].eq(df[ic].shift())).groupby(df[ic].to_numpy(), sort=False).median()
+        other = step[step.notna() & (step != delta)]
+        if len(other):
+            off_grid = off_grid | df[ic].isin(other.index)
     if off_grid.any():
-        raise DataError(f'{path}: ' + '; '.join(_per_series(off_grid, df[ic], f'timestamp(s) not on the {off.freqstr} grid '
-                                                             f'of its first timestamp (a different frequency?)', df[tc], rowno)))
+        msg = _per_series(off_grid, df[ic], f'timestamp(s) not on the {off.freqstr} grid of its first timestamp '
+                                            f'(a different frequency?)', df[tc], rowno)
+        if delta is not None and len(other):
+            msg = [m + (f'; its median step is {other[m.split(chr(39))[1]]}' if m.split(chr(39))[1] in other.index else '')
+                   for m in msg]
+        raise DataError(f'{path}: ' + '; '.join(msg))
     span = pd.Series(pos).groupby(df[ic].to_numpy(), sort=False).max() + 1
     gaps = span - lengths.reindex(span.index)
     for sid, g in gaps[gaps > 0].items():
@@ -274,3 +283,22 @@ def _load_long(data: DataConfig, path: Path, raw: pd.DataFrame, rep: DataReport)
     rep.n_rows, rep.freq, rep.columns, rep.series = len(df), off.freqstr, wanted, int(df[ic].nunique())
     rep.start, rep.end = str(df[tc].min()), str(df[tc].max())
     return df, rep
+
+# %% ../nbs/01_data.ipynb #01-data-017
+def synthetic_panel(n_series: int, n_rows: int, freq: str = 'h', seed: int = 0, format: str = 'long',
+                    id_col: str = 'unique_id', time_col: str = 'ds', target: str = 'y') -> pd.DataFrame:
+    """Seeded synthetic series (daily and weekly seasonality + trend + noise, each with its own level, amplitude and
+    phase): long (id, time, value rows, Nixtla's layout) or wide (one column per series)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n_rows, dtype='float64')
+    level, amp, trend = rng.uniform(5, 50, n_series), rng.uniform(1, 10, n_series), rng.normal(0, 0.01, n_series)
+    phase = rng.uniform(0, 2 * np.pi, n_series)
+    y = np.empty((n_rows, n_series))
+    for a in range(0, n_series, 1000):   # a thousand series at a time
+        s = slice(a, min(a + 1000, n_series))
+        y[:, s] = (level[s] + amp[s] * np.sin(2 * np.pi * t[:, None] / 24 + phase[s]) + 0.3 * amp[s] * np.sin(2 * np.pi * t[:, None] / 168)
+                   + trend[s] * t[:, None] + rng.normal(0, 1, (n_rows, s.stop - a)))
+    times = pd.date_range('2020-01-01', periods=n_rows, freq=freq)
+    names = [f's{i}' for i in range(n_series)]
+    if format == 'wide': return pd.DataFrame(y, columns=names).assign(**{time_col: times})[[time_col, *names]]
+    return pd.DataFrame({id_col: np.repeat(names, n_rows), time_col: np.tile(times, n_series), target: y.T.ravel()})

@@ -14,7 +14,7 @@ from pandas.tseries.frequencies import to_offset
 
 # %% auto #0
 __all__ = ['CHUNK_VALUES', 'RequestError', 'WindowState', 'fit_state', 'fit_series_state', 'WindowArray', 'Windows',
-           'make_windows', 'future_times', 'check_history', 'request_windows']
+           'make_windows', 'future_times', 'check_history', 'request_windows', 'request_windows_long']
 
 # %% ../nbs/03_preprocess.ipynb #03-preprocess-004
 class RequestError(ValueError):
@@ -177,9 +177,9 @@ class Windows:
         return Windows(self.state, self.scaled, self.row_times, self.origins[idx], self.with_targets,
                        None if self.series is None else self.series[idx])
 
-    def batch_size(self, values: int = CHUNK_VALUES) -> int:
-        "Windows per batch so that a batch's inputs hold about `values` numbers."
-        return max(1, values // (self.state.input_length * max(1, self.scaled.shape[1])))
+    def batch_size(self, values: int | None = None) -> int:
+        "Windows per batch so that a batch's inputs hold about `values` (default `CHUNK_VALUES`) numbers."
+        return max(1, (values or CHUNK_VALUES) // (self.state.input_length * max(1, self.scaled.shape[1])))
 
     def batches(self, size: int | None = None):
         "Consecutive batches: `(slice, Windows)` pairs covering all windows in order."
@@ -244,3 +244,36 @@ def request_windows(state: WindowState, history: pd.DataFrame) -> tuple[Windows,
     times = tail[state.time_col].to_numpy()
     w = make_windows(state, scaled, times, np.array([state.input_length]), with_targets=False)
     return w, pd.Timestamp(times[-1])
+
+# %% ../nbs/03_preprocess.ipynb #03-preprocess-009b
+def request_windows_long(state: WindowState, history: pd.DataFrame) -> tuple[Windows, list[str], list[pd.Timestamp]]:
+    """Long format: a request's history holds rows of one or more series (the state's `id_col`); every series is checked
+    (by `check_history`, on its own rows) and scaled with its own statistics. Returns one window per series (in order of
+    first appearance), the series ids and the last observed timestamp of each."""
+    ic, L = state.id_col, state.input_length
+    if not isinstance(history, pd.DataFrame) or history.empty:
+        raise RequestError('history', f'empty; send at least {L} records per series')
+    if ic not in history.columns: raise RequestError(f'history.{ic}', 'missing series id column')
+    if history[ic].isna().any():
+        raise RequestError(f'history[{int(np.flatnonzero(history[ic].isna().to_numpy())[0])}].{ic}', 'missing series id')
+    ids = history[ic].astype(str)
+    order = list(dict.fromkeys(ids))
+    codes = state.series_code(order)
+    if (codes < 0).any():
+        unknown = [i for i, c in zip(order, codes) if c < 0]
+        raise RequestError(f'history.{ic}', f'unknown series {unknown[:5]}; the model was trained on {len(state.series_ids)} '
+                                            f'series (e.g. {state.series_ids[:3]})')
+    blocks, times, lasts = [], [], []
+    for sid, code in zip(order, codes):
+        rows = history[(ids == sid).to_numpy()]
+        try: tail = check_history(state, rows)
+        except RequestError as e: raise RequestError(f'{e.field} (series {sid!r})', e.msg) from None
+        t = tail[state.time_col].to_numpy()
+        # L scaled rows, then one unread row stamped one step later: the window's origin, for `Windows.times`
+        blocks.append(np.vstack([state.transform(tail[state.columns_in].to_numpy(), np.full(L, code)),
+                                 np.full((1, len(state.columns_in)), np.nan)]))
+        times.append(np.r_[t, (pd.Timestamp(t[-1]) + to_offset(state.freq)).to_datetime64()])
+        lasts.append(pd.Timestamp(t[-1]))
+    w = make_windows(state, np.vstack(blocks), np.concatenate(times), np.arange(len(order)) * (L + 1) + L,
+                     with_targets=False, series=codes)
+    return w, order, lasts

@@ -17,7 +17,7 @@ from mlflow import MlflowClient
 from mlflow.models import infer_signature
 
 from .config import ExperimentConfig
-from .preprocess import RequestError, WindowState, future_times, request_windows
+from .preprocess import RequestError, WindowState, future_times, request_windows, request_windows_long
 from .models import Forecaster
 
 # %% auto #0
@@ -148,10 +148,21 @@ class TsforgeModel(mlflow.pyfunc.PythonModel):
         h = H if horizon is None else horizon
         if isinstance(h, bool) or not isinstance(h, (int, np.integer)) or not 1 <= h <= H:
             raise RequestError('horizon', f'must be an integer from 1 to {H} (the trained horizon); got {horizon!r}')
+        if self.state.long: return self._forecast_long(history, h)
         w, last = request_windows(self.state, history)
         pred = self.state.inverse_transform(self.model.predict(w)[0, :h])
         out = pd.DataFrame({self.state.time_col: future_times(self.state, last, h)})
         for i, c in enumerate(self.state.columns_out): out[c] = pred[:, i]
+        return out
+
+    def _forecast_long(self, history: pd.DataFrame, h: int) -> pd.DataFrame:
+        "Long format: forecast every series in `history`; rows (id, time, columns_out) series by series."
+        st = self.state
+        w, ids, lasts = request_windows_long(st, history)
+        pred = st.inverse_transform(self.model.predict(w)[:, :h], series=w.series)      # (k, h, C_out)
+        out = pd.DataFrame({st.id_col: np.repeat(np.asarray(ids, dtype=object), h),
+                            st.time_col: np.concatenate([future_times(st, t, h).to_numpy() for t in lasts])})
+        for i, c in enumerate(st.columns_out): out[c] = pred[:, :, i].ravel()
         return out
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
@@ -172,7 +183,7 @@ def log_model(model: Forecaster, cfg: ExperimentConfig, example: pd.DataFrame):
     "Log `model` as a tsforge pyfunc model in the active run; `example` is one valid history. Returns MLflow's ModelInfo."
     st = model.state
     wrapper = TsforgeModel(model, cfg.model_dump(mode='json'))
-    example = example[[st.time_col, *st.columns_in]].iloc[-st.input_length:].copy()
+    example = example[[*([st.id_col] if st.long else []), st.time_col, *st.columns_in]].iloc[-st.input_length:].copy()
     example[st.time_col] = example[st.time_col].astype(str)
     signature = infer_signature(example, wrapper.forecast(example).astype({st.time_col: str}), params={'horizon': st.horizon})
     with tempfile.TemporaryDirectory() as d:
