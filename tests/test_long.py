@@ -138,7 +138,7 @@ def test_train_job_predictions_and_bundle_parity(trained_long, panel):
         hist.append(rows[rows.ts <= origin].tail(L + 5))
         want.append(pred[(pred.item == sid) & (pred.origin == origin)].sort_values('step'))
     h = pd.concat(hist)
-    h['ts'] = h.ts.astype(str)
+    h['ts'], h['item'] = h.ts.astype(str), h.item.astype(str)
     fc = m.forecast(h)
     assert list(fc.columns) == ['item', 'ts', 'sales'] and list(fc.item.unique()) == ['s2', 's0', 's9']
     for sid, w in zip(['s2', 's0', 's9'], want):

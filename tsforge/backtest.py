@@ -78,8 +78,9 @@ class SeriesRows:
 
 def series_rows(frame: pd.DataFrame, id_col: str, fold: Fold) -> SeriesRows:
     "Each series' rows of `fold` (whose borders count rows of the longest series), aligned at the series' ends."
-    ids = frame[id_col].astype(str)
-    n = ids.groupby(ids, sort=False).size()
+    ids = frame[id_col]
+    n = ids.groupby(ids, sort=False, observed=True).size()
+    n.index = n.index.astype(str)
     d = (n.max() - n).to_numpy()
     start = np.r_[0, np.cumsum(n.to_numpy())[:-1]]
     return SeriesRows(n.index.to_numpy(), start, np.maximum(fold.train_start - d, 0), fold.train_end - d,
@@ -113,7 +114,7 @@ def _fit_fold_long(cfg: ExperimentConfig, frame: pd.DataFrame, columns_in, colum
 
 def _scale_long(state: WindowState, frame: pd.DataFrame, id_col: str) -> np.ndarray:
     "Every row of the series `state` knows, scaled with its series' statistics (NaN for other series)."
-    codes = state.series_code(frame[id_col].astype(str))
+    codes = state.series_code(frame[id_col])
     out = np.full((len(frame), len(state.columns_in)), np.nan)
     known = codes >= 0
     out[known] = state.transform(frame.loc[known, state.columns_in].to_numpy(), series=codes[known])

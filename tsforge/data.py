@@ -188,7 +188,7 @@ def _per_series(mask: pd.Series, ids: pd.Series, what: str, times: pd.Series | N
                 rowno: pd.Series | None = None) -> list[str]:
     "One line per series with rows flagged in `mask`: the series, how many rows, which rows (data rows of the file, 0-based)."
     out = []
-    for sid, rows in mask[mask].groupby(ids[mask], sort=False).groups.items():
+    for sid, rows in mask[mask].groupby(ids[mask], sort=False, observed=True).groups.items():
         first = f', first at {times[rows[0]]}' if times is not None else ''
         out.append(f'series {sid!r}: {len(rows)} {what} (rows {_rows(rows if rowno is None else rowno[rows])}{first})')
     return out
@@ -207,7 +207,12 @@ def _load_long(data: DataConfig, path: Path, raw: pd.DataFrame, rep: DataReport)
     if raw.empty: raise DataError(f'{path}: no rows')
     raw = raw.reset_index(drop=True)
     if (noid := raw[ic].isna()).any(): fatal.append(f'{ic}: {noid.sum()} row(s) without a series id (rows {_rows(np.flatnonzero(noid))})')
-    ids = raw[ic].astype(str)
+    ids = raw[ic] if isinstance(raw[ic].dtype, pd.CategoricalDtype) else raw[ic].astype('category')  # codes, not strings
+    ids = ids.cat.rename_categories([str(c) for c in ids.cat.categories])
+    first_seen = pd.unique(ids.cat.codes[ids.cat.codes >= 0])
+    unseen = np.setdiff1d(np.arange(len(ids.cat.categories)), first_seen)
+    ids = ids.cat.reorder_categories(ids.cat.categories[np.r_[first_seen, unseen].astype(int)].tolist())
+    # series keep the order in which they first appear in the file
     times = pd.to_datetime(raw[tc], errors='coerce', format='mixed')
     if (bad := times.isna() & ~noid).any(): fatal += _per_series(bad, ids, f'unparseable {tc} value(s)')
     df = pd.DataFrame({ic: ids, tc: times})
@@ -219,16 +224,22 @@ def _load_long(data: DataConfig, path: Path, raw: pd.DataFrame, rep: DataReport)
         df[c] = v.astype('float64')
     if fatal: raise DataError(f'{path}: ' + '; '.join(fatal))
     df = df[~noid]
-    dup = df.duplicated([ic, tc], keep='last')
-    if dup.any(): rep.issues += _per_series(dup, df[ic], f'duplicate ({ic}, {tc}) pair(s)', df[tc])
-    df = df[~dup].rename_axis('__row').reset_index().sort_values([ic, tc], kind='stable').reset_index(drop=True)
-    rowno = df.pop('__row')
+    code, tv = df[ic].cat.codes.to_numpy(), df[tc].to_numpy()
+    grouped = (np.diff(code) >= 0).all() and ((np.diff(code) > 0) | (np.diff(tv) > np.timedelta64(0))).all()
+    if grouped:   # already one block per series, in time order: nothing to sort, no duplicate possible
+        rowno = pd.Series(df.index.to_numpy())
+        df = df.reset_index(drop=True)
+    else:
+        dup = df.duplicated([ic, tc], keep='last')
+        if dup.any(): rep.issues += _per_series(dup, df[ic], f'duplicate ({ic}, {tc}) pair(s)', df[tc])
+        df = df[~dup].rename_axis('__row').reset_index().sort_values([ic, tc], kind='stable').reset_index(drop=True)
+        rowno = df.pop('__row')
 
-    lengths = df.groupby(ic, sort=False).size()
+    lengths = df.groupby(ic, sort=False, observed=True).size()
     longest = lengths.idxmax()
     freq = data.freq or infer_freq(pd.DatetimeIndex(df.loc[df[ic] == longest, tc]))
     off = _offset(freq)
-    first = df.groupby(ic, sort=False)[tc].transform('first')
+    first = df.groupby(ic, sort=False, observed=True)[tc].transform('first')
     try: delta = pd.Timedelta(off)
     except ValueError: delta = None
     if delta is not None:
@@ -237,13 +248,13 @@ def _load_long(data: DataConfig, path: Path, raw: pd.DataFrame, rep: DataReport)
         pos = np.floor(k).astype('int64')
     else:   # calendar frequencies (MS, W-SUN, ...): check each series against its own date_range
         pos, off_grid = np.zeros(len(df), 'int64'), np.zeros(len(df), bool)
-        for sid, idx in df.groupby(ic, sort=False).indices.items():
+        for sid, idx in df.groupby(ic, sort=False, observed=True).indices.items():
             t = pd.DatetimeIndex(df[tc].to_numpy()[idx])
             grid = pd.date_range(t[0], t[-1], freq=off)
             off_grid[idx] = ~t.isin(grid); pos[idx] = grid.get_indexer(t)
         off_grid = pd.Series(off_grid)
     if delta is not None:   # a series whose typical step is another frequency (all its timestamps may be on the grid)
-        step = df[tc].diff().where(df[ic].eq(df[ic].shift())).groupby(df[ic].to_numpy(), sort=False).median()
+        step = df[tc].diff().where(df[ic].eq(df[ic].shift())).groupby(df[ic], sort=False, observed=True).median()
         other = step[step.notna() & (step != delta)]
         if len(other):
             off_grid = off_grid | df[ic].isin(other.index)
@@ -254,7 +265,7 @@ def _load_long(data: DataConfig, path: Path, raw: pd.DataFrame, rep: DataReport)
             msg = [m + (f'; its median step is {other[m.split(chr(39))[1]]}' if m.split(chr(39))[1] in other.index else '')
                    for m in msg]
         raise DataError(f'{path}: ' + '; '.join(msg))
-    span = pd.Series(pos).groupby(df[ic].to_numpy(), sort=False).max() + 1
+    span = pd.Series(np.asarray(pos)).groupby(df[ic], sort=False, observed=True).max() + 1
     gaps = span - lengths.reindex(span.index)
     for sid, g in gaps[gaps > 0].items():
         rep.issues.append(f'series {sid!r}: {g} missing timestamp(s) at frequency {off.freqstr}')
@@ -268,17 +279,16 @@ def _load_long(data: DataConfig, path: Path, raw: pd.DataFrame, rep: DataReport)
         if (gaps > 0).any():   # every series onto its full grid (from its first to its last timestamp)
             sids = span.index.to_numpy()
             full_pos = np.arange(span.sum()) - np.repeat(np.cumsum(span.to_numpy()) - span.to_numpy(), span.to_numpy())
-            code = {s: i for i, s in enumerate(sids)}
             key_full = np.repeat(np.arange(len(sids)), span.to_numpy()) * (span.max() + 1) + full_pos
-            key = df[ic].map(code).to_numpy() * (span.max() + 1) + np.asarray(pos)
-            full = pd.DataFrame({ic: np.repeat(sids, span.to_numpy())})
-            starts = df.groupby(ic, sort=False)[tc].first().reindex(sids)
+            key = pd.Index(sids).get_indexer(df[ic].cat.categories)[df[ic].cat.codes] * (span.max() + 1) + np.asarray(pos)
+            full = pd.DataFrame({ic: pd.Categorical(np.repeat(sids, span.to_numpy()), categories=df[ic].cat.categories)})
+            starts = df.groupby(ic, sort=False, observed=True)[tc].first().reindex(sids)
             full[tc] = (np.repeat(starts.to_numpy(), span.to_numpy()) + full_pos * delta) if delta is not None else \
                 np.concatenate([pd.date_range(s, periods=n, freq=off).to_numpy() for s, n in zip(starts, span)])
             vals = pd.DataFrame(np.nan, index=np.arange(len(full)), columns=wanted)
             vals.iloc[pd.Index(key_full).get_indexer(key)] = df[wanted].to_numpy()
             df = pd.concat([full, vals], axis=1)
-        df[wanted] = df.groupby(ic, sort=False)[wanted].transform(lambda s: s.interpolate(limit_direction='both'))
+        df[wanted] = df.groupby(ic, sort=False, observed=True)[wanted].transform(lambda s: s.interpolate(limit_direction='both'))
         rep.filled = True
     rep.n_rows, rep.freq, rep.columns, rep.series = len(df), off.freqstr, wanted, int(df[ic].nunique())
     rep.start, rep.end = str(df[tc].min()), str(df[tc].max())
@@ -301,4 +311,5 @@ def synthetic_panel(n_series: int, n_rows: int, freq: str = 'h', seed: int = 0, 
     times = pd.date_range('2020-01-01', periods=n_rows, freq=freq)
     names = [f's{i}' for i in range(n_series)]
     if format == 'wide': return pd.DataFrame(y, columns=names).assign(**{time_col: times})[[time_col, *names]]
-    return pd.DataFrame({id_col: np.repeat(names, n_rows), time_col: np.tile(times, n_series), target: y.T.ravel()})
+    ids = pd.Categorical.from_codes(np.repeat(np.arange(n_series), n_rows), names)   # not millions of strings
+    return pd.DataFrame({id_col: ids, time_col: np.tile(times, n_series), target: y.T.ravel()})

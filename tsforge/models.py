@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .preprocess import WindowState, Windows
 
 # %% auto #0
-__all__ = ['MODELS', 'Forecaster', 'model_class', 'make_model', 'Naive', 'SeasonalNaive', 'Linear', 'Ensemble']
+__all__ = ['MODELS', 'Forecaster', 'model_class', 'make_model', 'Naive', 'SeasonalNaive', 'Moments', 'Linear', 'Ensemble']
 
 # %% ../nbs/05_models.ipynb #05-models-004
 class Forecaster:
@@ -106,6 +106,37 @@ class SeasonalNaive(Forecaster):
         return self._out(w.X)[:, idx, :]
 
 # %% ../nbs/05_models.ipynb #05-models-010
+class Moments:
+    """Running means and centred cross products of design rows `a` (m, L) and targets `b` (m, H), added batch by batch.
+    Rows are shifted by the first batch's means before they are summed (the shifted-data algorithm), so the centred
+    sums keep their precision however many rows are added."""
+    def __init__(self): self.n = 0
+
+    def add(self, a: np.ndarray, b: np.ndarray):
+        if len(a) == 0: return
+        if self.n == 0:
+            self.Ka, self.Kb = a.mean(0), b.mean(0)
+            self.sa, self.sb = np.zeros(a.shape[1]), np.zeros(b.shape[1])
+            self.Saa, self.Sab, self.Sbb = np.zeros((a.shape[1],) * 2), np.zeros((a.shape[1], b.shape[1])), 0.0
+        ac, bc = a - self.Ka, b - self.Kb
+        self.n += len(a); self.sa += ac.sum(0); self.sb += bc.sum(0)
+        self.Saa += ac.T @ ac; self.Sab += ac.T @ bc; self.Sbb += float((bc ** 2).sum())
+
+    def centred(self):
+        "Means of a and b, centred Gram a'a / n and cross products a'b / n, centred sum of squares of b, rows."
+        n = self.n
+        da, db = self.sa / n, self.sb / n
+        G = (self.Saa - n * np.outer(da, da)) / n
+        AB = (self.Sab - n * np.outer(da, db)) / n
+        return self.Ka + da, self.Kb + db, G, AB, self.Sbb - n * float(db @ db), n
+
+    def mse(self, W: np.ndarray, b: np.ndarray) -> float:
+        "Mean squared error of the forecasts a @ W + b over every row added: no second pass over the rows."
+        ma, mb, G, AB, Sbb, n = self.centred()
+        e = ma @ W + b - mb
+        sse = n * float((W * (G @ W)).sum()) - 2 * n * float((W * AB).sum()) + Sbb + n * float(e @ e)
+        return sse / (n * len(mb))
+
 class Linear(Forecaster):
     "NLinear as closed-form ridge: y[t+h] - x[t-1] = b_h + sum_i w_hi (x[t-L+i] - x[t-1])."
     name = 'linear'
@@ -148,32 +179,21 @@ class Linear(Forecaster):
             A, B, _ = self._design(b.X, b.Y)
             yield [(A[:, g].reshape(-1, A.shape[2]), B[:, g].reshape(-1, B.shape[2])) for g in groups]
 
-    def _moments(self, w: Windows, groups):
-        "Normal equations accumulated batch by batch (two passes: means, then centred products): never all rows at once."
-        n, sa, sb = [0] * len(groups), [0.0] * len(groups), [0.0] * len(groups)
+    def _moments(self, w: Windows, groups) -> list['Moments']:
+        "Normal equations of each group accumulated batch by batch in one pass: never all design rows at once."
+        acc = [Moments() for _ in groups]
         for rows in self._group_rows(w, groups):
-            for k, (a, b) in enumerate(rows): n[k] += len(a); sa[k] = sa[k] + a.sum(0); sb[k] = sb[k] + b.sum(0)
-        ma, mb = [x / m for x, m in zip(sa, n)], [x / m for x, m in zip(sb, n)]
-        G, AB = [0.0] * len(groups), [0.0] * len(groups)
-        for rows in self._group_rows(w, groups):
-            for k, (a, b) in enumerate(rows):
-                ac = a - ma[k]
-                G[k] = G[k] + ac.T @ ac; AB[k] = AB[k] + ac.T @ (b - mb[k])
-        return [(ma[k], mb[k], G[k] / n[k], AB[k] / n[k]) for k in range(len(groups))]
+            for m, (a, b) in zip(acc, rows): m.add(a, b)
+        return acc
 
     def fit(self, train: Windows, val: Windows | None = None):
         groups = self._groups()
         alphas = self.params.alphas if self.params.alpha == 'auto' else [float(self.params.alpha)]
         if self.params.alpha == 'auto' and val is None: raise ValueError("model_params.alpha='auto' needs validation windows")
-        sols = [list(self._solve_moments(*m, alphas)) for m in self._moments(train, groups)]
+        sols = [list(self._solve_moments(*m.centred()[:4], alphas)) for m in self._moments(train, groups)]
         ks = [0] * len(groups)
-        if len(alphas) > 1:                          # validation MSE of every alpha, batch by batch
-            sse, cnt = np.zeros((len(groups), len(alphas))), [0] * len(groups)
-            for rows in self._group_rows(val, groups):
-                for k, (av, bv) in enumerate(rows):
-                    cnt[k] += bv.size
-                    sse[k] += [((av @ W + b - bv) ** 2).sum() for W, b in sols[k]]
-            ks = [int(np.argmin(sse[k] / cnt[k])) for k in range(len(groups))]
+        if len(alphas) > 1:                          # validation MSE of every alpha, from the validation moments
+            ks = [int(np.argmin([m.mse(W, b) for W, b in sol])) for m, sol in zip(self._moments(val, groups), sols)]
         self.W = [sols[g][k][0] for g, k in enumerate(ks)]
         self.b = [sols[g][k][1] for g, k in enumerate(ks)]
         self.alpha_ = [alphas[k] for k in ks]

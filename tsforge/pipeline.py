@@ -64,8 +64,9 @@ def panel_borders(split: SplitConfig, frame: pd.DataFrame, time_col: str, id_col
     by its own length, `date` at the same timestamps for all; `ett` is for the ETT files only."""
     kind = 'ratio' if split.kind == 'auto' else split.kind
     if kind == 'ett': raise ConfigError("split.kind=ett is the ETT files' fixed borders; use ratio or date with data.format=long")
-    ids = frame[id_col].astype(str)
-    lengths = ids.groupby(ids, sort=False).size()
+    ids = frame[id_col]
+    lengths = ids.groupby(ids, sort=False, observed=True).size()
+    lengths.index = lengths.index.astype(str)
     if kind == 'ratio':
         t, v = (lengths * split.train).astype(int), (lengths * (split.train + split.val)).astype(int)
     else:
@@ -73,8 +74,10 @@ def panel_borders(split: SplitConfig, frame: pd.DataFrame, time_col: str, id_col
         except (ValueError, TypeError) as e: raise ConfigError(f'split.val_start/test_start: not timestamps ({e})') from None
         if not vs < ts: raise ConfigError(f'split: need val_start ({vs}) < test_start ({ts})')
         tm = pd.DatetimeIndex(frame[time_col])
-        t = pd.Series(tm < vs).groupby(ids.to_numpy(), sort=False).sum().reindex(lengths.index)
-        v = pd.Series(tm < ts).groupby(ids.to_numpy(), sort=False).sum().reindex(lengths.index)
+        t = pd.Series(tm < vs).groupby(ids.to_numpy() if ids.dtype == object else ids, sort=False, observed=True).sum()
+        v = pd.Series(tm < ts).groupby(ids.to_numpy() if ids.dtype == object else ids, sort=False, observed=True).sum()
+        t.index, v.index = t.index.astype(str), v.index.astype(str)
+        t, v = t.reindex(lengths.index), v.reindex(lengths.index)
     return lengths, {'train_end': t.to_numpy(), 'val_end': v.to_numpy(), 'test_end': lengths.to_numpy()}
 
 @dataclass
@@ -124,7 +127,7 @@ def _prepare_long(cfg: ExperimentConfig, frame: pd.DataFrame, report: DataReport
         if ok.sum() == 0:
             raise DataError(f'{report.path}: no series is long enough for one train, validation and test window '
                             f'(input_length {L}, horizon {H}; longest series has {lengths.max()} rows)')
-        frame = frame[frame[ic].astype(str).isin(set(lengths.index[ok]))].reset_index(drop=True)
+        frame = frame[frame[ic].isin(list(lengths.index[ok]))].reset_index(drop=True)
         lengths, b = lengths[ok], {k: v[ok] for k, v in b.items()}
     start = np.r_[0, np.cumsum(lengths.to_numpy())[:-1]].astype('int64')
     panel = Panel([str(i) for i in lengths.index], start, lengths.to_numpy().astype('int64'),

@@ -69,7 +69,11 @@ class WindowState:
         return scaled * s + m
 
     def series_code(self, ids) -> np.ndarray:
-        "Codes (positions in `series_ids`) of series ids; -1 for an unknown id."
+        "Codes (positions in `series_ids`) of series ids (a categorical column is mapped by its categories); -1 for an unknown id."
+        if isinstance(getattr(ids, 'dtype', None), pd.CategoricalDtype):
+            cat = pd.Categorical(ids)
+            m = np.r_[self.series_code(np.asarray(cat.categories)), -1]
+            return m[cat.codes]                                # code -1 (missing) -> the appended -1
         return pd.Index(self.series_ids).get_indexer(pd.Index(np.asarray(ids).astype(str)))
 
     def to_dict(self) -> dict: return asdict(self)
@@ -96,15 +100,17 @@ def fit_series_state(frame: pd.DataFrame, time_col: str, id_col: str, columns_in
     missing = [c for c in columns_out if c not in columns_in]
     if missing: raise ValueError(f'output columns {missing} must also be input columns {columns_in}')
     train = frame.loc[train_rows, [id_col, *columns_in]]
-    g = train.groupby(train[id_col].astype(str), sort=False)[columns_in]
-    mean, std = g.mean().reindex(ids), g.std(ddof=0).reindex(ids)
+    g = train.groupby(train[id_col], sort=False, observed=True)[columns_in]
+    mean, std = g.mean(), g.std(ddof=0)
+    mean.index, std.index = mean.index.astype(str), std.index.astype(str)
+    mean, std = mean.reindex(ids), std.reindex(ids)
     std = std.mask(std == 0, 1.0)
     return WindowState(time_col, list(columns_in), list(columns_out), int(input_length), int(horizon),
                        to_offset(freq).freqstr, id_col=id_col, series_ids=[str(i) for i in ids],
                        series_mean=mean.to_numpy().tolist(), series_std=std.to_numpy().tolist())
 
 # %% ../nbs/03_preprocess.ipynb #03-preprocess-007
-CHUNK_VALUES = 1 << 20   # input values a batch of windows holds at most (8 MB of float64): bounds every chunked loop
+CHUNK_VALUES = 1 << 19   # values a batch of windows holds at most (4 MB of float64): bounds every chunked loop
 
 def _as_slice(idx: list[int]) -> slice | list[int]:
     "Consecutive column positions as a slice (indexing a view with it keeps a view)."
@@ -178,8 +184,9 @@ class Windows:
                        None if self.series is None else self.series[idx])
 
     def batch_size(self, values: int | None = None) -> int:
-        "Windows per batch so that a batch's inputs hold about `values` (default `CHUNK_VALUES`) numbers."
-        return max(1, (values or CHUNK_VALUES) // (self.state.input_length * max(1, self.scaled.shape[1])))
+        "Windows per batch so that a batch's inputs (or forecasts) hold about `values` (default `CHUNK_VALUES`) numbers."
+        per = max(self.state.input_length, self.state.horizon) * max(1, self.scaled.shape[1])
+        return max(1, (values or CHUNK_VALUES) // per)
 
     def batches(self, size: int | None = None):
         "Consecutive batches: `(slice, Windows)` pairs covering all windows in order."

@@ -185,6 +185,7 @@ def log_model(model: Forecaster, cfg: ExperimentConfig, example: pd.DataFrame):
     wrapper = TsforgeModel(model, cfg.model_dump(mode='json'))
     example = example[[*([st.id_col] if st.long else []), st.time_col, *st.columns_in]].iloc[-st.input_length:].copy()
     example[st.time_col] = example[st.time_col].astype(str)
+    if st.long: example[st.id_col] = example[st.id_col].astype(str)
     signature = infer_signature(example, wrapper.forecast(example).astype({st.time_col: str}), params={'horizon': st.horizon})
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
