@@ -17,7 +17,7 @@ from mlflow import MlflowClient
 from mlflow.models import infer_signature
 
 from .config import ExperimentConfig
-from .preprocess import RequestError, WindowState, future_times, request_windows
+from .preprocess import RequestError, RequestTail, WindowState, frame_tail, future_times64, tail_windows, _offset_minutes
 from .models import Forecaster
 
 # %% auto #0
@@ -142,15 +142,46 @@ class TsforgeModel(mlflow.pyfunc.PythonModel):
     @property
     def state(self) -> WindowState: return self.model.state
 
-    def forecast(self, history: pd.DataFrame, horizon: int | None = None) -> pd.DataFrame:
-        "Forecast the next `horizon` (default: the trained H) steps after `history`, in original units."
+    def check_horizon(self, horizon) -> int:
+        "`horizon` (None: the trained H) as an int in 1..H, else a `RequestError`."
         H = self.state.horizon
         h = H if horizon is None else horizon
         if isinstance(h, bool) or not isinstance(h, (int, np.integer)) or not 1 <= h <= H:
             raise RequestError('horizon', f'must be an integer from 1 to {H} (the trained horizon); got {horizon!r}')
-        w, last = request_windows(self.state, history)
-        pred = self.state.inverse_transform(self.model.predict(w)[0, :h])
-        out = pd.DataFrame({self.state.time_col: future_times(self.state, last, h)})
+        return int(h)
+
+    def forecast_tails(self, tails: list[RequestTail], horizons: list[int | None]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Checked requests (`preprocess.check_arrays`) -> per request (future timestamps as datetime64[ns] wall clock,
+        forecast (h, C_out) in original units), in one `predict` call (the server batches concurrent requests this way)."""
+        hs = [self.check_horizon(h) for h in horizons]
+        ws = [tail_windows(self.state, t) for t in tails]
+        times = [future_times64(self.state, t.times[-1], h) for t, h in zip(tails, hs)]
+        w = ws[0] if len(ws) == 1 else type(ws[0])(np.concatenate([x.X for x in ws]), None, np.concatenate([x.times for x in ws]))
+        with np.errstate(all='ignore'): pred = self.state.inverse_transform(np.asarray(self.model.predict(w), dtype='float64'))
+        out = []
+        for i, h in enumerate(hs):
+            p = pred[i, :h]
+            if not np.isfinite(p).all():
+                out.append(RequestError('history', 'the forecast is not finite: the values lie too far outside what the model was trained on'))
+            else: out.append((times[i], p))
+        return out
+
+    def forecast_tail(self, tail: RequestTail, horizon: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        "One checked request -> (future timestamps, forecast (h, C_out)); a `RequestError` if the forecast is not finite."
+        res = self.forecast_tails([tail], [horizon])[0]
+        if isinstance(res, Exception): raise res
+        return res
+
+    def forecast(self, history: pd.DataFrame, horizon: int | None = None) -> pd.DataFrame:
+        "Forecast the next `horizon` (default: the trained H) steps after `history`, in original units."
+        self.check_horizon(horizon)
+        tail = frame_tail(self.state, history)
+        times, pred = self.forecast_tail(tail, horizon)
+        t = pd.DatetimeIndex(times)
+        if tail.offset is not None:
+            import datetime
+            t = t.tz_localize(datetime.timezone(datetime.timedelta(minutes=_offset_minutes(tail.offset))))
+        out = pd.DataFrame({self.state.time_col: t})
         for i, c in enumerate(self.state.columns_out): out[c] = pred[:, i]
         return out
 
@@ -202,17 +233,27 @@ def delete_version(name: str, version: str):
     configure(); MlflowClient().delete_model_version(name, version)
 
 def resolve(model_uri: str) -> dict:
-    "Name, version, run id and aliases behind a `models:/` URI (empty for other URIs)."
+    """Name, version, run id and aliases behind a `models:/` URI: `models:/NAME@ALIAS`, `models:/NAME/VERSION`,
+    `models:/NAME/latest` or a logged model `models:/m-<id>` (name and version None). Other URIs: just the URI."""
     configure()
     if not model_uri.startswith('models:/'): return {'uri': model_uri}
-    ref, client = model_uri[len('models:/'):], MlflowClient()
+    ref, client = model_uri[len('models:/'):].rstrip('/'), MlflowClient()
     if '@' in ref:
         name, alias = ref.split('@', 1); mv = client.get_model_version_by_alias(name, alias)
-    else:
-        name, version = ref.rsplit('/', 1); mv = client.get_model_version(name, version)
+    elif '/' in ref:
+        name, version = ref.rsplit('/', 1)
+        if version == 'latest':
+            vs = client.search_model_versions(f"name='{name}'")
+            if not vs: raise mlflow.exceptions.MlflowException(f'registered model {name!r} has no versions')
+            mv = max(vs, key=lambda v: int(v.version))
+        else: mv = client.get_model_version(name, version)
+    else:  # a logged model id (MLflow 3): models:/m-...
+        lm = client.get_logged_model(ref)
+        return {'uri': model_uri, 'name': None, 'version': None, 'run_id': lm.source_run_id, 'aliases': [], 'model_id': lm.model_id}
     return {'uri': model_uri, 'name': mv.name, 'version': str(mv.version), 'run_id': mv.run_id, 'aliases': list(mv.aliases)}
 
 def load_model(model_uri: str) -> TsforgeModel:
-    "Load a registered tsforge model; returns the `TsforgeModel` (with `.forecast`, `.state`, `.config`)."
+    "Load a registered tsforge model; returns the `TsforgeModel` (with `.forecast`, `.state`, `.config`). Loading runs the bundle's `tsforge_model.py`."
     configure()
     return mlflow.pyfunc.load_model(model_uri).unwrap_python_model()
+
