@@ -87,11 +87,13 @@ def make_windows(state: WindowState, scaled: np.ndarray, times: np.ndarray, orig
     if with_targets:
         out = scaled[:, state.out_idx]
         Y = np.lib.stride_tricks.sliding_window_view(out, H, axis=0)[origins].transpose(0, 2, 1)  # (n, H, C_out)
-    t = pd.DatetimeIndex(times)
+    t = np.asarray(times, dtype='datetime64[ns]')
     inside = origins < len(t)
     first = np.empty(len(origins), dtype='datetime64[ns]')
     first[inside] = t[origins[inside]]
-    if (~inside).any(): first[~inside] = t[origins[~inside] - 1] + to_offset(state.freq)  # a request: one step past the end
+    if (~inside).any():  # a request: one step past the end (numpy for fixed steps: the serving hot path)
+        prev, off = t[origins[~inside] - 1], to_offset(state.freq)
+        first[~inside] = prev + np.timedelta64(off.nanos, 'ns') if isinstance(off, Tick) else (pd.DatetimeIndex(prev) + off).to_numpy()
     return Windows(np.ascontiguousarray(X), None if Y is None else np.ascontiguousarray(Y), first)
 
 def future_times(state: WindowState, last: pd.Timestamp, horizon: int | None = None) -> pd.DatetimeIndex:
@@ -101,6 +103,7 @@ def future_times(state: WindowState, last: pd.Timestamp, horizon: int | None = N
 # %% ../nbs/03_preprocess.ipynb #03-preprocess-009
 _OFFSET = re.compile(r'^(.*\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)\s*(Z|z|UTC|[+-]\d{2}(?::?\d{2})?)$')
 _MIN64, _MAX64 = pd.Timestamp.min.ceil('s').to_datetime64(), pd.Timestamp.max.floor('s').to_datetime64()
+_NS, _BOUNDS = np.dtype('datetime64[ns]'), {}
 
 @dataclass
 class RequestTail:
@@ -176,12 +179,13 @@ def parse_times(state: WindowState, raw, first_row: int = 0) -> tuple[np.ndarray
     nat = np.isnat(t)
     if nat.any():
         i = int(np.flatnonzero(nat)[0]); raise RequestError(field(i), f'unparseable timestamp {raw[i]!r}')
-    if t.dtype != np.dtype('datetime64[ns]'):
-        out = (t < _MIN64.astype(t.dtype)) | (t > _MAX64.astype(t.dtype))
+    if t.dtype != _NS:
+        lo, hi = _BOUNDS.get(t.dtype) or _BOUNDS.setdefault(t.dtype, (_MIN64.astype(t.dtype), _MAX64.astype(t.dtype)))
+        out = (t < lo) | (t > hi)
         if out.any():
             i = int(np.flatnonzero(out)[0])
             raise RequestError(field(i), f'timestamp {raw[i]!r} is outside the supported range {_MIN64} to {_MAX64}')
-        t = t.astype('datetime64[ns]')
+        t = t.astype(_NS)
     d = np.diff(t)
     if (d <= np.timedelta64(0)).any():
         i = int(np.flatnonzero(d <= np.timedelta64(0))[0]) + 1
