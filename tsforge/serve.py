@@ -179,6 +179,7 @@ class ServedModel:
         self.status, self.error, self.last_check, self.reload_error = 'loading', None, None, None
         self._stop = threading.Event()
         self._thread = None
+        if not model_allowed(uri, settings.allowed_models): self.status, self.error = 'refused', 'model URI not in TSFORGE_ALLOWED_MODELS'
 
     @property
     def follows_alias(self) -> bool: return self.uri.startswith('models:/') and '@' in self.uri
