@@ -282,6 +282,8 @@ class Metrics:
                                       buckets=(.1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120), registry=r)
         self.model_info = Gauge('tsforge_model_info', 'the live model (value 1)', ['name', 'version', 'run_id'], registry=r,
                                 multiprocess_mode='liveall')
+        self.batch_size = Histogram('tsforge_forecast_batch_size', 'forecasts per model call (Ray Serve batches concurrent requests)',
+                                    buckets=(1, 2, 4, 8, 16, 32, 64), registry=r)
         self.loaded_at = Gauge('tsforge_model_loaded_timestamp_seconds', 'when the live model was loaded', registry=r, multiprocess_mode='livemax')
 
     def loaded(self, kind: str, live: Live, seconds: float, old: Live | None):
@@ -507,7 +509,7 @@ def create_app(model_uri: str | None = None, load_in_background: bool = True, se
     async def lifespan(app):
         holder = ServedModel(model_uri or server.settings.model or default_model_uri(), server.settings, server.metrics)
         server.holder = app.state.served = holder
-        if batch: server.batch = _ray_batcher(**batch)
+        if batch: server.batch = _ray_batcher(server, **batch)
         holder.start(background=load_in_background)
         try: yield
         finally: holder.stop()
@@ -578,12 +580,13 @@ def local_server(model_uri: str, port: int = 8000, env: dict | None = None, time
         except subprocess.TimeoutExpired: proc.kill(); proc.wait()
 
 # %% ../nbs/10_serve.ipynb #25be9d7d
-def _ray_batcher(max_batch_size: int = 16, batch_wait_timeout_s: float = 0.002):
+def _ray_batcher(server: Server, max_batch_size: int = 16, batch_wait_timeout_s: float = 0.002):
     "An async function batching concurrent (live, tail, horizon) requests into one `forecast_tails` call per model (Ray Serve's `serve.batch`)."
     from ray import serve
 
     @serve.batch(max_batch_size=max_batch_size, batch_wait_timeout_s=batch_wait_timeout_s)
     async def forecast_batch(items: list[tuple]) -> list:
+        server.metrics.batch_size.observe(len(items))
         out, groups = [None] * len(items), {}
         for i, (live, _, _) in enumerate(items): groups.setdefault(id(live), []).append(i)
         for idx in groups.values():
