@@ -312,4 +312,5 @@ d = { 'settings': { 'branch': 'main',
                                   'tsforge.tracking.set_alias': ('tracking.html#set_alias', 'tsforge/tracking.py'),
                                   'tsforge.tracking.start_run': ('tracking.html#start_run', 'tsforge/tracking.py'),
                                   'tsforge.tracking.tracking_uri': ('tracking.html#tracking_uri', 'tsforge/tracking.py'),
-                                  'tsforge.tracking.tsforge_home': ('tracking.html#tsforge_home', 'tsforge/tracking.py')}}}
+                                  'tsforge.tracking.tsforge_home': ('tracking.html#tsforge_home', 'tsforge/tracking.py'),
+                                  'tsforge.tracking.version_mismatches': ('tracking.html#version_mismatches', 'tsforge/tracking.py')}}}

@@ -188,7 +188,10 @@ class ServedModel:
         from tsforge import tracking
         t0 = time.perf_counter()
         pinned = f"models:/{info['name']}/{info['version']}" if info.get('version') else self.uri  # the version resolved, even if the alias moves
-        model = tracking.load_model(pinned)
+        model = tracking.load_model(pinned, check_requirements=False)
+        if info.get('run_id'):
+            with contextlib.suppress(Exception):
+                if bad := tracking.version_mismatches(info['run_id']): log.warning('%s was logged with other package versions: %s', pinned, '; '.join(bad))
         st = model.state
         off = to_offset(st.freq)
         step = np.timedelta64(off.nanos, 'ns') if isinstance(off, Tick) else np.timedelta64(1, 'D')

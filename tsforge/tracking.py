@@ -24,7 +24,7 @@ from .models import Forecaster
 __all__ = ['PACKAGES', 'tsforge_home', 'tracking_uri', 'configure', 'experiment_id', 'start_run', 'git_commit',
            'package_versions', 'log_context', 'log_context_data', 'log_params', 'log_metrics', 'log_frame',
            'log_figure', 'papermill_output_path', 'log_notebook', 'TsforgeModel', 'log_model', 'register', 'set_alias',
-           'delete_version', 'resolve', 'load_model']
+           'delete_version', 'resolve', 'load_model', 'version_mismatches']
 
 # %% ../nbs/08_tracking.ipynb #08-tracking-004
 def tsforge_home() -> Path: return Path(os.environ.get('TSFORGE_HOME', 'mlruns')).resolve()
@@ -252,8 +252,21 @@ def resolve(model_uri: str) -> dict:
         return {'uri': model_uri, 'name': None, 'version': None, 'run_id': lm.source_run_id, 'aliases': [], 'model_id': lm.model_id}
     return {'uri': model_uri, 'name': mv.name, 'version': str(mv.version), 'run_id': mv.run_id, 'aliases': list(mv.aliases)}
 
-def load_model(model_uri: str) -> TsforgeModel:
-    "Load a registered tsforge model; returns the `TsforgeModel` (with `.forecast`, `.state`, `.config`). Loading runs the bundle's `tsforge_model.py`."
+def load_model(model_uri: str, check_requirements: bool = True) -> TsforgeModel:
+    """Load a registered tsforge model; returns the `TsforgeModel` (with `.forecast`, `.state`, `.config`). Loading runs
+    the bundle's `tsforge_model.py`. `check_requirements=False` skips MLflow's scan of the installed packages against the
+    model's requirements (seconds; the server uses `version_mismatches` instead)."""
     configure()
-    return mlflow.pyfunc.load_model(model_uri).unwrap_python_model()
+    return mlflow.pyfunc.load_model(model_uri, suppress_warnings=not check_requirements).unwrap_python_model()
+
+def version_mismatches(run_id: str) -> list[str]:
+    "Packages whose version differs from the one the run logged (`versions.*` tags): a cheap check for the server's log."
+    configure()
+    out = []
+    for k, v in MlflowClient().get_run(run_id).data.tags.items():
+        if not k.startswith('versions.') or k == 'versions.python': continue
+        try: have = metadata.version(k[len('versions.'):])
+        except metadata.PackageNotFoundError: have = None
+        if have != v: out.append(f"{k[len('versions.'):]} {v} (installed: {have})")
+    return out
 
