@@ -34,9 +34,9 @@ def body(k: int = 0, n: int = L, **edit) -> dict:
 
 
 @contextlib.contextmanager
-def uvicorn(uri: str, env: dict | None = None, ready: bool = True):
+def uvicorn(uri: str, env: dict | None = None, ready: bool = True, args: tuple = ()):
     port = free_port()
-    proc = subprocess.Popen([str(BIN / 'uvicorn'), 'tsforge.serve:app', '--host', '127.0.0.1', '--port', str(port), '--log-level', 'warning'],
+    proc = subprocess.Popen([str(BIN / 'uvicorn'), 'tsforge.serve:app', '--host', '127.0.0.1', '--port', str(port), '--log-level', 'warning', *args],
                             cwd=ROOT, env={**os.environ, 'TSFORGE_MODEL': uri, **(env or {})}, stderr=subprocess.PIPE, text=True)
     url = f'http://127.0.0.1:{port}'
     try:
@@ -171,6 +171,18 @@ def test_metrics_and_version_header(small):
         assert 'tsforge_forecast_errors_total{reason="invalid"} 1.0' in m
         assert f'tsforge_model_info{{name="serve-small",run_id="{small["info"].run_id}",version="{small["version"]}"}} 1.0' in m
         assert 'tsforge_model_loads_total{kind="load",outcome="ok"} 1.0' in m and 'tsforge_model_load_seconds_count' in m
+
+
+def test_metrics_with_workers_multiprocess(small, tmp_path):
+    "uvicorn --workers 2 with PROMETHEUS_MULTIPROC_DIR: /metrics sums the workers' counters and lists each worker's model."
+    env = {'PROMETHEUS_MULTIPROC_DIR': str(tmp_path)}
+    with uvicorn('models:/serve-small@champion', env, args=('--workers', '2')) as (url, _):
+        t0 = time.time()
+        while time.time() - t0 < 60 and requests.get(f'{url}/metrics').text.count('tsforge_model_info{') < 2: time.sleep(0.3)
+        for _ in range(20): assert requests.post(f'{url}/predict', json=body()).status_code == 200
+        m = requests.get(f'{url}/metrics').text
+    assert m.count('tsforge_model_info{') == 2, m
+    assert 'tsforge_requests_total{method="POST",route="/predict",status="200"} 20.0' in m
 
 
 def test_logged_model_id_uri(small):

@@ -292,7 +292,9 @@ class Metrics:
     def loaded(self, kind: str, live: Live, seconds: float, old: Live | None):
         self.loads.labels(kind, 'ok').inc(); self.load_seconds.labels(kind).observe(seconds)
         if old:
-            with contextlib.suppress(KeyError): self.model_info.remove(*(str(old.info.get(k)) for k in ('name', 'version', 'run_id')))
+            labels = [str(old.info.get(k)) for k in ('name', 'version', 'run_id')]
+            self.model_info.labels(*labels).set(0)  # multiprocess mode keeps a removed child's last value in its file
+            with contextlib.suppress(KeyError): self.model_info.remove(*labels)
         self.model_info.labels(*(str(live.info.get(k)) for k in ('name', 'version', 'run_id'))).set(1)
         self.loaded_at.set(live.loaded_at)
 
