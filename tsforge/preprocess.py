@@ -4,17 +4,20 @@
 
 # %% ../nbs/03_preprocess.ipynb #03-preprocess-002
 from __future__ import annotations
-import json
+import datetime, functools, json, re, warnings
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from pandas.tseries.frequencies import to_offset
+from pandas.tseries.offsets import Tick
 
 # %% auto #0
 __all__ = ['CHUNK_VALUES', 'RequestError', 'WindowState', 'fit_state', 'fit_series_state', 'WindowArray', 'Windows',
-           'make_windows', 'future_times', 'check_history', 'request_windows', 'request_windows_long']
+           'make_windows', 'stack_windows', 'future_times', 'RequestTail', 'parse_times', 'check_arrays',
+           'future_times64', 'tail_windows', 'frame_tail', 'check_history', 'request_windows', 'series_tails',
+           'request_windows_long']
 
 # %% ../nbs/03_preprocess.ipynb #03-preprocess-004
 class RequestError(ValueError):
@@ -170,13 +173,10 @@ class Windows:
 
     @property
     def times(self) -> np.ndarray:
-        "Timestamp of each window's first forecast step; one step past the end for a request window."
-        t, o = self.row_times, self.origins
-        inside = o < len(t)
-        first = np.empty(len(o), dtype='datetime64[ns]')
-        first[inside] = t[o[inside]]
-        if (~inside).any(): first[~inside] = pd.DatetimeIndex(t[o[~inside] - 1]) + to_offset(self.state.freq)
-        return first
+        "Timestamp of each window's first forecast step: one step of the frequency after its last input row."
+        prev = self.row_times[self.origins - 1].astype('datetime64[ns]')
+        off = to_offset(self.state.freq)     # numpy for fixed steps (the serving hot path), pandas for calendar ones
+        return prev + np.timedelta64(off.nanos, 'ns') if isinstance(off, Tick) else (pd.DatetimeIndex(prev) + off).to_numpy()
 
     def subset(self, idx) -> 'Windows':
         "The windows `idx` (slice, index or boolean array), still views of the same scaled array."
@@ -200,87 +200,250 @@ def make_windows(state: WindowState, scaled: np.ndarray, times: np.ndarray, orig
     "Windows at `origins` over a scaled array (rows, C_in) whose timestamps are `times` (rows,); no data is copied."
     return Windows(state, scaled, np.asarray(times), origins, with_targets, series)
 
+def stack_windows(ws: list[Windows]) -> Windows:
+    "Windows over their own scaled rows (requests) as one `Windows` over the rows stacked: one `predict` call for all."
+    if len(ws) == 1: return ws[0]
+    offs = np.r_[0, np.cumsum([len(w.scaled) for w in ws])[:-1]]
+    series = None if any(w.series is None for w in ws) else np.concatenate([w.series for w in ws])
+    return Windows(ws[0].state, np.vstack([w.scaled for w in ws]),
+                   np.concatenate([np.asarray(w.row_times).astype('datetime64[ns]') for w in ws]),
+                   np.concatenate([w.origins + o for w, o in zip(ws, offs)]), False, series)
+
 def future_times(state: WindowState, last: pd.Timestamp, horizon: int | None = None) -> pd.DatetimeIndex:
     "The next `horizon` timestamps after `last` at the state's frequency."
     return pd.date_range(pd.Timestamp(last), periods=(horizon or state.horizon) + 1, freq=state.freq)[1:]
 
 # %% ../nbs/03_preprocess.ipynb #03-preprocess-009
-def check_history(state: WindowState, history: pd.DataFrame) -> pd.DataFrame:
-    "Validate a request's history; return its last `L` rows as (time, columns_in) with float values."
+_OFFSET = re.compile(r'^(.*\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)\s*(Z|z|UTC|[+-]\d{2}(?::?\d{2})?)$')
+_MIN64, _MAX64 = pd.Timestamp.min.ceil('s').to_datetime64(), pd.Timestamp.max.floor('s').to_datetime64()
+_NS, _BOUNDS = np.dtype('datetime64[ns]'), {}
+
+@dataclass
+class RequestTail:
+    "A checked request: the last `L` timestamps (wall clock, datetime64[ns]), raw values (L, C_in), the one UTC offset the timestamps carried (None: naive) and the row index of the first of them."
+    times: np.ndarray
+    values: np.ndarray
+    offset: str | None = None
+    first_row: int = 0
+
+    @property
+    def last(self) -> pd.Timestamp: return pd.Timestamp(self.times[-1])
+
+@functools.lru_cache(maxsize=64)
+def _step(freq: str):
+    "The fixed step (timedelta64[ns]) of a Tick frequency (h, min, s, D, ...); None for calendar frequencies (MS, W, B, ...)."
+    off = to_offset(freq)
+    return np.timedelta64(off.nanos, 'ns') if isinstance(off, Tick) else None
+
+def _offset_minutes(s: str | None) -> int | None:
+    if s is None: return None
+    if s in ('Z', 'z', 'UTC'): return 0
+    sign, d = (-1 if s[0] == '-' else 1), s[1:].replace(':', '')
+    return sign * (int(d[:2]) * 60 + int(d[2:4] or 0))
+
+def _slow_times(raw: list, field) -> tuple[np.ndarray, str | None]:
+    "Timestamps numpy cannot parse in one go: with UTC offsets, other formats, datetime objects -> (datetime64[us] wall clock, offset)."
+    walls, offs = [], []
+    for i, v in enumerate(raw):
+        off = None
+        if isinstance(v, str):
+            if m := _OFFSET.match(v.strip()): v, off = m.group(1), m.group(2)
+        elif isinstance(v, datetime.datetime) and v.tzinfo is not None:
+            mins = int(v.utcoffset().total_seconds() // 60)
+            off, v = f"{'-' if mins < 0 else '+'}{abs(mins) // 60:02d}:{abs(mins) % 60:02d}", v.replace(tzinfo=None)
+        elif not isinstance(v, (datetime.datetime, np.datetime64)):
+            raise RequestError(field(i), f'unparseable timestamp {v!r}')
+        walls.append(v); offs.append(off)
+    first = _offset_minutes(offs[0])
+    for i, o in enumerate(offs):
+        if _offset_minutes(o) != first:
+            raise RequestError(field(i), f"UTC offset {o or 'none'} differs from {offs[0] or 'none'} of the first record; "
+                               'send every timestamp with one offset (e.g. all in UTC) or none')
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('error')
+            t = np.array(walls, dtype='datetime64[us]')
+    except (ValueError, TypeError, OverflowError, Warning):
+        t = np.empty(len(walls), dtype='datetime64[us]')
+        for i, v in enumerate(walls):
+            try:
+                ts = pd.Timestamp(v)
+                t[i] = np.datetime64('NaT') if ts is pd.NaT or ts.tzinfo is not None else ts.as_unit('us').to_datetime64()
+            except (ValueError, TypeError, OverflowError): t[i] = np.datetime64('NaT')
+    return t, offs[0]
+
+def parse_times(state: WindowState, raw, first_row: int = 0) -> tuple[np.ndarray, str | None]:
+    """Request timestamps -> (datetime64[ns] wall clock, UTC offset or None). `raw`: ISO 8601 strings (all without an offset,
+    or all with the same one), other formats pandas reads, datetimes or a datetime64 array. Checks: parseable, one offset,
+    inside pandas' range, strictly increasing."""
+    tc = state.time_col
+    field = lambda i: f'history[{first_row + i}].{tc}'
+    t, off = None, None
+    if isinstance(raw, np.ndarray) and raw.dtype.kind == 'M': t = raw
+    else:
+        raw = raw if isinstance(raw, list) else list(raw)
+        if set(map(type, raw)) == {str}:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter('error')
+                    t = np.array(raw, dtype='datetime64[us]')  # ISO 8601 without an offset: numpy parses it in C
+            except (ValueError, TypeError, OverflowError, Warning): t = None
+        if t is None: t, off = _slow_times(raw, field)
+    nat = np.isnat(t)
+    if nat.any():
+        i = int(np.flatnonzero(nat)[0]); raise RequestError(field(i), f'unparseable timestamp {raw[i]!r}')
+    if t.dtype != _NS:
+        lo, hi = _BOUNDS.get(t.dtype) or _BOUNDS.setdefault(t.dtype, (_MIN64.astype(t.dtype), _MAX64.astype(t.dtype)))
+        out = (t < lo) | (t > hi)
+        if out.any():
+            i = int(np.flatnonzero(out)[0])
+            raise RequestError(field(i), f'timestamp {raw[i]!r} is outside the supported range {_MIN64} to {_MAX64}')
+        t = t.astype(_NS)
+    d = np.diff(t)
+    if (d <= np.timedelta64(0)).any():
+        i = int(np.flatnonzero(d <= np.timedelta64(0))[0]) + 1
+        raise RequestError(field(i), f'timestamps must be strictly increasing; {pd.Timestamp(t[i])} follows {pd.Timestamp(t[i-1])}')
+    return t, off
+
+def _describe(raw) -> str:
+    if isinstance(raw, str): return f'non-numeric value {raw!r}'
+    if raw is None: return 'missing value (NaN or null)'
+    if isinstance(raw, (bool, np.bool_)) or not isinstance(raw, (int, float, np.integer, np.floating)): return f'non-numeric value {raw!r}'
+    return 'missing value (NaN or null)' if np.isnan(float(raw)) else f'infinite value {float(raw)}'
+
+def _floats(col, field) -> np.ndarray:
+    "One column's raw values -> float64. Numbers and numeric strings pass; NaN, null, infinities, text, booleans and nested values name their row."
+    if isinstance(col, np.ndarray) and col.dtype.kind in 'fiu': x = col.astype('float64', copy=False)
+    else:
+        col = col if isinstance(col, list) else list(col)
+        if set(map(type, col)) <= {float, int}: x = np.array(col, dtype='float64')
+        else:
+            x = np.empty(len(col))
+            for j, v in enumerate(col):
+                ok = v is None or isinstance(v, (int, float, str, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+                try: x[j] = np.nan if v is None else float(v) if ok else np.nan
+                except (ValueError, OverflowError): ok = False
+                if not ok or isinstance(v, str) and not np.isfinite(x[j]):
+                    raise RequestError(field(j), f'{_describe(v)}; a finite number is required')
+    bad = ~np.isfinite(x)
+    if bad.any():
+        j = int(np.flatnonzero(bad)[0]); raise RequestError(field(j), f'{_describe(col[j])}; a finite number is required')
+    return x
+
+def check_arrays(state: WindowState, times, columns: dict, n_rows: int | None = None) -> RequestTail:
+    """The request check on arrays. `times`: (n,) raw timestamps; `columns`: {name: (n,) raw values} with every input
+    column (extra names are ignored). Returns the checked last `L` rows. `check_history` (a frame, for the pyfunc) and the
+    server (a parsed JSON body) both call it, so every check and message is defined once, here."""
     tc, L = state.time_col, state.input_length
-    if not isinstance(history, pd.DataFrame) or history.empty:
-        raise RequestError('history', f'empty; send at least {L} records')
-    if tc not in history.columns: raise RequestError(f'history.{tc}', 'missing time column')
-    missing = [c for c in state.columns_in if c not in history.columns]
+    n = len(times) if n_rows is None else n_rows
+    if n == 0: raise RequestError('history', f'empty; send at least {L} records')
+    missing = [c for c in state.columns_in if c not in columns]
     if missing: raise RequestError(f'history.{missing[0]}', f'missing column(s) {missing}; required: {[tc, *state.columns_in]}')
-    if len(history) < L: raise RequestError('history', f'has {len(history)} records; the model needs at least {L} (input_length)')
-    times = pd.to_datetime(history[tc], errors='coerce', format='mixed')
-    if getattr(times.dt, 'tz', None) is not None: times = times.dt.tz_localize(None)
-    if times.isna().any():
-        i = int(np.flatnonzero(times.isna().to_numpy())[0])
-        raise RequestError(f'history[{i}].{tc}', f'unparseable timestamp {history[tc].iloc[i]!r}')
-    d = times.diff().iloc[1:]
-    if (d <= pd.Timedelta(0)).any():
-        i = int(np.flatnonzero((d <= pd.Timedelta(0)).to_numpy())[0]) + 1
-        raise RequestError(f'history[{i}].{tc}', f'timestamps must be strictly increasing; {times.iloc[i]} follows {times.iloc[i-1]}')
-    tail = history.iloc[-L:]
-    ttail = times.iloc[-L:].reset_index(drop=True)
-    expected = pd.date_range(ttail.iloc[0], periods=L, freq=state.freq)
-    if not (pd.DatetimeIndex(ttail) == expected).all():
-        j = int(np.flatnonzero(pd.DatetimeIndex(ttail) != expected)[0])
-        raise RequestError(f'history[{len(history) - L + j}].{tc}',
-                           f'the last {L} records must be one {state.freq} step apart; expected {expected[j]}, got {ttail.iloc[j]}')
-    vals = {}
-    for c in state.columns_in:
-        col = tail[c]
-        num = pd.to_numeric(col, errors='coerce') if col.dtype == object else col
-        bad = ~np.isfinite(np.asarray(num, dtype='float64'))
-        if bad.any():
-            j = int(np.flatnonzero(bad)[0])
-            raw = col.iloc[j]
-            what = (f'non-numeric value {raw!r}' if isinstance(raw, str) else
-                    'missing value (NaN or null)' if raw is None or np.isnan(float(raw)) else f'infinite value {float(raw)}')
-            raise RequestError(f'history[{len(history) - L + j}].{c}', f'{what}; a finite number is required')
-        vals[c] = np.asarray(num, dtype='float64')
-    return pd.DataFrame({tc: ttail.to_numpy(), **vals})
+    if n < L: raise RequestError('history', f'has {n} records; the model needs at least {L} (input_length)')
+    t, off = parse_times(state, times)
+    ttail, step = t[-L:], _step(state.freq)
+    if step is not None: expected = ttail[0] + step * np.arange(L)
+    else:
+        try: expected = pd.date_range(ttail[0], periods=L, freq=state.freq).to_numpy()
+        except (OverflowError, ValueError): expected = np.full(L, np.datetime64('NaT'), 'datetime64[ns]')
+    wrong = ttail != expected
+    if wrong.any():
+        j = int(np.flatnonzero(wrong)[0])
+        raise RequestError(f'history[{n - L + j}].{tc}', f'the last {L} records must be one {state.freq} step apart; '
+                           f'expected {pd.Timestamp(expected[j])}, got {pd.Timestamp(ttail[j])}')
+    vals = np.empty((L, len(state.columns_in)))
+    for k, c in enumerate(state.columns_in):
+        vals[:, k] = _floats(columns[c][n - L:], lambda j, c=c: f'history[{n - L + j}].{c}')
+    return RequestTail(ttail, vals, off, n - L)
+
+def future_times64(state: WindowState, last, horizon: int | None = None) -> np.ndarray:
+    "The next `horizon` timestamps after `last` (datetime64[ns]); a `RequestError` if they would pass pandas' last timestamp."
+    h, step = horizon or state.horizon, _step(state.freq)
+    last = np.datetime64(last, 'ns')
+    try:
+        if step is not None:
+            if (_MAX64 - last) // step < h: raise OverflowError
+            return last + step * np.arange(1, h + 1)
+        return pd.date_range(pd.Timestamp(last), periods=h + 1, freq=state.freq)[1:].to_numpy()
+    except (OverflowError, ValueError):
+        raise RequestError('history', f'a {h}-step forecast after {pd.Timestamp(last)} would pass {_MAX64}, the last supported timestamp') from None
+
+def tail_windows(state: WindowState, tail: RequestTail, series: int | None = None) -> Windows:
+    """A checked request -> one `Windows` by `make_windows`, the code that windowed the training data. Values that overflow
+    once scaled name their field. Long format: `series` is the series' code (its own scaler)."""
+    codes = None if series is None else np.full(len(tail.values), series)
+    with np.errstate(over='ignore', invalid='ignore'): scaled = state.transform(tail.values, codes)
+    bad = ~np.isfinite(scaled)
+    if bad.any():
+        j, k = map(int, np.argwhere(bad)[0])
+        raise RequestError(f'history[{tail.first_row + j}].{state.columns_in[k]}',
+                           f'value {tail.values[j, k]} is too large for this model (it overflows once scaled)')
+    return make_windows(state, scaled, tail.times, np.array([state.input_length]), with_targets=False,
+                        series=None if series is None else np.array([series]))
+
+def frame_tail(state: WindowState, history: pd.DataFrame) -> RequestTail:
+    "`check_arrays` for a frame of history records (the pyfunc's input)."
+    tc = state.time_col
+    if not isinstance(history, pd.DataFrame) or history.empty: raise RequestError('history', f'empty; send at least {state.input_length} records')
+    if tc not in history.columns: raise RequestError(f'history.{tc}', 'missing time column')
+    t = history[tc]
+    times = t.to_numpy() if isinstance(t.dtype, np.dtype) and t.dtype.kind == 'M' else t.tolist()
+    return check_arrays(state, times, {c: history[c].to_numpy() for c in state.columns_in if c in history.columns}, len(history))
+
+def check_history(state: WindowState, history: pd.DataFrame) -> pd.DataFrame:
+    "Validate a request's history; return its last `L` rows as (time, columns_in) with float values (wall-clock times)."
+    tail = frame_tail(state, history)
+    return pd.DataFrame({state.time_col: tail.times, **{c: tail.values[:, k] for k, c in enumerate(state.columns_in)}})
 
 def request_windows(state: WindowState, history: pd.DataFrame) -> tuple[Windows, pd.Timestamp]:
-    "One request's history -> a single `Windows` (by `make_windows`) and the last observed timestamp."
-    tail = check_history(state, history)
-    scaled = state.transform(tail[state.columns_in].to_numpy())
-    times = tail[state.time_col].to_numpy()
-    w = make_windows(state, scaled, times, np.array([state.input_length]), with_targets=False)
-    return w, pd.Timestamp(times[-1])
+    "One request's history (a frame) -> a single `Windows` (by `make_windows`) and the last observed timestamp."
+    tail = frame_tail(state, history)
+    return tail_windows(state, tail), tail.last
 
 # %% ../nbs/03_preprocess.ipynb #03-preprocess-009b
-def request_windows_long(state: WindowState, history: pd.DataFrame) -> tuple[Windows, list[str], list[pd.Timestamp]]:
-    """Long format: a request's history holds rows of one or more series (the state's `id_col`); every series is checked
-    (by `check_history`, on its own rows) and scaled with its own statistics. Returns one window per series (in order of
-    first appearance), the series ids and the last observed timestamp of each."""
+def _in_series(e: RequestError, rows: np.ndarray, sid: str) -> RequestError:
+    "A series' own check error, renamed to the request's row and naming the series."
+    m = re.match(r'^history\[(\d+)\]\.(.*)$', e.field)
+    field = f'history[{int(rows[int(m.group(1))])}].{m.group(2)}' if m and int(m.group(1)) < len(rows) else e.field
+    return RequestError(field, f'series {sid!r}: {e.msg}')
+
+def series_tails(state: WindowState, times, columns: dict, n_rows: int | None = None) -> tuple[list[str], np.ndarray, list[RequestTail]]:
+    """Long format: a request's rows (`times`, `columns` holding the state's `id_col` and every input column) split by
+    series, in order of first appearance; each series is checked by `check_arrays` on its own rows (errors name the
+    request's row and the series). Returns the series ids, their codes in the state and their checked tails."""
     ic, L = state.id_col, state.input_length
-    if not isinstance(history, pd.DataFrame) or history.empty:
-        raise RequestError('history', f'empty; send at least {L} records per series')
-    if ic not in history.columns: raise RequestError(f'history.{ic}', 'missing series id column')
-    if history[ic].isna().any():
-        raise RequestError(f'history[{int(np.flatnonzero(history[ic].isna().to_numpy())[0])}].{ic}', 'missing series id')
-    ids = history[ic].astype(str)
-    order = list(dict.fromkeys(ids))
+    n = len(times) if n_rows is None else n_rows
+    if n == 0: raise RequestError('history', f'empty; send at least {L} records per series')
+    if ic not in columns: raise RequestError(f'history.{ic}', f'missing series id column; required: {[ic, state.time_col, *state.columns_in]}')
+    raw = columns[ic]
+    for i, v in enumerate(raw):
+        if v is None or isinstance(v, (dict, list, bool, np.bool_)) or (isinstance(v, float) and not np.isfinite(v)):
+            raise RequestError(f'history[{i}].{ic}', f'missing or invalid series id {v!r}; a string or a number is required')
+    ids = np.array([str(v) for v in raw], dtype=object)
+    groups = pd.Series(np.arange(n)).groupby(ids, sort=False).indices
+    order = list(dict.fromkeys(ids.tolist()))
     codes = state.series_code(order)
     if (codes < 0).any():
         unknown = [i for i, c in zip(order, codes) if c < 0]
         raise RequestError(f'history.{ic}', f'unknown series {unknown[:5]}; the model was trained on {len(state.series_ids)} '
                                             f'series (e.g. {state.series_ids[:3]})')
-    blocks, times, lasts = [], [], []
-    for sid, code in zip(order, codes):
-        rows = history[(ids == sid).to_numpy()]
-        try: tail = check_history(state, rows)
-        except RequestError as e: raise RequestError(f'{e.field} (series {sid!r})', e.msg) from None
-        t = tail[state.time_col].to_numpy()
-        # L scaled rows, then one unread row stamped one step later: the window's origin, for `Windows.times`
-        blocks.append(np.vstack([state.transform(tail[state.columns_in].to_numpy(), np.full(L, code)),
-                                 np.full((1, len(state.columns_in)), np.nan)]))
-        times.append(np.r_[t, (pd.Timestamp(t[-1]) + to_offset(state.freq)).to_datetime64()])
-        lasts.append(pd.Timestamp(t[-1]))
-    w = make_windows(state, np.vstack(blocks), np.concatenate(times), np.arange(len(order)) * (L + 1) + L,
-                     with_targets=False, series=codes)
-    return w, order, lasts
+    tails = []
+    for sid in order:
+        r = groups[sid]
+        take = lambda v: v[r] if isinstance(v, np.ndarray) else [v[i] for i in r]
+        try: tails.append(check_arrays(state, take(times), {c: take(v) for c, v in columns.items() if c != ic}, len(r)))
+        except RequestError as e: raise _in_series(e, r, sid) from None
+    return order, codes, tails
+
+def request_windows_long(state: WindowState, history: pd.DataFrame) -> tuple[Windows, list[str], list[RequestTail]]:
+    """Long format, a frame of history records of one or more series: one window per series (each scaled with its own
+    statistics, all in one `Windows`), the series ids (in order of first appearance) and their checked tails."""
+    tc, ic = state.time_col, state.id_col
+    if not isinstance(history, pd.DataFrame) or history.empty:
+        raise RequestError('history', f'empty; send at least {state.input_length} records per series')
+    if tc not in history.columns: raise RequestError(f'history.{tc}', 'missing time column')
+    t = history[tc]
+    times = t.to_numpy() if isinstance(t.dtype, np.dtype) and t.dtype.kind == 'M' else t.tolist()
+    cols = {c: (history[c].tolist() if c == ic else history[c].to_numpy()) for c in [ic, *state.columns_in] if c in history.columns}
+    order, codes, tails = series_tails(state, times, cols, len(history))
+    return stack_windows([tail_windows(state, tl, int(c)) for tl, c in zip(tails, codes)]), order, tails
