@@ -163,3 +163,48 @@ def test_cv_on_long_data(panel):
     # local processes give the same numbers as serial
     rs3 = run_folds(cfg(panel, 'cv.n_windows=2', 'cv.executor=local'))
     assert [r.metrics for r in rs3] == [r.metrics for r in rs]
+
+
+def test_http_long_format_parity(trained_long, panel):
+    "uvicorn serving the long-format model: one request with several series, each forecast equals the run's predictions."
+    import os, subprocess, requests
+    from conftest import BIN, ROOT, free_port, stop, wait_http
+    run_id = trained_long['run_id']
+    pred = pd.read_parquet(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path='predictions.parquet'))
+    port = free_port()
+    proc = subprocess.Popen([str(BIN / 'uvicorn'), 'tsforge.serve:app', '--host', '127.0.0.1', '--port', str(port),
+                             '--log-level', 'warning'], cwd=ROOT, env={**os.environ, 'TSFORGE_MODEL': 'models:/tsforge-panel@champion'})
+    try:
+        url = f'http://127.0.0.1:{port}'
+        wait_http(f'{url}/ready', proc)
+        meta = requests.get(f'{url}/metadata').json()
+        assert meta['required_columns'] == ['item', 'ts', 'sales'] and meta['id_column'] == 'item' and meta['series'] == 11
+        f = prepare(cfg(panel)).frame
+        recs, want = [], {}
+        for sid in ['s4', 's10', 's0']:
+            rows = f[f.item == sid]
+            origin = rows.ts.iloc[-20]
+            h = rows[rows.ts <= origin].tail(L + 3)
+            recs += [{'item': sid, 'ts': str(t), 'sales': float(v)} for t, v in zip(h.ts, h.sales)]
+            want[sid] = pred[(pred.item == sid) & (pred.origin == origin)].sort_values('step')
+        r = requests.post(f'{url}/predict', json={'history': recs})
+        assert r.status_code == 200, r.text
+        fc = pd.DataFrame(r.json()['forecast'])
+        assert list(fc.columns) == ['item', 'ts', 'sales'] and list(fc.item.unique()) == ['s4', 's10', 's0']
+        for sid, w in want.items():
+            got = fc[fc.item == sid]
+            assert len(got) == H and np.abs(got.sales.to_numpy() - w.y_pred.to_numpy()).max() < 1e-6
+            assert (pd.to_datetime(got.ts).to_numpy() == w.target_time.to_numpy()).all()
+        r = requests.post(f'{url}/predict', json={'history': recs, 'horizon': 3})
+        assert r.status_code == 200 and len(r.json()['forecast']) == 9
+        bad = [{**x, 'item': 'zzz'} if i == 0 else x for i, x in enumerate(recs)]
+        r = requests.post(f'{url}/predict', json={'history': bad})
+        assert r.status_code == 422 and 'unknown series' in r.text
+        r = requests.post(f'{url}/predict', json={'history': [{k: v for k, v in x.items() if k != 'item'} for x in recs]})
+        assert r.status_code == 422 and r.json()['errors'][0]['field'] == 'history.item'
+        gap = recs[:L + 13] + recs[L + 14:]        # s10 loses one of its last L records (request row L + 13)
+        r = requests.post(f'{url}/predict', json={'history': gap})
+        assert r.status_code == 422 and "series 's10'" in r.text, r.text
+        assert r.json()['errors'][0]['field'] == f'history[{L + 13}].ts'   # the request's own row (the one after the gap)
+    finally:
+        stop(proc)

@@ -17,14 +17,15 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, CONTENT_TYPE_LATEST
 
-from .preprocess import RequestError, RequestTail, WindowState, check_arrays
+from .preprocess import RequestError, RequestTail, WindowState, check_arrays, series_tails
 
 log = logging.getLogger('tsforge.serve')
 
 # %% auto #0
 __all__ = ['log', 'MAX_BODY_BYTES', 'MAX_ROWS', 'ROUTES', 'app', 'Settings', 'default_model_uri', 'ParsedRequest',
-           'parse_request', 'format_times', 'forecast_body', 'redact', 'Live', 'model_allowed', 'ServedModel',
-           'Metrics', 'Guard', 'Server', 'build_openapi', 'docs_page', 'create_app', 'local_server', 'ray_app']
+           'parse_request', 'format_times', 'forecast_body', 'forecast_body_long', 'redact', 'Live', 'model_allowed',
+           'ServedModel', 'Metrics', 'Guard', 'Server', 'build_openapi', 'docs_page', 'create_app', 'local_server',
+           'ray_app']
 
 # %% ../nbs/10_serve.ipynb #7852523b
 def _env_float(name: str, default: float) -> float:
@@ -98,7 +99,7 @@ def parse_request(body: bytes, state: WindowState, max_rows: int = MAX_ROWS) -> 
     times = _column(hist, tc)
     if None in times and not any(tc in r for r in hist): raise RequestError(f'history.{tc}', 'missing time column')
     cols = {}
-    for c in state.columns_in:
+    for c in ([state.id_col] if state.long else []) + state.columns_in:   # long format: the series id column too
         col = _column(hist, c)
         if None in col and not any(c in r for r in hist): continue  # absent from every record: check_arrays names it
         cols[c] = col
@@ -134,6 +135,15 @@ def forecast_body(state: WindowState, times: np.ndarray, pred: np.ndarray, offse
     keys = (state.time_col, *state.columns_out)
     rows = _record_maker(len(keys))(keys, [format_times(times, offset), *pred.T.tolist()])
     return orjson.dumps({'forecast': rows, 'model': model})
+
+def forecast_body_long(state: WindowState, ids: list[str], times: list[np.ndarray], pred: np.ndarray, offset: str | None,
+                       model: dict) -> bytes:
+    "Long format: `{\"forecast\": [{id, time, columns...}], ...}`, every series' steps in the order the series came."
+    h = pred.shape[1]
+    keys = (state.id_col, state.time_col, *state.columns_out)
+    cols = [np.repeat(np.asarray(ids, dtype=object), h).tolist(), format_times(np.concatenate(times), offset),
+            *pred.reshape(-1, pred.shape[2]).T.tolist()]
+    return orjson.dumps({'forecast': _record_maker(len(keys))(keys, cols), 'model': model})
 
 # %% ../nbs/10_serve.ipynb #1ae3fc51
 _SECRET_PATTERNS = [
@@ -196,10 +206,11 @@ class ServedModel:
         off = to_offset(st.freq)
         step = np.timedelta64(off.nanos, 'ns') if isinstance(off, Tick) else np.timedelta64(1, 'D')
         tail = RequestTail(np.datetime64('2000-01-03', 'ns') + step * np.arange(st.input_length),
-                           np.tile(np.asarray(st.mean, dtype='float64'), (st.input_length, 1)))
+                           np.tile(np.asarray(st.series_mean[0] if st.long else st.mean, dtype='float64'), (st.input_length, 1)))
+        warm = (lambda: model.forecast_series_tails([tail], [0])) if st.long else (lambda: model.forecast_tails([tail], [None]))
         runs = []
         for _ in range(3):  # warm up (first calls compile / allocate) and time a forecast
-            t1 = time.perf_counter(); model.forecast_tails([tail], [None]); runs.append(time.perf_counter() - t1)
+            t1 = time.perf_counter(); warm(); runs.append(time.perf_counter() - t1)
         return Live(model, info, time.time(), time.perf_counter() - t0, inline=min(runs) * 1000 < self.settings.inline_ms)
 
     def load(self) -> bool:
@@ -263,8 +274,9 @@ class ServedModel:
         live = self.live
         st, m = live.model.state, live.model
         return {**live.public, 'uri': redact(self.uri), 'model': m.model.name, 'horizon': st.horizon, 'input_length': st.input_length,
-                'time_column': st.time_col, 'required_columns': [st.time_col, *st.columns_in], 'forecast_columns': st.columns_out,
-                'frequency': st.freq, 'config': m.config.get('name') if m.config else None, 'loaded_at': _iso(live.loaded_at)}
+                'time_column': st.time_col, 'required_columns': [*([st.id_col] if st.long else []), st.time_col, *st.columns_in], 'forecast_columns': st.columns_out,
+                'frequency': st.freq, 'config': m.config.get('name') if m.config else None, 'loaded_at': _iso(live.loaded_at),
+                **({'id_column': st.id_col, 'series': len(st.series_ids)} if st.long else {})}
 
 def _iso(t: float) -> str: return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).isoformat(timespec='seconds')
 
@@ -410,6 +422,11 @@ class Server:
         try:
             req = parse_request(scope.get('tsforge.body', b''), st, self.settings.max_rows)
             live.model.check_horizon(req.horizon)
+            if st.long:   # long format: every series in the request, each checked and scaled on its own
+                ids, codes, tails = series_tails(st, req.times, req.columns, req.n_rows)
+                run = functools.partial(live.model.forecast_series_tails, tails, codes, req.horizon)
+                times, pred = run() if live.inline else await asyncio.to_thread(run)
+                return await _send(send, 200, forecast_body_long(st, ids, times, pred, tails[0].offset, live.public))
             tail = check_arrays(st, req.times, req.columns, req.n_rows)
             times, pred = await self.forecast(live, tail, req.horizon)
             data = forecast_body(st, times, pred, tail.offset, live.public)
