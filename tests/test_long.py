@@ -1,5 +1,7 @@
 """Long format (one row per series and timestamp, Nixtla's unique_id / ds / y with any names): loading and its errors,
 per-series scaling and windows, the train job through papermill, the bundle's long forecast, and the cv job."""
+import os
+
 import mlflow
 import numpy as np
 import pandas as pd
@@ -152,7 +154,7 @@ def test_train_job_predictions_and_bundle_parity(trained_long, panel):
     with pytest.raises(RequestError, match="series 's0'"): m.forecast(h[~((h.item == 's0') & (h.index % 7 == 0))])
 
 
-def test_cv_on_long_data(panel):
+def test_cv_on_long_data(panel, ray_local):
     c = cfg(panel, 'cv.n_windows=2')
     rs = run_folds(c)
     assert len(rs) == 2 and all(r.metrics['windows'] == 11 for r in rs)
@@ -163,6 +165,9 @@ def test_cv_on_long_data(panel):
     # local processes give the same numbers as serial
     rs3 = run_folds(cfg(panel, 'cv.n_windows=2', 'cv.executor=local'))
     assert [r.metrics for r in rs3] == [r.metrics for r in rs]
+    # Ray tasks (the frame goes to the object store once) give the same numbers
+    rs4 = run_folds(cfg(panel, 'cv.n_windows=2', 'cv.executor=ray'))
+    assert [r.metrics for r in rs4] == [r.metrics for r in rs] and all(r.worker_pid != os.getpid() for r in rs4)
 
 
 def test_http_long_format_parity(trained_long, panel):

@@ -214,6 +214,15 @@ def fold_times(prep: Prepared) -> np.ndarray:
 
 def _blas_threads(n_jobs: int) -> int: return max(1, (os.cpu_count() or 1) // n_jobs)
 
+_FRAME = None
+
+def _keep_frame(frame: pd.DataFrame):
+    "Pool worker initializer: keep the backtest's data for every task this worker runs."
+    global _FRAME
+    _FRAME = frame
+
+def _run_group_kept(cfg, *args, **kw) -> list[FoldResult]: return run_group(cfg, _FRAME, *args, **kw)
+
 def _group_tasks(cfg: ExperimentConfig, prep: Prepared, groups: list[list[Fold]], share: float = VAL_SHARE):
     "Yield `(group, get)` for each refit group in fold order; `get()` returns the group's `FoldResult`s or raises."
     cv, st = cfg.cv, prep.state
@@ -225,9 +234,10 @@ def _group_tasks(cfg: ExperimentConfig, prep: Prepared, groups: list[list[Fold]]
     if cv.executor == 'serial' or (cv.executor == 'local' and workers == 1):
         for g in groups: yield g, partial(run_group, cfg, frame, *rest, g, **opts)
     elif cv.executor == 'local':
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('spawn'))
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('spawn'),
+                                   initializer=_keep_frame, initargs=(frame,))   # the data goes to each worker once
         try:
-            futures = [pool.submit(run_group, cfg, frame, *rest, g, **opts) for g in groups]
+            futures = [pool.submit(_run_group_kept, cfg, *rest, g, **opts) for g in groups]
             for g, fut in zip(groups, futures): yield g, fut.result
         finally: pool.shutdown(wait=True, cancel_futures=True)
     elif cv.executor == 'ray':
