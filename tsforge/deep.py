@@ -152,6 +152,11 @@ class TorchForecaster(Forecaster):
 
     def build(self) -> nn.Module: raise NotImplementedError
     def _inputs(self, X: np.ndarray) -> np.ndarray: return self._out(X) if self.channel_independent else X
+    def _eval_batch(self, w: Windows) -> int:
+        "Validation windows per batch: `eval_batch_size`, fewer when a batch of many wide windows would pass 2**24 values."
+        C = len(self.state.out_idx) if self.channel_independent else len(self.state.columns_in)
+        return max(1, min(self.params.eval_batch_size, (1 << 24) // (self.state.input_length * C)))
+
     def _window_inputs(self, w: Windows):
         "Input windows of `w` as an on-demand array (no copy of all windows)."
         return w.inputs(self.state.out_idx if self.channel_independent else None)
@@ -166,7 +171,7 @@ class TorchForecaster(Forecaster):
                 self.module, self._window_inputs(train), train.targets(),
                 None if val is None else self._window_inputs(val), None if val is None else val.targets(),
                 epochs=p.epochs, batch_size=p.batch_size, lr=p.lr, lr_decay=p.lr_decay, weight_decay=p.weight_decay,
-                patience=p.patience, seed=self.seed, device=self.device, eval_batch_size=p.eval_batch_size,
+                patience=p.patience, seed=self.seed, device=self.device, eval_batch_size=self._eval_batch(train),
                 progress=p.progress, desc=f'{self.name} H={self.state.horizon}')
         vals = [h['val_loss'] for h in self.history_ if 'val_loss' in h]
         self.best_epoch_ = int(np.argmin(vals)) + 1 if vals else len(self.history_)
