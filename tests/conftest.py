@@ -12,6 +12,7 @@ BIN = Path(sys.executable).parent
 if not os.environ.get('TSFORGE_DATA_DIR'):
     os.environ['TSFORGE_DATA_DIR'] = str((ROOT.parent / 'shared' / 'data' / 'ett').resolve())
 os.environ.setdefault('OMP_NUM_THREADS', '1')
+os.environ.setdefault('RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER', '0')  # before ray is imported: Ray keeps 127.0.0.1 (notes/ray-loopback.md)
 os.environ.pop('MLFLOW_TRACKING_URI', None)
 
 

@@ -1,7 +1,12 @@
-"""Ray Serve: the same FastAPI app on two replicas of a real local Ray, answering like uvicorn does."""
+"""Ray Serve: the same app on two replicas of a real local Ray, batching concurrent forecasts, answering like uvicorn
+does, and listening on loopback only."""
+import ipaddress, os, socket
+from concurrent.futures import ThreadPoolExecutor
+
 import mlflow
 import numpy as np
 import pandas as pd
+import psutil
 import pytest
 import requests
 
@@ -9,6 +14,24 @@ from conftest import free_port
 from tsforge.config import load_config
 from tsforge.pipeline import prepare
 from tsforge.tracking import tracking_uri
+
+
+def _is_loopback(host):
+    ip = ipaddress.ip_address(host.split('%')[0])
+    if getattr(ip, 'ipv4_mapped', None): ip = ip.ipv4_mapped
+    return ip.is_loopback
+
+
+def non_loopback_listeners(root_pid):
+    "Listening TCP sockets and unconnected UDP sockets of `root_pid` and its descendants not bound to loopback."
+    root, bad = psutil.Process(root_pid), []
+    for p in [root, *root.children(recursive=True)]:
+        try: conns, name = p.net_connections(kind='inet'), p.name()
+        except (psutil.NoSuchProcess, psutil.AccessDenied): continue
+        for c in conns:
+            if (c.status == psutil.CONN_LISTEN or (c.type == socket.SOCK_DGRAM and not c.raddr)) and not _is_loopback(c.laddr.ip):
+                bad.append((c.laddr.ip, c.laddr.port, p.pid, name))
+    return sorted(set(bad))
 
 
 @pytest.fixture(scope='module')
@@ -19,23 +42,37 @@ def ray_serve_url(ray_local, trained):
     serve.start(http_options={'host': '127.0.0.1', 'port': port})
     try:
         serve.run(ray_app({'model': 'models:/tsforge-etth1@champion', 'num_replicas': 2, 'num_cpus': 0.25,
-                           'tracking_uri': tracking_uri()}), name='tsforge', route_prefix='/')
+                           'tracking_uri': tracking_uri(), 'max_batch_size': 8, 'batch_wait_timeout_s': 0.01}),
+                  name='tsforge', route_prefix='/')
         yield f'http://127.0.0.1:{port}'
     finally:
         serve.shutdown()
 
 
-def test_ray_serve_parity_and_errors(ray_serve_url, trained):
+def test_ray_serve_parity_batching_and_errors(ray_serve_url, trained):
     url = ray_serve_url
     assert requests.get(f'{url}/ready', timeout=30).status_code == 200
     assert requests.get(f'{url}/metadata', timeout=30).json()['version'] == trained['version']
     prep = prepare(load_config('etth1'))
     pred = pd.read_parquet(mlflow.artifacts.download_artifacts(run_id=trained['run_id'], artifact_path='predictions.parquet'))
-    for o in prep.origins('test')[[0, 1000, 2784]]:
+    origins = prep.origins('test')[np.linspace(0, 2784, 24).astype(int)]
+
+    def one(o):
         h = prep.frame.iloc[o - 336:o].copy(); h['date'] = h['date'].astype(str)
         r = requests.post(f'{url}/predict', json={'history': h.to_dict(orient='records')}, timeout=60)
         assert r.status_code == 200, r.text
         exp = pred[pred.origin == prep.frame.date.iloc[o - 1]].sort_values('step').y_pred.to_numpy()
-        assert np.abs(pd.DataFrame(r.json()['forecast']).OT.to_numpy() - exp).max() < 1e-6
-    bad = requests.post(f'{url}/predict', json={'history': h.to_dict(orient='records')[:10]}, timeout=60)
+        return np.abs(pd.DataFrame(r.json()['forecast']).OT.to_numpy() - exp).max()
+    with ThreadPoolExecutor(12) as ex:  # concurrent requests: a replica forecasts them in batches
+        errs = list(ex.map(one, origins))
+    assert max(errs) < 1e-6
+    h = prep.frame.iloc[100:110].copy(); h['date'] = h['date'].astype(str)
+    bad = requests.post(f'{url}/predict', json={'history': h.to_dict(orient='records')}, timeout=60)
     assert bad.status_code == 422 and 'at least 336' in bad.json()['detail']
+    assert 'tsforge_requests_total' in requests.get(f'{url}/metrics', timeout=30).text
+
+
+def test_ray_listens_on_loopback_only(ray_serve_url):
+    "Every socket Ray and Serve opened (GCS, raylet, workers, proxy, replicas' gRPC) is bound to loopback."
+    assert requests.get(f'{ray_serve_url}/health', timeout=30).status_code == 200
+    assert non_loopback_listeners(os.getpid()) == []

@@ -14,15 +14,15 @@ import pandas as pd
 
 from .config import ConfigError, ExperimentConfig
 from .split import Fold, rolling_origin_folds, origins
-from .preprocess import WindowState, fit_state, make_windows
+from .preprocess import WindowState, fit_series_state, fit_state, make_windows
 from .metrics import scores
 from .models import make_model
-from .pipeline import Prepared, forecast_table, prepare
+from .pipeline import Prepared, forecast_table, prepare, series_origins
 
 # %% auto #0
-__all__ = ['VAL_SHARE', 'METRICS', 'validation_rows', 'min_train_rows', 'cv_folds', 'FoldFit', 'fit_fold', 'FoldResult',
-           'score_fold', 'refit_groups', 'run_group', 'ray_session', 'run_folds', 'fold_row', 'summarise',
-           'fold_predictions', 'plot_fold_errors', 'BacktestResult', 'backtest']
+__all__ = ['VAL_SHARE', 'METRICS', 'validation_rows', 'min_train_rows', 'cv_folds', 'FoldFit', 'SeriesRows', 'series_rows',
+           'fit_fold', 'FoldResult', 'score_fold', 'refit_groups', 'run_group', 'ray_session', 'cv_rows', 'fold_times',
+           'run_folds', 'fold_row', 'summarise', 'fold_predictions', 'plot_fold_errors', 'BacktestResult', 'backtest']
 
 # %% ../nbs/11_backtest.ipynb #11-backtest-004
 VAL_SHARE = 0.2  # share of a fold's training rows held out as validation rows (at least one horizon)
@@ -65,10 +65,66 @@ class FoldFit:
     val_start: int          # first validation row; the model was fitted on windows before it
     seconds: float
 
+@dataclass
+class SeriesRows:
+    """Long format: a fold's rows in every series. Folds are laid out on the longest series and every series is aligned
+    at its end (as mlforecast does): a fold's rows in series s are its rows shifted back by the difference in length."""
+    ids: np.ndarray          # (k,) series ids, in frame order
+    start: np.ndarray        # (k,) first row of each series in the frame
+    train_start: np.ndarray  # (k,) rows relative to each series' start
+    train_end: np.ndarray
+    test_start: np.ndarray
+    test_end: np.ndarray
+
+def series_rows(frame: pd.DataFrame, id_col: str, fold: Fold) -> SeriesRows:
+    "Each series' rows of `fold` (whose borders count rows of the longest series), aligned at the series' ends."
+    ids = frame[id_col]
+    n = ids.groupby(ids, sort=False, observed=True).size()
+    n.index = n.index.astype(str)
+    d = (n.max() - n).to_numpy()
+    start = np.r_[0, np.cumsum(n.to_numpy())[:-1]]
+    return SeriesRows(n.index.to_numpy(), start, np.maximum(fold.train_start - d, 0), fold.train_end - d,
+                      fold.test_start - d, fold.test_end - d)
+
+def _fit_fold_long(cfg: ExperimentConfig, frame: pd.DataFrame, columns_in, columns_out, freq, fold: Fold, share: float):
+    "Long format: one scaler per series from its own training rows of the fold; series too short for the fold are left out."
+    L, H, tc, ic = cfg.input_length, cfg.horizon, cfg.data.time_col, cfg.data.id_col
+    r = series_rows(frame, ic, fold)
+    n_train = r.train_end - r.train_start
+    val_rows = np.maximum(H, np.round(share * n_train).astype(int))
+    keep = n_train - val_rows >= L + H
+    if not keep.any(): raise ConfigError(f'cv: fold {fold.index}: no series has the {min_train_rows(L, H, share)} training rows a fold needs')
+    lengths = np.diff(np.r_[r.start, len(frame)])
+    rel = np.arange(len(frame)) - np.repeat(r.start, lengths)
+    kept_rows = np.repeat(keep, lengths)
+    mask = kept_rows & (rel >= np.repeat(r.train_start, lengths)) & (rel < np.repeat(r.train_end, lengths))
+    state = fit_series_state(frame, tc, ic, columns_in, columns_out, L, H, freq, list(r.ids[keep]), mask)
+    scaled = _scale_long(state, frame, ic)
+    st, vs, te = r.start[keep], (r.train_end - val_rows)[keep], r.train_end[keep]
+    codes = state.series_code(r.ids[keep])
+    def win(a, b):
+        o, k = series_origins(st, a, b, L, H)
+        return make_windows(state, scaled, frame[tc].to_numpy(), o, series=codes[k])
+    train, val = win(r.train_start[keep] + L, vs), win(vs, te)
+    model = make_model(cfg.model, cfg.model_params, state, cfg.seed)
+    t0 = time.perf_counter()
+    model.fit(train, val)
+    return FoldFit(fold, state, model, int(fold.train_end - validation_rows(fold.train_end - fold.train_start, H, share)),
+                   time.perf_counter() - t0)
+
+def _scale_long(state: WindowState, frame: pd.DataFrame, id_col: str) -> np.ndarray:
+    "Every row of the series `state` knows, scaled with its series' statistics (NaN for other series)."
+    codes = state.series_code(frame[id_col])
+    out = np.full((len(frame), len(state.columns_in)), np.nan)
+    known = codes >= 0
+    out[known] = state.transform(frame.loc[known, state.columns_in].to_numpy(), series=codes[known])
+    return out
+
 def fit_fold(cfg: ExperimentConfig, frame: pd.DataFrame, columns_in: list[str], columns_out: list[str], freq: str,
              fold: Fold, share: float = VAL_SHARE) -> FoldFit:
     "Fit the scaler and `cfg.model` on `fold`'s training rows only (the last `share` of them as validation windows)."
     L, H, tc = cfg.input_length, cfg.horizon, cfg.data.time_col
+    if cfg.data.format == 'long': return _fit_fold_long(cfg, frame, columns_in, columns_out, freq, fold, share)
     rows = frame.iloc[:fold.train_end]                         # nothing after the training rows is read
     n_train = fold.train_end - fold.train_start
     state = fit_state(rows.iloc[fold.train_start:], tc, columns_in, columns_out, L, H, freq, n_train)
@@ -96,10 +152,22 @@ class FoldResult:
     true: np.ndarray        # (n, H, C_out), scaled with `state`
     fit_seconds: float      # 0 for a fold that reused an earlier fit
     worker_pid: int = 0     # process that computed the fold (this one, a pool worker or a Ray worker)
+    series: np.ndarray | None = None   # long format: the series code (in `state`) of each scored window
 
 def score_fold(fit: FoldFit, frame: pd.DataFrame, fold: Fold) -> FoldResult:
     "Score `fit` (from this fold or an earlier one) on every stride-1 window whose targets lie in `fold`'s scored rows."
     st, tc = fit.state, fit.state.time_col
+    if st.long:
+        r = series_rows(frame, st.id_col, fold)
+        codes = st.series_code(r.ids)
+        k = codes >= 0
+        o, j = series_origins(r.start[k], r.test_start[k], r.test_end[k], st.input_length, st.horizon)
+        w = make_windows(st, _scale_long(st, frame, st.id_col), frame[tc].to_numpy(), o, series=codes[k][j])
+        pred = fit.model.predict(w)
+        own = fit.fold.index == fold.index
+        return FoldResult(fold, fit.fold.index, fit.fold.train_start, fit.fold.train_end, fit.val_start, st,
+                          scores(w.Y, pred, st, series=w.series), o, pred, w.Y, fit.seconds if own else 0.0, os.getpid(),
+                          w.series)
     rows = frame.iloc[:fold.test_end]
     o = origins(fold.test_start, fold.test_end, st.input_length, st.horizon)
     w = make_windows(st, st.transform(rows[st.columns_in].to_numpy()), rows[tc].to_numpy(), o)
@@ -134,21 +202,42 @@ def ray_session(num_cpus: int):
     try: yield ray
     finally: ray.shutdown()
 
+def cv_rows(prep: Prepared) -> int:
+    "Rows the folds are laid out on: the split's rows, or (long format) the longest series' rows."
+    return int(prep.panel.length.max()) if prep.panel is not None else prep.borders.test_end
+
+def fold_times(prep: Prepared) -> np.ndarray:
+    "Timestamps of the rows folds count: the frame's, or (long format) the longest series' (others align at their ends)."
+    if prep.panel is None: return prep.times
+    i = int(np.argmax(prep.panel.length))
+    return prep.times[prep.panel.start[i]:prep.panel.start[i] + prep.panel.length[i]]
+
 def _blas_threads(n_jobs: int) -> int: return max(1, (os.cpu_count() or 1) // n_jobs)
+
+_FRAME = None
+
+def _keep_frame(frame: pd.DataFrame):
+    "Pool worker initializer: keep the backtest's data for every task this worker runs."
+    global _FRAME
+    _FRAME = frame
+
+def _run_group_kept(cfg, *args, **kw) -> list[FoldResult]: return run_group(cfg, _FRAME, *args, **kw)
 
 def _group_tasks(cfg: ExperimentConfig, prep: Prepared, groups: list[list[Fold]], share: float = VAL_SHARE):
     "Yield `(group, get)` for each refit group in fold order; `get()` returns the group's `FoldResult`s or raises."
     cv, st = cfg.cv, prep.state
-    frame = prep.frame.iloc[:prep.borders.test_end][[cfg.data.time_col, *st.columns_in]]
+    ids = [st.id_col] if st.long else []      # long format: every series' rows, with the id column
+    frame = prep.frame.iloc[:prep.borders.test_end][[*ids, cfg.data.time_col, *st.columns_in]]
     rest = (st.columns_in, st.columns_out, st.freq)
     opts = dict(share=share, blas_threads=_blas_threads(cv.n_jobs))
     workers = min(cv.n_jobs, len(groups))
     if cv.executor == 'serial' or (cv.executor == 'local' and workers == 1):
         for g in groups: yield g, partial(run_group, cfg, frame, *rest, g, **opts)
     elif cv.executor == 'local':
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('spawn'))
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('spawn'),
+                                   initializer=_keep_frame, initargs=(frame,))   # the data goes to each worker once
         try:
-            futures = [pool.submit(run_group, cfg, frame, *rest, g, **opts) for g in groups]
+            futures = [pool.submit(_run_group_kept, cfg, *rest, g, **opts) for g in groups]
             for g, fut in zip(groups, futures): yield g, fut.result
         finally: pool.shutdown(wait=True, cancel_futures=True)
     elif cv.executor == 'ray':
@@ -168,7 +257,7 @@ def _group_tasks(cfg: ExperimentConfig, prep: Prepared, groups: list[list[Fold]]
 def run_folds(cfg: ExperimentConfig, prep: Prepared | None = None, share: float = VAL_SHARE) -> list[FoldResult]:
     "Run the backtest `cfg.cv` describes with its executor, without tracking; one `FoldResult` per fold, in order."
     prep = prep or prepare(cfg)
-    groups = refit_groups(cv_folds(cfg, prep.borders.test_end, share), cfg.cv.refit_every)
+    groups = refit_groups(cv_folds(cfg, cv_rows(prep), share), cfg.cv.refit_every)
     with contextlib.closing(_group_tasks(cfg, prep, groups, share)) as tasks:
         return [r for _, get in tasks for r in get()]
 
@@ -179,7 +268,7 @@ def _ts(t) -> str: return str(pd.Timestamp(t))
 
 def fold_row(prep: Prepared, r: FoldResult) -> dict:
     "Borders (rows, and timestamps of the first and last row of each part), the fit used, and metrics of one fold."
-    f, t = r.fold, prep.times
+    f, t = r.fold, fold_times(prep)
     return {'fold': f.index, 'train_start': f.train_start, 'train_end': f.train_end,
             'test_start': f.test_start, 'test_end': f.test_end,
             'train_start_time': _ts(t[f.train_start]), 'train_last_time': _ts(t[f.train_end - 1]),
@@ -197,7 +286,7 @@ def summarise(table: pd.DataFrame) -> dict[str, float]:
 
 def fold_predictions(prep: Prepared, results: list[FoldResult]) -> pd.DataFrame:
     "Scored forecasts of every fold, one row per (fold, origin, step, series); origin = last observed timestamp, original units."
-    parts = [forecast_table(prep.times, r.state, r.origins, r.true, r.pred) for r in results]
+    parts = [forecast_table(prep.times, r.state, r.origins, r.true, r.pred, r.series) for r in results]
     for df, r in zip(parts, results): df.insert(0, 'fold', r.fold.index)
     return pd.concat(parts, ignore_index=True)
 
@@ -238,7 +327,7 @@ class BacktestResult:
 
 def _fold_params(prep: Prepared, fold: Fold, fit_fold: int | None = None) -> dict[str, str]:
     "A fold's row borders and timestamps (and the fold whose fit it reuses), logged as the child run's params."
-    t = prep.times
+    t = fold_times(prep)
     params = {'fold.index': fold.index, 'fold.train_start': fold.train_start, 'fold.train_end': fold.train_end,
               'fold.test_start': fold.test_start, 'fold.test_end': fold.test_end,
               'fold.train_start_time': _ts(t[fold.train_start]), 'fold.train_last_time': _ts(t[fold.train_end - 1]),
@@ -257,7 +346,7 @@ def backtest(cfg: ExperimentConfig, share: float = VAL_SHARE) -> BacktestResult:
         tracking.log_context(cfg)
         prep = prepare(cfg)
         tracking.log_context_data(prep.report)
-        groups = refit_groups(cv_folds(cfg, prep.borders.test_end, share), cfg.cv.refit_every)
+        groups = refit_groups(cv_folds(cfg, cv_rows(prep), share), cfg.cv.refit_every)
         results, child_ids = [], []
         tracking.checkpoint('fitting')
         with contextlib.closing(_group_tasks(cfg, prep, groups, share)) as tasks:

@@ -49,6 +49,8 @@ class DataConfig(_Strict):
         except Exception:
             raise ValueError(f'unknown time zone {v!r}; use an IANA name such as UTC or Europe/Paris') from None
         return v
+    format: Literal['wide', 'long'] = 'wide'  # wide: one column per series; long: one row per (series, time)
+    id_col: str | None = None       # long format: the series id column (e.g. unique_id)
 
     @field_validator('target', 'columns', mode='before')
     @classmethod
@@ -67,6 +69,10 @@ class DataConfig(_Strict):
                              f'got dataset={self.dataset!r}, path={self.path!r}')
         if self.path is not None and not Path(self.path).is_file():
             raise ValueError(f'data.path: file not found: {self.path!r}')
+        if self.format == 'long' and not self.id_col:
+            raise ValueError('data.format=long needs data.id_col (the column naming each series, e.g. unique_id)')
+        if self.format == 'long' and self.dataset is not None:
+            raise ValueError(f'data.format=long reads data.path; the ETT dataset {self.dataset} is wide')
         return self
 
 class SplitConfig(_Strict):

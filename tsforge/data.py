@@ -16,7 +16,7 @@ from .config import DataConfig
 
 # %% auto #0
 __all__ = ['ETT_BASE_URL', 'ETT_SHA256', 'DataError', 'file_sha256', 'cache_dir', 'download', 'ett_path', 'DataReport',
-           'infer_freq', 'parse_times', 'load_frame']
+           'infer_freq', 'parse_times', 'load_frame', 'synthetic_panel']
 
 # %% ../nbs/01_data.ipynb #01-data-003
 class DataError(ValueError):
@@ -82,6 +82,8 @@ class DataReport:
     columns: list = field(default_factory=list)
     issues: list = field(default_factory=list)   # human-readable lines
     filled: bool = False
+    series: int = 0                              # long format: number of series kept
+    skipped: list = field(default_factory=list)  # long format: ids of series too short to use
 
     def summary(self) -> pd.DataFrame:
         "One-row table for notebooks."
@@ -179,6 +181,7 @@ def _load_frame(data: DataConfig, path: Path) -> tuple[pd.DataFrame, DataReport]
     tc = data.time_col
     if tc not in raw.columns:
         raise DataError(f'{path}: data.time_col {tc!r} is not a column; columns are: {", ".join(map(str, raw.columns))}')
+    if data.format == 'long': return _load_long(data, path, raw, rep)
     wanted = list(dict.fromkeys([*(data.columns or [c for c in raw.columns if c != tc]), *data.target]))
     missing = [c for c in wanted if c not in raw.columns]
     if missing: raise DataError(f'{path}: column(s) {missing} not found; columns are: {", ".join(map(str, raw.columns))}')
@@ -228,3 +231,137 @@ def _load_frame(data: DataConfig, path: Path) -> tuple[pd.DataFrame, DataReport]
     rep.n_rows, rep.freq, rep.columns = len(df), off.freqstr, wanted
     rep.start, rep.end = str(df[tc].iloc[0]), str(df[tc].iloc[-1])
     return df, rep
+
+def _rows(idx, k: int = 5) -> str:
+    idx = list(idx)
+    return ', '.join(map(str, idx[:k])) + (f' ... ({len(idx)} rows)' if len(idx) > k else '')
+
+def _per_series(mask: pd.Series, ids: pd.Series, what: str, times: pd.Series | None = None,
+                rowno: pd.Series | None = None) -> list[str]:
+    "One line per series with rows flagged in `mask`: the series, how many rows, which rows (data rows of the file, 0-based)."
+    out = []
+    for sid, rows in mask[mask].groupby(ids[mask], sort=False, observed=True).groups.items():
+        first = f', first at {times[rows[0]]}' if times is not None else ''
+        out.append(f'series {sid!r}: {len(rows)} {what} (rows {_rows(rows if rowno is None else rowno[rows])}{first})')
+    return out
+
+def _load_long(data: DataConfig, path: Path, raw: pd.DataFrame, rep: DataReport) -> tuple[pd.DataFrame, DataReport]:
+    """Long format (one row per series and timestamp): check every series on its own and return the frame sorted by
+    (series, time) with columns id, time, values. Duplicate (id, time) pairs, gaps and NaN are reported per series
+    (`on_issue: fill` drops duplicates keeping the last, inserts the missing timestamps and interpolates within the
+    series); unparseable timestamps, a missing id and a series off its frequency always fail."""
+    tc, ic, fatal = data.time_col, data.id_col, []
+    cols = ', '.join(map(str, raw.columns))
+    if ic not in raw.columns: raise DataError(f'{path}: data.id_col {ic!r} is not a column; columns are: {cols}')
+    wanted = list(dict.fromkeys([*(data.columns or [c for c in raw.columns if c not in (tc, ic)]), *data.target]))
+    missing = [c for c in wanted if c not in raw.columns]
+    if missing: raise DataError(f'{path}: column(s) {missing} not found; columns are: {cols}')
+    if raw.empty: raise DataError(f'{path}: no rows')
+    raw = raw.reset_index(drop=True)
+    if (noid := raw[ic].isna()).any(): fatal.append(f'{ic}: {noid.sum()} row(s) without a series id (rows {_rows(np.flatnonzero(noid))})')
+    ids = raw[ic] if isinstance(raw[ic].dtype, pd.CategoricalDtype) else raw[ic].astype('category')  # codes, not strings
+    ids = ids.cat.rename_categories([str(c) for c in ids.cat.categories])
+    first_seen = pd.unique(ids.cat.codes[ids.cat.codes >= 0])
+    unseen = np.setdiff1d(np.arange(len(ids.cat.categories)), first_seen)
+    ids = ids.cat.reorder_categories(ids.cat.categories[np.r_[first_seen, unseen].astype(int)].tolist())
+    # series keep the order in which they first appear in the file
+    times = pd.to_datetime(raw[tc], errors='coerce', format='mixed')
+    if (bad := times.isna() & ~noid).any(): fatal += _per_series(bad, ids, f'unparseable {tc} value(s)')
+    df = pd.DataFrame({ic: ids, tc: times})
+    if data.columns is None: wanted = [c for c in wanted if c in data.target or pd.api.types.is_numeric_dtype(raw[c])]
+    for c in wanted:
+        v = pd.to_numeric(raw[c], errors='coerce')
+        if (nonnum := v.isna() & raw[c].notna()).any():
+            (rep.issues if data.on_issue == 'fill' else fatal).extend(_per_series(nonnum, ids, f'non-numeric {c} value(s)'))
+        df[c] = v.astype('float64')
+    if fatal: raise DataError(f'{path}: ' + '; '.join(fatal))
+    df = df[~noid]
+    code, tv = df[ic].cat.codes.to_numpy(), df[tc].to_numpy()
+    grouped = (np.diff(code) >= 0).all() and ((np.diff(code) > 0) | (np.diff(tv) > np.timedelta64(0))).all()
+    if grouped:   # already one block per series, in time order: nothing to sort, no duplicate possible
+        rowno = pd.Series(df.index.to_numpy())
+        df = df.reset_index(drop=True)
+    else:
+        dup = df.duplicated([ic, tc], keep='last')
+        if dup.any(): rep.issues += _per_series(dup, df[ic], f'duplicate ({ic}, {tc}) pair(s)', df[tc])
+        df = df[~dup].rename_axis('__row').reset_index().sort_values([ic, tc], kind='stable').reset_index(drop=True)
+        rowno = df.pop('__row')
+
+    lengths = df.groupby(ic, sort=False, observed=True).size()
+    longest = lengths.idxmax()
+    freq = data.freq or infer_freq(pd.DatetimeIndex(df.loc[df[ic] == longest, tc]))
+    off = _offset(freq)
+    first = df.groupby(ic, sort=False, observed=True)[tc].transform('first')
+    try: delta = pd.Timedelta(off)
+    except ValueError: delta = None
+    if delta is not None:
+        k = (df[tc] - first) / delta
+        off_grid = k != np.floor(k)
+        pos = np.floor(k).astype('int64')
+    else:   # calendar frequencies (MS, W-SUN, ...): check each series against its own date_range
+        pos, off_grid = np.zeros(len(df), 'int64'), np.zeros(len(df), bool)
+        for sid, idx in df.groupby(ic, sort=False, observed=True).indices.items():
+            t = pd.DatetimeIndex(df[tc].to_numpy()[idx])
+            grid = pd.date_range(t[0], t[-1], freq=off)
+            off_grid[idx] = ~t.isin(grid); pos[idx] = grid.get_indexer(t)
+        off_grid = pd.Series(off_grid)
+    if delta is not None:   # a series whose typical step is another frequency (all its timestamps may be on the grid)
+        step = df[tc].diff().where(df[ic].eq(df[ic].shift())).groupby(df[ic], sort=False, observed=True).median()
+        other = step[step.notna() & (step != delta)]
+        if len(other):
+            off_grid = off_grid | df[ic].isin(other.index)
+    if off_grid.any():
+        msg = _per_series(off_grid, df[ic], f'timestamp(s) not on the {off.freqstr} grid of its first timestamp '
+                                            f'(a different frequency?)', df[tc], rowno)
+        if delta is not None and len(other):
+            msg = [m + (f'; its median step is {other[m.split(chr(39))[1]]}' if m.split(chr(39))[1] in other.index else '')
+                   for m in msg]
+        raise DataError(f'{path}: ' + '; '.join(msg))
+    span = pd.Series(np.asarray(pos)).groupby(df[ic], sort=False, observed=True).max() + 1
+    gaps = span - lengths.reindex(span.index)
+    for sid, g in gaps[gaps > 0].items():
+        rep.issues.append(f'series {sid!r}: {g} missing timestamp(s) at frequency {off.freqstr}')
+    nan = df[wanted].isna().any(axis=1)
+    if nan.any(): rep.issues += _per_series(nan, df[ic], 'row(s) with NaN values', df[tc], rowno)
+
+    if rep.issues and data.on_issue == 'fail':
+        shown = rep.issues[:20] + ([f'... and {len(rep.issues) - 20} more'] if len(rep.issues) > 20 else [])
+        raise DataError(f'{path}: ' + '; '.join(shown) + ' (set data.on_issue=fill to repair)')
+    if rep.issues:
+        if (gaps > 0).any():   # every series onto its full grid (from its first to its last timestamp)
+            sids = span.index.to_numpy()
+            full_pos = np.arange(span.sum()) - np.repeat(np.cumsum(span.to_numpy()) - span.to_numpy(), span.to_numpy())
+            key_full = np.repeat(np.arange(len(sids)), span.to_numpy()) * (span.max() + 1) + full_pos
+            key = pd.Index(sids).get_indexer(df[ic].cat.categories)[df[ic].cat.codes] * (span.max() + 1) + np.asarray(pos)
+            full = pd.DataFrame({ic: pd.Categorical(np.repeat(sids, span.to_numpy()), categories=df[ic].cat.categories)})
+            starts = df.groupby(ic, sort=False, observed=True)[tc].first().reindex(sids)
+            full[tc] = (np.repeat(starts.to_numpy(), span.to_numpy()) + full_pos * delta) if delta is not None else \
+                np.concatenate([pd.date_range(s, periods=n, freq=off).to_numpy() for s, n in zip(starts, span)])
+            vals = pd.DataFrame(np.nan, index=np.arange(len(full)), columns=wanted)
+            vals.iloc[pd.Index(key_full).get_indexer(key)] = df[wanted].to_numpy()
+            df = pd.concat([full, vals], axis=1)
+        df[wanted] = df.groupby(ic, sort=False, observed=True)[wanted].transform(lambda s: s.interpolate(limit_direction='both'))
+        rep.filled = True
+    rep.n_rows, rep.freq, rep.columns, rep.series = len(df), off.freqstr, wanted, int(df[ic].nunique())
+    rep.start, rep.end = str(df[tc].min()), str(df[tc].max())
+    return df, rep
+
+# %% ../nbs/01_data.ipynb #01-data-017
+def synthetic_panel(n_series: int, n_rows: int, freq: str = 'h', seed: int = 0, format: str = 'long',
+                    id_col: str = 'unique_id', time_col: str = 'ds', target: str = 'y') -> pd.DataFrame:
+    """Seeded synthetic series (daily and weekly seasonality + trend + noise, each with its own level, amplitude and
+    phase): long (id, time, value rows, Nixtla's layout) or wide (one column per series)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n_rows, dtype='float64')
+    level, amp, trend = rng.uniform(5, 50, n_series), rng.uniform(1, 10, n_series), rng.normal(0, 0.01, n_series)
+    phase = rng.uniform(0, 2 * np.pi, n_series)
+    y = np.empty((n_rows, n_series))
+    for a in range(0, n_series, 1000):   # a thousand series at a time
+        s = slice(a, min(a + 1000, n_series))
+        y[:, s] = (level[s] + amp[s] * np.sin(2 * np.pi * t[:, None] / 24 + phase[s]) + 0.3 * amp[s] * np.sin(2 * np.pi * t[:, None] / 168)
+                   + trend[s] * t[:, None] + rng.normal(0, 1, (n_rows, s.stop - a)))
+    times = pd.date_range('2020-01-01', periods=n_rows, freq=freq)
+    names = [f's{i}' for i in range(n_series)]
+    if format == 'wide': return pd.DataFrame(y, columns=names).assign(**{time_col: times})[[time_col, *names]]
+    ids = pd.Categorical.from_codes(np.repeat(np.arange(n_series), n_rows), names)   # not millions of strings
+    return pd.DataFrame({id_col: ids, time_col: np.tile(times, n_series), target: y.T.ravel()})

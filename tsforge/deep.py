@@ -64,41 +64,55 @@ def predict_module(module: nn.Module, X: np.ndarray, batch_size: int = 1024, dev
     out = [module(_tensor(X[i:i + batch_size], device, dtype)).cpu().numpy() for i in range(0, len(X), batch_size)]
     return np.concatenate(out).astype('float64')
 
+def _batches(A, device: torch.device):
+    """`idx -> float32 tensor` of rows `idx` of `A`: an array, or a `WindowArray`, whose windows are gathered on the
+    device from one float32 copy of its scaled rows (the data's size, never the windows')."""
+    if not hasattr(A, 'starts'): return lambda idx: _tensor(A[idx], device)
+    data = torch.as_tensor(np.ascontiguousarray(A.data[:, A.columns]), dtype=torch.float32).to(device)
+    starts, steps = torch.as_tensor(A.starts, device=device), torch.arange(A.length, device=device)
+    return lambda idx: data[starts[torch.as_tensor(idx, device=device)][:, None] + steps]
+
 @torch.no_grad()
-def _val_loss(module, X, Y, batch_size):
+def _val_loss(module, X, Y, batch_size, n):
     module.eval()
-    sse = sum(F.mse_loss(module(X[i:i + batch_size]), Y[i:i + batch_size], reduction='sum').item()
-              for i in range(0, len(X), batch_size))
-    return sse / Y.numel()
+    sse, count = 0.0, 0
+    for i in range(0, n, batch_size):
+        idx = np.arange(i, min(i + batch_size, n))
+        yb = Y(idx)
+        sse += F.mse_loss(module(X(idx)), yb, reduction='sum').item()
+        count += yb.numel()
+    return sse / count
 
 def fit_module(module: nn.Module, X: np.ndarray, Y: np.ndarray, X_val: np.ndarray | None = None, Y_val: np.ndarray | None = None, *,
                epochs: int = 10, batch_size: int = 32, lr: float = 1e-3, lr_decay: float = 1.0, weight_decay: float = 0.0,
                patience: int = 3, seed: int = 0, device: str | torch.device = 'cpu', eval_batch_size: int = 1024,
                progress: bool = True, desc: str = 'fit') -> list[dict]:
-    "Train `module` ((B, L, C) -> (B, H, C')) on `X` -> `Y` by Adam on the MSE; early-stop on the validation loss and restore the best epoch. Returns one dict per epoch."
+    """Train `module` ((B, L, C) -> (B, H, C')) on `X` -> `Y` by Adam on the MSE; early-stop on the validation loss and
+    restore the best epoch. Returns one dict per epoch. `X`, `Y` (and the validation pair) are arrays or anything indexable
+    by an index array like one (`tsforge.preprocess.WindowArray`): each mini-batch is gathered when it is used."""
     device = torch.device(device)
     module.to(device)
-    Xt, Yt = _tensor(X, device), _tensor(Y, device)
     has_val = X_val is not None and Y_val is not None and len(X_val) > 0
-    if has_val: Xv, Yv = _tensor(X_val, device), _tensor(Y_val, device)
+    Xb, Yb = _batches(X, device), _batches(Y, device)
+    if has_val: Xvb, Yvb = _batches(X_val, device), _batches(Y_val, device)
     opt = torch.optim.Adam(module.parameters(), lr=lr, weight_decay=weight_decay)
     rng = np.random.default_rng(seed)
-    n, history, best, best_state, waited = len(Xt), [], math.inf, None, 0
+    n, history, best, best_state, waited = len(X), [], math.inf, None, 0
     bar = tqdm(range(1, epochs + 1), desc=desc, unit='epoch', disable=not progress, leave=True)
     for epoch in bar:
         t0 = time.perf_counter()
         module.train()
-        perm = torch.as_tensor(rng.permutation(n), device=device)
+        perm = rng.permutation(n)
         total = 0.0
         for i in range(0, n, batch_size):
             idx = perm[i:i + batch_size]
-            loss = F.mse_loss(module(Xt[idx]), Yt[idx])
+            loss = F.mse_loss(module(Xb(idx)), Yb(idx))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             total += loss.item() * len(idx)
         rec = {'epoch': epoch, 'train_loss': total / n, 'lr': opt.param_groups[0]['lr']}
-        if has_val: rec['val_loss'] = _val_loss(module, Xv, Yv, eval_batch_size)
+        if has_val: rec['val_loss'] = _val_loss(module, Xvb, Yvb, eval_batch_size, len(X_val))
         rec['seconds'] = time.perf_counter() - t0
         history.append(rec)
         bar.set_postfix({k: f'{rec[k]:.4f}' for k in ('train_loss', 'val_loss') if k in rec})
@@ -138,6 +152,14 @@ class TorchForecaster(Forecaster):
 
     def build(self) -> nn.Module: raise NotImplementedError
     def _inputs(self, X: np.ndarray) -> np.ndarray: return self._out(X) if self.channel_independent else X
+    def _eval_batch(self, w: Windows) -> int:
+        "Validation windows per batch: `eval_batch_size`, fewer when a batch of many wide windows would pass 2**24 values."
+        C = len(self.state.out_idx) if self.channel_independent else len(self.state.columns_in)
+        return max(1, min(self.params.eval_batch_size, (1 << 24) // (self.state.input_length * C)))
+
+    def _window_inputs(self, w: Windows):
+        "Input windows of `w` as an on-demand array (no copy of all windows)."
+        return w.inputs(self.state.out_idx if self.channel_independent else None)
     @property
     def device(self) -> torch.device: return resolve_device(self.params.device)
 
@@ -146,10 +168,10 @@ class TorchForecaster(Forecaster):
         with torch_threads(p.num_threads), torch_seed(self.seed):
             self.module = self.build()
             self.history_ = fit_module(
-                self.module, self._inputs(train.X), train.Y,
-                None if val is None else self._inputs(val.X), None if val is None else val.Y,
+                self.module, self._window_inputs(train), train.targets(),
+                None if val is None else self._window_inputs(val), None if val is None else val.targets(),
                 epochs=p.epochs, batch_size=p.batch_size, lr=p.lr, lr_decay=p.lr_decay, weight_decay=p.weight_decay,
-                patience=p.patience, seed=self.seed, device=self.device, eval_batch_size=p.eval_batch_size,
+                patience=p.patience, seed=self.seed, device=self.device, eval_batch_size=self._eval_batch(train),
                 progress=p.progress, desc=f'{self.name} H={self.state.horizon}')
         vals = [h['val_loss'] for h in self.history_ if 'val_loss' in h]
         self.best_epoch_ = int(np.argmin(vals)) + 1 if vals else len(self.history_)
@@ -157,7 +179,9 @@ class TorchForecaster(Forecaster):
 
     def predict(self, w: Windows) -> np.ndarray:
         if self.module is None: raise RuntimeError(f'{self.name}: fit or load the model before predict')
-        if len(w) == 0: return np.zeros((0, self.state.horizon, len(self.state.columns_out)))
+        return super().predict(w)
+
+    def _predict_batch(self, w: Windows) -> np.ndarray:
         with torch_threads(self.params.num_threads):
             return predict_module(self._predictor(), self._inputs(w.X), self.params.eval_batch_size, self.device)
 

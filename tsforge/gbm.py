@@ -139,16 +139,25 @@ class LightGBM(Forecaster):
         if self.base_ is None: return np.repeat(self._out(w.X)[:, -1:, :], self.state.horizon, axis=1)
         return self.base_.predict(w)
 
-    def _oof_base(self, train: Windows, val: Windows | None) -> np.ndarray:
-        "Base forecasts of the train windows, each block from a ridge fitted without it (purge gap L + H origins)."
+    def _oof_base(self, train: Windows, val: Windows | None, idx: np.ndarray | None = None) -> np.ndarray:
+        "Base forecasts of train windows `idx` (None: all), each block from a ridge fitted without it (purge gap L + H origins)."
         n, gap, K = len(train), self.state.input_length + self.state.horizon, self.params.folds
-        out = np.empty_like(train.Y)
+        targets = np.arange(n) if idx is None else np.asarray(idx)
+        out = np.empty((len(targets), self.state.horizon, len(self.state.out_idx)))
         edges = np.linspace(0, n, K + 1).astype(int)
         for a, b in zip(edges[:-1], edges[1:]):
             keep = np.r_[0:max(0, a - gap), min(n, b + gap):n]
             if len(keep) < 2: raise ValueError(f'model_params.folds={K}: too few train windows ({n}) for out-of-fold fits; use folds=1')
-            out[a:b] = self._linear().fit(train.subset(keep), val).predict(train.subset(np.arange(a, b)))
+            sel = (targets >= a) & (targets < b)
+            if sel.any(): out[sel] = self._linear().fit(train.subset(keep), val).predict(train.subset(targets[sel]))
         return out
+
+    def _pick(self, w: Windows, rng: np.random.Generator) -> tuple[Windows, np.ndarray | None]:
+        "All windows, or (when even one step per window and series exceeds `max_rows`) a sorted random sample of them."
+        n, C = len(w), len(self.state.out_idx)
+        if n * C <= self.params.max_rows: return w, None
+        idx = np.sort(rng.choice(n, max(1, self.params.max_rows // C), replace=False))
+        return w.subset(idx), idx
 
     def _sample_rows(self, n: int, rng: np.random.Generator):
         "(window, series, step) triples: every window and series, `k` steps each, stratified over the horizon."
@@ -161,12 +170,19 @@ class LightGBM(Forecaster):
         return i, c, h
 
     def _rows(self, w: Windows, base: np.ndarray, rng: np.random.Generator):
-        "Features, scale-free target and scale of sampled rows of `w`."
-        rows = self._sample_rows(len(w), rng)
-        F, names = window_features(w, self.state, base, self.params.features, rows)
-        i, c, h = rows
-        s = window_scale(self._out(w.X), self.params.features)[i, c]
-        return F, (w.Y[i, h, c] - base[i, h, c]) / s, s, names
+        "Features, scale-free target and scale of sampled rows of `w`, built batch by batch of windows."
+        i, c, h = self._sample_rows(len(w), rng)            # sorted by window
+        F, names, y, s = None, None, np.empty(len(i)), np.empty(len(i))
+        for sl, b in w.batches(self._batch_windows(w)):
+            a0, a1 = np.searchsorted(i, [sl.start, sl.stop])
+            r = (i[a0:a1] - sl.start, c[a0:a1], h[a0:a1])
+            Fb, names = window_features(b, self.state, base[sl], self.params.features, r)
+            if F is None: F = np.empty((len(i), Fb.shape[1]), dtype='float32')
+            F[a0:a1] = Fb
+            sb = window_scale(self._out(b.X), self.params.features)[r[0], r[1]]
+            y[a0:a1] = (b.Y[r[0], r[2], r[1]] - base[sl][r[0], r[2], r[1]]) / sb
+            s[a0:a1] = sb
+        return F, y, s, names
 
     def lgb_params(self) -> dict:
         "The LightGBM training parameters (deterministic for a seed and thread count)."
@@ -179,12 +195,14 @@ class LightGBM(Forecaster):
     def fit(self, train: Windows, val: Windows | None = None) -> 'LightGBM':
         p, rng = self.params, np.random.default_rng(self.seed)
         self.base_ = self._linear().fit(train, val) if p.base == 'linear' else None
-        tb = self._oof_base(train, val) if self.base_ is not None and p.folds > 1 else self._base(train)
-        F, y, _, names = self._rows(train, tb, rng)
+        tw, tidx = self._pick(train, rng)
+        tb = self._oof_base(train, val, tidx) if self.base_ is not None and p.folds > 1 else self._base(tw)
+        F, y, _, names = self._rows(tw, tb, rng)
         dtrain = lgb.Dataset(F, y, feature_name=names, free_raw_data=True)
         valid, callbacks = [], []
         if val is not None:   # weights s^2 make the l2 metric the plain MSE on the scaled axis
-            Fv, yv, sv, _ = self._rows(val, self._base(val), rng)
+            vw, _ = self._pick(val, rng)
+            Fv, yv, sv, _ = self._rows(vw, self._base(vw), rng)
             valid = [lgb.Dataset(Fv, yv, weight=sv ** 2, reference=dtrain)]
             callbacks = [lgb.early_stopping(p.early_stopping_rounds, verbose=False)]
         self.booster_ = lgb.train(self.lgb_params(), dtrain, p.n_estimators, valid_sets=valid, callbacks=callbacks)
@@ -196,20 +214,18 @@ class LightGBM(Forecaster):
             self.blend_ = float(grid[int(np.argmin([np.mean(((yv - g * r) * sv) ** 2) for g in grid]))])
         return self
 
-    def predict(self, w: Windows, batch_rows: int = 1_000_000) -> np.ndarray:
-        "Forecasts (n, H, C_out) float64 on the scaled axis; windows are featurised in chunks of about `batch_rows` rows."
+    def _batch_windows(self, w: Windows, batch_rows: int = 1_000_000) -> int:
+        "Windows per batch: bounded by the input size and by about `batch_rows` feature rows."
+        return max(1, min(w.batch_size(), batch_rows // (self.state.horizon * len(self.state.out_idx))))
+
+    def _predict_batch(self, w: Windows) -> np.ndarray:
+        "Forecasts (n, H, C_out) float64 on the scaled axis of one batch of windows."
         base = self._base(w)
         if self.blend_ == 0: return base.astype('float64')
-        H, C = base.shape[1:]
-        step = max(1, batch_rows // (H * C))
-        out = np.empty_like(base, dtype='float64')
-        for a in range(0, len(w), step):
-            sub, b = w.subset(slice(a, a + step)), base[a:a + step]
-            F, _ = window_features(sub, self.state, b, self.params.features)
-            r = self.booster_.predict(F, num_iteration=self.iterations_, num_threads=self.params.num_threads)
-            s = window_scale(self._out(sub.X), self.params.features)
-            out[a:a + step] = b + self.blend_ * r.reshape(b.shape) * s[:, None, :]
-        return out
+        F, _ = window_features(w, self.state, base, self.params.features)
+        r = self.booster_.predict(F, num_iteration=self.iterations_, num_threads=self.params.num_threads)
+        s = window_scale(self._out(w.X), self.params.features)
+        return base + self.blend_ * r.reshape(base.shape) * s[:, None, :]
 
     def _save(self, path: Path):
         self.booster_.save_model(str(path / 'booster.txt'), num_iteration=self.iterations_)

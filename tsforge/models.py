@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .preprocess import WindowState, Windows
 
 # %% auto #0
-__all__ = ['MODELS', 'Forecaster', 'model_class', 'make_model', 'Naive', 'SeasonalNaive', 'Linear', 'Ensemble']
+__all__ = ['MODELS', 'Forecaster', 'model_class', 'make_model', 'Naive', 'SeasonalNaive', 'Moments', 'Linear', 'Ensemble']
 
 # %% ../nbs/05_models.ipynb #05-models-004
 class Forecaster:
@@ -27,7 +27,19 @@ class Forecaster:
         self.state, self.seed = state, seed
 
     def fit(self, train: Windows, val: Windows | None = None) -> 'Forecaster': return self
-    def predict(self, w: Windows) -> np.ndarray: raise NotImplementedError
+
+    def predict(self, w: Windows) -> np.ndarray:
+        "Forecasts (n, H, C_out) on the scaled axis, computed batch by batch (`_predict_batch`)."
+        out = np.empty((len(w), self.state.horizon, len(self.state.columns_out)))
+        for sl, _, p in self.predict_batches(w): out[sl] = p
+        return out
+
+    def predict_batches(self, w: Windows):
+        "Yield `(slice, batch, forecasts)` over consecutive batches of `w`, so that no caller needs all of them at once."
+        for sl, b in w.batches(self._batch_windows(w)): yield sl, b, self._predict_batch(b)
+
+    def _batch_windows(self, w: Windows) -> int: return w.batch_size()
+    def _predict_batch(self, b: Windows) -> np.ndarray: raise NotImplementedError
 
     def save(self, path: str | Path) -> Path:
         path = Path(path); path.mkdir(parents=True, exist_ok=True)
@@ -75,7 +87,7 @@ def make_model(name: str, params: dict, state: WindowState, seed: int = 0) -> Fo
 class Naive(Forecaster):
     "Repeat the last observed value for every step."
     name = 'naive'
-    def predict(self, w: Windows) -> np.ndarray:
+    def _predict_batch(self, w: Windows) -> np.ndarray:
         last = self._out(w.X)[:, -1:, :]
         return np.repeat(last, self.state.horizon, axis=1)
 
@@ -86,7 +98,7 @@ class SeasonalNaive(Forecaster):
         model_config = ConfigDict(extra='forbid')
         period: int = Field(24, ge=1)
 
-    def predict(self, w: Windows) -> np.ndarray:
+    def _predict_batch(self, w: Windows) -> np.ndarray:
         L, H, p = self.state.input_length, self.state.horizon, self.params.period
         if p > L: raise ValueError(f'model_params.period={p} must be <= input_length={L}')
         h = np.arange(H)
@@ -94,6 +106,44 @@ class SeasonalNaive(Forecaster):
         return self._out(w.X)[:, idx, :]
 
 # %% ../nbs/05_models.ipynb #05-models-010
+def _gram(a: np.ndarray) -> np.ndarray:
+    "a' a for a C-ordered (m, L) array by BLAS syrk (one triangle: about half the work of a' @ a), mirrored."
+    try: from scipy.linalg.blas import dsyrk
+    except ImportError: return a.T @ a
+    u = dsyrk(1.0, np.ascontiguousarray(a, dtype='float64').T, trans=0)   # upper triangle of a' a
+    return np.triu(u) + np.triu(u, 1).T
+
+class Moments:
+    """Running means and centred cross products of design rows `a` (m, L) and targets `b` (m, H), added batch by batch.
+    Rows are shifted by the first batch's means before they are summed (the shifted-data algorithm), so the centred
+    sums keep their precision however many rows are added."""
+    def __init__(self): self.n = 0
+
+    def add(self, a: np.ndarray, b: np.ndarray):
+        if len(a) == 0: return
+        if self.n == 0:
+            self.Ka, self.Kb = a.mean(0), b.mean(0)
+            self.sa, self.sb = np.zeros(a.shape[1]), np.zeros(b.shape[1])
+            self.Saa, self.Sab, self.Sbb = np.zeros((a.shape[1],) * 2), np.zeros((a.shape[1], b.shape[1])), 0.0
+        ac, bc = a - self.Ka, b - self.Kb
+        self.n += len(a); self.sa += ac.sum(0); self.sb += bc.sum(0)
+        self.Saa += _gram(ac); self.Sab += ac.T @ bc; self.Sbb += float((bc ** 2).sum())
+
+    def centred(self):
+        "Means of a and b, centred Gram a'a / n and cross products a'b / n, centred sum of squares of b, rows."
+        n = self.n
+        da, db = self.sa / n, self.sb / n
+        G = (self.Saa - n * np.outer(da, da)) / n
+        AB = (self.Sab - n * np.outer(da, db)) / n
+        return self.Ka + da, self.Kb + db, G, AB, self.Sbb - n * float(db @ db), n
+
+    def mse(self, W: np.ndarray, b: np.ndarray) -> float:
+        "Mean squared error of the forecasts a @ W + b over every row added: no second pass over the rows."
+        ma, mb, G, AB, Sbb, n = self.centred()
+        e = ma @ W + b - mb
+        sse = n * float((W * (G @ W)).sum()) - 2 * n * float((W * AB).sum()) + Sbb + n * float(e @ e)
+        return sse / (n * len(mb))
+
 class Linear(Forecaster):
     "NLinear as closed-form ridge: y[t+h] - x[t-1] = b_h + sum_i w_hi (x[t-L+i] - x[t-1])."
     name = 'linear'
@@ -111,37 +161,52 @@ class Linear(Forecaster):
         return A, B, last
 
     @staticmethod
-    def _solve_path(A, B, alphas):
-        "Ridge solutions (W, b) for each alpha, via one eigendecomposition of the centred Gram matrix."
-        ma, mb = A.mean(0), B.mean(0)
-        Ac, Bc = A - ma, B - mb
-        n = len(A)
-        s, V = np.linalg.eigh(Ac.T @ Ac / n)
-        VtAtB = V.T @ (Ac.T @ Bc / n)
+    def _solve_moments(ma, mb, G, AtB, alphas):
+        "Ridge solutions (W, b) for each alpha from the means and the centred Gram / cross products (one eigendecomposition)."
+        s, V = np.linalg.eigh(G)
+        VtAtB = V.T @ AtB
         for a in alphas:
             W = V @ (VtAtB / (s + a)[:, None])
             yield W, mb - ma @ W
 
+    @staticmethod
+    def _solve_path(A, B, alphas):
+        "Ridge solutions (W, b) for each alpha of design rows `A` and targets `B` held in memory."
+        ma, mb = A.mean(0), B.mean(0)
+        Ac, Bc = A - ma, B - mb
+        yield from Linear._solve_moments(ma, mb, Ac.T @ Ac / len(A), Ac.T @ Bc / len(A), alphas)
+
+    def _groups(self) -> list[slice]:
+        C = len(self.state.out_idx)
+        return [slice(c, c + 1) for c in range(C)] if self.params.individual else [slice(None)]
+
+    def _group_rows(self, w: Windows, groups):
+        "Per batch of `w`: for each group, its design rows (m, L) and targets (m, H)."
+        for _, b in w.batches():
+            A, B, _ = self._design(b.X, b.Y)
+            yield [(A[:, g].reshape(-1, A.shape[2]), B[:, g].reshape(-1, B.shape[2])) for g in groups]
+
+    def _moments(self, w: Windows, groups) -> list['Moments']:
+        "Normal equations of each group accumulated batch by batch in one pass: never all design rows at once."
+        acc = [Moments() for _ in groups]
+        for rows in self._group_rows(w, groups):
+            for m, (a, b) in zip(acc, rows): m.add(a, b)
+        return acc
+
     def fit(self, train: Windows, val: Windows | None = None):
-        A, B, _ = self._design(train.X, train.Y)
-        C = A.shape[1]
-        groups = [slice(c, c + 1) for c in range(C)] if self.params.individual else [slice(None)]
+        groups = self._groups()
         alphas = self.params.alphas if self.params.alpha == 'auto' else [float(self.params.alpha)]
         if self.params.alpha == 'auto' and val is None: raise ValueError("model_params.alpha='auto' needs validation windows")
-        self.W, self.b, self.alpha_ = [], [], []
-        for g in groups:
-            a2, b2 = A[:, g].reshape(-1, A.shape[2]), B[:, g].reshape(-1, B.shape[2])
-            sols = list(self._solve_path(a2, b2, alphas))
-            if len(sols) > 1:
-                Av, Bv, _ = self._design(val.X, val.Y)
-                av, bv = Av[:, g].reshape(-1, Av.shape[2]), Bv[:, g].reshape(-1, Bv.shape[2])
-                errs = [np.mean((av @ W + b - bv) ** 2) for W, b in sols]
-                k = int(np.argmin(errs))
-            else: k = 0
-            self.W.append(sols[k][0]); self.b.append(sols[k][1]); self.alpha_.append(alphas[k])
+        sols = [list(self._solve_moments(*m.centred()[:4], alphas)) for m in self._moments(train, groups)]
+        ks = [0] * len(groups)
+        if len(alphas) > 1:                          # validation MSE of every alpha, from the validation moments
+            ks = [int(np.argmin([m.mse(W, b) for W, b in sol])) for m, sol in zip(self._moments(val, groups), sols)]
+        self.W = [sols[g][k][0] for g, k in enumerate(ks)]
+        self.b = [sols[g][k][1] for g, k in enumerate(ks)]
+        self.alpha_ = [alphas[k] for k in ks]
         return self
 
-    def predict(self, w: Windows) -> np.ndarray:
+    def _predict_batch(self, w: Windows) -> np.ndarray:
         A, _, last = self._design(w.X)
         if len(self.W) == 1: out = A @ self.W[0] + self.b[0]                    # (n, C, H)
         else: out = np.stack([A[:, c] @ self.W[c] + self.b[c] for c in range(A.shape[1])], axis=1)
@@ -154,6 +219,11 @@ class Linear(Forecaster):
         self.W, self.b, self.alpha_ = list(z['W']), list(z['b']), z['alpha'].tolist()
 
 # %% ../nbs/05_models.ipynb #05-models-012
+def _val_mse(model: Forecaster, val: Windows) -> float:
+    "MSE of `model` on `val`, batch by batch."
+    sse = sum(float(((p - b.Y) ** 2).sum()) for _, b, p in model.predict_batches(val))
+    return sse / (len(val) * model.state.horizon * len(model.state.out_idx))
+
 class Ensemble(Forecaster):
     "Weighted mean of member models' forecasts."
     name = 'ensemble'
@@ -174,11 +244,11 @@ class Ensemble(Forecaster):
         for m in self.models: m.fit(train, val)
         if self.params.weights == 'inverse_val_mse':
             if val is None: raise ValueError("model_params.weights='inverse_val_mse' needs validation windows")
-            inv = [1 / np.mean((m.predict(val) - val.Y) ** 2) for m in self.models]
+            inv = [1 / _val_mse(m, val) for m in self.models]
             self.weights_ = [w / sum(inv) for w in inv]
         return self
 
-    def predict(self, w: Windows) -> np.ndarray:
+    def _predict_batch(self, w: Windows) -> np.ndarray:
         return sum(wt * m.predict(w) for wt, m in zip(self.weights_, self.models))
 
     def _save(self, path: Path):

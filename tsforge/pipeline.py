@@ -10,16 +10,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .config import ExperimentConfig, load_config
-from .data import DataReport, load_frame
+from .config import ConfigError, ExperimentConfig, SplitConfig, load_config
+from .data import DataError, DataReport, load_frame
 from .split import Borders, split_borders, origins
-from .preprocess import WindowState, Windows, fit_state, make_windows
-from .metrics import scores
+from .preprocess import WindowState, Windows, fit_series_state, fit_state, make_windows
+from .metrics import Scores, scores
 from .models import Forecaster, make_model
 
 # %% auto #0
-__all__ = ['mode_columns', 'Prepared', 'prepare', 'Evaluation', 'fit_evaluate', 'forecast_table', 'predictions_frame',
-           'plot_forecasts', 'TrainResult', 'test_part', 'train']
+__all__ = ['mode_columns', 'Panel', 'series_origins', 'panel_borders', 'Prepared', 'prepare', 'Evaluation', 'evaluate',
+           'fit_evaluate', 'forecast_table', 'predictions_frame', 'plot_forecasts', 'TrainResult', 'test_part', 'train']
 
 # %% ../nbs/09_pipeline.ipynb #09-pipeline-004
 def mode_columns(cfg: ExperimentConfig, available: list[str]) -> tuple[list[str], list[str]]:
@@ -31,8 +31,58 @@ def mode_columns(cfg: ExperimentConfig, available: list[str]) -> tuple[list[str]
     return cols, (cols if cfg.mode == 'M' else target)
 
 @dataclass
+class Panel:
+    """Long format: the series kept (in frame order), the first row of each in the (series, time)-sorted frame, and
+    each one's own split borders (rows relative to its start)."""
+    ids: list[str]
+    start: np.ndarray       # (k,) first row of each series
+    length: np.ndarray      # (k,) rows of each series
+    train_end: np.ndarray   # (k,) relative borders, as `Borders` for one series
+    val_end: np.ndarray
+    test_end: np.ndarray
+
+    def part(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        "Relative `(start, end)` rows of 'train', 'val' or 'test' for every series."
+        z = np.zeros_like(self.start)
+        return {'train': (z, self.train_end), 'val': (self.train_end, self.val_end), 'test': (self.val_end, self.test_end)}[name]
+
+    def row_series(self) -> np.ndarray:
+        "The series code of every row of the frame."
+        return np.repeat(np.arange(len(self.ids)), self.length)
+
+def series_origins(start: np.ndarray, a: np.ndarray, b: np.ndarray, input_length: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stride-1 origins (global rows) of every window whose targets lie in each series' rows `[a, b)` (relative to its
+    `start`) and whose inputs lie inside the series, with the series code of each; windows never cross series."""
+    first, last = np.maximum(a, input_length), b - horizon
+    counts = np.maximum(last - first + 1, 0)
+    offsets = np.repeat(np.cumsum(counts) - counts, counts)
+    o = np.arange(counts.sum()) - offsets + np.repeat(start + first, counts)
+    return o.astype('int64'), np.repeat(np.arange(len(start)), counts)
+
+def panel_borders(split: SplitConfig, frame: pd.DataFrame, time_col: str, id_col: str) -> tuple[pd.Series, dict]:
+    """Per-series borders (series id -> `Borders`) of a long frame sorted by (series, time): `ratio` splits each series
+    by its own length, `date` at the same timestamps for all; `ett` is for the ETT files only."""
+    kind = 'ratio' if split.kind == 'auto' else split.kind
+    if kind == 'ett': raise ConfigError("split.kind=ett is the ETT files' fixed borders; use ratio or date with data.format=long")
+    ids = frame[id_col]
+    lengths = ids.groupby(ids, sort=False, observed=True).size()
+    lengths.index = lengths.index.astype(str)
+    if kind == 'ratio':
+        t, v = (lengths * split.train).astype(int), (lengths * (split.train + split.val)).astype(int)
+    else:
+        try: vs, ts = pd.Timestamp(split.val_start), pd.Timestamp(split.test_start)
+        except (ValueError, TypeError) as e: raise ConfigError(f'split.val_start/test_start: not timestamps ({e})') from None
+        if not vs < ts: raise ConfigError(f'split: need val_start ({vs}) < test_start ({ts})')
+        tm = pd.DatetimeIndex(frame[time_col])
+        t = pd.Series(tm < vs).groupby(ids.to_numpy() if ids.dtype == object else ids, sort=False, observed=True).sum()
+        v = pd.Series(tm < ts).groupby(ids.to_numpy() if ids.dtype == object else ids, sort=False, observed=True).sum()
+        t.index, v.index = t.index.astype(str), v.index.astype(str)
+        t, v = t.reindex(lengths.index), v.reindex(lengths.index)
+    return lengths, {'train_end': t.to_numpy(), 'val_end': v.to_numpy(), 'test_end': lengths.to_numpy()}
+
+@dataclass
 class Prepared:
-    "A loaded, split and scaled dataset with its fitted `WindowState`."
+    "A loaded, split and scaled dataset with its fitted `WindowState` (and, in long format, its `Panel` of series)."
     cfg: ExperimentConfig
     frame: pd.DataFrame
     report: DataReport
@@ -40,17 +90,60 @@ class Prepared:
     state: WindowState
     scaled: np.ndarray      # (rows, C_in), scaled with `state`
     times: np.ndarray       # (rows,) timestamps
+    panel: Panel | None = None
 
     def origins(self, part: str) -> np.ndarray:
         "Stride-1 origins of 'train', 'val' or 'test'."
+        if self.panel is not None: return self.series_origins(part)[0]
         return origins(*self.borders.part(part), self.state.input_length, self.state.horizon)
 
+    def series_origins(self, part: str) -> tuple[np.ndarray, np.ndarray | None]:
+        "Origins of a part and the series code of each (None in wide format)."
+        if self.panel is None: return self.origins(part), None
+        return series_origins(self.panel.start, *self.panel.part(part), self.state.input_length, self.state.horizon)
+
     def windows(self, part: str) -> Windows:
-        return make_windows(self.state, self.scaled, self.times, self.origins(part))
+        o, s = self.series_origins(part)
+        return make_windows(self.state, self.scaled, self.times, o, series=s)
+
+    def train_rows(self) -> pd.DataFrame:
+        "The training rows (every series' own, in long format): what the logged model's input example is cut from."
+        if self.panel is None: return self.frame.iloc[:self.borders.train_end]
+        p = self.panel
+        return self.frame.iloc[p.start[0]:p.start[0] + p.train_end[0]]
+
+def _prepare_long(cfg: ExperimentConfig, frame: pd.DataFrame, report: DataReport) -> Prepared:
+    "Long format: per-series borders, series too short for a train, validation and test window skipped (and reported)."
+    tc, ic, L, H = cfg.data.time_col, cfg.data.id_col, cfg.input_length, cfg.horizon
+    cols_in, cols_out = mode_columns(cfg, [c for c in report.columns])
+    lengths, b = panel_borders(cfg.split, frame, tc, ic)
+    need = lambda a, z: np.maximum(z - H + 1 - np.maximum(a, L), 0)     # windows in rows [a, z)
+    ok = (need(0, b['train_end']) > 0) & (need(b['train_end'], b['val_end']) > 0) & (need(b['val_end'], b['test_end']) > 0)
+    if not ok.all():
+        bad = lengths.index[~ok]
+        report.skipped = [str(i) for i in bad]
+        report.issues.append(f'{len(bad)} series too short for one train, validation and test window (input_length {L}, '
+                             f'horizon {H}) skipped: {", ".join(map(str, bad[:10]))}{" ..." if len(bad) > 10 else ""}')
+        if ok.sum() == 0:
+            raise DataError(f'{report.path}: no series is long enough for one train, validation and test window '
+                            f'(input_length {L}, horizon {H}; longest series has {lengths.max()} rows)')
+        frame = frame[frame[ic].isin(list(lengths.index[ok]))].reset_index(drop=True)
+        lengths, b = lengths[ok], {k: v[ok] for k, v in b.items()}
+    start = np.r_[0, np.cumsum(lengths.to_numpy())[:-1]].astype('int64')
+    panel = Panel([str(i) for i in lengths.index], start, lengths.to_numpy().astype('int64'),
+                  *(b[k].astype('int64') for k in ('train_end', 'val_end', 'test_end')))
+    codes = panel.row_series()
+    train_mask = (np.arange(len(frame)) - np.repeat(start, panel.length)) < np.repeat(panel.train_end, panel.length)
+    state = fit_series_state(frame, tc, ic, cols_in, cols_out, L, H, report.freq, panel.ids, train_mask)
+    scaled = state.transform(frame[cols_in].to_numpy(), series=codes)
+    report.series = len(panel.ids)
+    return Prepared(cfg, frame, report, Borders(int(train_mask.sum()), 0, len(frame)), state, scaled,
+                    frame[tc].to_numpy(), panel)
 
 def prepare(cfg: ExperimentConfig) -> Prepared:
-    "Load, split and fit the preprocessing state for `cfg` (scaler on train rows only)."
+    "Load, split and fit the preprocessing state for `cfg` (scaler on train rows only; per series in long format)."
     frame, report = load_frame(cfg.data)
+    if cfg.data.format == 'long': return _prepare_long(cfg, frame, report)
     tc = cfg.data.time_col
     borders = split_borders(cfg.split, frame[tc], cfg.data.dataset)
     cols_in, cols_out = mode_columns(cfg, [c for c in report.columns])
@@ -65,38 +158,54 @@ class Evaluation:
     model: Forecaster
     metrics: dict
     test_origins: np.ndarray
-    test_pred: np.ndarray   # (n, H, C_out) scaled
-    test_true: np.ndarray   # (n, H, C_out) scaled
+    test_pred: np.ndarray | None   # (n, H, C_out) scaled (None when not kept)
+    test_true: np.ndarray | None   # (n, H, C_out) scaled (a view of the scaled data where possible)
     fit_seconds: float = 0.0
+    test_series: np.ndarray | None = None   # long format: the series code of each test window
 
-def fit_evaluate(cfg: ExperimentConfig, prep: Prepared | None = None) -> Evaluation:
-    "Fit `cfg.model` on the train part and score the validation and test parts."
+def evaluate(model: Forecaster, w: Windows, prefix: str = '', keep: bool = False) -> tuple[dict, np.ndarray | None]:
+    "Scores of `model` on windows `w`, batch by batch; with `keep`, also all forecasts (n, H, C_out)."
+    st, sc = model.state, Scores(model.state)
+    out = np.empty((len(w), st.horizon, len(st.columns_out))) if keep else None
+    for sl, b, p in model.predict_batches(w):
+        sc.add(b.Y, p, b.series)
+        if keep: out[sl] = p
+    return sc.result(prefix), out
+
+def fit_evaluate(cfg: ExperimentConfig, prep: Prepared | None = None, keep_predictions: bool = True) -> Evaluation:
+    "Fit `cfg.model` on the train part and score the validation and test parts (forecasts are scored in batches)."
     prep = prep or prepare(cfg)
     train, val, test = (prep.windows(p) for p in ('train', 'val', 'test'))
     model = make_model(cfg.model, cfg.model_params, prep.state, cfg.seed)
     t0 = time.perf_counter()
     model.fit(train, val)
     fit_s = time.perf_counter() - t0
-    vp, tp = model.predict(val), model.predict(test)
-    m = {**scores(val.Y, vp, prep.state, 'val_'), **scores(test.Y, tp, prep.state, 'test_'), 'fit_seconds': fit_s}
-    return Evaluation(model, m, prep.origins('test'), tp, test.Y, fit_s)
+    vm, _ = evaluate(model, val, 'val_')
+    tm, tp = evaluate(model, test, 'test_', keep=keep_predictions)
+    return Evaluation(model, {**vm, **tm, 'fit_seconds': fit_s}, test.origins, tp,
+                      test.Y if keep_predictions else None, fit_s, test.series)
 
-def forecast_table(times: np.ndarray, state: WindowState, origins: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray) -> pd.DataFrame:
-    "Scaled forecasts (n, H, C_out) at `origins` as rows (origin, target_time, step, series, y_true, y_pred) in original units; origin = last observed timestamp."
+def forecast_table(times: np.ndarray, state: WindowState, origins: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray,
+                   series: np.ndarray | None = None) -> pd.DataFrame:
+    """Scaled forecasts (n, H, C_out) at `origins` as rows (origin, target_time, step, series, y_true, y_pred) in original
+    units; origin = last observed timestamp. Long format (`series` codes of the windows): the series id comes first,
+    in a column named by the state's `id_col`."""
     n, H, C = y_pred.shape
     steps = np.arange(H)
-    return pd.DataFrame({
+    df = pd.DataFrame({
         'origin': np.repeat(times[origins - 1], H * C),
         'target_time': np.repeat(times[origins[:, None] + steps[None, :]].ravel(), C),
         'step': np.tile(np.repeat(steps + 1, C), n),
         'series': np.tile(state.columns_out, n * H),
-        'y_true': state.inverse_transform(y_true).ravel(),
-        'y_pred': state.inverse_transform(y_pred).ravel(),
+        'y_true': state.inverse_transform(y_true, series=series).ravel(),
+        'y_pred': state.inverse_transform(y_pred, series=series).ravel(),
     })
+    if state.long: df.insert(0, state.id_col, np.repeat(np.asarray(state.series_ids, dtype=object)[series], H * C))
+    return df
 
 def predictions_frame(prep: Prepared, ev: Evaluation) -> pd.DataFrame:
-    "Test predictions of an evaluation, one row per (origin, step, series)."
-    return forecast_table(prep.times, prep.state, ev.test_origins, ev.test_true, ev.test_pred)
+    "Test predictions of an evaluation, one row per (origin, step, series) (and series id in long format)."
+    return forecast_table(prep.times, prep.state, ev.test_origins, ev.test_true, ev.test_pred, ev.test_series)
 
 # %% ../nbs/09_pipeline.ipynb #09-pipeline-010
 def plot_forecasts(pred: pd.DataFrame, n: int = 4, series: str | None = None):
@@ -104,6 +213,8 @@ def plot_forecasts(pred: pd.DataFrame, n: int = 4, series: str | None = None):
     import matplotlib.pyplot as plt
     series = series or pred.series.iloc[-1]
     p = pred[pred.series == series]
+    if pred.columns[0] != 'origin':                   # long format: the first column is the series id; plot one series
+        p = p[p[pred.columns[0]] == p[pred.columns[0]].iloc[0]]
     origins_ = p.origin.unique()
     picks = origins_[np.linspace(0, len(origins_) - 1, n).astype(int)]
     fig, axes = plt.subplots(1, n, figsize=(4 * n, 3), sharey=True, squeeze=False)
@@ -179,7 +290,7 @@ def train(cfg: ExperimentConfig, nested: bool = False, parent_run_id: str | None
         fig = plot_forecasts(pred)
         tracking.log_figure(fig, 'forecast.png')
         plt.close(fig)  # shown by the job notebook, not where it is made
-        info = tracking.log_model(ev.model, cfg, prep.frame.iloc[:prep.borders.train_end])
+        info = tracking.log_model(ev.model, cfg, prep.train_rows())
     tracking.checkpoint('finished')        # the run is FINISHED: from here on a crash leaves it, unregistered
     version = promotion = None
     if cfg.registry.enabled:

@@ -20,7 +20,8 @@ from mlflow import MlflowClient
 from mlflow.models import infer_signature
 
 from .config import ExperimentConfig
-from .preprocess import RequestError, WindowState, future_times, request_windows
+from .preprocess import (RequestError, RequestTail, WindowState, frame_tail, future_times64, tail_windows, _offset_minutes,
+                                 request_windows_long, stack_windows)
 from .models import Forecaster
 
 # %% auto #0
@@ -30,7 +31,7 @@ __all__ = ['HEARTBEAT_TAG', 'PACKAGES', 'TEST_PART_TAG', 'project_root', 'tsforg
            'main', 'git_commit', 'package_versions', 'log_context', 'log_context_data', 'log_params', 'log_metrics',
            'log_frame', 'log_figure', 'set_tags', 'log_text', 'record_run', 'papermill_output_path', 'log_notebook',
            'TsforgeModel', 'log_model', 'register', 'set_alias', 'delete_version', 'resolve', 'load_model',
-           'log_test_part', 'Promotion', 'promote']
+           'version_mismatches', 'log_test_part', 'Promotion', 'promote']
 
 # %% ../nbs/08_tracking.ipynb #08-tracking-004
 def project_root(start: str | os.PathLike | None = None) -> Path:
@@ -483,15 +484,73 @@ class TsforgeModel(mlflow.pyfunc.PythonModel):
     @property
     def state(self) -> WindowState: return self.model.state
 
-    def forecast(self, history: pd.DataFrame, horizon: int | None = None) -> pd.DataFrame:
-        "Forecast the next `horizon` (default: the trained H) steps after `history`, in original units."
+    def check_horizon(self, horizon) -> int:
+        "`horizon` (None: the trained H) as an int in 1..H, else a `RequestError`."
         H = self.state.horizon
         h = H if horizon is None else horizon
         if isinstance(h, bool) or not isinstance(h, (int, np.integer)) or not 1 <= h <= H:
             raise RequestError('horizon', f'must be an integer from 1 to {H} (the trained horizon); got {horizon!r}')
-        w, last = request_windows(self.state, history)
-        pred = self.state.inverse_transform(self.model.predict(w)[0, :h])
-        out = pd.DataFrame({self.state.time_col: future_times(self.state, last, h)})
+        return int(h)
+
+    def forecast_tails(self, tails: list[RequestTail], horizons: list[int | None]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Checked requests (`preprocess.check_arrays`) -> per request (future timestamps as datetime64[ns] wall clock,
+        forecast (h, C_out) in original units), in one `predict` call (the server batches concurrent requests this way)."""
+        hs = [self.check_horizon(h) for h in horizons]
+        ws = [tail_windows(self.state, t) for t in tails]
+        times = [future_times64(self.state, t.times[-1], h) for t, h in zip(tails, hs)]
+        w = stack_windows(ws)
+        with np.errstate(all='ignore'): pred = self.state.inverse_transform(np.asarray(self.model.predict(w), dtype='float64'))
+        out = []
+        for i, h in enumerate(hs):
+            p = pred[i, :h]
+            if not np.isfinite(p).all():
+                out.append(RequestError('history', 'the forecast is not finite: the values lie too far outside what the model was trained on'))
+            else: out.append((times[i], p))
+        return out
+
+    def forecast_tail(self, tail: RequestTail, horizon: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        "One checked request -> (future timestamps, forecast (h, C_out)); a `RequestError` if the forecast is not finite."
+        res = self.forecast_tails([tail], [horizon])[0]
+        if isinstance(res, Exception): raise res
+        return res
+
+    def forecast_series_tails(self, tails: list[RequestTail], codes, horizon: int | None = None) -> tuple[list[np.ndarray], np.ndarray]:
+        """Long format: checked tails of several series (`preprocess.series_tails`) and their codes -> per series the future
+        timestamps, and the forecasts (k, h, C_out) in original units, each series unscaled with its own statistics."""
+        st, h = self.state, self.check_horizon(horizon)
+        w = stack_windows([tail_windows(st, t, int(c)) for t, c in zip(tails, codes)])
+        times = [future_times64(st, t.times[-1], h) for t in tails]
+        with np.errstate(all='ignore'):
+            pred = st.inverse_transform(np.asarray(self.model.predict(w), dtype='float64')[:, :h], series=w.series)
+        if not np.isfinite(pred).all():
+            raise RequestError('history', 'the forecast is not finite: the values lie too far outside what the model was trained on')
+        return times, pred
+
+    def _forecast_long(self, history: pd.DataFrame, horizon: int | None) -> pd.DataFrame:
+        "Long format: forecast every series in `history`; rows (id, time, columns_out), series by series."
+        st = self.state
+        w, ids, tails = request_windows_long(st, history)
+        times, pred = self.forecast_series_tails(tails, w.series, horizon)
+        h = pred.shape[1]
+        t = pd.DatetimeIndex(np.concatenate(times))
+        if tails[0].offset is not None:
+            import datetime
+            t = t.tz_localize(datetime.timezone(datetime.timedelta(minutes=_offset_minutes(tails[0].offset))))
+        out = pd.DataFrame({st.id_col: np.repeat(np.asarray(ids, dtype=object), h), st.time_col: t})
+        for i, c in enumerate(st.columns_out): out[c] = pred[:, :, i].ravel()
+        return out
+
+    def forecast(self, history: pd.DataFrame, horizon: int | None = None) -> pd.DataFrame:
+        "Forecast the next `horizon` (default: the trained H) steps after `history`, in original units (long format: every series in it)."
+        self.check_horizon(horizon)
+        if self.state.long: return self._forecast_long(history, horizon)
+        tail = frame_tail(self.state, history)
+        times, pred = self.forecast_tail(tail, horizon)
+        t = pd.DatetimeIndex(times)
+        if tail.offset is not None:
+            import datetime
+            t = t.tz_localize(datetime.timezone(datetime.timedelta(minutes=_offset_minutes(tail.offset))))
+        out = pd.DataFrame({self.state.time_col: t})
         for i, c in enumerate(self.state.columns_out): out[c] = pred[:, i]
         return out
 
@@ -513,8 +572,9 @@ def log_model(model: Forecaster, cfg: ExperimentConfig, example: pd.DataFrame):
     "Log `model` as a tsforge pyfunc model in the active run; `example` is one valid history. Returns MLflow's ModelInfo."
     st = model.state
     wrapper = TsforgeModel(model, cfg.model_dump(mode='json'))
-    example = example[[st.time_col, *st.columns_in]].iloc[-st.input_length:].copy()
+    example = example[[*([st.id_col] if st.long else []), st.time_col, *st.columns_in]].iloc[-st.input_length:].copy()
     example[st.time_col] = example[st.time_col].astype(str)
+    if st.long: example[st.id_col] = example[st.id_col].astype(str)
     signature = infer_signature(example, wrapper.forecast(example).astype({st.time_col: str}), params={'horizon': st.horizon})
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
@@ -544,20 +604,43 @@ def delete_version(name: str, version: str):
     configure(); MlflowClient().delete_model_version(name, version)
 
 def resolve(model_uri: str) -> dict:
-    "Name, version, run id and aliases behind a `models:/` URI (empty for other URIs)."
+    """Name, version, run id and aliases behind a `models:/` URI: `models:/NAME@ALIAS`, `models:/NAME/VERSION`,
+    `models:/NAME/latest` or a logged model `models:/m-<id>` (name and version None). Other URIs: just the URI."""
     configure(create=False)
     if not model_uri.startswith('models:/'): return {'uri': model_uri}
-    ref, client = model_uri[len('models:/'):], MlflowClient()
+    ref, client = model_uri[len('models:/'):].rstrip('/'), MlflowClient()
     if '@' in ref:
         name, alias = ref.split('@', 1); mv = client.get_model_version_by_alias(name, alias)
-    else:
-        name, version = ref.rsplit('/', 1); mv = client.get_model_version(name, version)
+    elif '/' in ref:
+        name, version = ref.rsplit('/', 1)
+        if version == 'latest':
+            vs = client.search_model_versions(f"name='{name}'")
+            if not vs: raise mlflow.exceptions.MlflowException(f'registered model {name!r} has no versions')
+            mv = max(vs, key=lambda v: int(v.version))
+        else: mv = client.get_model_version(name, version)
+    else:  # a logged model id (MLflow 3): models:/m-...
+        lm = client.get_logged_model(ref)
+        return {'uri': model_uri, 'name': None, 'version': None, 'run_id': lm.source_run_id, 'aliases': [], 'model_id': lm.model_id}
     return {'uri': model_uri, 'name': mv.name, 'version': str(mv.version), 'run_id': mv.run_id, 'aliases': list(mv.aliases)}
 
-def load_model(model_uri: str) -> TsforgeModel:
-    "Load a registered tsforge model; returns the `TsforgeModel` (with `.forecast`, `.state`, `.config`)."
+def load_model(model_uri: str, check_requirements: bool = True) -> TsforgeModel:
+    """Load a registered tsforge model; returns the `TsforgeModel` (with `.forecast`, `.state`, `.config`). Loading runs
+    the bundle's `tsforge_model.py`. `check_requirements=False` skips MLflow's scan of the installed packages against the
+    model's requirements (seconds; the server uses `version_mismatches` instead)."""
     configure(create=False)
-    return mlflow.pyfunc.load_model(model_uri).unwrap_python_model()
+    return mlflow.pyfunc.load_model(model_uri, suppress_warnings=not check_requirements).unwrap_python_model()
+
+def version_mismatches(run_id: str) -> list[str]:
+    "Packages whose version differs from the one the run logged (`versions.*` tags): a cheap check for the server's log."
+    configure()
+    out = []
+    for k, v in MlflowClient().get_run(run_id).data.tags.items():
+        if not k.startswith('versions.') or k == 'versions.python': continue
+        try: have = metadata.version(k[len('versions.'):])
+        except metadata.PackageNotFoundError: have = None
+        if have != v: out.append(f"{k[len('versions.'):]} {v} (installed: {have})")
+    return out
+
 
 # %% ../nbs/08_tracking.ipynb #b2a7bbae
 TEST_PART_TAG = 'tsforge.test_part'

@@ -1,0 +1,254 @@
+"""Production serving with real uvicorn processes on 127.0.0.1: hot reload under load, failed loads and retries,
+bearer auth, the model allow-list, /metrics, redacted errors, read timeouts, UTC offsets, pandas' limits, overflow."""
+import contextlib, gzip, json, os, socket, subprocess, threading, time
+
+import numpy as np
+import pandas as pd
+import pytest
+import requests
+
+from conftest import BIN, ROOT, free_port, stop, wait_http
+from tsforge import tracking
+from tsforge.config import load_config
+from tsforge.models import Naive, SeasonalNaive
+from tsforge.preprocess import fit_state
+
+L, H = 24, 6
+FRAME = pd.DataFrame({'date': pd.date_range('2020-01-01', periods=400, freq='h'),
+                      'OT': 10 + np.sin(np.arange(400) / 5) + np.arange(400) / 100})
+
+
+def log_version(name: str, model_cls=Naive) -> tuple[str, object]:
+    "Log and register a small model under `name` (L=24, H=6, hourly OT); returns (version, ModelInfo)."
+    cfg = load_config('etth1', ['model=naive', f'input_length={L}', f'horizon={H}', f'registry.model_name={name}'])
+    st = fit_state(FRAME, 'date', ['OT'], ['OT'], L, H, 'h', train_end=300)
+    with tracking.start_run(cfg, f'serve-test-{name}') as run:
+        info = tracking.log_model(model_cls({}, st), cfg, FRAME)
+    return tracking.register(info.model_uri, name, run.info.run_id), info
+
+
+def body(k: int = 0, n: int = L, **edit) -> dict:
+    h = FRAME.iloc[k:k + n].copy(); h['date'] = h['date'].astype(str)
+    rec = h.to_dict(orient='records')
+    return {'history': rec, **edit}
+
+
+@contextlib.contextmanager
+def uvicorn(uri: str, env: dict | None = None, ready: bool = True, args: tuple = ()):
+    port = free_port()
+    proc = subprocess.Popen([str(BIN / 'uvicorn'), 'tsforge.serve:app', '--host', '127.0.0.1', '--port', str(port), '--log-level', 'warning', *args],
+                            cwd=ROOT, env={**os.environ, 'TSFORGE_MODEL': uri, **(env or {})}, stderr=subprocess.PIPE, text=True)
+    url = f'http://127.0.0.1:{port}'
+    try:
+        wait_http(f'{url}/ready' if ready else f'{url}/health', proc)
+        yield url, proc
+    finally:
+        stop(proc)
+
+
+@pytest.fixture(scope='module')
+def small(store):
+    "A registered model `serve-small` (naive, L=24, H=6) with alias champion."
+    v, info = log_version('serve-small')
+    tracking.set_alias('serve-small', 'champion', v)
+    return {'version': v, 'info': info}
+
+
+def test_hot_reload_under_load(small):
+    "16 clients keep sending while a new version is registered and the alias moves: 0 failures, answers switch to it."
+    name = 'serve-reload'
+    v1, _ = log_version(name, Naive)
+    tracking.set_alias(name, 'champion', v1)
+    with uvicorn(f'models:/{name}@champion', {'TSFORGE_RELOAD_S': '1'}) as (url, _):
+        stop_at, seen, lock = [None], [], threading.Lock()
+
+        def client(k):
+            s = requests.Session()
+            while stop_at[0] is None or time.time() < stop_at[0]:
+                r = s.post(f'{url}/predict', json=body(k * 3), timeout=30)
+                ver = r.json()['model']['version'] if r.status_code == 200 else None
+                with lock: seen.append((time.time(), k, r.status_code, ver, r.headers.get('x-tsforge-model-version'),
+                                        r.json()['forecast'][-1]['OT'] if ver else None))
+        threads = [threading.Thread(target=client, args=(k,)) for k in range(16)]
+        for t in threads: t.start()
+        time.sleep(1.0)
+        v2, _ = log_version(name, SeasonalNaive)
+        moved = time.time()
+        tracking.set_alias(name, 'champion', v2)
+        deadline = time.time() + 90
+        while time.time() < deadline and not any(s[3] == v2 for s in seen): time.sleep(0.1)
+        switched = next((s[0] for s in seen if s[3] == v2), None)
+        stop_at[0] = time.time() + 1.0
+        for t in threads: t.join(60)
+        ready = requests.get(f'{url}/ready').json()
+    assert switched is not None, 'answers never switched to the new version'
+    assert all(s[2] == 200 for s in seen), [s for s in seen if s[2] != 200][:3]
+    assert {s[3] for s in seen} == {v1, v2} and all(s[3] == s[4] for s in seen)
+    for k in range(16):  # per client: v1 answers, then only v2 answers
+        vs = [s[3] for s in seen if s[1] == k]
+        assert vs == sorted(vs, key=lambda v: v == v2)
+    after = [s for s in seen if s[0] > switched + 0.5]
+    assert after and all(s[3] == v2 for s in after)
+    # v2 is the seasonal naive: the last step repeats the value 24 steps back, not the last value
+    assert any(s[3] == v2 and s[5] != seen[0][5] for s in after)
+    assert ready['version'] == v2 and ready['loaded_at'] and ready['reload_interval_s'] == 1
+    print(f'\nreload: {len(seen)} requests, 0 failed; answers switched {switched - moved:.2f}s after the alias moved '
+          f'(interval 1s + load {ready["load_seconds"]}s)')
+
+
+def test_failed_reload_keeps_old_model_and_first_load_retries(small, tmp_path):
+    name = 'serve-retry'
+    with uvicorn(f'models:/{name}@champion', {'TSFORGE_RELOAD_S': '0.5', 'TSFORGE_RETRY_S': '0.5'}, ready=False) as (url, proc):
+        r = requests.get(f'{url}/ready')
+        assert r.status_code == 503 and r.json()['status'] in ('loading', 'failed')
+        assert requests.post(f'{url}/predict', json=body()).status_code == 503
+        v1, _ = log_version(name)              # the model appears: the server recovers without a restart
+        tracking.set_alias(name, 'champion', v1)
+        wait_http(f'{url}/ready', proc, timeout=60)
+        assert requests.post(f'{url}/predict', json=body()).json()['model']['version'] == v1
+        v2, info2 = log_version(name)          # a version whose artifacts are gone: the reload fails, v1 keeps serving
+        client = tracking.MlflowClient()
+        import shutil
+        from urllib.parse import urlparse
+        lm = client.get_logged_model(info2.model_id)
+        shutil.rmtree(urlparse(lm.artifact_location).path)
+        tracking.set_alias(name, 'champion', v2)
+        t0 = time.time()
+        while time.time() - t0 < 60 and 'reload_error' not in requests.get(f'{url}/ready').json(): time.sleep(0.2)
+        ready = requests.get(f'{url}/ready').json()
+        assert ready['status'] == 'ready' and ready['version'] == v1 and 'reload_error' in ready, ready
+        assert requests.post(f'{url}/predict', json=body()).json()['model']['version'] == v1
+        m = requests.get(f'{url}/metrics').text
+        assert 'tsforge_model_loads_total{kind="reload",outcome="failed"}' in m
+        assert '/tmp' not in json.dumps(ready) and str(ROOT) not in json.dumps(ready)
+
+
+def test_auth_allow_list_and_open_routes(small):
+    uri = 'models:/serve-small@champion'
+    with uvicorn(uri, {'TSFORGE_API_TOKEN': 's3cret-token'}) as (url, _):
+        for route in ('/health', '/ready', '/metrics'): assert requests.get(url + route).status_code == 200
+        for hdr in ({}, {'Authorization': 'Bearer wrong'}, {'Authorization': 's3cret-token'}):
+            r = requests.post(f'{url}/predict', json=body(), headers=hdr)
+            assert r.status_code == 401 and r.headers['www-authenticate'].startswith('Bearer'), r.text
+            assert requests.get(f'{url}/metadata', headers=hdr).status_code == 401
+        ok = {'Authorization': 'Bearer s3cret-token'}
+        assert requests.post(f'{url}/predict', json=body(), headers=ok).status_code == 200
+        assert requests.get(f'{url}/metadata', headers=ok).json()['input_length'] == L
+        spec = requests.get(f'{url}/openapi.json').json()
+        assert spec['paths']['/predict']['post']['security'] == [{'bearer': []}]
+    with uvicorn(uri, {'TSFORGE_ALLOWED_MODELS': 'tsforge-etth1, models:/other-'}, ready=False) as (url, _):
+        r = requests.get(f'{url}/ready')
+        assert r.status_code == 503 and r.json()['status'] == 'refused' and 'TSFORGE_ALLOWED_MODELS' in r.json()['detail']
+    with uvicorn(uri, {'TSFORGE_ALLOWED_MODELS': 'serve-small'}) as (url, _):
+        assert requests.post(f'{url}/predict', json=body()).status_code == 200
+
+
+def test_errors_carry_no_secrets_or_paths(small, tmp_path):
+    leaky = {'MLFLOW_TRACKING_URI': 'http://alice:pa55w0rd@127.0.0.1:9/', 'MLFLOW_HTTP_REQUEST_MAX_RETRIES': '0',
+             'MLFLOW_HTTP_REQUEST_TIMEOUT': '2', 'TSFORGE_RETRY_S': '30'}
+    for uri, env in [('models:/serve-small@champion', leaky), (str(tmp_path / 'no' / 'such' / 'model'), {}),
+                     (f'runs:/0123456789abcdef/model', {})]:
+        with uvicorn(uri, env, ready=False) as (url, _):
+            t0 = time.time()
+            while time.time() - t0 < 60 and requests.get(f'{url}/ready').json()['status'] == 'loading': time.sleep(0.2)
+            texts = [requests.get(f'{url}/ready').text, requests.get(f'{url}/metadata').text,
+                     requests.post(f'{url}/predict', json=body()).text]
+            for t in texts:
+                assert 'pa55w0rd' not in t and 'alice' not in t and str(tmp_path) not in t and 'Traceback' not in t, t
+                assert '/tmp/' not in t and str(ROOT) not in t, t
+            assert requests.get(f'{url}/ready').json()['status'] == 'failed'
+
+
+def test_metrics_and_version_header(small):
+    with uvicorn('models:/serve-small@champion') as (url, _):
+        r = requests.post(f'{url}/predict', json=body())
+        assert r.status_code == 200 and r.headers['x-tsforge-model-version'] == small['version']
+        requests.post(f'{url}/predict', json=body(n=3))
+        m = requests.get(f'{url}/metrics').text
+        assert 'tsforge_requests_total{method="POST",route="/predict",status="200"} 1.0' in m
+        assert 'tsforge_requests_total{method="POST",route="/predict",status="422"} 1.0' in m
+        assert 'tsforge_request_seconds_bucket{le="0.5",route="/predict",status="200"} 1.0' in m
+        assert 'tsforge_forecast_errors_total{reason="invalid"} 1.0' in m
+        assert f'tsforge_model_info{{name="serve-small",run_id="{small["info"].run_id}",version="{small["version"]}"}} 1.0' in m
+        assert 'tsforge_model_loads_total{kind="load",outcome="ok"} 1.0' in m and 'tsforge_model_load_seconds_count' in m
+
+
+def test_metrics_with_workers_multiprocess(small, tmp_path):
+    "uvicorn --workers 2 with PROMETHEUS_MULTIPROC_DIR: /metrics sums the workers' counters and lists each worker's model."
+    env = {'PROMETHEUS_MULTIPROC_DIR': str(tmp_path)}
+    with uvicorn('models:/serve-small@champion', env, args=('--workers', '2')) as (url, _):
+        t0 = time.time()
+        while time.time() - t0 < 60 and requests.get(f'{url}/metrics').text.count('tsforge_model_info{') < 2: time.sleep(0.3)
+        for _ in range(20): assert requests.post(f'{url}/predict', json=body()).status_code == 200
+        m = requests.get(f'{url}/metrics').text
+    assert m.count('tsforge_model_info{') == 2, m
+    assert 'tsforge_requests_total{method="POST",route="/predict",status="200"} 20.0' in m
+
+
+def test_logged_model_id_uri(small):
+    with uvicorn(f'models:/{small["info"].model_id}') as (url, _):
+        r = requests.post(f'{url}/predict', json=body())
+        assert r.status_code == 200 and r.json()['model']['run_id'] == small['info'].run_id
+
+
+def test_stalled_body_gzip_utf8(small):
+    with uvicorn('models:/serve-small@champion', {'TSFORGE_BODY_TIMEOUT_S': '1'}) as (url, _):
+        port = int(url.rsplit(':', 1)[1])
+        with socket.create_connection(('127.0.0.1', port), timeout=30) as s:  # declares 1000 bytes, sends 6, then stalls
+            s.sendall(b'POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"his:')
+            data = b''
+            while chunk := s.recv(65536): data += chunk  # the server answers and closes the connection
+        assert data.startswith(b'HTTP/1.1 408') and b'not received within 1 s' in data
+        assert requests.get(f'{url}/health').status_code == 200
+        raw = json.dumps(body()).encode()
+        r = requests.post(f'{url}/predict', data=gzip.compress(raw), headers={'content-type': 'application/json', 'content-encoding': 'gzip'})
+        assert r.status_code == 415 and 'content-encoding' in r.json()['detail']
+        r = requests.post(f'{url}/predict', data=gzip.compress(raw), headers={'content-type': 'application/json'})
+        assert r.status_code == 422 and 'invalid JSON' in r.json()['detail']
+        r = requests.post(f'{url}/predict', data=b'{"history": "\xff\xfe"}', headers={'content-type': 'application/json'})
+        assert r.status_code == 422 and 'invalid JSON' in r.json()['detail']
+
+
+def test_offsets_limits_overflow(small):
+    with uvicorn('models:/serve-small@champion') as (url, _):
+        post = lambda b: requests.post(f'{url}/predict', data=json.dumps(b), headers={'content-type': 'application/json'})
+        good = body()
+        plain = post(good).json()['forecast']
+        aware = post({'history': [dict(r, date=r['date'] + '+02:00') for r in good['history']]})
+        assert aware.status_code == 200
+        fc = aware.json()['forecast']  # the offset is kept, not dropped: same wall clock, same values
+        assert [r['date'] for r in fc] == [r['date'] + '+02:00' for r in plain] and [r['OT'] for r in fc] == [r['OT'] for r in plain]
+        utc = post({'history': [dict(r, date=r['date'].replace(' ', 'T') + 'Z') for r in good['history']]}).json()['forecast']
+        assert utc[0]['date'].endswith('Z')
+        cases = [
+            ([dict(r, date=r['date'] + ('Z' if i == 5 else '+02:00')) for i, r in enumerate(good['history'])], 'history[5].date: UTC offset Z differs'),
+            ([dict(r, date=r['date'] + ('+02:00' if i >= 10 else '')) for i, r in enumerate(good['history'])], 'history[10].date: UTC offset +02:00 differs from none'),
+            ([dict(r, date=str(t)) for r, t in zip(good['history'], pd.date_range('2262-04-10 20:00', periods=L, freq='h'))], 'would pass 2262-04-11'),
+            ([dict(r, date=f'9999-01-01 {i:02d}:00:00') for i, r in enumerate(good['history'])], 'outside the supported range'),
+            ([dict(r, date=f'1000-01-01 {i:02d}:00:00') for i, r in enumerate(good['history'])], 'outside the supported range'),
+            ([dict(r, OT=1.7e308 * (-1) ** i) for i, r in enumerate(good['history'])], None),
+        ]
+        for hist, msg in cases:
+            r = post({'history': hist})
+            assert r.status_code in ((422,) if msg else (200, 422)), (msg, r.status_code, r.text[:300])
+            if msg: assert msg in r.json()['detail'], (msg, r.json()['detail'])
+            elif r.status_code == 200: assert all(np.isfinite(x['OT']) for x in r.json()['forecast'])
+        dst = pd.date_range('2021-03-27 12:00', periods=L, freq='h', tz='Europe/Berlin')  # a real DST change, local offsets
+        hist = [dict(r, date=t.isoformat()) for r, t in zip(good['history'], dst)]
+        r = post({'history': hist})
+        assert r.status_code == 422 and 'UTC offset +02:00 differs from +01:00' in r.json()['detail']
+
+
+def test_openapi_is_precise_and_docs_offline(small):
+    with uvicorn('models:/serve-small@champion') as (url, _):
+        spec = requests.get(f'{url}/openapi.json').json()
+        req = spec['components']['schemas']['PredictRequest']
+        assert req['properties']['history']['minItems'] == L
+        rec = spec['components']['schemas']['Record']
+        assert rec['required'] == ['date', 'OT'] and rec['properties']['OT'] == {'type': 'number'}
+        ex = req['examples'][0]
+        r = requests.post(f'{url}/predict', json=ex)
+        assert r.status_code == 200, r.text  # the documented example is itself a valid request
+        assert set(spec['paths']['/predict']['post']['responses']) >= {'200', '408', '413', '415', '422', '503'}
+        docs = requests.get(f'{url}/docs').text
+        assert '<script' not in docs and 'cdn' not in docs.lower() and '/predict' in docs
