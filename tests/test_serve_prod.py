@@ -18,7 +18,7 @@ FRAME = pd.DataFrame({'date': pd.date_range('2020-01-01', periods=400, freq='h')
                       'OT': 10 + np.sin(np.arange(400) / 5) + np.arange(400) / 100})
 
 
-def log_version(name: str, model_cls=Naive) -> tuple[str, object]:
+def log_version(name: str, model_cls=Naive, L: int = L, H: int = H) -> tuple[str, object]:
     "Log and register a small model under `name` (L=24, H=6, hourly OT); returns (version, ModelInfo)."
     cfg = load_config('etth1', ['model=naive', f'input_length={L}', f'horizon={H}', f'registry.model_name={name}'])
     st = fit_state(FRAME, 'date', ['OT'], ['OT'], L, H, 'h', train_end=300)
