@@ -1,6 +1,6 @@
 """Fuzzing a real uvicorn: schemathesis against the live OpenAPI schema (fixed seed), a mutation fuzzer over valid
 requests, and the worst body shapes within the size limit (memory and latency bounded; figures printed)."""
-import json, os, random, threading, time
+import json, random, threading, time
 
 import numpy as np
 import psutil
