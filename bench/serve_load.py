@@ -185,7 +185,7 @@ def main():
         if name == 'tsforge':
             return Proc('tsforge', [*uv, '--port', str(port), 'tsforge.serve:app'], {**env, 'PYTHONPATH': str(ROOT)}, '/ready', port, '/predict', tsforge_bodies)
         if name == 'baseline':
-            return Proc(f'tsforge baseline', [*uv, '--port', str(port), 'tsforge.serve:app'], {**env, 'PYTHONPATH': a.baseline_src},
+            return Proc('tsforge baseline', [*uv, '--port', str(port), 'tsforge.serve:app'], {**env, 'PYTHONPATH': a.baseline_src},
                         '/ready', port, '/predict', tsforge_bodies, cwd=a.baseline_src)
         if name == 'mlflow':
             return Proc('mlflow models serve', [py, '-m', 'mlflow', 'models', 'serve', '-m', a.model, '--env-manager', 'local', '-h', '127.0.0.1',

@@ -1,19 +1,22 @@
 """Fuzzing a real uvicorn: schemathesis against the live OpenAPI schema (fixed seed), a mutation fuzzer over valid
 requests, and the worst body shapes within the size limit (memory and latency bounded; figures printed)."""
-import json, os, random, threading, time
+import json, random, threading, time
 
 import numpy as np
 import psutil
 import pytest
 import requests
 
-from test_serve_prod import FRAME, H, L, body, log_version, uvicorn
+from test_serve_prod import FRAME, body, log_version, uvicorn
 from tsforge import tracking
+
+
+L, H = 4, 2  # a short window: generated histories (at least L records) stay cheap to generate
 
 
 @pytest.fixture(scope='module')
 def fuzz_server(store):
-    v, _ = log_version('serve-fuzz')
+    v, _ = log_version('serve-fuzz', L=L, H=H)
     tracking.set_alias('serve-fuzz', 'champion', v)
     with uvicorn('models:/serve-fuzz@champion', {'TSFORGE_MAX_ROWS': '5000', 'TSFORGE_MAX_BODY_BYTES': str(4 * 2**20)}) as (url, proc):
         yield url, proc
@@ -112,7 +115,7 @@ def test_mutation_fuzzer(fuzz_server):
     muts = _mutations(rng)
     s, statuses, n200 = requests.Session(), {}, 0
     for i in range(2000):
-        b = body(rng.randrange(0, 300))
+        b = body(rng.randrange(0, 300), n=rng.choice([L, L, 2 * L, 24]))
         for m in rng.sample(muts, rng.choice([1, 1, 2, 3])):
             try: m(b)
             except (KeyError, ValueError, IndexError, TypeError, AttributeError): pass

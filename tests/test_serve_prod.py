@@ -18,7 +18,7 @@ FRAME = pd.DataFrame({'date': pd.date_range('2020-01-01', periods=400, freq='h')
                       'OT': 10 + np.sin(np.arange(400) / 5) + np.arange(400) / 100})
 
 
-def log_version(name: str, model_cls=Naive) -> tuple[str, object]:
+def log_version(name: str, model_cls=Naive, L: int = L, H: int = H) -> tuple[str, object]:
     "Log and register a small model under `name` (L=24, H=6, hourly OT); returns (version, ModelInfo)."
     cfg = load_config('etth1', ['model=naive', f'input_length={L}', f'horizon={H}', f'registry.model_name={name}'])
     st = fit_state(FRAME, 'date', ['OT'], ['OT'], L, H, 'h', train_end=300)
@@ -147,7 +147,7 @@ def test_errors_carry_no_secrets_or_paths(small, tmp_path):
     leaky = {'MLFLOW_TRACKING_URI': 'http://alice:pa55w0rd@127.0.0.1:9/', 'MLFLOW_HTTP_REQUEST_MAX_RETRIES': '0',
              'MLFLOW_HTTP_REQUEST_TIMEOUT': '2', 'TSFORGE_RETRY_S': '30'}
     for uri, env in [('models:/serve-small@champion', leaky), (str(tmp_path / 'no' / 'such' / 'model'), {}),
-                     (f'runs:/0123456789abcdef/model', {})]:
+                     ('runs:/0123456789abcdef/model', {})]:
         with uvicorn(uri, env, ready=False) as (url, _):
             t0 = time.time()
             while time.time() - t0 < 60 and requests.get(f'{url}/ready').json()['status'] == 'loading': time.sleep(0.2)

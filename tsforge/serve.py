@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_serve.ipynb #bb8cf527
 from __future__ import annotations
-import asyncio, contextlib, dataclasses, datetime, functools, hmac, html, json, logging, os, re, threading, time
+import asyncio, contextlib, dataclasses, datetime, functools, gc, hmac, html, json, logging, os, re, threading, time
 from typing import Any
 
 import numpy as np
@@ -236,6 +236,8 @@ class ServedModel:
             if self.live: self.reload_error = msg
             else: self.status, self.error = 'failed', msg
             return self.live is not None
+        if self.live is None: gc.collect()  # before the first answer; a full collection of a loaded process takes ~0.5 s
+        gc.freeze()  # what is loaded now is never scanned again: no multi-100-ms gen-2 pauses while serving
         old, self.live = self.live, new
         self.status, self.error, self.reload_error = 'ready', None, None
         log.warning('%s %s: version %s (run %s) in %.1fs; forecasts %s', 'swapped in' if old else 'loaded', self.uri,
@@ -244,11 +246,16 @@ class ServedModel:
         return True
 
     def _loop(self, load_first: bool):
-        ok = self.load() if load_first else self.live is not None
+        ok = self._safe_load() if load_first else self.live is not None
         while self.status != 'refused':
             if ok and (not self.follows_alias or self.settings.reload_s <= 0): return
             if self._stop.wait(max(self.settings.reload_s if ok else self.settings.retry_s, 0.05)): return
-            ok = self.load()
+            ok = self._safe_load()
+
+    def _safe_load(self) -> bool:
+        try: return self.load()
+        except Exception:  # a bug: keep the thread (and the retries) alive
+            log.exception('model loader failed'); return self.live is not None
 
     def start(self, background: bool = True) -> 'ServedModel':
         "Load in a daemon thread (`background=False`: load now, then go on in the thread), which retries a failed first load and follows an alias."
@@ -343,7 +350,7 @@ class Guard:
             nonlocal status
             if msg['type'] == 'http.response.start':
                 status = msg['status']
-                live = srv.holder.live if srv.holder else None
+                live = scope.get('tsforge.live') or (srv.holder.live if srv.holder else None)  # /predict: the model that answered
                 if live is not None and live.info.get('version') is not None:
                     msg['headers'] = [*msg.get('headers', []), (b'x-tsforge-model-version', str(live.info['version']).encode())]
             await send(msg)
@@ -369,10 +376,12 @@ class Guard:
         if length is not None and (not length.isdigit() or int(length) > s.max_body_bytes):
             await _json(send, 413, {'detail': f'request body larger than {s.max_body_bytes} bytes'}, [(b'connection', b'close')])
             return None
-        chunks, size, deadline = [], 0, time.monotonic() + s.body_timeout_s
+        chunks, size, deadline = [], 0, asyncio.get_running_loop().time() + s.body_timeout_s
         while True:
-            try: msg = await asyncio.wait_for(receive(), max(deadline - time.monotonic(), 0.001))
-            except asyncio.TimeoutError:
+            try:
+                async with asyncio.timeout_at(deadline):  # no task per call, unlike wait_for
+                    msg = await receive()
+            except TimeoutError:
                 await _json(send, 408, {'detail': f'request body not received within {s.body_timeout_s:g} s'}, [(b'connection', b'close')])
                 return None
             if msg['type'] != 'http.request': return None  # client went away
@@ -414,7 +423,7 @@ class Server:
     async def predict(self, scope, receive, send):
         "POST /predict as a raw ASGI endpoint (no pydantic on the hot path; the OpenAPI schema is written by hand from the live model)."
         if not self.authorized(scope): return await _unauthorized(send)
-        live = self.holder.live
+        live = scope['tsforge.live'] = self.holder.live  # read once: a swap mid-request does not mix models
         if live is None:
             self.metrics.forecast_errors.labels('not_loaded').inc()
             return await _json(send, 503, self.holder.ready()[1])
