@@ -1,6 +1,8 @@
 """The train notebook run as JupyterLab runs it ("Run All" in a kernel whose cwd is nbs/, no papermill): it tracks the
 run but registers nothing and leaves `champion` where it was unless `register = True`; it says so in words."""
+
 import os
+from contextlib import contextmanager
 
 import nbformat
 import pytest
@@ -10,30 +12,51 @@ from nbclient import NotebookClient
 from conftest import ROOT
 
 
+@contextmanager
+def isolated_store(home):
+    "Point this process and the processes it starts at a store under `home`; put everything back afterwards."
+    import mlflow
+
+    from tsforge.tracking import configure
+
+    old = {k: os.environ.get(k) for k in ('TSFORGE_HOME', 'MLFLOW_TRACKING_URI')}
+    os.environ.pop('MLFLOW_TRACKING_URI', None)  # mlflow.set_tracking_uri exports it, and it wins over TSFORGE_HOME
+    os.environ['TSFORGE_HOME'] = str(home)
+    configure()
+    try:
+        yield home
+    finally:
+        if old['TSFORGE_HOME'] is None:
+            os.environ.pop('TSFORGE_HOME', None)
+        else:
+            os.environ['TSFORGE_HOME'] = old['TSFORGE_HOME']
+        mlflow.set_tracking_uri(old['MLFLOW_TRACKING_URI'])  # None: unset, as it was
+        mlflow.set_registry_uri(old['MLFLOW_TRACKING_URI'])
+
+
 def run_all(params: str = '') -> str:
-    "Execute nbs/train.ipynb top to bottom in a fresh kernel with cwd nbs/ (as JupyterLab does); return its text output."
+    "Run nbs/train.ipynb top to bottom in a fresh kernel with cwd nbs/ (as JupyterLab does); return its text output."
     nb = nbformat.read(ROOT / 'nbs' / 'train.ipynb', as_version=4)
     if params:  # what a user does: edit the parameters cell
         cell = next(c for c in nb.cells if 'parameters' in c.metadata.get('tags', []))
         cell.source += '\n' + params
-    NotebookClient(nb, timeout=600, kernel_name='python3', resources={'metadata': {'path': str(ROOT / 'nbs')}}).execute()
-    return '\n'.join(o.get('text', '') for c in nb.cells if c.cell_type == 'code' for o in c.get('outputs', [])
-                     if o.output_type == 'stream')
+    NotebookClient(
+        nb, timeout=600, kernel_name='python3', resources={'metadata': {'path': str(ROOT / 'nbs')}}
+    ).execute()
+    return '\n'.join(
+        o.get('text', '')
+        for c in nb.cells
+        if c.cell_type == 'code'
+        for o in c.get('outputs', [])
+        if o.output_type == 'stream'
+    )
 
 
 @pytest.fixture
 def own_store(tmp_path):
-    "A throw-away TSFORGE_HOME for this test only; the session store is restored afterwards."
-    old = os.environ.get('TSFORGE_HOME')
-    os.environ['TSFORGE_HOME'] = str(tmp_path / 'home')
-    from tsforge.tracking import configure
-    configure()
-    try:
-        yield tmp_path / 'home'
-    finally:
-        if old is None: os.environ.pop('TSFORGE_HOME', None)
-        else: os.environ['TSFORGE_HOME'] = old
-        configure()
+    "A throw-away store for this test only; the session's store is restored afterwards."
+    with isolated_store(tmp_path / 'home') as home:
+        yield home
 
 
 def test_run_all_outside_papermill_moves_no_alias(own_store):
@@ -44,7 +67,9 @@ def test_run_all_outside_papermill_moves_no_alias(own_store):
     assert str(client.get_model_version_by_alias('tsforge-etth1', 'champion').version) == '1'
     # the default, as JupyterLab's Run All runs it: tracked, not registered, champion untouched
     out = run_all()
-    assert 'not registered: no version of tsforge-etth1 was created and @champion did not move (still on version 1)' in out
+    assert (
+        'not registered: no version of tsforge-etth1 was created and @champion did not move (still on version 1)' in out
+    )
     assert 'because this is an interactive run, not a papermill job' in out and 'register = True' in out
     assert 'notebook not logged' in out and 'papermill' in out and 'logged None' not in out
     assert [str(v.version) for v in client.search_model_versions("name='tsforge-etth1'")] == ['1']

@@ -72,8 +72,7 @@ def main(out: Path):
 
     def items(rows):
         return '\n'.join(
-            f'<li><a href="{stem}.html"><code>{stem}</code></a>: <b>{code(t)}</b>'
-            f'{" — " + code(s) if s else ""}</li>'
+            f'<li><a href="{stem}.html"><code>{stem}</code></a>: <b>{code(t)}</b>{" — " + code(s) if s else ""}</li>'
             for stem, t, s in rows
         )
 
