@@ -72,6 +72,7 @@ def test_run_all_outside_papermill_moves_no_alias(own_store):
     )
     assert 'because this is an interactive run, not a papermill job' in out and 'register = True' in out
     assert 'notebook not logged' in out and 'papermill' in out and 'logged None' not in out
+    assert 'interactive run (not papermill): tracks the run only' in out
     assert [str(v.version) for v in client.search_model_versions("name='tsforge-etth1'")] == ['1']
     assert str(client.get_model_version_by_alias('tsforge-etth1', 'champion').version) == '1'
     exp = client.get_experiment_by_name('tsforge')
