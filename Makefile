@@ -7,7 +7,7 @@ export TSFORGE_DATA_DIR ?= $(abspath ../shared/data/ett)
 export OMP_NUM_THREADS ?= 1
 PORT   ?= 8765
 
-.PHONY: venv test demo bench lint-nbs clean
+.PHONY: venv test demo bench lint-nbs style lint docs clean
 
 $(STAMP): settings.ini setup.py constraints.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -17,8 +17,8 @@ $(STAMP): settings.ini setup.py constraints.txt
 
 venv: $(STAMP)
 
-# notebooks and package in sync, notebooks clean, notebook tests, then pytest
-test: venv lint-nbs
+# style (ruff), notebooks and package in sync, notebooks clean, notebook tests, then pytest
+test: venv lint lint-nbs
 	$(BIN)/nbdev_test
 	$(BIN)/python -m pytest -q tests
 
@@ -30,6 +30,26 @@ lint-nbs: venv
 	@diff -r -x .ipynb_checkpoints .cache/sync/nbs nbs || { echo "nbdev_clean changed nbs/: notebooks were not clean"; exit 1; }
 	@echo "notebooks and package in sync, notebooks clean"
 
+# ruff (ruff.toml): format + lint the notebooks, tests, benchmarks, serve/ and tools/; the package tsforge/ is
+# re-exported from the formatted notebooks (and linted, not formatted: nbdev_export writes it)
+STYLE_SRC   := nbs tests bench serve tools setup.py
+STYLE_PATHS := $(STYLE_SRC) tsforge
+
+style: venv
+	$(BIN)/ruff check --fix --exit-zero --quiet $(STYLE_SRC)
+	$(BIN)/ruff format $(STYLE_SRC)
+	$(BIN)/nbdev_export
+	$(BIN)/nbdev_clean
+	$(BIN)/ruff check $(STYLE_PATHS)
+
+lint: venv
+	$(BIN)/ruff format --check $(STYLE_PATHS)
+	$(BIN)/ruff check $(STYLE_PATHS)
+
+# the notebooks (with their committed outputs) and README.md as an HTML site: _docs/index.html
+docs: venv
+	$(BIN)/python tools/docs.py --out _docs
+
 # train the etth1 experiment with papermill, serve the champion, send one request, stop the server
 demo: venv
 	mkdir -p demo
@@ -40,4 +60,4 @@ bench: venv
 	$(BIN)/python bench/ett.py
 
 clean:
-	rm -rf $(VENV) .cache demo mlruns
+	rm -rf $(VENV) .cache demo mlruns _docs
