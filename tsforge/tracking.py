@@ -294,11 +294,12 @@ def start_run(cfg: ExperimentConfig, run_name: str | None = None, nested: bool =
     except KeyboardInterrupt as e:
         status = 'KILLED'
         with contextlib.suppress(Exception):
-            mlflow.set_tag('tsforge.killed', 'SIGTERM' if isinstance(e, JobKilled) else 'SIGINT (Ctrl-C)')
+            MlflowClient().set_tag(run_id, 'tsforge.killed', 'SIGTERM' if isinstance(e, JobKilled) else 'SIGINT (Ctrl-C)')
             if top: log_notebook(run_id)
         raise
     except BaseException as e:
-        with contextlib.suppress(Exception): mlflow.set_tag('tsforge.error', f'{type(e).__name__}: {e}'[:5000])
+        with contextlib.suppress(Exception):
+            MlflowClient().set_tag(run_id, 'tsforge.error', f'{type(e).__name__}: {e}'[:5000])
         raise
     finally:
         _HEARTBEAT.remove(run_id)
