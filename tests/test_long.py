@@ -213,3 +213,19 @@ def test_http_long_format_parity(trained_long, panel):
         assert r.json()['errors'][0]['field'] == f'history[{L + 13}].ts'   # the request's own row (the one after the gap)
     finally:
         stop(proc)
+
+
+def test_tracked_cv_job_on_long_data(store, panel):
+    "The tracked cv job (`backtest`, what nbs/cv.ipynb calls) on long data: fold runs, predictions with the series id."
+    from tsforge.backtest import backtest
+    res = backtest(cfg(panel, 'cv.n_windows=2'))
+    run = MlflowClient().get_run(res.run_id)
+    assert run.info.status == 'FINISHED' and run.data.metrics['cv_folds'] == 2 and len(res.child_run_ids) == 2
+    assert list(res.predictions.columns[:2]) == ['fold', 'item'] and res.predictions.item.nunique() == 11
+    assert res.folds.windows.tolist() == [11, 11]
+    # fold borders count rows of the longest series; its timestamps name them
+    longest = prepare(cfg(panel)).frame.groupby('item', observed=True).size().max()
+    assert res.folds.test_end.iloc[-1] == longest
+    pred = pd.read_parquet(mlflow.artifacts.download_artifacts(run_id=res.run_id, artifact_path='predictions.parquet'))
+    assert np.isclose(((pred.y_true - pred.y_pred) ** 2).mean(),
+                      np.mean(res.folds.mse_orig))

@@ -137,8 +137,9 @@ def _prepare_long(cfg: ExperimentConfig, frame: pd.DataFrame, report: DataReport
     state = fit_series_state(frame, tc, ic, cols_in, cols_out, L, H, report.freq, panel.ids, train_mask)
     scaled = state.transform(frame[cols_in].to_numpy(), series=codes)
     report.series = len(panel.ids)
-    return Prepared(cfg, frame, report, Borders(int(train_mask.sum()), 0, len(frame)), state, scaled,
-                    frame[tc].to_numpy(), panel)
+    # long format: `borders` holds row counts summed over the series (train, train + val, all), for reports
+    return Prepared(cfg, frame, report, Borders(int(panel.train_end.sum()), int(panel.val_end.sum()), len(frame)), state,
+                    scaled, frame[tc].to_numpy(), panel)
 
 def prepare(cfg: ExperimentConfig) -> Prepared:
     "Load, split and fit the preprocessing state for `cfg` (scaler on train rows only; per series in long format)."
