@@ -98,15 +98,18 @@ class Proc:
         t0 = time.time()
         self.proc = subprocess.Popen(self.cmd, env={**os.environ, **self.env}, cwd=self.cwd, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, start_new_session=True)
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f'{self.name} exited: {self.proc.stderr.read().decode()[-2000:]}')
-            try:
-                with urllib.request.urlopen(f'http://127.0.0.1:{self.port}{self.ready_path}', timeout=2) as r:
-                    if r.status == 200: break
-            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError): pass
-            if time.time() - t0 > timeout: raise TimeoutError(f'{self.name} not ready after {timeout}s')
-            time.sleep(0.05)
+        try:
+            while True:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f'{self.name} exited: {self.proc.stderr.read().decode()[-2000:]}')
+                try:
+                    with urllib.request.urlopen(f'http://127.0.0.1:{self.port}{self.ready_path}', timeout=2) as r:
+                        if r.status == 200: break
+                except (urllib.error.URLError, ConnectionError, TimeoutError, OSError): pass
+                if time.time() - t0 > timeout: raise TimeoutError(f'{self.name} not ready after {timeout}s')
+                time.sleep(0.05)
+        except BaseException:
+            self.stop(); raise  # never leave a server behind
         self.cold = time.time() - t0
         return self
 
