@@ -22,10 +22,10 @@ README_LIGHTGBM = {('ETTh1', 96): 0.0522, ('ETTh1', 192): 0.0677, ('ETTh1', 336)
                    ('ETTh2', 96): 0.1282, ('ETTh2', 192): 0.1634, ('ETTh2', 336): 0.1858, ('ETTh2', 720): 0.2067}
 
 
-def search_overrides(args, H, model, trials, executor='serial', pruner='median', tag=''):
+def search_overrides(args, ds, H, model, trials, executor='serial', pruner='median', tag=''):
     o = [f'horizon={H}', f'cv.n_windows={args.folds}', 'cv.horizon=1440', 'cv.step=720', f'tune.n_trials={trials}',
          f'tune.executor={executor}', 'tune.n_workers=2', f'tune.pruner={pruner}', 'tune.retrain=false',
-         f'tune.n_startup_trials={args.startup}', 'tune.pruner_startup_trials=3', f'tune.study_name=bench{tag}-{model}-h{H}']
+         f'tune.n_startup_trials={args.startup}', 'tune.pruner_startup_trials=3', f'tune.study_name=bench{tag}-{ds}-{model}-h{H}']
     if model == 'lightgbm':
         o += [f'+model_params.max_rows={args.search_rows}', f'+model_params.n_estimators={args.search_rounds}',
               '+model_params.num_threads=1', '+model_params.folds=2']
@@ -50,7 +50,7 @@ def run_cell(args, ds, H, model, trials, executor='serial', pruner='median', tag
     from tsforge.config import load_config
     from tsforge.tune import tune
     config = f'{ds.lower()}_tune' if model == 'lightgbm' else ds.lower()   # linear: the plain experiment + its input length
-    cfg = load_config(config, search_overrides(args, H, model, trials, executor, pruner, tag))
+    cfg = load_config(config, search_overrides(args, ds, H, model, trials, executor, pruner, tag))
     t0 = time.perf_counter()
     res = tune(cfg, progress=False, retrain=False)
     search_s = time.perf_counter() - t0

@@ -139,6 +139,8 @@ def test_same_study_resumes_to_the_budget(home):
     runs = tune_runs('tune-etth1-linear-S-h24')
     assert [len(children(r.info.run_id)) for r in runs] == [0, 2, 3]               # newest first: each trial logged once
     assert (home / 'optuna.db').exists()
+    with pytest.raises(ConfigError, match="study 'tune-etth1-linear-S-h24' belongs to experiment 'etth1', not 'other'"):
+        tune(small(*base, 'name=other', 'tune.study_name=tune-etth1-linear-S-h24'), progress=False)
 
 
 # --- two workers on one real PostgreSQL study ------------------------------------------------------------------------

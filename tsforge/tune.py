@@ -428,6 +428,8 @@ def prepare_study(cfg: ExperimentConfig, url: str, name: str, n_folds: int) -> t
             if params: study.enqueue_trial(params, user_attrs={'tsforge.default': True, 'tsforge.default_complete': complete})
     elif (m := study.user_attrs.get('metric')) and m != f'cv_{cfg.tune.metric}':
         raise ConfigError(f'tune.metric: study {name!r} minimises {m}, not cv_{cfg.tune.metric}; use another tune.study_name')
+    elif (c := study.user_attrs.get('config')) and c != cfg.name:
+        raise ConfigError(f'tune.study_name: study {name!r} belongs to experiment {c!r}, not {cfg.name!r}; use another tune.study_name')
     for _ in range(cfg.tune.n_trials - len(study.get_trials(deepcopy=False))): study.enqueue_trial({})
     n_done = len(study.get_trials(deepcopy=False, states=tuple(RUN_STATUS)))
     return study, n_done
