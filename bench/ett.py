@@ -88,8 +88,8 @@ def main():
                     pub = f'{pval:.3f} ({pname})' if pval else ''
                     rows.append((DS, mode, h, model, r))
                     emit(
-                        f'| {DS} | {mode} | {h} | {model} | {r["mse"]:.4f} | {r["mae"]:.4f} | {r["windows"]} | {pub} | {vs} | '
-                        f'{r["seconds"]:.1f} | {r["peak_mb"]:.0f} |'
+                        f'| {DS} | {mode} | {h} | {model} | {r["mse"]:.4f} | {r["mae"]:.4f} | {r["windows"]} | '
+                        f'{pub} | {vs} | {r["seconds"]:.1f} | {r["peak_mb"]:.0f} |'
                     )
     emit()
     emit('Best tsforge model per cell against the best published figure:')

@@ -1,6 +1,7 @@
-"""How time and memory grow with the data: synthetic hourly panels, fit + evaluate per model, each cell in its own process.
+"""How time and memory grow with the data: synthetic hourly panels, fit + evaluate per model, each cell in its own
+process.
 
-    python bench/scale.py                                  # the README table (long 10..10,000 series, wide 7..321 columns)
+    python bench/scale.py                           # the README table (long 10..10,000 series, wide 7..321 columns)
     python bench/scale.py --long 10 100 --wide 7 --models linear   # a quick look
 
 Data: `tsforge.data.synthetic_panel` (daily + weekly seasonality, trend, noise; seeded), written once to parquet under
@@ -159,7 +160,8 @@ def main():
     emit(f'`{(env + " " if env else "") + cmd}`  ({os.cpu_count()} CPUs)')
     emit()
     emit(
-        '| data | series / columns | rows | model | load s | fit+eval s | base MB | peak MB | data MB | (peak-base)/data | test MSE |'
+        '| data | series / columns | rows | model | load s | fit+eval s | base MB | peak MB | data MB | '
+        '(peak-base)/data | test MSE |'
     )
     emit('|---|---|---|---|---|---|---|---|---|---|---|')
     cells = [('long', n, m) for m in a.models for n in a.long if n <= caps['long'].get(m, 10**9)]
@@ -197,8 +199,9 @@ def main():
             emit(f'| {label} | {n:,} | {rows:,} | {model} | – | – | – | – | – | – | {why} |')
             continue
         emit(
-            f'| {label} | {n:,} | {rows:,} | {model} | {res["load_s"]:.1f} | {res["fit_eval_s"]:.1f} | {res["base_mb"]:.0f} | '
-            f'{res["peak_mb"]:.0f} | {res["data_mb"]:.1f} | {res["ratio"]:.1f} | {res["test_mse"]:.4f} |'
+            f'| {label} | {n:,} | {rows:,} | {model} | {res["load_s"]:.1f} | {res["fit_eval_s"]:.1f} | '
+            f'{res["base_mb"]:.0f} | {res["peak_mb"]:.0f} | {res["data_mb"]:.1f} | {res["ratio"]:.1f} | '
+            f'{res["test_mse"]:.4f} |'
         )
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)

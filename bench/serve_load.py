@@ -1,5 +1,5 @@
-"""Serving throughput, side by side in one interleaved run: tsforge's server, `mlflow models serve` on the same model URI,
-a minimal ceiling app for the same request format (bench/ceiling_app.py), and Ray Serve (1 and 2 replicas).
+"""Serving throughput, side by side in one interleaved run: tsforge's server, `mlflow models serve` on the same model
+URI, a minimal ceiling app for the same request format (bench/ceiling_app.py), and Ray Serve (1 and 2 replicas).
 
     python bench/serve_load.py --model models:/tsforge-etth1@champion [--duration 8] [--warmup 2] [--rounds 2]
         [--concurrency 1 16] [--servers tsforge mlflow ceiling] [--ray 1 2] [--baseline-src DIR]
@@ -329,7 +329,8 @@ def main():
     results, procs = {}, {}
     cmd = 'python bench/serve_load.py ' + shlex.join(sys.argv[1:])
     print(
-        f'`{cmd}`\n{os.cpu_count()} CPUs; model {a.model} = {model.model.name} v{info.get("version")}, L={L}, H={st.horizon}, '
+        f'`{cmd}`\n{os.cpu_count()} CPUs; model {a.model} = {model.model.name} v{info.get("version")}, '
+        f'L={L}, H={st.horizon}, '
         f'{len(st.columns_in)} input column(s); warm-up {a.warmup}s, {a.duration}s per measurement\n',
         flush=True,
     )
@@ -341,8 +342,8 @@ def main():
             r['rss'] = p.rss_mb()
             results.setdefault((p.name, c), []).append(r)
             print(
-                f'  {p.name} c={c}: {r["rps"]:.0f} req/s p50 {r["p50"]:.2f} ms p99 {r["p99"]:.2f} ms errors {r["errors"]} '
-                f'client cpu {r["client_cpu"]:.2f}',
+                f'  {p.name} c={c}: {r["rps"]:.0f} req/s p50 {r["p50"]:.2f} ms p99 {r["p99"]:.2f} ms '
+                f'errors {r["errors"]} client cpu {r["client_cpu"]:.2f}',
                 file=sys.stderr,
                 flush=True,
             )
@@ -376,7 +377,8 @@ def main():
         else {}
     )
     print(
-        '| server | conc | req/s (rounds) | p50 ms | p99 ms | errors | vs ceiling | vs mlflow | client CPU s/s | cold start s | RSS MB |'
+        '| server | conc | req/s (rounds) | p50 ms | p99 ms | errors | vs ceiling | vs mlflow | client CPU s/s | '
+        'cold start s | RSS MB |'
     )
     print('|---|---|---|---|---|---|---|---|---|---|---|')
     for name in order:

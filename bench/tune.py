@@ -72,7 +72,8 @@ def search_overrides(args, H, model, trials, executor='serial', pruner='median',
 
 
 def final_fit(cfg, params, model):
-    "Fit `cfg` with `params` applied on the standard split (lightgbm with its default rows / rounds / threads); test metrics."
+    """Fit `cfg` with `params` applied on the standard split (lightgbm with its default rows / rounds / threads); test
+    metrics."""
     from tsforge.pipeline import fit_evaluate
     from tsforge.tune import trial_config
 
@@ -189,7 +190,8 @@ def main():
             )
             comp.append(r)
             print(
-                f'compare {ds} H={H} {executor} {pruner}: {r["search_s"]:.0f}s ({r["complete"]}/{r["pruned"]}) cv {r["best_cv"]:.4f}',
+                f'compare {ds} H={H} {executor} {pruner}: {r["search_s"]:.0f}s ({r["complete"]}/{r["pruned"]}) '
+                f'cv {r["best_cv"]:.4f}',
                 flush=True,
             )
     total = time.perf_counter() - t_all
@@ -216,7 +218,8 @@ def main():
         best_cell[k] = min(best_cell.get(k, 9e9), r['tuned_mse'])
     lines += [
         '',
-        f'lightgbm tuned <= default on test: {sum(r["tuned_mse"] <= r["default_mse"] for r in gbm)} of {len(gbm)} cells; '
+        f'lightgbm tuned <= default on test: {sum(r["tuned_mse"] <= r["default_mse"] for r in gbm)} '
+        f'of {len(gbm)} cells; '
         f'best tuned model >= 5% under the published best: '
         f'{sum(v <= 0.95 * PUBLISHED[k] for k, v in best_cell.items() if k in PUBLISHED)} of {len(best_cell)} cells',
     ]

@@ -50,7 +50,8 @@ def main():
         print(fc.to_string())
     print('server stopped')
     print(
-        f'\nBrowse the runs and the registry:\n  .venv/bin/mlflow ui --backend-store-uri {tracking_uri()} --port 5000   # then open http://127.0.0.1:5000'
+        f'\nBrowse the runs and the registry:\n  .venv/bin/mlflow ui --backend-store-uri {tracking_uri()} '
+        '--port 5000   # then open http://127.0.0.1:5000'
     )
 
 

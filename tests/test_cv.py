@@ -1,4 +1,5 @@
-"""The cv job: the papermill job and what it logs, fold borders, no leakage, refits, executors (serial, local, Ray), failures."""
+"""The cv job: the papermill job and what it logs, fold borders, no leakage, refits, executors (serial, local, Ray),
+failures."""
 
 import os
 

@@ -1,4 +1,5 @@
-"""The `lightgbm` model on real ETTh1 windows, small and fast: determinism, save/load, M and MS modes, serving parity."""
+"""The `lightgbm` model on real ETTh1 windows, small and fast: determinism, save/load, M and MS modes, serving
+parity."""
 
 import numpy as np
 import pytest

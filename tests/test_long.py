@@ -198,7 +198,8 @@ def test_cv_on_long_data(panel, ray_local):
 
 
 def test_http_long_format_parity(trained_long, panel):
-    "uvicorn serving the long-format model: one request with several series, each forecast equals the run's predictions."
+    """uvicorn serving the long-format model: one request with several series, each forecast equals the run's
+    predictions."""
     import os, subprocess, requests
     from conftest import BIN, ROOT, free_port, stop, wait_http
 

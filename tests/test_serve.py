@@ -1,4 +1,5 @@
-"""HTTP serving with a real uvicorn on 127.0.0.1: readiness, metadata, parity with the run's predictions, bad requests."""
+"""HTTP serving with a real uvicorn on 127.0.0.1: readiness, metadata, parity with the run's predictions, bad
+requests."""
 
 import json
 

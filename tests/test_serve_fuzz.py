@@ -26,7 +26,8 @@ def fuzz_server(store):
 
 
 def test_schemathesis(fuzz_server):
-    "At least 1,000 generated requests across the operations (positive and negative data): no 5xx, answers as documented."
+    """At least 1,000 generated requests across the operations (positive and negative data): no 5xx, answers as
+    documented."""
     import schemathesis
     from hypothesis import HealthCheck, Phase, given, settings
     from schemathesis.checks import (

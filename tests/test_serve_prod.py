@@ -234,7 +234,8 @@ def test_metrics_and_version_header(small):
 
 
 def test_metrics_with_workers_multiprocess(small, tmp_path):
-    "uvicorn --workers 2 with PROMETHEUS_MULTIPROC_DIR: /metrics sums the workers' counters and lists each worker's model."
+    """uvicorn --workers 2 with PROMETHEUS_MULTIPROC_DIR: /metrics sums the workers' counters and lists each worker's
+    model."""
     env = {'PROMETHEUS_MULTIPROC_DIR': str(tmp_path)}
     with uvicorn('models:/serve-small@champion', env, args=('--workers', '2')) as (url, _):
         t0 = time.time()
@@ -256,11 +257,11 @@ def test_logged_model_id_uri(small):
 def test_stalled_body_gzip_utf8(small):
     with uvicorn('models:/serve-small@champion', {'TSFORGE_BODY_TIMEOUT_S': '1'}) as (url, _):
         port = int(url.rsplit(':', 1)[1])
-        with socket.create_connection(
-            ('127.0.0.1', port), timeout=30
-        ) as s:  # declares 1000 bytes, sends 6, then stalls
+        # declares 1000 bytes, sends 6, then stalls
+        with socket.create_connection(('127.0.0.1', port), timeout=30) as s:
             s.sendall(
-                b'POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"his:'
+                b'POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n'
+                b'Content-Length: 1000\r\n\r\n{"his:'
             )
             data = b''
             while chunk := s.recv(65536):

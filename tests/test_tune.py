@@ -81,7 +81,7 @@ def artifacts(run_id, path=''):
     return out
 
 
-# --- validation: one ConfigError naming the field, before any trial -------------------------------------------------
+# --- validation: one ConfigError naming the field, before any trial ---------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -166,7 +166,7 @@ def test_conditional_space_across_families(home):
     assert res.best_config.model == res.best_params['model']
 
 
-# --- the objective never sees the test part ------------------------------------------------------------------------
+# --- the objective never sees the test part ---------------------------------------------------------------------------
 
 
 def test_test_part_never_read(home, tmp_path):
@@ -196,7 +196,7 @@ def test_test_part_never_read(home, tmp_path):
     assert all(v[1] in ('COMPLETE', 'PRUNED') for v in values[0])
 
 
-# --- resume ---------------------------------------------------------------------------------------------------------
+# --- resume -----------------------------------------------------------------------------------------------------------
 
 
 def test_same_study_resumes_to_the_budget(home):
@@ -212,7 +212,7 @@ def test_same_study_resumes_to_the_budget(home):
     assert (home / 'optuna.db').exists()
 
 
-# --- two workers on one real PostgreSQL study ------------------------------------------------------------------------
+# --- two workers on one real PostgreSQL study -------------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -264,7 +264,7 @@ def test_two_local_workers_on_postgres_run_exactly_the_budget(home, postgres):
         assert sorted(m.step for m in hist) == list(range(len(t.user_attrs['folds'])))
 
 
-# --- a worker SIGKILLed mid-trial, and SIGTERM on the job --------------------------------------------------------------
+# --- a worker SIGKILLed mid-trial, and SIGTERM on the job -------------------------------------------------------------
 
 JOB = """import sys
 from tsforge.config import load_config
@@ -367,7 +367,7 @@ def test_sigterm_fails_running_trials_kills_run_registers_nothing(home, tmp_path
     assert not [k for k in children(run.info.run_id) if k.data.tags.get('tsforge.job') == 'train']
 
 
-# --- the papermill job, the gate, and all trials failing ------------------------------------------------------------------
+# --- the papermill job, the gate, and all trials failing --------------------------------------------------------------
 
 
 def test_tune_job_papermill_with_gate(home, tmp_path):
@@ -443,7 +443,7 @@ def test_all_trials_fail_job_fails_and_moves_no_alias(home):
     assert str(MlflowClient().get_model_version_by_alias('tsforge-allfail', 'champion').version) == '1'
 
 
-# --- Ray ---------------------------------------------------------------------------------------------------------------
+# --- Ray --------------------------------------------------------------------------------------------------------------
 
 
 def test_ray_executor(home, ray_local):

@@ -34,7 +34,8 @@ def validation_rows(n_train: int, horizon: int, share: float = VAL_SHARE) -> int
 
 
 def min_train_rows(input_length: int, horizon: int, share: float = VAL_SHARE) -> int:
-    "The fewest training rows a fold needs: one whole fitting window (`input_length + horizon` rows) before its validation rows."
+    """The fewest training rows a fold needs: one whole fitting window (`input_length + horizon` rows) before its
+    validation rows."""
     n = input_length + 2 * horizon
     while n - validation_rows(n, horizon, share) < input_length + horizon:
         n += 1
@@ -106,7 +107,8 @@ def series_rows(frame: pd.DataFrame, id_col: str, fold: Fold) -> SeriesRows:
 
 
 def _fit_fold_long(cfg: ExperimentConfig, frame: pd.DataFrame, columns_in, columns_out, freq, fold: Fold, share: float):
-    "Long format: one scaler per series from its own training rows of the fold; series too short for the fold are left out."
+    """Long format: one scaler per series from its own training rows of the fold; series too short for the fold are left
+    out."""
     L, H, tc, ic = cfg.input_length, cfg.horizon, cfg.data.time_col, cfg.data.id_col
     r = series_rows(frame, ic, fold)
     n_train = r.train_end - r.train_start
@@ -268,7 +270,8 @@ def run_group(
 # %% ../nbs/11_backtest.ipynb #11-backtest-014
 @contextlib.contextmanager
 def ray_session(num_cpus: int):
-    "Ray for the backtest: the connection this process already has, `$RAY_ADDRESS`, or a new local Ray (shut down on exit)."
+    """Ray for the backtest: the connection this process already has, `$RAY_ADDRESS`, or a new local Ray (shut down on
+    exit)."""
     import ray
 
     if ray.is_initialized():
@@ -290,7 +293,8 @@ def cv_rows(prep: Prepared) -> int:
 
 
 def fold_times(prep: Prepared) -> np.ndarray:
-    "Timestamps of the rows folds count: the frame's, or (long format) the longest series' (others align at their ends)."
+    """Timestamps of the rows folds count: the frame's, or (long format) the longest series' (others align at their
+    ends)."""
     if prep.panel is None:
         return prep.times
     i = int(np.argmax(prep.panel.length))
@@ -406,7 +410,8 @@ def summarise(table: pd.DataFrame) -> dict[str, float]:
 
 
 def fold_predictions(prep: Prepared, results: list[FoldResult]) -> pd.DataFrame:
-    "Scored forecasts of every fold, one row per (fold, origin, step, series); origin = last observed timestamp, original units."
+    """Scored forecasts of every fold, one row per (fold, origin, step, series); origin = last observed timestamp,
+    original units."""
     parts = [forecast_table(prep.times, r.state, r.origins, r.true, r.pred, r.series) for r in results]
     for df, r in zip(parts, results):
         df.insert(0, 'fold', r.fold.index)
@@ -474,7 +479,8 @@ def _fold_params(prep: Prepared, fold: Fold, fit_fold: int | None = None) -> dic
 
 
 def backtest(cfg: ExperimentConfig, share: float = VAL_SHARE) -> BacktestResult:
-    "Run the tracked cv job for a validated config: a parent MLflow run, one nested run per fold, summary and artifacts."
+    """Run the tracked cv job for a validated config: a parent MLflow run, one nested run per fold, summary and
+    artifacts."""
     from tsforge import tracking
     import matplotlib.pyplot as plt
 

@@ -328,7 +328,8 @@ def set_key(d: dict, key: str, value):
 
 
 def family_config(raw: dict, family: str, base_model: str) -> dict:
-    "A plain config dict for model `family`: the experiment's model params if it is the experiment's model, else the family's defaults."
+    """A plain config dict for model `family`: the experiment's model params if it is the experiment's model, else the
+    family's defaults."""
     import copy
 
     out = copy.deepcopy(raw)
@@ -434,7 +435,8 @@ def validate_config(raw: dict) -> ExperimentConfig:
 
 # %% ../nbs/00_config.ipynb #00-config-011
 def experiments_dir() -> Path:
-    "The folder of shared experiment YAML files: `$TSFORGE_EXPERIMENTS_DIR`, else `experiments/` beside the package, else in the working directory."
+    """The folder of shared experiment YAML files: `$TSFORGE_EXPERIMENTS_DIR`, else `experiments/` beside the package,
+    else in the working directory."""
     if env := os.environ.get('TSFORGE_EXPERIMENTS_DIR'):
         return Path(env).resolve()
     import tsforge

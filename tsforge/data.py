@@ -273,7 +273,8 @@ def _load_frame(data: DataConfig, path: Path) -> tuple[pd.DataFrame, DataReport]
     off_grid = ~df[tc].isin(grid)
     if off_grid.any():
         fatal.append(
-            f'{tc}: {off_grid.sum()} timestamp(s) not on the {off.freqstr} grid starting {grid[0]}, first: {_first(df.loc[off_grid, tc])}'
+            f'{tc}: {off_grid.sum()} timestamp(s) not on the {off.freqstr} grid starting {grid[0]}, '
+            f'first: {_first(df.loc[off_grid, tc])}'
         )
     else:
         gaps = grid[~grid.isin(df[tc])]
@@ -306,7 +307,8 @@ def _rows(idx, k: int = 5) -> str:
 def _per_series(
     mask: pd.Series, ids: pd.Series, what: str, times: pd.Series | None = None, rowno: pd.Series | None = None
 ) -> list[str]:
-    "One line per series with rows flagged in `mask`: the series, how many rows, which rows (data rows of the file, 0-based)."
+    """One line per series with rows flagged in `mask`: the series, how many rows, which rows (data rows of the file,
+    0-based)."""
     out = []
     for sid, rows in mask[mask].groupby(ids[mask], sort=False, observed=True).groups.items():
         first = f', first at {times[rows[0]]}' if times is not None else ''

@@ -117,8 +117,9 @@ def fit_module(
     desc: str = 'fit',
 ) -> list[dict]:
     """Train `module` ((B, L, C) -> (B, H, C')) on `X` -> `Y` by Adam on the MSE; early-stop on the validation loss and
-    restore the best epoch. Returns one dict per epoch. `X`, `Y` (and the validation pair) are arrays or anything indexable
-    by an index array like one (`tsforge.preprocess.WindowArray`): each mini-batch is gathered when it is used."""
+    restore the best epoch. Returns one dict per epoch. `X`, `Y` (and the validation pair) are arrays or anything
+    indexable by an index array like one (`tsforge.preprocess.WindowArray`): each mini-batch is gathered when it is
+    used."""
     device = torch.device(device)
     module.to(device)
     has_val = X_val is not None and Y_val is not None and len(X_val) > 0
@@ -194,7 +195,8 @@ class TorchForecaster(Forecaster):
         return self._out(X) if self.channel_independent else X
 
     def _eval_batch(self, w: Windows) -> int:
-        "Validation windows per batch: `eval_batch_size`, fewer when a batch of many wide windows would pass 2**24 values."
+        """Validation windows per batch: `eval_batch_size`, fewer when a batch of many wide windows would pass 2**24
+        values."""
         C = len(self.state.out_idx) if self.channel_independent else len(self.state.columns_in)
         return max(1, min(self.params.eval_batch_size, (1 << 24) // (self.state.input_length * C)))
 
@@ -377,7 +379,8 @@ class _BatchNorm(nn.Module):
 
 
 class PatchEncoderLayer(nn.Module):
-    "Post-norm Transformer encoder layer with BatchNorm; attention scores of the previous layer are added (residual attention)."
+    """Post-norm Transformer encoder layer with BatchNorm; attention scores of the previous layer are added (residual
+    attention)."""
 
     def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float):
         super().__init__()
@@ -422,7 +425,8 @@ class PatchTSTNet(nn.Module):
         super().__init__()
         if L + stride < patch_len:
             raise ValueError(
-                f'input_length={L} is too short for model_params.patch_len={patch_len} (needs input_length + stride >= patch_len)'
+                f'input_length={L} is too short for model_params.patch_len={patch_len} '
+                '(needs input_length + stride >= patch_len)'
             )
         self.patch_len, self.stride = patch_len, stride
         self.n_patches = (L + stride - patch_len) // stride + 1

@@ -78,7 +78,8 @@ def window_features(
     spec: FeatureSpec,
     rows: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, list[str]]:
-    "Features (rows, F) float32 and their names, for (window, series, step) triples `rows` = (i, c, h); None: all, (n, H, C) order."
+    """Features (rows, F) float32 and their names, for (window, series, step) triples `rows` = (i, c, h); None: all,
+    (n, H, C) order."""
     X, L, H, out = w.X, state.input_length, state.horizon, state.out_idx
     n, C = len(X), len(out)
     if rows is None:
@@ -124,7 +125,8 @@ def window_features(
 
 # %% ../nbs/06_gbm.ipynb #06-gbm-017
 class LightGBM(Forecaster):
-    "Ridge NLinear base (`Linear`) plus one global LightGBM booster on its out-of-fold residuals; the horizon step is a feature."
+    """Ridge NLinear base (`Linear`) plus one global LightGBM booster on its out-of-fold residuals; the horizon step is
+    a feature."""
 
     name = 'lightgbm'
 
@@ -167,7 +169,8 @@ class LightGBM(Forecaster):
         return self.base_.predict(w)
 
     def _oof_base(self, train: Windows, val: Windows | None, idx: np.ndarray | None = None) -> np.ndarray:
-        "Base forecasts of train windows `idx` (None: all), each block from a ridge fitted without it (purge gap L + H origins)."
+        """Base forecasts of train windows `idx` (None: all), each block from a ridge fitted without it (purge gap L + H
+        origins)."""
         n, gap, K = len(train), self.state.input_length + self.state.horizon, self.params.folds
         targets = np.arange(n) if idx is None else np.asarray(idx)
         out = np.empty((len(targets), self.state.horizon, len(self.state.out_idx)))

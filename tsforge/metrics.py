@@ -56,7 +56,8 @@ def scores(
     series: np.ndarray | None = None,
     batch: int = 4096,
 ) -> dict[str, float]:
-    "`{prefix}mse`, `mae` on the scaled arrays (n, H, C_out), `mse_orig`, `mae_orig` in original units, and `windows`; in batches."
+    """`{prefix}mse`, `mae` on the scaled arrays (n, H, C_out), `mse_orig`, `mae_orig` in original units, and `windows`;
+    in batches."""
     s = Scores(state)
     for a in range(0, len(y_true), batch):
         s.add(y_true[a : a + batch], y_pred[a : a + batch], None if series is None else series[a : a + batch])

@@ -39,7 +39,8 @@ class Forecaster:
         return out
 
     def predict_batches(self, w: Windows):
-        "Yield `(slice, batch, forecasts)` over consecutive batches of `w`, so that no caller needs all of them at once."
+        """Yield `(slice, batch, forecasts)` over consecutive batches of `w`, so that no caller needs all of them at
+        once."""
         for sl, b in w.batches(self._batch_windows(w)):
             yield sl, b, self._predict_batch(b)
 
@@ -197,7 +198,8 @@ class Linear(Forecaster):
 
     @staticmethod
     def _solve_moments(ma, mb, G, AtB, alphas):
-        "Ridge solutions (W, b) for each alpha from the means and the centred Gram / cross products (one eigendecomposition)."
+        """Ridge solutions (W, b) for each alpha from the means and the centred Gram / cross products (one
+        eigendecomposition)."""
         s, V = np.linalg.eigh(G)
         VtAtB = V.T @ AtB
         for a in alphas:
@@ -281,7 +283,8 @@ class Ensemble(Forecaster):
         bad = [m for m in self.params.members if m not in MODELS or m == 'ensemble']
         if bad:
             raise ValueError(
-                f'model_params.members: unknown model(s) {bad}; allowed: {", ".join(sorted(set(MODELS) - {"ensemble"}))}'
+                f'model_params.members: unknown model(s) {bad}; '
+                f'allowed: {", ".join(sorted(set(MODELS) - {"ensemble"}))}'
             )
         self.models = [make_model(m, self.params.member_params.get(m, {}), state, seed) for m in self.params.members]
         self.weights_ = [1 / len(self.models)] * len(self.models)

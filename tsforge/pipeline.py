@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .config import ConfigError, ExperimentConfig, SplitConfig, load_config
+from .config import ConfigError, ExperimentConfig, SplitConfig
 from .data import DataError, DataReport, load_frame
 from .split import Borders, split_borders, origins
 from .preprocess import WindowState, Windows, fit_series_state, fit_state, make_windows
@@ -249,9 +249,9 @@ def forecast_table(
     y_pred: np.ndarray,
     series: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """Scaled forecasts (n, H, C_out) at `origins` as rows (origin, target_time, step, series, y_true, y_pred) in original
-    units; origin = last observed timestamp. Long format (`series` codes of the windows): the series id comes first,
-    in a column named by the state's `id_col`."""
+    """Scaled forecasts (n, H, C_out) at `origins` as rows (origin, target_time, step, series, y_true, y_pred) in
+    original units; origin = last observed timestamp. Long format (`series` codes of the windows): the series id comes
+    first, in a column named by the state's `id_col`."""
     n, H, C = y_pred.shape
     steps = np.arange(H)
     df = pd.DataFrame(

@@ -77,14 +77,16 @@ class WindowState:
     def inverse_transform(
         self, scaled: np.ndarray, columns: str = 'out', series: np.ndarray | None = None
     ) -> np.ndarray:
-        "Undo `transform` for arrays whose last axis is `columns_out` ('out') or `columns_in` ('in'); long: `series` codes of the first axis."
+        """Undo `transform` for arrays whose last axis is `columns_out` ('out') or `columns_in` ('in'); long: `series`
+        codes of the first axis."""
         idx = self.out_idx if columns == 'out' else slice(None)
         scaled = np.asarray(scaled)
         m, s = self._stats(series, idx, scaled.ndim)
         return scaled * s + m
 
     def series_code(self, ids) -> np.ndarray:
-        "Codes (positions in `series_ids`) of series ids (a categorical column is mapped by its categories); -1 for an unknown id."
+        """Codes (positions in `series_ids`) of series ids (a categorical column is mapped by its categories); -1 for an
+        unknown id."""
         if isinstance(getattr(ids, 'dtype', None), pd.CategoricalDtype):
             cat = pd.Categorical(ids)
             m = np.r_[self.series_code(np.asarray(cat.categories)), -1]
@@ -177,7 +179,8 @@ def _as_slice(idx: list[int]) -> slice | list[int]:
 
 
 class WindowArray:
-    "Windows of `length` rows of `columns` of `data` (rows, C) starting at rows `starts`: an (n, length, C') array built on demand."
+    """Windows of `length` rows of `columns` of `data` (rows, C) starting at rows `starts`: an (n, length, C') array
+    built on demand."""
 
     def __init__(self, data: np.ndarray, starts: np.ndarray, length: int, columns=slice(None)):
         self.data, self.starts, self.length, self.columns = data, np.asarray(starts, dtype='int64'), length, columns
@@ -270,7 +273,8 @@ class Windows:
         )
 
     def batch_size(self, values: int | None = None) -> int:
-        "Windows per batch so that a batch's inputs (or forecasts) hold about `values` (default `CHUNK_VALUES`) numbers."
+        """Windows per batch so that a batch's inputs (or forecasts) hold about `values` (default `CHUNK_VALUES`)
+        numbers."""
         per = max(self.state.input_length, self.state.horizon) * max(1, self.scaled.shape[1])
         return max(1, (values or CHUNK_VALUES) // per)
 
@@ -322,7 +326,8 @@ _NS, _BOUNDS = np.dtype('datetime64[ns]'), {}
 
 @dataclass
 class RequestTail:
-    "A checked request: the last `L` timestamps (wall clock, datetime64[ns]), raw values (L, C_in), the one UTC offset the timestamps carried (None: naive) and the row index of the first of them."
+    """A checked request: the last `L` timestamps (wall clock, datetime64[ns]), raw values (L, C_in), the one UTC offset
+    the timestamps carried (None: naive) and the row index of the first of them."""
 
     times: np.ndarray
     values: np.ndarray
@@ -336,7 +341,8 @@ class RequestTail:
 
 @functools.lru_cache(maxsize=64)
 def _step(freq: str):
-    "The fixed step (timedelta64[ns]) of a Tick frequency (h, min, s, D, ...); None for calendar frequencies (MS, W, B, ...)."
+    """The fixed step (timedelta64[ns]) of a Tick frequency (h, min, s, D, ...); None for calendar frequencies
+    (MS, W, B, ...)."""
     off = to_offset(freq)
     return np.timedelta64(off.nanos, 'ns') if isinstance(off, Tick) else None
 
@@ -351,7 +357,8 @@ def _offset_minutes(s: str | None) -> int | None:
 
 
 def _slow_times(raw: list, field) -> tuple[np.ndarray, str | None]:
-    "Timestamps numpy cannot parse in one go: with UTC offsets, other formats, datetime objects -> (datetime64[us] wall clock, offset)."
+    """Timestamps numpy cannot parse in one go: with UTC offsets, other formats, datetime objects -> (datetime64[us]
+    wall clock, offset)."""
     walls, offs = [], []
     for i, v in enumerate(raw):
         off = None
@@ -391,9 +398,9 @@ def _slow_times(raw: list, field) -> tuple[np.ndarray, str | None]:
 
 
 def parse_times(state: WindowState, raw, first_row: int = 0) -> tuple[np.ndarray, str | None]:
-    """Request timestamps -> (datetime64[ns] wall clock, UTC offset or None). `raw`: ISO 8601 strings (all without an offset,
-    or all with the same one), other formats pandas reads, datetimes or a datetime64 array. Checks: parseable, one offset,
-    inside pandas' range, strictly increasing."""
+    """Request timestamps -> (datetime64[ns] wall clock, UTC offset or None). `raw`: ISO 8601 strings (all without an
+    offset, or all with the same one), other formats pandas reads, datetimes or a datetime64 array. Checks: parseable,
+    one offset, inside pandas' range, strictly increasing."""
     tc = state.time_col
     field = lambda i: f'history[{first_row + i}].{tc}'
     t, off = None, None
@@ -441,7 +448,8 @@ def _describe(raw) -> str:
 
 
 def _floats(col, field) -> np.ndarray:
-    "One column's raw values -> float64. Numbers and numeric strings pass; NaN, null, infinities, text, booleans and nested values name their row."
+    """One column's raw values -> float64. Numbers and numeric strings pass; NaN, null, infinities, text, booleans and
+    nested values name their row."""
     if isinstance(col, np.ndarray) and col.dtype.kind in 'fiu':
         x = col.astype('float64', copy=False)
     else:
@@ -471,8 +479,8 @@ def _floats(col, field) -> np.ndarray:
 
 def check_arrays(state: WindowState, times, columns: dict, n_rows: int | None = None) -> RequestTail:
     """The request check on arrays. `times`: (n,) raw timestamps; `columns`: {name: (n,) raw values} with every input
-    column (extra names are ignored). Returns the checked last `L` rows. `check_history` (a frame, for the pyfunc) and the
-    server (a parsed JSON body) both call it, so every check and message is defined once, here."""
+    column (extra names are ignored). Returns the checked last `L` rows. `check_history` (a frame, for the pyfunc) and
+    the server (a parsed JSON body) both call it, so every check and message is defined once, here."""
     tc, L = state.time_col, state.input_length
     n = len(times) if n_rows is None else n_rows
     if n == 0:
@@ -506,7 +514,8 @@ def check_arrays(state: WindowState, times, columns: dict, n_rows: int | None = 
 
 
 def future_times64(state: WindowState, last, horizon: int | None = None) -> np.ndarray:
-    "The next `horizon` timestamps after `last` (datetime64[ns]); a `RequestError` if they would pass pandas' last timestamp."
+    """The next `horizon` timestamps after `last` (datetime64[ns]); a `RequestError` if they would pass pandas' last
+    timestamp."""
     h, step = horizon or state.horizon, _step(state.freq)
     last = np.datetime64(last, 'ns')
     try:
@@ -523,8 +532,8 @@ def future_times64(state: WindowState, last, horizon: int | None = None) -> np.n
 
 
 def tail_windows(state: WindowState, tail: RequestTail, series: int | None = None) -> Windows:
-    """A checked request -> one `Windows` by `make_windows`, the code that windowed the training data. Values that overflow
-    once scaled name their field. Long format: `series` is the series' code (its own scaler)."""
+    """A checked request -> one `Windows` by `make_windows`, the code that windowed the training data. Values that
+    overflow once scaled name their field. Long format: `series` is the series' code (its own scaler)."""
     codes = None if series is None else np.full(len(tail.values), series)
     with np.errstate(over='ignore', invalid='ignore'):
         scaled = state.transform(tail.values, codes)

@@ -82,7 +82,8 @@ def default_model_uri() -> str:
 # %% ../nbs/10_serve.ipynb #a481dfba
 @dataclasses.dataclass
 class ParsedRequest:
-    "A /predict body as arrays: raw `times` (n,), `columns` {name: (n,) raw values} for the columns the model reads, `horizon`."
+    """A /predict body as arrays: raw `times` (n,), `columns` {name: (n,) raw values} for the columns the model reads,
+    `horizon`."""
 
     times: list
     columns: dict[str, list]
@@ -91,10 +92,10 @@ class ParsedRequest:
 
 
 def parse_request(body: bytes, state: WindowState, max_rows: int = MAX_ROWS) -> ParsedRequest:
-    """Parse a /predict body without pandas or pydantic: `{"history": [record, ...], "horizon": h?}`, each record an object
-    with the time column and every input column of `state` (other keys are ignored). Only the structure is checked here;
-    `check_arrays` checks the contents (a `NaN` or `Infinity` literal, which strict JSON lacks, is read and then
-    refused there by name). Raises `RequestError` naming the field (the server answers 422)."""
+    """Parse a /predict body without pandas or pydantic: `{"history": [record, ...], "horizon": h?}`, each record an
+    object with the time column and every input column of `state` (other keys are ignored). Only the structure is
+    checked here; `check_arrays` checks the contents (a `NaN` or `Infinity` literal, which strict JSON lacks, is read
+    and then refused there by name). Raises `RequestError` naming the field (the server answers 422)."""
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as e:
@@ -144,7 +145,8 @@ def _column(records: list[dict], key: str) -> list:
 
 # %% ../nbs/10_serve.ipynb #47c410e0
 def format_times(times: np.ndarray, offset: str | None = None) -> list[str]:
-    "Forecast timestamps as pandas writes them (`2017-10-24 00:00:00`, dates alone when all are midnight), plus the request's UTC offset."
+    """Forecast timestamps as pandas writes them (`2017-10-24 00:00:00`, dates alone when all are midnight), plus the
+    request's UTC offset."""
     ns = times.astype('datetime64[ns]').view('i8')
     if not (
         ns % 1_000_000_000
@@ -162,7 +164,8 @@ def format_times(times: np.ndarray, offset: str | None = None) -> list[str]:
 
 @functools.lru_cache(maxsize=32)
 def _record_maker(n: int):
-    "A function building forecast records {K[0]: t, K[1]: v1, ...} from columns; a dict display is 3x faster than dict(zip())."
+    """A function building forecast records {K[0]: t, K[1]: v1, ...} from columns; a dict display is 3x faster than
+    dict(zip())."""
     args = ', '.join(f'a{i}' for i in range(n))
     body = ', '.join(f'K[{i}]: a{i}' for i in range(n))
     return eval(f'lambda K, cols: [{{{body}}} for {args}{"," if n == 1 else ""} in zip(*cols)]')
@@ -237,8 +240,8 @@ def model_allowed(uri: str, allowed: list[str]) -> bool:
 
 
 class ServedModel:
-    """The model holder: loads `uri` in the background (retrying a failed first load every `retry_s`), and for an alias URI
-    checks the registry every `reload_s` seconds, loads a new version beside the old one and swaps it in with one
+    """The model holder: loads `uri` in the background (retrying a failed first load every `retry_s`), and for an alias
+    URI checks the registry every `reload_s` seconds, loads a new version beside the old one and swaps it in with one
     assignment; a failed reload keeps the old model serving and is reported. Requests read `live` once."""
 
     def __init__(self, uri: str, settings: Settings, metrics: 'Metrics | None' = None):
@@ -353,7 +356,8 @@ class ServedModel:
             return self.live is not None
 
     def start(self, background: bool = True) -> 'ServedModel':
-        "Load in a daemon thread (`background=False`: load now, then go on in the thread), which retries a failed first load and follows an alias."
+        """Load in a daemon thread (`background=False`: load now, then go on in the thread), which retries a failed
+        first load and follows an alias."""
         if not background:
             self.load()
         self._thread = threading.Thread(target=self._loop, args=(background,), name='tsforge-model', daemon=True)
@@ -411,7 +415,8 @@ ROUTES = ('/predict', '/health', '/ready', '/metadata', '/metrics', '/docs', '/o
 
 
 class Metrics:
-    "Prometheus metrics of one app (its own registry; prometheus-client's multiprocess mode when PROMETHEUS_MULTIPROC_DIR is set)."
+    """Prometheus metrics of one app (its own registry; prometheus-client's multiprocess mode when
+    PROMETHEUS_MULTIPROC_DIR is set)."""
 
     def __init__(self):
         self.registry = CollectorRegistry()
@@ -500,9 +505,10 @@ async def _send(send, status: int, data: bytes, headers: list | None = None, cty
 
 
 class Guard:
-    """ASGI middleware in front of every route: counts and times requests for /metrics, names the live model version in an
-    `x-tsforge-model-version` header, and reads POST bodies itself: 413 over `max_bytes`, 415 for a `content-encoding`,
-    408 (connection closed) when the body does not arrive within `timeout_s`. The body travels on in `scope['tsforge.body']`."""
+    """ASGI middleware in front of every route: counts and times requests for /metrics, names the live model version in
+    an `x-tsforge-model-version` header, and reads POST bodies itself: 413 over `max_bytes`, 415 for a
+    `content-encoding`, 408 (connection closed) when the body does not arrive within `timeout_s`. The body travels on in
+    `scope['tsforge.body']`."""
 
     def __init__(self, app, server: 'Server'):
         self.app, self.server = app, server
@@ -592,7 +598,8 @@ class Guard:
 
 # %% ../nbs/10_serve.ipynb #09adaadb
 class Server:
-    "What one app serves: settings, the model holder, metrics; `forecast` runs one checked request (inline, in a thread, or batched)."
+    """What one app serves: settings, the model holder, metrics; `forecast` runs one checked request (inline, in a
+    thread, or batched)."""
 
     def __init__(self, settings: Settings):
         self.settings, self.holder, self._metrics = settings, None, None
@@ -628,7 +635,8 @@ class Server:
         return res
 
     async def predict(self, scope, receive, send):
-        "POST /predict as a raw ASGI endpoint (no pydantic on the hot path; the OpenAPI schema is written by hand from the live model)."
+        """POST /predict as a raw ASGI endpoint (no pydantic on the hot path; the OpenAPI schema is written by hand from
+        the live model)."""
         if not self.authorized(scope):
             return await _unauthorized(send)
         live = scope['tsforge.live'] = self.holder.live  # read once: a swap mid-request does not mix models
@@ -684,7 +692,10 @@ def _schemas(server: Server) -> dict:
         'type': 'object',
         'required': [tc, *cols],
         'additionalProperties': True,
-        'description': 'one time step: the time column (ISO 8601; all with the same UTC offset or none) and every input column; other keys are ignored',
+        'description': (
+            'one time step: the time column (ISO 8601; all with the same UTC offset or none) and every input column; '
+            'other keys are ignored'
+        ),
         'properties': {
             tc: {'type': 'string', 'description': 'timestamp, e.g. 2018-02-20 00:00:00'},
             **{c: {'type': 'number'} for c in cols},
@@ -703,7 +714,9 @@ def _schemas(server: Server) -> dict:
                 'minItems': L,
                 'maxItems': server.settings.max_rows,
                 'items': {'$ref': '#/components/schemas/Record'},
-                'description': f'oldest first; the last {L} records must be one {st.freq if st else "frequency"} step apart',
+                'description': (
+                    f'oldest first; the last {L} records must be one {st.freq if st else "frequency"} step apart'
+                ),
             },
             'horizon': {'anyOf': [horizon, {'type': 'null'}]},
         },
@@ -779,7 +792,10 @@ def build_openapi(app: FastAPI, server: Server) -> dict:
     predict = {
         'summary': 'Forecast',
         'operationId': 'predict',
-        'description': 'Forecast the steps after `history` (original units; timestamps continue the history at its frequency and keep its UTC offset).',
+        'description': (
+            'Forecast the steps after `history` (original units; timestamps continue the history at its frequency '
+            'and keep its UTC offset).'
+        ),
         'requestBody': {
             'required': True,
             'content': {'application/json': {'schema': {'$ref': '#/components/schemas/PredictRequest'}}},
@@ -812,7 +828,8 @@ def docs_page(spec: dict) -> str:
                 f'{c} {html.escape(v.get("description", ""))}' for c, v in op.get('responses', {}).items()
             )
             rows.append(
-                f'<tr><td><code>{method.upper()} {html.escape(path)}</code></td><td>{html.escape(op.get("summary", ""))}</td><td>{codes}</td></tr>'
+                f'<tr><td><code>{method.upper()} {html.escape(path)}</code></td>'
+                f'<td>{html.escape(op.get("summary", ""))}</td><td>{codes}</td></tr>'
             )
     schemas = html.escape(
         json.dumps(
@@ -820,9 +837,12 @@ def docs_page(spec: dict) -> str:
         )[:200_000]
     )
     return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(spec['info']['title'])} API</title></head><body>"
-        f'<h1>{html.escape(spec["info"]["title"])} {html.escape(spec["info"]["version"])}</h1><p>{html.escape(spec["info"].get("description", ""))}</p>'
-        "<p>The full OpenAPI document is at <a href='openapi.json'>openapi.json</a> (open it in any OpenAPI viewer; this page loads nothing from the internet).</p>"
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        f'<title>{html.escape(spec["info"]["title"])} API</title></head><body>'
+        f'<h1>{html.escape(spec["info"]["title"])} {html.escape(spec["info"]["version"])}</h1>'
+        f'<p>{html.escape(spec["info"].get("description", ""))}</p>'
+        "<p>The full OpenAPI document is at <a href='openapi.json'>openapi.json</a> (open it in any OpenAPI viewer; "
+        'this page loads nothing from the internet).</p>'
         f"<table border='1' cellpadding='4'><tr><th>route</th><th>what</th><th>answers</th></tr>{''.join(rows)}</table>"
         f'<h2>Request and response schemas</h2><pre>{schemas}</pre></body></html>'
     )
@@ -834,8 +854,9 @@ def create_app(
     settings: Settings | None = None,
     batch: dict | None = None,
 ) -> FastAPI:
-    """The tsforge app serving `model_uri` (default: `default_model_uri()`), with `settings` (default: from the environment).
-    `batch` ({'max_batch_size', 'batch_wait_timeout_s'}): batch concurrent forecasts with Ray Serve's `serve.batch` (Ray replicas only)."""
+    """The tsforge app serving `model_uri` (default: `default_model_uri()`), with `settings` (default: from the
+    environment). `batch` ({'max_batch_size', 'batch_wait_timeout_s'}): batch concurrent forecasts with Ray Serve's
+    `serve.batch` (Ray replicas only)."""
     from contextlib import asynccontextmanager
 
     server = Server(settings or Settings.from_env())
@@ -973,7 +994,8 @@ def local_server(model_uri: str, port: int = 8000, env: dict | None = None, time
 
 # %% ../nbs/10_serve.ipynb #25be9d7d
 def _ray_batcher(server: Server, max_batch_size: int = 16, batch_wait_timeout_s: float = 0.002):
-    "An async function batching concurrent (live, tail, horizon) requests into one `forecast_tails` call per model (Ray Serve's `serve.batch`)."
+    """An async function batching concurrent (live, tail, horizon) requests into one `forecast_tails` call per model
+    (Ray Serve's `serve.batch`)."""
     from ray import serve
 
     @serve.batch(max_batch_size=max_batch_size, batch_wait_timeout_s=batch_wait_timeout_s)
@@ -996,7 +1018,8 @@ def _ray_batcher(server: Server, max_batch_size: int = 16, batch_wait_timeout_s:
 
 
 def _loopback_replica_grpc():
-    "Ray Serve binds each replica's internal gRPC server to [::]:0 (no setting); bind it to the node IP instead (127.0.0.1 on one machine)."
+    """Ray Serve binds each replica's internal gRPC server to [::]:0 (no setting); bind it to the node IP instead
+    (127.0.0.1 on one machine)."""
     import ray
     from ray.serve._private import replica
 

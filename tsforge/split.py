@@ -64,7 +64,8 @@ def date_borders(times: pd.Series, val_start, test_start) -> Borders:
 
 
 def split_borders(split: SplitConfig, times: pd.Series, dataset: str | None = None) -> Borders:
-    "Borders for a validated `SplitConfig` over timestamps `times`; `kind='auto'` is `ett` for an ETT `dataset`, else `ratio`."
+    """Borders for a validated `SplitConfig` over timestamps `times`; `kind='auto'` is `ett` for an ETT `dataset`, else
+    `ratio`."""
     kind = split.kind if split.kind != 'auto' else ('ett' if dataset else 'ratio')
     if kind == 'ett':
         return ett_borders(len(times))

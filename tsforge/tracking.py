@@ -4,7 +4,8 @@
 
 # %% ../nbs/08_tracking.ipynb #08-tracking-002
 from __future__ import annotations
-import atexit, contextlib, functools, json, logging, os, signal, socket, subprocess, sys, tempfile, threading, time, warnings
+import atexit, contextlib, functools, json, logging, os, signal, socket, subprocess, sys
+import tempfile, threading, time, warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
@@ -598,7 +599,8 @@ def record_run(
     start_time=None,
     end_time=None,
 ) -> str:
-    "Record a finished run in one go: params, metrics (`step_metrics` as (key, value, step)), tags, status and times; returns its id."
+    """Record a finished run in one go: params, metrics (`step_metrics` as (key, value, step)), tags, status and times;
+    returns its id."""
     from datetime import datetime
     from mlflow.entities import Metric, Param
 
@@ -675,7 +677,8 @@ class TsforgeModel(mlflow.pyfunc.PythonModel):
         self, tails: list[RequestTail], horizons: list[int | None]
     ) -> list[tuple[np.ndarray, np.ndarray]]:
         """Checked requests (`preprocess.check_arrays`) -> per request (future timestamps as datetime64[ns] wall clock,
-        forecast (h, C_out) in original units), in one `predict` call (the server batches concurrent requests this way)."""
+        forecast (h, C_out) in original units), in one `predict` call (the server batches concurrent requests this
+        way)."""
         hs = [self.check_horizon(h) for h in horizons]
         ws = [tail_windows(self.state, t) for t in tails]
         times = [future_times64(self.state, t.times[-1], h) for t, h in zip(tails, hs)]
@@ -697,7 +700,8 @@ class TsforgeModel(mlflow.pyfunc.PythonModel):
         return out
 
     def forecast_tail(self, tail: RequestTail, horizon: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        "One checked request -> (future timestamps, forecast (h, C_out)); a `RequestError` if the forecast is not finite."
+        """One checked request -> (future timestamps, forecast (h, C_out)); a `RequestError` if the forecast is not
+        finite."""
         res = self.forecast_tails([tail], [horizon])[0]
         if isinstance(res, Exception):
             raise res
@@ -706,8 +710,9 @@ class TsforgeModel(mlflow.pyfunc.PythonModel):
     def forecast_series_tails(
         self, tails: list[RequestTail], codes, horizon: int | None = None
     ) -> tuple[list[np.ndarray], np.ndarray]:
-        """Long format: checked tails of several series (`preprocess.series_tails`) and their codes -> per series the future
-        timestamps, and the forecasts (k, h, C_out) in original units, each series unscaled with its own statistics."""
+        """Long format: checked tails of several series (`preprocess.series_tails`) and their codes -> per series the
+        future timestamps, and the forecasts (k, h, C_out) in original units, each series unscaled with its own
+        statistics."""
         st, h = self.state, self.check_horizon(horizon)
         w = stack_windows([tail_windows(st, t, int(c)) for t, c in zip(tails, codes)])
         times = [future_times64(st, t.times[-1], h) for t in tails]
@@ -736,7 +741,8 @@ class TsforgeModel(mlflow.pyfunc.PythonModel):
         return out
 
     def forecast(self, history: pd.DataFrame, horizon: int | None = None) -> pd.DataFrame:
-        "Forecast the next `horizon` (default: the trained H) steps after `history`, in original units (long format: every series in it)."
+        """Forecast the next `horizon` (default: the trained H) steps after `history`, in original units (long format:
+        every series in it)."""
         self.check_horizon(horizon)
         if self.state.long:
             return self._forecast_long(history, horizon)
@@ -769,7 +775,8 @@ def _requirements() -> list[str]:
 
 
 def log_model(model: Forecaster, cfg: ExperimentConfig, example: pd.DataFrame):
-    "Log `model` as a tsforge pyfunc model in the active run; `example` is one valid history. Returns MLflow's ModelInfo."
+    """Log `model` as a tsforge pyfunc model in the active run; `example` is one valid history. Returns MLflow's
+    ModelInfo."""
     st = model.state
     wrapper = TsforgeModel(model, cfg.model_dump(mode='json'))
     example = example[[*([st.id_col] if st.long else []), st.time_col, *st.columns_in]].iloc[-st.input_length :].copy()
@@ -856,14 +863,15 @@ def resolve(model_uri: str) -> dict:
 
 def load_model(model_uri: str, check_requirements: bool = True) -> TsforgeModel:
     """Load a registered tsforge model; returns the `TsforgeModel` (with `.forecast`, `.state`, `.config`). Loading runs
-    the bundle's `tsforge_model.py`. `check_requirements=False` skips MLflow's scan of the installed packages against the
-    model's requirements (seconds; the server uses `version_mismatches` instead)."""
+    the bundle's `tsforge_model.py`. `check_requirements=False` skips MLflow's scan of the installed packages against
+    the model's requirements (seconds; the server uses `version_mismatches` instead)."""
     configure(create=False)
     return mlflow.pyfunc.load_model(model_uri, suppress_warnings=not check_requirements).unwrap_python_model()
 
 
 def version_mismatches(run_id: str) -> list[str]:
-    "Packages whose version differs from the one the run logged (`versions.*` tags): a cheap check for the server's log."
+    """Packages whose version differs from the one the run logged (`versions.*` tags): a cheap check for the server's
+    log."""
     configure()
     out = []
     for k, v in MlflowClient().get_run(run_id).data.tags.items():

@@ -125,7 +125,8 @@ def search_data(cfg: ExperimentConfig, prep: Prepared | None = None) -> SearchDa
 
 
 def evaluate(trial: optuna.Trial, cfg: ExperimentConfig, data: SearchData, blas_threads: int | None = None) -> float:
-    "A trial's value: the mean of `cfg.tune.metric` over the folds before the test part; reports each fold to the pruner."
+    """A trial's value: the mean of `cfg.tune.metric` over the folds before the test part; reports each fold to the
+    pruner."""
     values = suggest(trial, cfg)
     tcfg = trial_config(cfg, values)
     cols_in, cols_out = mode_columns(tcfg, data.columns)
@@ -174,7 +175,8 @@ class BudgetSpent(Exception):
 
 
 def default_storage_url() -> str:
-    "The Optuna storage beside the MLflow store (`tracking.optuna_storage_url`: `$TSFORGE_OPTUNA_STORAGE` or `optuna.db`)."
+    """The Optuna storage beside the MLflow store (`tracking.optuna_storage_url`: `$TSFORGE_OPTUNA_STORAGE` or
+    `optuna.db`)."""
     from tsforge import tracking
 
     return tracking.optuna_storage_url()
@@ -191,7 +193,8 @@ def masked(url: str) -> str:
 
 
 def _with_driver(url: str) -> str:
-    "`postgresql://` with the PostgreSQL driver that is installed (SQLAlchemy 2.1 defaults to psycopg 3; psycopg2 is common)."
+    """`postgresql://` with the PostgreSQL driver that is installed (SQLAlchemy 2.1 defaults to psycopg 3; psycopg2 is
+    common)."""
     if url.startswith('postgresql://'):
         import importlib.util
 
@@ -242,7 +245,8 @@ def open_storage(url: str, tune: TuneConfig, queued_only: bool = False) -> optun
 
 # %% ../nbs/12_tune.ipynb #12-tune-023
 def make_sampler(tune: TuneConfig, seed: int, parallel: bool = False) -> optuna.samplers.BaseSampler:
-    "The sampler `tune.sampler` names, seeded; TPE is multivariate (grouped for conditional spaces), with a constant liar when trials run in parallel."
+    """The sampler `tune.sampler` names, seeded; TPE is multivariate (grouped for conditional spaces), with a constant
+    liar when trials run in parallel."""
     S, n0 = optuna.samplers, tune.n_startup_trials
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', optuna.exceptions.ExperimentalWarning)
@@ -342,7 +346,8 @@ def run_worker(spec: WorkerSpec, worker: int = 0, callbacks: list | None = None)
 # %% ../nbs/12_tune.ipynb #12-tune-026
 @contextlib.contextmanager
 def ray_session(num_cpus: int):
-    "Ray for the tune job: the connection this process has, `$RAY_ADDRESS`, or a local Ray on 127.0.0.1 only (shut down on exit)."
+    """Ray for the tune job: the connection this process has, `$RAY_ADDRESS`, or a local Ray on 127.0.0.1 only (shut
+    down on exit)."""
     os.environ.setdefault(
         'RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER', '0'
     )  # before ray is imported: keep a local Ray on loopback
@@ -584,7 +589,8 @@ def check_tunable(cfg: ExperimentConfig, data: SearchData) -> int:
 
 
 def prepare_study(cfg: ExperimentConfig, url: str, name: str, n_folds: int) -> tuple[optuna.Study, int]:
-    "Create or resume the study and enqueue the trials missing from the budget; returns it and the trials already finished."
+    """Create or resume the study and enqueue the trials missing from the budget; returns it and the trials already
+    finished."""
     storage = open_storage(url, cfg.tune)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', optuna.exceptions.ExperimentalWarning)
@@ -654,7 +660,8 @@ class TuneResult:
         }
 
     def comparison(self) -> pd.DataFrame:
-        "The experiment's own values (and the cv value of its trial) beside the best trial's; test metrics of the retrain and the champion."
+        """The experiment's own values (and the cv value of its trial) beside the best trial's; test metrics of the
+        retrain and the champion."""
         raw = self.config.model_dump(mode='json')
         m = f'cv_{self.config.tune.metric}'
         default = {k: (_get(raw, k) if has_key(raw, k) else None) for k in self.best_params}
@@ -679,7 +686,8 @@ def _best_yaml(res_number: int, value: float, params: dict, metric: str, name: s
 
 # %% ../nbs/12_tune.ipynb #12-tune-037
 def tune(cfg: ExperimentConfig, progress: bool = True, retrain: bool | None = None) -> TuneResult:
-    "Run the tracked tune job for a validated config: search, log every trial, retrain and register the best, gate the alias."
+    """Run the tracked tune job for a validated config: search, log every trial, retrain and register the best, gate the
+    alias."""
     from tqdm import tqdm
     from tsforge import tracking
 
