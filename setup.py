@@ -1,4 +1,5 @@
 """setup.py in the nbdev 2 style: every value comes from settings.ini."""
+
 from configparser import ConfigParser
 import setuptools, shlex
 
@@ -27,6 +28,6 @@ setuptools.setup(
     python_requires='>=' + min_python,
     zip_safe=False,
     entry_points={
-        'nbdev': [f"{cfg.get('lib_path')}={cfg.get('lib_path')}._modidx:d"],
+        'nbdev': [f'{cfg.get("lib_path")}={cfg.get("lib_path")}._modidx:d'],
     },
 )

@@ -9,6 +9,7 @@ fitted on the train rows; every stride-1 test window (2785/2689/2545/2161); MSE 
 Each cell runs in a fresh process, so `peak MB` is that cell's own peak resident memory and `s` its wall time
 (load + fit + predict). Prints markdown tables (and writes them to --out), headed by the command that made them.
 """
+
 import argparse, os, resource, shlex, sys, time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -29,15 +30,22 @@ def run_cell(config, mode, horizon, model, overrides):
     t0 = time.perf_counter()
     from tsforge.config import load_config
     from tsforge.pipeline import fit_evaluate
+
     cfg = load_config(config, [f'mode={mode}', f'model={model}', f'horizon={horizon}', *overrides])
     m = fit_evaluate(cfg).metrics
-    return {'mse': m['test_mse'], 'mae': m['test_mae'], 'windows': m['test_windows'],
-            'seconds': time.perf_counter() - t0, 'peak_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {
+        'mse': m['test_mse'],
+        'mae': m['test_mae'],
+        'windows': m['test_windows'],
+        'seconds': time.perf_counter() - t0,
+        'peak_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 def best_published(ds, mode, h):
     figs = PUBLISHED.get((ds, mode), {})
-    if not figs: return None, None
+    if not figs:
+        return None, None
     name = min(figs, key=lambda k: figs[k][HORIZONS.index(h)])
     return name, figs[name][HORIZONS.index(h)]
 
@@ -54,8 +62,11 @@ def main():
     cmd = 'python bench/ett.py ' + shlex.join(sys.argv[1:])
     env = ' '.join(f'{k}={os.environ[k]}' for k in ('OMP_NUM_THREADS',) if k in os.environ)
     rows, lines = [], []
+
     def emit(s=''):
-        print(s, flush=True); lines.append(s)
+        print(s, flush=True)
+        lines.append(s)
+
     emit(f'`{(env + " " if env else "") + cmd}`  ({os.cpu_count()} CPUs)')
     emit()
     emit('| dataset | mode | H | model | MSE | MAE | windows | best published MSE | vs published | s | peak MB |')
@@ -66,16 +77,20 @@ def main():
             for h in a.horizons:
                 for model in a.models:
                     with ProcessPoolExecutor(1, mp_context=ctx) as ex:
-                        try: r = ex.submit(run_cell, ds, mode, h, model, a.set).result()
+                        try:
+                            r = ex.submit(run_cell, ds, mode, h, model, a.set).result()
                         except Exception as e:
-                            emit(f'| {ds} | {mode} | {h} | {model} | failed: {type(e).__name__}: {str(e)[:80]} |||||||'); continue
+                            emit(f'| {ds} | {mode} | {h} | {model} | failed: {type(e).__name__}: {str(e)[:80]} |||||||')
+                            continue
                     DS = ds.replace('etth', 'ETTh')
                     pname, pval = best_published(DS, mode, h)
                     vs = f'{(r["mse"] / pval - 1) * 100:+.1f}%' if pval else ''
                     pub = f'{pval:.3f} ({pname})' if pval else ''
                     rows.append((DS, mode, h, model, r))
-                    emit(f'| {DS} | {mode} | {h} | {model} | {r["mse"]:.4f} | {r["mae"]:.4f} | {r["windows"]} | {pub} | {vs} | '
-                         f'{r["seconds"]:.1f} | {r["peak_mb"]:.0f} |')
+                    emit(
+                        f'| {DS} | {mode} | {h} | {model} | {r["mse"]:.4f} | {r["mae"]:.4f} | {r["windows"]} | '
+                        f'{pub} | {vs} | {r["seconds"]:.1f} | {r["peak_mb"]:.0f} |'
+                    )
     emit()
     emit('Best tsforge model per cell against the best published figure:')
     emit()
@@ -83,7 +98,8 @@ def main():
     emit('|---|---|---|---|---|---|---|')
     cells = {}
     for DS, mode, h, model, r in rows:
-        if (DS, mode, h) not in cells or r['mse'] < cells[(DS, mode, h)][1]['mse']: cells[(DS, mode, h)] = (model, r)
+        if (DS, mode, h) not in cells or r['mse'] < cells[(DS, mode, h)][1]['mse']:
+            cells[(DS, mode, h)] = (model, r)
     for (DS, mode, h), (model, r) in cells.items():
         pname, pval = best_published(DS, mode, h)
         vs = f'{(r["mse"] / pval - 1) * 100:+.1f}%' if pval else ''
@@ -94,7 +110,8 @@ def main():
     for model in a.models:
         tot = sum(r['seconds'] for *_, m, r in rows if m == model)
         emit(f'- {model}: {tot:.0f} s')
-    out = Path(a.out); out.parent.mkdir(parents=True, exist_ok=True)
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text('\n'.join(lines) + '\n')
 
 

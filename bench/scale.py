@@ -1,6 +1,7 @@
-"""How time and memory grow with the data: synthetic hourly panels, fit + evaluate per model, each cell in its own process.
+"""How time and memory grow with the data: synthetic hourly panels, fit + evaluate per model, each cell in its own
+process.
 
-    python bench/scale.py                                  # the README table (long 10..10,000 series, wide 7..321 columns)
+    python bench/scale.py                           # the README table (long 10..10,000 series, wide 7..321 columns)
     python bench/scale.py --long 10 100 --wide 7 --models linear   # a quick look
 
 Data: `tsforge.data.synthetic_panel` (daily + weekly seasonality, trend, noise; seeded), written once to parquet under
@@ -12,6 +13,7 @@ and checking the file and fitting the scalers, `fit+eval s` fitting and scoring 
 forecasts not kept). The torch and tree models use small budgets here (see MODEL_PARAMS): this measures how cost
 grows, not accuracy.
 """
+
 import argparse, os, resource, shlex, subprocess, sys, time, json
 from pathlib import Path
 
@@ -19,16 +21,20 @@ ROOT = Path(__file__).resolve().parent.parent
 MODEL_PARAMS = {
     'linear': [],
     'lightgbm': ['+model_params.n_estimators=100', '+model_params.num_threads=1'],
-    'dlinear': ['+model_params.epochs=1', '+model_params.batch_size=512', '+model_params.progress=false',
-                '+model_params.num_threads=1'],
+    'dlinear': [
+        '+model_params.epochs=1',
+        '+model_params.batch_size=512',
+        '+model_params.progress=false',
+        '+model_params.num_threads=1',
+    ],
 }
 LONG_ROWS, WIDE_ROWS = 2000, 17420
 
 
 def data_file(kind: str, n: int, folder: Path) -> Path:
     "The synthetic panel for a cell, made once (in this process) and reused."
-    import pandas as pd
     from tsforge.data import synthetic_panel
+
     f = folder / f'{kind}-{n}.parquet'
     if not f.exists():
         rows = LONG_ROWS if kind == 'long' else WIDE_ROWS
@@ -45,6 +51,7 @@ def cell(kind: str, n: int, model: str, folder: str) -> dict:
     from tsforge.pipeline import fit_evaluate, prepare
     from tsforge.models import model_class
     import pyarrow.parquet  # noqa: F401  (the parquet reader and the model's libraries are part of the baseline)
+
     model_class(model)
     base = _rss_mb()
     if kind == 'ett':
@@ -70,38 +77,65 @@ def cell(kind: str, n: int, model: str, folder: str) -> dict:
     t2 = time.perf_counter()
     peak = _peak_mb()
     data_mb = values * 8 / 2**20
-    return {'kind': kind, 'n': n, 'model': model, 'load_s': t1 - t0, 'fit_eval_s': t2 - t1, 'base_mb': base,
-            'peak_mb': peak, 'data_mb': data_mb, 'ratio': (peak - base) / data_mb, 'test_mse': ev.metrics['test_mse'],
-            'train_windows': len(prep.windows('train')), 'test_windows': ev.metrics['test_windows']}
+    return {
+        'kind': kind,
+        'n': n,
+        'model': model,
+        'load_s': t1 - t0,
+        'fit_eval_s': t2 - t1,
+        'base_mb': base,
+        'peak_mb': peak,
+        'data_mb': data_mb,
+        'ratio': (peak - base) / data_mb,
+        'test_mse': ev.metrics['test_mse'],
+        'train_windows': len(prep.windows('train')),
+        'test_windows': ev.metrics['test_windows'],
+    }
 
 
 def _peak_mb() -> float:
     "This process's peak RSS (VmHWM: unlike ru_maxrss, not inherited from the parent across fork + exec)."
     for line in Path('/proc/self/status').read_text().splitlines():
-        if line.startswith('VmHWM:'): return int(line.split()[1]) / 1024
+        if line.startswith('VmHWM:'):
+            return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _reset_peak():
     "Start the peak from the current RSS, where the kernel allows it (writing 5 to clear_refs resets VmHWM)."
-    try: Path('/proc/self/clear_refs').write_text('5')
-    except OSError: pass
+    try:
+        Path('/proc/self/clear_refs').write_text('5')
+    except OSError:
+        pass
 
 
 def _rss_mb() -> float:
     import psutil
+
     return psutil.Process().memory_info().rss / 2**20
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('--long', nargs='*', type=int, default=[10, 100, 1000, 10000], help='numbers of series (long format)')
+    ap.add_argument(
+        '--long', nargs='*', type=int, default=[10, 100, 1000, 10000], help='numbers of series (long format)'
+    )
     ap.add_argument('--wide', nargs='*', type=int, default=[7, 70, 321], help='numbers of columns (wide, mode M)')
     ap.add_argument('--models', nargs='+', default=['linear', 'lightgbm', 'dlinear'])
-    ap.add_argument('--max-long', nargs='*', default=['dlinear=1000', 'lightgbm=1000'], metavar='MODEL=N',
-                    help='skip long cells above N series for MODEL (time cap)')
-    ap.add_argument('--max-wide', nargs='*', default=['lightgbm=70'], metavar='MODEL=N',
-                    help='skip wide cells above N columns for MODEL (time cap)')
+    ap.add_argument(
+        '--max-long',
+        nargs='*',
+        default=['dlinear=1000', 'lightgbm=1000'],
+        metavar='MODEL=N',
+        help='skip long cells above N series for MODEL (time cap)',
+    )
+    ap.add_argument(
+        '--max-wide',
+        nargs='*',
+        default=['lightgbm=70'],
+        metavar='MODEL=N',
+        help='skip wide cells above N columns for MODEL (time cap)',
+    )
     ap.add_argument('--ett', action=argparse.BooleanOptionalAction, default=True, help='ETTh1 M H=720 linear cell')
     ap.add_argument('--data', default='/tmp/tsforge-scale', help='folder for the generated parquet files')
     ap.add_argument('--timeout', type=int, default=600, help='seconds per cell')
@@ -111,27 +145,50 @@ def main():
     if a.cell:
         print(json.dumps(cell(a.cell[0], int(a.cell[1]), a.cell[2], a.cell[3])))
         return
-    caps = {k: {m: int(v) for m, v in (x.split('=') for x in lim)} for k, lim in (('long', a.max_long), ('wide', a.max_wide))}
+    caps = {
+        k: {m: int(v) for m, v in (x.split('=') for x in lim)}
+        for k, lim in (('long', a.max_long), ('wide', a.max_wide))
+    }
     cmd = 'python bench/scale.py ' + shlex.join(sys.argv[1:])
     env = ' '.join(f'{k}={os.environ[k]}' for k in ('OMP_NUM_THREADS',) if k in os.environ)
     lines = []
+
     def emit(s=''):
-        print(s, flush=True); lines.append(s)
+        print(s, flush=True)
+        lines.append(s)
+
     emit(f'`{(env + " " if env else "") + cmd}`  ({os.cpu_count()} CPUs)')
     emit()
-    emit('| data | series / columns | rows | model | load s | fit+eval s | base MB | peak MB | data MB | (peak-base)/data | test MSE |')
+    emit(
+        '| data | series / columns | rows | model | load s | fit+eval s | base MB | peak MB | data MB | '
+        '(peak-base)/data | test MSE |'
+    )
     emit('|---|---|---|---|---|---|---|---|---|---|---|')
     cells = [('long', n, m) for m in a.models for n in a.long if n <= caps['long'].get(m, 10**9)]
     cells += [('wide', n, m) for m in a.models for n in a.wide if n <= caps['wide'].get(m, 10**9)]
-    if a.ett and 'linear' in a.models: cells.append(('ett', 7, 'linear'))
+    if a.ett and 'linear' in a.models:
+        cells.append(('ett', 7, 'linear'))
     for kind, n, model in cells:
-        if kind != 'ett':   # made in a child process, so that this one stays small
-            subprocess.run([sys.executable, '-c', f'import sys; sys.path.insert(0, {str(ROOT)!r}); sys.argv = [""]; '
-                            f'from bench.scale import data_file; from pathlib import Path; '
-                            f'data_file({kind!r}, {n}, Path({a.data!r}))'], check=True, cwd=ROOT)
+        if kind != 'ett':  # made in a child process, so that this one stays small
+            subprocess.run(
+                [
+                    sys.executable,
+                    '-c',
+                    f'import sys; sys.path.insert(0, {str(ROOT)!r}); sys.argv = [""]; '
+                    f'from bench.scale import data_file; from pathlib import Path; '
+                    f'data_file({kind!r}, {n}, Path({a.data!r}))',
+                ],
+                check=True,
+                cwd=ROOT,
+            )
         try:
-            r = subprocess.run([sys.executable, __file__, '--cell', kind, str(n), model, a.data], capture_output=True,
-                               text=True, timeout=a.timeout, cwd=ROOT)
+            r = subprocess.run(
+                [sys.executable, __file__, '--cell', kind, str(n), model, a.data],
+                capture_output=True,
+                text=True,
+                timeout=a.timeout,
+                cwd=ROOT,
+            )
             res = json.loads(r.stdout.strip().splitlines()[-1]) if r.returncode == 0 else None
         except subprocess.TimeoutExpired:
             r, res = None, None
@@ -141,8 +198,11 @@ def main():
             why = 'timeout' if r is None else (r.stderr.strip().splitlines() or ['failed'])[-1][:80]
             emit(f'| {label} | {n:,} | {rows:,} | {model} | – | – | – | – | – | – | {why} |')
             continue
-        emit(f'| {label} | {n:,} | {rows:,} | {model} | {res["load_s"]:.1f} | {res["fit_eval_s"]:.1f} | {res["base_mb"]:.0f} | '
-             f'{res["peak_mb"]:.0f} | {res["data_mb"]:.1f} | {res["ratio"]:.1f} | {res["test_mse"]:.4f} |')
+        emit(
+            f'| {label} | {n:,} | {rows:,} | {model} | {res["load_s"]:.1f} | {res["fit_eval_s"]:.1f} | '
+            f'{res["base_mb"]:.0f} | {res["peak_mb"]:.0f} | {res["data_mb"]:.1f} | {res["ratio"]:.1f} | '
+            f'{res["test_mse"]:.4f} |'
+        )
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         Path(a.out).write_text('\n'.join(lines) + '\n')

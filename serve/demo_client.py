@@ -6,6 +6,7 @@ This is what `make demo` runs after the train job. It starts `uvicorn tsforge.se
 (`tsforge.serve.local_server`), waits for /ready, posts the last `input_length` rows before the first test origin,
 prints the forecast beside the actual values, and stops the server whatever happens.
 """
+
 import argparse, json
 
 import pandas as pd
@@ -27,24 +28,31 @@ def main():
     print(f'starting: uvicorn tsforge.serve:app --host 127.0.0.1 --port {a.port}   (TSFORGE_MODEL={uri})', flush=True)
     with local_server(uri, a.port, env={'MLFLOW_TRACKING_URI': tracking_uri()}) as (url, _):
         meta = requests.get(f'{url}/metadata', timeout=10).json()
-        print('model:', json.dumps({k: meta[k] for k in ('name', 'version', 'model', 'horizon', 'input_length', 'frequency')}))
+        print(
+            'model:',
+            json.dumps({k: meta[k] for k in ('name', 'version', 'model', 'horizon', 'input_length', 'frequency')}),
+        )
         prep = prepare(cfg)
         o = int(prep.origins('test')[0])
         L, tc = meta['input_length'], meta['time_column']
-        hist = prep.frame.iloc[o - L:o].copy()
+        hist = prep.frame.iloc[o - L : o].copy()
         hist[tc] = hist[tc].astype(str)
         body = {'history': hist[meta['required_columns']].to_dict(orient='records')}
         print(f'POST {url}/predict  ({len(hist)} history rows, last {hist[tc].iloc[-1]})')
         r = requests.post(f'{url}/predict', json=body, timeout=60)
         r.raise_for_status()
         fc = pd.DataFrame(r.json()['forecast'])
-        actual = prep.frame.iloc[o:o + len(fc)][meta['forecast_columns']].to_numpy()
-        for i, c in enumerate(meta['forecast_columns']): fc[f'{c}_actual'] = actual[:, i]
+        actual = prep.frame.iloc[o : o + len(fc)][meta['forecast_columns']].to_numpy()
+        for i, c in enumerate(meta['forecast_columns']):
+            fc[f'{c}_actual'] = actual[:, i]
         pd.set_option('display.width', 120)
         print(f'{len(fc)}-step forecast:')
         print(fc.to_string())
     print('server stopped')
-    print(f'\nBrowse the runs and the registry:\n  .venv/bin/mlflow ui --backend-store-uri {tracking_uri()} --port 5000   # then open http://127.0.0.1:5000')
+    print(
+        f'\nBrowse the runs and the registry:\n  .venv/bin/mlflow ui --backend-store-uri {tracking_uri()} '
+        '--port 5000   # then open http://127.0.0.1:5000'
+    )
 
 
 if __name__ == '__main__':

@@ -1,5 +1,6 @@
 """Shared fixtures: the ETT data folder, throw-away MLflow stores, a trained etth1 model (by the real papermill job),
 and real server processes on 127.0.0.1 (uvicorn, mlflow server) that are always stopped."""
+
 import os, signal, socket, subprocess, sys, time
 from pathlib import Path
 
@@ -12,7 +13,9 @@ BIN = Path(sys.executable).parent
 if not os.environ.get('TSFORGE_DATA_DIR'):
     os.environ['TSFORGE_DATA_DIR'] = str((ROOT.parent / 'shared' / 'data' / 'ett').resolve())
 os.environ.setdefault('OMP_NUM_THREADS', '1')
-os.environ.setdefault('RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER', '0')  # before ray is imported: Ray keeps 127.0.0.1 (notes/ray-loopback.md)
+os.environ.setdefault(
+    'RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER', '0'
+)  # before ray is imported: Ray keeps 127.0.0.1 (notes/ray-loopback.md)
 os.environ.pop('MLFLOW_TRACKING_URI', None)
 
 
@@ -27,16 +30,20 @@ def papermill(notebook, out, config, overrides=(), env=None, cwd=ROOT, timeout=9
     cmd = [str(BIN / 'papermill'), str(ROOT / 'nbs' / notebook), str(out), '-p', 'config', str(config)]
     if overrides:
         cmd += ['-y', 'overrides: [' + ', '.join(f'"{o}"' for o in overrides) + ']']
-    return subprocess.run(cmd, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        cmd, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def stop(proc, timeout=20):
     "Stop a process started by a test (SIGINT, then SIGKILL)."
     if proc.poll() is None:
         proc.send_signal(signal.SIGINT)
-        try: proc.wait(timeout=timeout)
+        try:
+            proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            proc.kill(); proc.wait()
+            proc.kill()
+            proc.wait()
 
 
 def wait_http(url, proc, timeout=120, ok=(200,)):
@@ -45,8 +52,10 @@ def wait_http(url, proc, timeout=120, ok=(200,)):
         if proc.poll() is not None:
             raise RuntimeError(f'process exited ({proc.returncode}) before {url} answered')
         try:
-            if requests.get(url, timeout=2).status_code in ok: return
-        except requests.RequestException: pass
+            if requests.get(url, timeout=2).status_code in ok:
+                return
+        except requests.RequestException:
+            pass
         time.sleep(0.3)
     raise TimeoutError(f'{url} did not answer within {timeout}s')
 
@@ -58,10 +67,13 @@ def store(tmp_path_factory):
     old = os.environ.get('TSFORGE_HOME')
     os.environ['TSFORGE_HOME'] = str(home)
     from tsforge.tracking import configure
+
     configure()  # this process's MlflowClient() talks to the same store as the jobs it starts
     yield home
-    if old is None: os.environ.pop('TSFORGE_HOME', None)
-    else: os.environ['TSFORGE_HOME'] = old
+    if old is None:
+        os.environ.pop('TSFORGE_HOME', None)
+    else:
+        os.environ['TSFORGE_HOME'] = old
 
 
 @pytest.fixture(scope='session')
@@ -71,6 +83,7 @@ def trained(store, tmp_path_factory):
     r = papermill('train.ipynb', out, 'etth1', ['model=linear'])
     assert r.returncode == 0, r.stderr[-3000:]
     from tsforge import tracking
+
     info = tracking.resolve('models:/tsforge-etth1@champion')
     return {'out': out, **info}
 
@@ -80,8 +93,20 @@ def server(trained):
     "A real uvicorn process on 127.0.0.1 serving models:/tsforge-etth1@champion."
     port = free_port()
     env = {**os.environ, 'TSFORGE_MODEL': 'models:/tsforge-etth1@champion'}
-    proc = subprocess.Popen([str(BIN / 'uvicorn'), 'tsforge.serve:app', '--host', '127.0.0.1', '--port', str(port),
-                             '--log-level', 'warning'], env=env, cwd=ROOT)
+    proc = subprocess.Popen(
+        [
+            str(BIN / 'uvicorn'),
+            'tsforge.serve:app',
+            '--host',
+            '127.0.0.1',
+            '--port',
+            str(port),
+            '--log-level',
+            'warning',
+        ],
+        env=env,
+        cwd=ROOT,
+    )
     url = f'http://127.0.0.1:{port}'
     try:
         wait_http(f'{url}/ready', proc)
@@ -95,6 +120,7 @@ def ray_local():
     "One local Ray for the whole session (2 CPUs, no dashboard, its own short temp dir); shut down at the end."
     import shutil, tempfile
     import ray
+
     old = os.environ.get('RAY_AUTH_MODE')
     os.environ['RAY_AUTH_MODE'] = 'disabled'
     tmp = tempfile.mkdtemp(prefix='ray', dir='/tmp')  # short: Ray's socket paths live under it
@@ -104,5 +130,7 @@ def ray_local():
     finally:
         ray.shutdown()
         shutil.rmtree(tmp, ignore_errors=True)
-        if old is None: os.environ.pop('RAY_AUTH_MODE', None)
-        else: os.environ['RAY_AUTH_MODE'] = old
+        if old is None:
+            os.environ.pop('RAY_AUTH_MODE', None)
+        else:
+            os.environ['RAY_AUTH_MODE'] = old

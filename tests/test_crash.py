@@ -3,27 +3,39 @@
 Each job is a separate `python -c` process calling the library exactly as the job notebooks do, with cheap models
 (naive, seasonal_naive, linear on L=48, H=24). `TSFORGE_KILL_AT=<phase>` makes a job kill itself at a phase boundary
 (`tracking.checkpoint`)."""
+
 import os, subprocess, sys, time
 from datetime import datetime, timedelta, timezone
 
-import pytest
 from mlflow import MlflowClient
 
 from conftest import BIN, ROOT
 
 SMALL = ['input_length=48', 'horizon=24']
-TRAIN = ("import sys; from tsforge.config import load_config; from tsforge.pipeline import train\n"
-         "r = train(load_config('etth1', sys.argv[1:]))\nprint('PROMOTED' if r.promoted else 'KEPT', r.version)")
-CV = ("import sys; from tsforge.config import load_config; from tsforge.backtest import backtest\n"
-      "backtest(load_config('etth1', sys.argv[1:]))")
+TRAIN = (
+    'import sys; from tsforge.config import load_config; from tsforge.pipeline import train\n'
+    "r = train(load_config('etth1', sys.argv[1:]))\nprint('PROMOTED' if r.promoted else 'KEPT', r.version)"
+)
+CV = (
+    'import sys; from tsforge.config import load_config; from tsforge.backtest import backtest\n'
+    "backtest(load_config('etth1', sys.argv[1:]))"
+)
 
 
 def start(home, code, overrides, kill_at=None, env=None):
     e = {**os.environ, 'TSFORGE_HOME': str(home), 'PYTHONPATH': str(ROOT), **(env or {})}
-    e.pop('TSFORGE_KILL_AT', None); e.pop('MLFLOW_TRACKING_URI', None)
-    if kill_at: e['TSFORGE_KILL_AT'] = kill_at
-    return subprocess.Popen([sys.executable, '-c', code, *overrides], env=e, cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    e.pop('TSFORGE_KILL_AT', None)
+    e.pop('MLFLOW_TRACKING_URI', None)
+    if kill_at:
+        e['TSFORGE_KILL_AT'] = kill_at
+    return subprocess.Popen(
+        [sys.executable, '-c', code, *overrides],
+        env=e,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def run(home, code, overrides, kill_at=None, env=None, timeout=300):
@@ -47,8 +59,10 @@ def versions(c, name='tsforge-etth1'):
 
 
 def champion(c, name='tsforge-etth1'):
-    try: return str(c.get_model_version_by_alias(name, 'champion').version)
-    except Exception: return None
+    try:
+        return str(c.get_model_version_by_alias(name, 'champion').version)
+    except Exception:
+        return None
 
 
 def check_invariants(c, name='tsforge-etth1'):
@@ -68,18 +82,18 @@ def test_sigkill_at_each_phase_leaves_store_consistent(tmp_path):
     c = client(tmp_path)
     rc, out, err = run(tmp_path, TRAIN, ['model=naive', *SMALL])
     assert rc == 0 and 'PROMOTED 1' in out, err[-3000:]
-    dead = []                                                   # runs left RUNNING by a kill
+    dead = []  # runs left RUNNING by a kill
     for phase in [*PHASES, None]:
         before_versions, before_champion = set(versions(c)), champion(c)
         before_runs = {r.info.run_id for r in all_runs(c)}
         rc, out, err = run(tmp_path, TRAIN, ['model=linear' if phase else 'model=naive', *SMALL], kill_at=phase)
-        for r in dead:                                          # this job's start reconciled the previous kill
+        for r in dead:  # this job's start reconciled the previous kill
             r2 = c.get_run(r.info.run_id)
             assert r2.info.status == 'FAILED' and r2.info.end_time, (phase, r2.info.status)
-            assert f"process {r.data.tags['tsforge.pid']} on" in r2.data.tags['tsforge.reconciled']
+            assert f'process {r.data.tags["tsforge.pid"]} on' in r2.data.tags['tsforge.reconciled']
         dead = []
         check_invariants(c)
-        assert champion(c) == before_champion, phase            # linear is better, but a killed job moves nothing
+        assert champion(c) == before_champion, phase  # linear is better, but a killed job moves nothing
         if phase is None:
             assert rc == 0, err[-3000:]
             break
@@ -89,9 +103,9 @@ def test_sigkill_at_each_phase_leaves_store_consistent(tmp_path):
         if phase in ('loading', 'fitting', 'logging'):
             assert killed.info.status == 'RUNNING' and not new_versions, phase
             dead.append(killed)
-        elif phase == 'finished':                               # the run is committed, nothing registered yet
+        elif phase == 'finished':  # the run is committed, nothing registered yet
             assert killed.info.status == 'FINISHED' and not new_versions
-        else:                                                   # registered, killed before the promotion gate
+        else:  # registered, killed before the promotion gate
             assert killed.info.status == 'FINISHED' and len(new_versions) == 1
             assert versions(c)[new_versions.pop()].run_id == killed.info.run_id
     assert not [r for r in all_runs(c) if r.info.status == 'RUNNING']
@@ -109,8 +123,10 @@ def test_half_created_store_is_reported(tmp_path):
     "A store left half-created (an older version killed while creating it) stops the job with what to do."
     import sqlalchemy
     from mlflow.store.tracking.dbmodels.initial_models import Base as InitialBase
+
     engine = sqlalchemy.create_engine(f'sqlite:///{tmp_path / "mlflow.db"}')
-    InitialBase.metadata.create_all(engine); engine.dispose()    # the first step of MLflow's init, no migrations
+    InitialBase.metadata.create_all(engine)
+    engine.dispose()  # the first step of MLflow's init, no migrations
     rc, out, err = run(tmp_path, TRAIN, ['model=naive', *SMALL])
     assert rc != 0 and 'StoreError' in err
     assert f'tracking store {tmp_path / "mlflow.db"}' in err and 'half-created' in err
@@ -119,8 +135,12 @@ def test_half_created_store_is_reported(tmp_path):
 
 def test_four_train_jobs_at_once_on_fresh_store(tmp_path):
     "All four finish, and the promotion gate leaves champion on the best of them whatever order they finish in."
-    jobs = [['model=naive', *SMALL], ['model=seasonal_naive', '+model_params.period=24', *SMALL],
-            ['model=linear', *SMALL], ['model=naive', 'input_length=96', 'horizon=24']]
+    jobs = [
+        ['model=naive', *SMALL],
+        ['model=seasonal_naive', '+model_params.period=24', *SMALL],
+        ['model=linear', *SMALL],
+        ['model=naive', 'input_length=96', 'horizon=24'],
+    ]
     procs = [start(tmp_path, TRAIN, j) for j in jobs]
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0] * 4, [e[-2000:] for _, e in outs]
@@ -131,7 +151,7 @@ def test_four_train_jobs_at_once_on_fresh_store(tmp_path):
     check_invariants(c)
     best = min(runs, key=lambda r: r.data.metrics['test_mse'])
     assert c.get_model_version_by_alias('tsforge-etth1', 'champion').run_id == best.info.run_id
-    for v in versions(c).values():   # every version carries the gate's decision and both figures
+    for v in versions(c).values():  # every version carries the gate's decision and both figures
         assert v.tags['tsforge.promote.decision'] in ('promoted', 'kept') and v.tags['tsforge.promote.candidate']
 
 
@@ -154,7 +174,7 @@ def test_cv_job_killed_in_a_fold_is_closed_by_the_next_job(tmp_path):
     assert rc == -9, err[-2000:]
     c = client(tmp_path)
     dead = all_runs(c)
-    assert sorted(r.info.status for r in dead) == ['RUNNING', 'RUNNING']   # the parent and its first fold
+    assert sorted(r.info.status for r in dead) == ['RUNNING', 'RUNNING']  # the parent and its first fold
     rc, out, err = run(tmp_path, CV, CV_SMALL)
     assert rc == 0, err[-3000:]
     for r in dead:
@@ -184,11 +204,14 @@ def test_sigterm_from_outside(tmp_path):
     """A real SIGTERM from another process while the job fits: the run ends KILLED. The job stops itself (SIGSTOP) at
     the fitting boundary so that the signal arrives mid-run, then is continued."""
     import psutil
+
     p = start(tmp_path, TRAIN, ['model=naive', *SMALL], kill_at='fitting:STOP')
     proc, t0 = psutil.Process(p.pid), time.time()
-    while proc.status() != psutil.STATUS_STOPPED and p.poll() is None and time.time() - t0 < 120: time.sleep(0.05)
+    while proc.status() != psutil.STATUS_STOPPED and p.poll() is None and time.time() - t0 < 120:
+        time.sleep(0.05)
     assert proc.status() == psutil.STATUS_STOPPED
-    p.terminate(); proc.resume()
+    p.terminate()
+    proc.resume()
     out, err = p.communicate(timeout=120)
     assert p.returncode != 0 and 'JobKilled' in err, err[-2000:]
     c = client(tmp_path)
@@ -205,16 +228,22 @@ def test_reconcile_command_uses_heartbeats_for_other_hosts(tmp_path):
     base = {'tsforge.host': 'another-host', 'tsforge.pid': '1', 'tsforge.pid_start': '0'}
     stale = c.create_run(exp, tags={**base, 'tsforge.heartbeat': old}).info.run_id
     alive = c.create_run(exp, tags={**base, 'tsforge.heartbeat': new}).info.run_id
-    legacy = c.create_run(exp).info.run_id                      # no heartbeat: left alone unless asked
+    legacy = c.create_run(exp).info.run_id  # no heartbeat: left alone unless asked
     env = {**os.environ, 'TSFORGE_HOME': str(tmp_path), 'PYTHONPATH': str(ROOT)}
-    r = subprocess.run([sys.executable, '-m', 'tsforge.tracking', 'reconcile'], env=env, capture_output=True,
-                       text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, '-m', 'tsforge.tracking', 'reconcile'], env=env, capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 0 and '1 dead run(s) marked FAILED' in r.stdout, r.stdout + r.stderr
     assert c.get_run(stale).info.status == 'FAILED'
     assert 'last heartbeat' in c.get_run(stale).data.tags['tsforge.reconciled']
     assert c.get_run(alive).info.status == 'RUNNING' and c.get_run(legacy).info.status == 'RUNNING'
-    r = subprocess.run([sys.executable, '-m', 'tsforge.tracking', 'reconcile', '--untagged-after', '0'], env=env,
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, '-m', 'tsforge.tracking', 'reconcile', '--untagged-after', '0'],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert c.get_run(legacy).info.status == 'FAILED' and c.get_run(alive).info.status == 'RUNNING'
     c.set_terminated(alive, 'FINISHED')
 
@@ -224,23 +253,40 @@ def test_papermill_job_sigterm_ends_run_killed_with_notebook(tmp_path):
     the run still ends KILLED with the notebook executed so far. The kernel pauses in the fitting phase so the
     signal arrives while the run is open."""
     import psutil
+
     out = tmp_path / 'out.ipynb'
     env = {**os.environ, 'TSFORGE_HOME': str(tmp_path), 'PYTHONPATH': str(ROOT), 'TSFORGE_KILL_AT': 'fitting:PAUSE'}
-    p = subprocess.Popen([str(BIN / 'papermill'), str(ROOT / 'nbs' / 'train.ipynb'), str(out), '-p', 'config', 'etth1',
-                          '-y', 'overrides: [model=naive, input_length=48, horizon=24]'], env=env, cwd=ROOT,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    p = subprocess.Popen(
+        [
+            str(BIN / 'papermill'),
+            str(ROOT / 'nbs' / 'train.ipynb'),
+            str(out),
+            '-p',
+            'config',
+            'etth1',
+            '-y',
+            'overrides: [model=naive, input_length=48, horizon=24]',
+        ],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         c, t0 = None, time.time()
-        while time.time() - t0 < 300:                              # until the run exists and has its data logged
+        while time.time() - t0 < 300:  # until the run exists and has its data logged
             if (tmp_path / 'mlflow.db').exists():
                 c = client(tmp_path)
-                if [r for r in all_runs(c) if 'data.sha256' in r.data.tags]: break
+                if [r for r in all_runs(c) if 'data.sha256' in r.data.tags]:
+                    break
             time.sleep(0.2)
         kernels = psutil.Process(p.pid).children()
-        p.terminate(); p.wait(timeout=60)
-        psutil.wait_procs(kernels, timeout=60)                    # the kernel exits once its parent is gone
+        p.terminate()
+        p.wait(timeout=60)
+        psutil.wait_procs(kernels, timeout=60)  # the kernel exits once its parent is gone
         [r] = all_runs(c)
         assert r.info.status == 'KILLED' and 'papermill or Jupyter' in r.data.tags['tsforge.killed']
         assert [a.path for a in c.list_artifacts(r.info.run_id, 'notebook')] == ['notebook/out.ipynb']
     finally:
-        if p.poll() is None: p.kill()
+        if p.poll() is None:
+            p.kill()

@@ -1,4 +1,6 @@
-"""The cv job: the papermill job and what it logs, fold borders, no leakage, refits, executors (serial, local, Ray), failures."""
+"""The cv job: the papermill job and what it logs, fold borders, no leakage, refits, executors (serial, local, Ray),
+failures."""
+
 import os
 
 import mlflow
@@ -9,7 +11,7 @@ from mlflow import MlflowClient
 
 from conftest import papermill
 from tsforge import tracking
-from tsforge.backtest import backtest, cv_folds, fit_fold, run_folds, score_fold, validation_rows
+from tsforge.backtest import backtest, cv_folds, fit_fold, run_folds, score_fold
 from tsforge.config import ConfigError, load_config
 from tsforge.pipeline import prepare
 
@@ -31,7 +33,9 @@ def children(run_id):
 
 def parent_runs():
     exp = MlflowClient().get_experiment_by_name('tsforge')
-    runs = MlflowClient().search_runs([exp.experiment_id], "tags.`tsforge.job` = 'cv'", order_by=['attribute.start_time DESC'])
+    runs = MlflowClient().search_runs(
+        [exp.experiment_id], "tags.`tsforge.job` = 'cv'", order_by=['attribute.start_time DESC']
+    )
     return [r for r in runs if 'mlflow.parentRunId' not in r.data.tags]
 
 
@@ -62,7 +66,14 @@ def test_cv_job_parent_children_and_summary(cv_job):
     for k in kids:
         assert {'mse', 'mae', 'mse_orig', 'mae_orig', 'windows'} <= set(k.data.metrics), k.data.metrics
         assert k.data.metrics['windows'] == 1
-    ends = [(int(k.data.params['fold.train_end']), int(k.data.params['fold.test_start']), int(k.data.params['fold.test_end'])) for k in kids]
+    ends = [
+        (
+            int(k.data.params['fold.train_end']),
+            int(k.data.params['fold.test_start']),
+            int(k.data.params['fold.test_end']),
+        )
+        for k in kids
+    ]
     assert ends == [(14328, 14328, 14352), (14352, 14352, 14376), (14376, 14376, 14400)]
     assert kids[0].data.params['fold.test_start_time'] == '2018-02-18 00:00:00'
     m = run.data.metrics
@@ -78,7 +89,14 @@ def test_cv_job_parent_children_and_summary(cv_job):
 def test_cv_job_artifacts(cv_job):
     rid = cv_job.info.run_id
     arts = artifacts(rid)
-    for a in ('folds.csv', 'fold_errors.png', 'predictions.parquet', 'config.yaml', 'data_report.json', 'notebook/cv-etth2.ipynb'):
+    for a in (
+        'folds.csv',
+        'fold_errors.png',
+        'predictions.parquet',
+        'config.yaml',
+        'data_report.json',
+        'notebook/cv-etth2.ipynb',
+    ):
         assert a in arts, (a, arts)
     table = pd.read_csv(mlflow.artifacts.download_artifacts(run_id=rid, artifact_path='folds.csv'))
     kids = children(rid)
@@ -94,19 +112,26 @@ def test_cv_job_artifacts(cv_job):
 
 
 def test_fold_borders_step_gap_sliding(prep2):
-    cfg = load_config('etth2', SMALL + ['cv.step=12', 'cv.gap=5', 'cv.window=sliding', 'cv.train_size=2000', 'cv.executor=serial'])
+    cfg = load_config(
+        'etth2', SMALL + ['cv.step=12', 'cv.gap=5', 'cv.window=sliding', 'cv.train_size=2000', 'cv.executor=serial']
+    )
     res = run_folds(cfg, prep2)
     rows = [(r.fold.train_start, r.fold.train_end, r.fold.test_start, r.fold.test_end) for r in res]
     assert rows == [(12347, 14347, 14352, 14376), (12359, 14359, 14364, 14388), (12371, 14371, 14376, 14400)]
     ot = prep2.frame.OT.to_numpy()
     for r in res:
-        train = ot[r.fold.train_start:r.fold.train_end]
-        assert np.isclose(r.state.mean[0], train.mean(), rtol=1e-12) and np.isclose(r.state.std[0], train.std(), rtol=1e-12)
+        train = ot[r.fold.train_start : r.fold.train_end]
+        assert np.isclose(r.state.mean[0], train.mean(), rtol=1e-12) and np.isclose(
+            r.state.std[0], train.std(), rtol=1e-12
+        )
         assert r.val_start == r.fold.train_end - 400 and r.origins.tolist() == [r.fold.test_start]
     # expanding with a gap; a longer cv.horizon scores every stride-1 window inside it
     cfg = load_config('etth2', SMALL + ['cv.gap=24', 'cv.horizon=48', 'cv.executor=serial'])
-    assert [(f.train_start, f.train_end, f.test_start, f.test_end) for f in cv_folds(cfg, 14400)] == \
-        [(0, 14232, 14256, 14304), (0, 14280, 14304, 14352), (0, 14328, 14352, 14400)]
+    assert [(f.train_start, f.train_end, f.test_start, f.test_end) for f in cv_folds(cfg, 14400)] == [
+        (0, 14232, 14256, 14304),
+        (0, 14280, 14304, 14352),
+        (0, 14328, 14352, 14400),
+    ]
     res = run_folds(cfg, prep2)
     assert [r.metrics['windows'] for r in res] == [25, 25, 25] and res[2].origins[[0, -1]].tolist() == [14352, 14376]
 
@@ -114,22 +139,32 @@ def test_fold_borders_step_gap_sliding(prep2):
 def _series_csv(path, jump_from=None):
     t = pd.date_range('2024-01-01', periods=1500, freq='h')
     x = 10 + np.sin(np.arange(1500) * 2 * np.pi / 24) + np.random.default_rng(0).normal(0, 0.1, 1500)
-    if jump_from is not None: x[jump_from:] += 1000.0
+    if jump_from is not None:
+        x[jump_from:] += 1000.0
     pd.DataFrame({'date': t, 'OT': x}).to_csv(path, index=False)
     return x
 
 
 def test_no_leakage_scaler_sees_training_rows_only(tmp_path):
     "The last fold's scored rows jump by 1000: its scaler and forecast must not notice (they would if fitted on them)."
-    over = ['data.dataset=null', 'split.kind=ratio', 'input_length=48', 'horizon=24', 'cv.n_windows=3', 'cv.executor=serial']
+    over = [
+        'data.dataset=null',
+        'split.kind=ratio',
+        'input_length=48',
+        'horizon=24',
+        'cv.n_windows=3',
+        'cv.executor=serial',
+    ]
     x = _series_csv(tmp_path / 'jump.csv', jump_from=1476)
     _series_csv(tmp_path / 'flat.csv')
     jump = run_folds(load_config('etth2', over + [f'data.path={tmp_path / "jump.csv"}']))
     flat = run_folds(load_config('etth2', over + [f'data.path={tmp_path / "flat.csv"}']))
     last = jump[-1]
     assert (last.fold.train_end, last.fold.test_start, last.fold.test_end) == (1476, 1476, 1500)
-    assert np.isclose(last.state.mean[0], x[:1476].mean(), rtol=1e-12) and np.isclose(last.state.std[0], x[:1476].std(), rtol=1e-12)
-    assert last.state.mean[0] < 11 and x[:1500].mean() > 25   # stats over the scored rows would be far off
+    assert np.isclose(last.state.mean[0], x[:1476].mean(), rtol=1e-12) and np.isclose(
+        last.state.std[0], x[:1476].std(), rtol=1e-12
+    )
+    assert last.state.mean[0] < 11 and x[:1500].mean() > 25  # stats over the scored rows would be far off
     assert last.state == flat[-1].state and np.array_equal(last.pred, flat[-1].pred)
     assert last.metrics['mae_orig'] > 900 > 1 > flat[-1].metrics['mae_orig']
     assert [r.metrics for r in jump[:2]] == [r.metrics for r in flat[:2]]
@@ -140,18 +175,24 @@ def test_refit_every_reuses_model_and_state(store, prep2):
     res = run_folds(cfg, prep2)
     assert [r.fit_fold for r in res] == [0, 0, 2] and res[1].fit_seconds == 0 and res[1].state == res[0].state
     assert res[1].state.mean != fit_fold(cfg, prep2.frame, ['OT'], ['OT'], prep2.report.freq, res[1].fold).state.mean
-    again = score_fold(fit_fold(cfg, prep2.frame, ['OT'], ['OT'], prep2.report.freq, res[0].fold), prep2.frame, res[1].fold)
+    again = score_fold(
+        fit_fold(cfg, prep2.frame, ['OT'], ['OT'], prep2.report.freq, res[0].fold), prep2.frame, res[1].fold
+    )
     assert np.array_equal(again.pred, res[1].pred) and again.metrics == res[1].metrics
     # tracked: fold 1's child run says which fit it used
     result = backtest(cfg)
     kids = children(result.run_id)
     assert [k.data.params['fold.fit_fold'] for k in kids] == ['0', '0', '2']
     assert [k.data.metrics['fit_seconds'] == 0 for k in kids] == [False, True, False]
-    assert result.folds.fit_fold.tolist() == [0, 0, 2] and np.allclose(result.folds.mse, [r.metrics['mse'] for r in res])
+    assert result.folds.fit_fold.tolist() == [0, 0, 2] and np.allclose(
+        result.folds.mse, [r.metrics['mse'] for r in res]
+    )
 
 
 def _same(a, b):
-    return [r.metrics for r in a] == [r.metrics for r in b] and all(np.array_equal(x.pred, y.pred) for x, y in zip(a, b))
+    return [r.metrics for r in a] == [r.metrics for r in b] and all(
+        np.array_equal(x.pred, y.pred) for x, y in zip(a, b)
+    )
 
 
 def test_serial_and_local_executors_identical(prep2):
@@ -167,14 +208,20 @@ def test_ray_executor_identical(ray_local, prep2):
     on_ray = run_folds(load_config('etth2', over + ['cv.executor=ray']), prep2)
     assert _same(serial, on_ray) and [r.fit_fold for r in on_ray] == [0, 0, 2]
     assert os.getpid() not in {r.worker_pid for r in on_ray}
-    assert ray_local.is_initialized()   # a Ray the job did not start is left running
+    assert ray_local.is_initialized()  # a Ray the job did not start is left running
 
 
 def test_failed_job_bad_data_marks_failed(store, tmp_path):
     df = pd.read_csv(os.path.join(os.environ['TSFORGE_DATA_DIR'], 'ETTh2.csv'))
-    df['OT'] = df['OT'].astype(object); df.loc[500, 'OT'] = 'broken'
+    df['OT'] = df['OT'].astype(object)
+    df.loc[500, 'OT'] = 'broken'
     df.to_csv(tmp_path / 'broken.csv', index=False)
-    r = papermill('cv.ipynb', tmp_path / 'out.ipynb', 'etth2', SMALL + ['data.dataset=null', f'data.path={tmp_path / "broken.csv"}'])
+    r = papermill(
+        'cv.ipynb',
+        tmp_path / 'out.ipynb',
+        'etth2',
+        SMALL + ['data.dataset=null', f'data.path={tmp_path / "broken.csv"}'],
+    )
     assert r.returncode != 0 and 'DataError' in r.stderr
     tracking.configure()
     last = parent_runs()[0]
@@ -183,8 +230,17 @@ def test_failed_job_bad_data_marks_failed(store, tmp_path):
 
 def test_failed_fold_marks_child_and_parent_failed(store):
     "A fold whose model fails: its child run and the parent end FAILED; folds before it stay FINISHED."
-    cfg = load_config('etth2', ['model=seasonal_naive', '+model_params.period=200', 'input_length=96', 'horizon=24',
-                                'cv.n_windows=3', 'cv.executor=serial'])
+    cfg = load_config(
+        'etth2',
+        [
+            'model=seasonal_naive',
+            '+model_params.period=200',
+            'input_length=96',
+            'horizon=24',
+            'cv.n_windows=3',
+            'cv.executor=serial',
+        ],
+    )
     with pytest.raises(ValueError, match='period=200 must be <= input_length=96'):
         backtest(cfg)
     parent = parent_runs()[0]

@@ -1,5 +1,6 @@
 """The torch models (tsforge.deep) on real ETTh1 windows: reproducible for a seed, identical after save/load,
 every mode. Small on purpose: L=96, H=24, one epoch, tiny PatchTST."""
+
 import numpy as np
 import pytest
 import torch
@@ -10,12 +11,19 @@ from tsforge.pipeline import fit_evaluate, prepare
 
 torch.set_num_threads(1)
 SMALL = ['input_length=96', 'horizon=24']
-TINY_PATCHTST = ['+model_params.d_model=8', '+model_params.n_heads=2', '+model_params.d_ff=32', '+model_params.n_layers=1']
+TINY_PATCHTST = [
+    '+model_params.d_model=8',
+    '+model_params.n_heads=2',
+    '+model_params.d_ff=32',
+    '+model_params.n_layers=1',
+]
 
 
 def cfg(model, *extra):
     params = [] if model == 'naive' else ['+model_params.epochs=1', '+model_params.progress=false']
-    return load_config('etth1', [f'model={model}', *SMALL, *params, *(TINY_PATCHTST if model == 'patchtst' else []), *extra])
+    return load_config(
+        'etth1', [f'model={model}', *SMALL, *params, *(TINY_PATCHTST if model == 'patchtst' else []), *extra]
+    )
 
 
 @pytest.fixture(scope='module')
@@ -77,5 +85,7 @@ def test_mode_ms_forecasts_target_only(prep_s):
 
 
 def test_unknown_or_bad_params_are_named():
-    with pytest.raises(ConfigError, match='kernal_size'): cfg('dlinear', '+model_params.kernal_size=5')
-    with pytest.raises(ConfigError, match='device'): cfg('patchtst', '+model_params.device=gpu')
+    with pytest.raises(ConfigError, match='kernal_size'):
+        cfg('dlinear', '+model_params.kernal_size=5')
+    with pytest.raises(ConfigError, match='device'):
+        cfg('patchtst', '+model_params.device=gpu')

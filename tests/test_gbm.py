@@ -1,4 +1,6 @@
-"""The `lightgbm` model on real ETTh1 windows, small and fast: determinism, save/load, M and MS modes, serving parity."""
+"""The `lightgbm` model on real ETTh1 windows, small and fast: determinism, save/load, M and MS modes, serving
+parity."""
+
 import numpy as np
 import pytest
 
@@ -7,7 +9,13 @@ from tsforge.models import Forecaster
 from tsforge.pipeline import fit_evaluate, prepare
 from tsforge.preprocess import request_windows
 
-SMALL = ['model=lightgbm', 'input_length=96', 'horizon=24', '+model_params.n_estimators=20', '+model_params.num_threads=1']
+SMALL = [
+    'model=lightgbm',
+    'input_length=96',
+    'horizon=24',
+    '+model_params.n_estimators=20',
+    '+model_params.num_threads=1',
+]
 
 
 @pytest.fixture(scope='module')
@@ -47,7 +55,7 @@ def test_one_request_matches_batch(s_run):
     "Serving windows one request's history with the same code; its forecast equals the batch forecast of that origin."
     cfg, prep, ev = s_run
     o = int(ev.test_origins[-1])
-    history = prep.frame.iloc[o - 96:o][['date', 'OT']]
+    history = prep.frame.iloc[o - 96 : o][['date', 'OT']]
     w, last = request_windows(prep.state, history)
     assert last == prep.frame.date.iloc[o - 1]
     np.testing.assert_allclose(ev.model.predict(w)[0], ev.test_pred[-1], rtol=0, atol=1e-12)
@@ -58,7 +66,7 @@ def test_multivariate_modes(mode, c_out):
     prep = prepare(load_config('etth1', SMALL + [f'mode={mode}']))
     ev = fit_evaluate(prep.cfg, prep)
     assert ev.test_pred.shape == (2857, 24, c_out) and np.isfinite(ev.test_pred).all()
-    ridge = ev.model.base_.predict(prep.windows('test'))      # the linear base alone, same windows
+    ridge = ev.model.base_.predict(prep.windows('test'))  # the linear base alone, same windows
     assert ev.metrics['test_mse'] < 1.1 * float(np.mean((ridge - ev.test_true) ** 2))
 
 

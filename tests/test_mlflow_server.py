@@ -1,5 +1,6 @@
 """The client/server path: a real `mlflow server` on 127.0.0.1 (one worker), the train job logging to it through
 MLFLOW_TRACKING_URI, and uvicorn serving the model it registered."""
+
 import os, subprocess
 
 import pytest
@@ -15,10 +16,26 @@ from tsforge.pipeline import prepare
 def mlflow_server(tmp_path_factory):
     d = tmp_path_factory.mktemp('mlflow-server')
     port = free_port()
-    proc = subprocess.Popen([str(BIN / 'mlflow'), 'server', '--backend-store-uri', f'sqlite:///{d / "server.db"}',
-                             '--artifacts-destination', str(d / 'artifacts'), '--host', '127.0.0.1', '--port', str(port),
-                             '--workers', '1'], cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            str(BIN / 'mlflow'),
+            'server',
+            '--backend-store-uri',
+            f'sqlite:///{d / "server.db"}',
+            '--artifacts-destination',
+            str(d / 'artifacts'),
+            '--host',
+            '127.0.0.1',
+            '--port',
+            str(port),
+            '--workers',
+            '1',
+        ],
+        cwd=d,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     url = f'http://127.0.0.1:{port}'
     try:
         wait_http(f'{url}/health', proc, timeout=180)
@@ -26,15 +43,23 @@ def mlflow_server(tmp_path_factory):
     finally:
         # the server runs its workers under a process group of its own: stop all of them
         import signal
-        try: os.killpg(proc.pid, signal.SIGINT)
-        except ProcessLookupError: pass
+
+        try:
+            os.killpg(proc.pid, signal.SIGINT)
+        except ProcessLookupError:
+            pass
         stop(proc)
 
 
 def test_train_logs_to_server_and_serving_loads_from_it(mlflow_server, tmp_path):
     env = {'MLFLOW_TRACKING_URI': mlflow_server}
-    r = papermill('train.ipynb', tmp_path / 'out.ipynb', 'etth1',
-                  ['model=linear', 'horizon=24', 'registry.model_name=tsforge-remote'], env=env)
+    r = papermill(
+        'train.ipynb',
+        tmp_path / 'out.ipynb',
+        'etth1',
+        ['model=linear', 'horizon=24', 'registry.model_name=tsforge-remote'],
+        env=env,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     client = MlflowClient(tracking_uri=mlflow_server, registry_uri=mlflow_server)
     mv = client.get_model_version_by_alias('tsforge-remote', 'champion')
@@ -45,15 +70,27 @@ def test_train_logs_to_server_and_serving_loads_from_it(mlflow_server, tmp_path)
     assert 'predictions.parquet' in names and 'notebook' in names
 
     port = free_port()
-    proc = subprocess.Popen([str(BIN / 'uvicorn'), 'tsforge.serve:app', '--host', '127.0.0.1', '--port', str(port),
-                             '--log-level', 'warning'], cwd=ROOT,
-                            env={**os.environ, **env, 'TSFORGE_MODEL': 'models:/tsforge-remote@champion'})
+    proc = subprocess.Popen(
+        [
+            str(BIN / 'uvicorn'),
+            'tsforge.serve:app',
+            '--host',
+            '127.0.0.1',
+            '--port',
+            str(port),
+            '--log-level',
+            'warning',
+        ],
+        cwd=ROOT,
+        env={**os.environ, **env, 'TSFORGE_MODEL': 'models:/tsforge-remote@champion'},
+    )
     try:
         url = f'http://127.0.0.1:{port}'
         wait_http(f'{url}/ready', proc)
         prep = prepare(load_config('etth1'))
         o = int(prep.origins('test')[0])
-        h = prep.frame.iloc[o - 336:o].copy(); h['date'] = h['date'].astype(str)
+        h = prep.frame.iloc[o - 336 : o].copy()
+        h['date'] = h['date'].astype(str)
         res = requests.post(f'{url}/predict', json={'history': h.to_dict(orient='records')})
         assert res.status_code == 200 and len(res.json()['forecast']) == 24
         assert res.json()['model']['version'] == mv.version

@@ -1,5 +1,6 @@
 """The promotion gate, the train job's order of commitment, nested train runs and heartbeats, in this process on a
 throw-away store (cheap models on L=48, H=24)."""
+
 import os, time
 
 import mlflow
@@ -21,7 +22,8 @@ def home(tmp_path, monkeypatch):
     tracking.configure()
     yield tmp_path
     monkeypatch.undo()
-    if os.environ.get('TSFORGE_HOME'): tracking.configure()
+    if os.environ.get('TSFORGE_HOME'):
+        tracking.configure()
 
 
 def _champion(name='gate'):
@@ -75,6 +77,7 @@ def test_registry_disabled_registers_nothing(home):
 
 def test_bad_policy_is_a_config_error(home):
     from tsforge.config import ConfigError
+
     with pytest.raises(ConfigError, match=r"registry.promote: Input should be 'always' or 'if_better'"):
         load_config('etth1', ['registry.promote=sometimes'])
 
@@ -83,7 +86,7 @@ def test_train_nested_under_a_parent_run(home):
     cfg = load_config('etth1', ['model=naive', *SMALL])
     with tracking.start_run(cfg, 'parent', tags={'tsforge.job': 'tune'}) as parent:
         r = train(cfg, nested=True)
-        assert mlflow.active_run().info.run_id == parent.info.run_id   # the parent is active again
+        assert mlflow.active_run().info.run_id == parent.info.run_id  # the parent is active again
     c = MlflowClient()
     child = c.get_run(r.run_id)
     assert child.data.tags['mlflow.parentRunId'] == parent.info.run_id and child.info.status == 'FINISHED'
@@ -111,6 +114,7 @@ def test_runs_carry_where_they_run_and_a_heartbeat(home, monkeypatch):
 def test_failed_body_marks_failed_with_reason(home):
     cfg = load_config('etth1', ['model=naive', *SMALL])
     with pytest.raises(RuntimeError):
-        with tracking.start_run(cfg, 'fails') as run: raise RuntimeError('boom')
+        with tracking.start_run(cfg, 'fails') as run:
+            raise RuntimeError('boom')
     r = MlflowClient().get_run(run.info.run_id)
     assert r.info.status == 'FAILED' and r.data.tags['tsforge.error'] == 'RuntimeError: boom'

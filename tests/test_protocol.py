@@ -1,4 +1,5 @@
 """The ETT protocol facts: window counts and the reference naive figures (DESIGN.md), plus the linear target."""
+
 import numpy as np
 import pytest
 

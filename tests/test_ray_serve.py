@@ -1,5 +1,6 @@
 """Ray Serve: the same app on two replicas of a real local Ray, batching concurrent forecasts, answering like uvicorn
 does, and listening on loopback only."""
+
 import ipaddress, os, socket
 from concurrent.futures import ThreadPoolExecutor
 
@@ -18,7 +19,8 @@ from tsforge.tracking import tracking_uri
 
 def _is_loopback(host):
     ip = ipaddress.ip_address(host.split('%')[0])
-    if getattr(ip, 'ipv4_mapped', None): ip = ip.ipv4_mapped
+    if getattr(ip, 'ipv4_mapped', None):
+        ip = ip.ipv4_mapped
     return ip.is_loopback
 
 
@@ -26,10 +28,14 @@ def non_loopback_listeners(root_pid):
     "Listening TCP sockets and unconnected UDP sockets of `root_pid` and its descendants not bound to loopback."
     root, bad = psutil.Process(root_pid), []
     for p in [root, *root.children(recursive=True)]:
-        try: conns, name = p.net_connections(kind='inet'), p.name()
-        except (psutil.NoSuchProcess, psutil.AccessDenied): continue
+        try:
+            conns, name = p.net_connections(kind='inet'), p.name()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
         for c in conns:
-            if (c.status == psutil.CONN_LISTEN or (c.type == socket.SOCK_DGRAM and not c.raddr)) and not _is_loopback(c.laddr.ip):
+            if (c.status == psutil.CONN_LISTEN or (c.type == socket.SOCK_DGRAM and not c.raddr)) and not _is_loopback(
+                c.laddr.ip
+            ):
                 bad.append((c.laddr.ip, c.laddr.port, p.pid, name))
     return sorted(set(bad))
 
@@ -38,12 +44,24 @@ def non_loopback_listeners(root_pid):
 def ray_serve_url(ray_local, trained):
     from ray import serve
     from tsforge.serve import ray_app
+
     port = free_port()
     serve.start(http_options={'host': '127.0.0.1', 'port': port})
     try:
-        serve.run(ray_app({'model': 'models:/tsforge-etth1@champion', 'num_replicas': 2, 'num_cpus': 0.25,
-                           'tracking_uri': tracking_uri(), 'max_batch_size': 8, 'batch_wait_timeout_s': 0.01}),
-                  name='tsforge', route_prefix='/')
+        serve.run(
+            ray_app(
+                {
+                    'model': 'models:/tsforge-etth1@champion',
+                    'num_replicas': 2,
+                    'num_cpus': 0.25,
+                    'tracking_uri': tracking_uri(),
+                    'max_batch_size': 8,
+                    'batch_wait_timeout_s': 0.01,
+                }
+            ),
+            name='tsforge',
+            route_prefix='/',
+        )
         yield f'http://127.0.0.1:{port}'
     finally:
         serve.shutdown()
@@ -54,19 +72,24 @@ def test_ray_serve_parity_batching_and_errors(ray_serve_url, trained):
     assert requests.get(f'{url}/ready', timeout=30).status_code == 200
     assert requests.get(f'{url}/metadata', timeout=30).json()['version'] == trained['version']
     prep = prepare(load_config('etth1'))
-    pred = pd.read_parquet(mlflow.artifacts.download_artifacts(run_id=trained['run_id'], artifact_path='predictions.parquet'))
+    pred = pd.read_parquet(
+        mlflow.artifacts.download_artifacts(run_id=trained['run_id'], artifact_path='predictions.parquet')
+    )
     origins = prep.origins('test')[np.linspace(0, 2784, 24).astype(int)]
 
     def one(o):
-        h = prep.frame.iloc[o - 336:o].copy(); h['date'] = h['date'].astype(str)
+        h = prep.frame.iloc[o - 336 : o].copy()
+        h['date'] = h['date'].astype(str)
         r = requests.post(f'{url}/predict', json={'history': h.to_dict(orient='records')}, timeout=60)
         assert r.status_code == 200, r.text
         exp = pred[pred.origin == prep.frame.date.iloc[o - 1]].sort_values('step').y_pred.to_numpy()
         return np.abs(pd.DataFrame(r.json()['forecast']).OT.to_numpy() - exp).max()
+
     with ThreadPoolExecutor(12) as ex:  # concurrent requests: a replica forecasts them in batches
         errs = list(ex.map(one, origins))
     assert max(errs) < 1e-6
-    h = prep.frame.iloc[100:110].copy(); h['date'] = h['date'].astype(str)
+    h = prep.frame.iloc[100:110].copy()
+    h['date'] = h['date'].astype(str)
     bad = requests.post(f'{url}/predict', json={'history': h.to_dict(orient='records')}, timeout=60)
     assert bad.status_code == 422 and 'at least 336' in bad.json()['detail']
     assert 'tsforge_requests_total' in requests.get(f'{url}/metrics', timeout=30).text

@@ -1,5 +1,6 @@
 """Memory that follows the data: windows are views of the scaled array, every model works batch by batch, and the
 benchmark figures do not move (same numbers as before the change, to 1e-9)."""
+
 import numpy as np
 import pytest
 import torch
@@ -26,7 +27,7 @@ def test_windows_are_views(prep_m):
         assert w.X.shape == (len(w), 96, 7) and w.Y.shape == (len(w), 24, 7)
     w = prep_m.windows('train')
     o = w.origins[100]
-    assert np.array_equal(w.X[100], prep_m.scaled[o - 96:o]) and np.array_equal(w.Y[100], prep_m.scaled[o:o + 24])
+    assert np.array_equal(w.X[100], prep_m.scaled[o - 96 : o]) and np.array_equal(w.Y[100], prep_m.scaled[o : o + 24])
     # a consecutive slice stays a view; an index array copies only the windows asked for
     xs = w.inputs()
     assert np.shares_memory(xs[10:20], prep_m.scaled)
@@ -34,7 +35,7 @@ def test_windows_are_views(prep_m):
     assert not np.shares_memory(picked, prep_m.scaled) and picked.shape == (3, 96, 7)
     assert np.array_equal(picked[1], w.X[3000])
     # a request window is a view of the request's own scaled rows, built by the same function
-    hist = prep_m.frame.iloc[o - 96:o]
+    hist = prep_m.frame.iloc[o - 96 : o]
     rw, _ = pp.request_windows(prep_m.state, hist)
     assert np.allclose(rw.X[0], w.X[100]) and rw.X.base is not None
 
@@ -54,11 +55,16 @@ def test_figures_unchanged(ds, mode, model, h):
     assert abs(m['test_mse'] - BEFORE[(ds, mode, model, h)]) < 1e-9
 
 
-@pytest.mark.parametrize('model,params', [
-    ('linear', {}), ('linear', {'individual': True}), ('seasonal_naive', {}),
-    ('lightgbm', {'n_estimators': 30, 'num_threads': 1, 'max_rows': 20000}),
-    ('dlinear', {'epochs': 1, 'progress': False, 'batch_size': 256}),
-])
+@pytest.mark.parametrize(
+    'model,params',
+    [
+        ('linear', {}),
+        ('linear', {'individual': True}),
+        ('seasonal_naive', {}),
+        ('lightgbm', {'n_estimators': 30, 'num_threads': 1, 'max_rows': 20000}),
+        ('dlinear', {'epochs': 1, 'progress': False, 'batch_size': 256}),
+    ],
+)
 def test_chunked_equals_unchunked(prep_m, monkeypatch, model, params):
     "Tiny batches (a few windows) and one batch for everything give the same model and forecasts."
     train, val, test = (prep_m.windows(p) for p in ('train', 'val', 'test'))
@@ -69,7 +75,8 @@ def test_chunked_equals_unchunked(prep_m, monkeypatch, model, params):
         out.append((m, m.predict(test)))
     (a, pa), (b, pb) = out
     assert np.allclose(pa, pb, rtol=0, atol=1e-9)
-    if model == 'linear': assert all(np.allclose(x, y, atol=1e-12) for x, y in zip(a.W, b.W)) and a.alpha_ == b.alpha_
+    if model == 'linear':
+        assert all(np.allclose(x, y, atol=1e-12) for x, y in zip(a.W, b.W)) and a.alpha_ == b.alpha_
     s1, s2 = scores(test.Y, pa, prep_m.state), scores(test.Y, pa, prep_m.state, batch=7)
     assert all(np.isclose(s1[k], s2[k], rtol=1e-12) for k in s1)
 

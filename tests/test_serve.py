@@ -1,4 +1,6 @@
-"""HTTP serving with a real uvicorn on 127.0.0.1: readiness, metadata, parity with the run's predictions, bad requests."""
+"""HTTP serving with a real uvicorn on 127.0.0.1: readiness, metadata, parity with the run's predictions, bad
+requests."""
+
 import json
 
 import mlflow
@@ -19,12 +21,15 @@ def prep():
 @pytest.fixture(scope='module')
 def predictions(trained):
     from tsforge.tracking import configure
+
     configure()
-    return pd.read_parquet(mlflow.artifacts.download_artifacts(run_id=trained['run_id'], artifact_path='predictions.parquet'))
+    return pd.read_parquet(
+        mlflow.artifacts.download_artifacts(run_id=trained['run_id'], artifact_path='predictions.parquet')
+    )
 
 
 def history(prep, o, extra=0):
-    h = prep.frame.iloc[o - 336 - extra:o].copy()
+    h = prep.frame.iloc[o - 336 - extra : o].copy()
     h['date'] = h['date'].astype(str)
     return h.to_dict(orient='records')
 
@@ -33,7 +38,11 @@ def test_health_ready_metadata(server, trained):
     assert requests.get(f'{server}/health').json() == {'status': 'ok'}
     assert requests.get(f'{server}/ready').status_code == 200
     meta = requests.get(f'{server}/metadata').json()
-    assert meta['name'] == 'tsforge-etth1' and meta['version'] == trained['version'] and meta['run_id'] == trained['run_id']
+    assert (
+        meta['name'] == 'tsforge-etth1'
+        and meta['version'] == trained['version']
+        and meta['run_id'] == trained['run_id']
+    )
     assert (meta['horizon'], meta['input_length'], meta['frequency']) == (96, 336, 'h')
     assert meta['required_columns'] == ['date', 'OT'] and meta['forecast_columns'] == ['OT']
 
@@ -65,10 +74,15 @@ def test_shorter_horizon(server, prep, predictions):
 def _bad(prep):
     o = int(prep.origins('test')[0])
     good = history(prep, o)
+
     def edit(i, **kw):
-        h = [dict(r) for r in good]; h[i].update(kw); return h
+        h = [dict(r) for r in good]
+        h[i].update(kw)
+        return h
+
     def drop(col):
         return [{k: v for k, v in r.items() if k != col} for r in good]
+
     return [
         ('too few rows', {'history': good[:100]}, 422, 'history: has 100 records; the model needs at least 336'),
         ('missing column', {'history': drop('OT')}, 422, "history.OT: missing column(s) ['OT']"),
@@ -76,9 +90,24 @@ def _bad(prep):
         ('NaN', {'history': edit(300, OT=float('nan'))}, 422, 'history[300].OT: missing value (NaN or null)'),
         ('null', {'history': edit(12, OT=None)}, 422, 'history[12].OT: missing value (NaN or null)'),
         ('non-numeric', {'history': edit(7, OT='warm')}, 422, "history[7].OT: non-numeric value 'warm'"),
-        ('unparseable timestamp', {'history': edit(3, date='someday')}, 422, "history[3].date: unparseable timestamp 'someday'"),
-        ('non-increasing', {'history': edit(200, date=good[198]['date'])}, 422, 'history[200].date: timestamps must be strictly increasing'),
-        ('gap', {'history': good[:150] + good[151:] + [dict(good[-1], date='2017-10-24 00:00:00')]}, 422, 'must be one h step apart'),
+        (
+            'unparseable timestamp',
+            {'history': edit(3, date='someday')},
+            422,
+            "history[3].date: unparseable timestamp 'someday'",
+        ),
+        (
+            'non-increasing',
+            {'history': edit(200, date=good[198]['date'])},
+            422,
+            'history[200].date: timestamps must be strictly increasing',
+        ),
+        (
+            'gap',
+            {'history': good[:150] + good[151:] + [dict(good[-1], date='2017-10-24 00:00:00')]},
+            422,
+            'must be one h step apart',
+        ),
         ('horizon too large', {'history': good, 'horizon': 97}, 422, 'horizon: must be an integer from 1 to 96'),
         ('horizon zero', {'history': good, 'horizon': 0}, 422, 'horizon: must be an integer from 1 to 96'),
         ('horizon text', {'history': good, 'horizon': 'ten'}, 422, 'horizon: Input should be a valid integer'),
@@ -113,8 +142,11 @@ def test_oversized_body_413(server):
     big = b'{"history": [' + b'{"date": "2020-01-01", "OT": 1.0},' * 300_000 + b'{}]}'
     r = requests.post(f'{server}/predict', data=big, headers={'content-type': 'application/json'})
     assert r.status_code == 413 and 'larger than' in r.json()['detail']
+
     def chunks():  # no Content-Length: the limit counts the streamed body
-        for _ in range(300): yield b' ' * 65536
+        for _ in range(300):
+            yield b' ' * 65536
+
     r = requests.post(f'{server}/predict', data=chunks(), headers={'content-type': 'application/json'})
     assert r.status_code == 413
 

@@ -1,5 +1,6 @@
 """Production serving with real uvicorn processes on 127.0.0.1: hot reload under load, failed loads and retries,
 bearer auth, the model allow-list, /metrics, redacted errors, read timeouts, UTC offsets, pandas' limits, overflow."""
+
 import contextlib, gzip, json, os, socket, subprocess, threading, time
 
 import numpy as np
@@ -14,8 +15,12 @@ from tsforge.models import Naive, SeasonalNaive
 from tsforge.preprocess import fit_state
 
 L, H = 24, 6
-FRAME = pd.DataFrame({'date': pd.date_range('2020-01-01', periods=400, freq='h'),
-                      'OT': 10 + np.sin(np.arange(400) / 5) + np.arange(400) / 100})
+FRAME = pd.DataFrame(
+    {
+        'date': pd.date_range('2020-01-01', periods=400, freq='h'),
+        'OT': 10 + np.sin(np.arange(400) / 5) + np.arange(400) / 100,
+    }
+)
 
 
 def log_version(name: str, model_cls=Naive, L: int = L, H: int = H) -> tuple[str, object]:
@@ -28,7 +33,8 @@ def log_version(name: str, model_cls=Naive, L: int = L, H: int = H) -> tuple[str
 
 
 def body(k: int = 0, n: int = L, **edit) -> dict:
-    h = FRAME.iloc[k:k + n].copy(); h['date'] = h['date'].astype(str)
+    h = FRAME.iloc[k : k + n].copy()
+    h['date'] = h['date'].astype(str)
     rec = h.to_dict(orient='records')
     return {'history': rec, **edit}
 
@@ -36,8 +42,23 @@ def body(k: int = 0, n: int = L, **edit) -> dict:
 @contextlib.contextmanager
 def uvicorn(uri: str, env: dict | None = None, ready: bool = True, args: tuple = ()):
     port = free_port()
-    proc = subprocess.Popen([str(BIN / 'uvicorn'), 'tsforge.serve:app', '--host', '127.0.0.1', '--port', str(port), '--log-level', 'warning', *args],
-                            cwd=ROOT, env={**os.environ, 'TSFORGE_MODEL': uri, **(env or {})}, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            str(BIN / 'uvicorn'),
+            'tsforge.serve:app',
+            '--host',
+            '127.0.0.1',
+            '--port',
+            str(port),
+            '--log-level',
+            'warning',
+            *args,
+        ],
+        cwd=ROOT,
+        env={**os.environ, 'TSFORGE_MODEL': uri, **(env or {})},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     url = f'http://127.0.0.1:{port}'
     try:
         wait_http(f'{url}/ready' if ready else f'{url}/health', proc)
@@ -67,19 +88,32 @@ def test_hot_reload_under_load(small):
             while stop_at[0] is None or time.time() < stop_at[0]:
                 r = s.post(f'{url}/predict', json=body(k * 3), timeout=30)
                 ver = r.json()['model']['version'] if r.status_code == 200 else None
-                with lock: seen.append((time.time(), k, r.status_code, ver, r.headers.get('x-tsforge-model-version'),
-                                        r.json()['forecast'][-1]['OT'] if ver else None))
+                with lock:
+                    seen.append(
+                        (
+                            time.time(),
+                            k,
+                            r.status_code,
+                            ver,
+                            r.headers.get('x-tsforge-model-version'),
+                            r.json()['forecast'][-1]['OT'] if ver else None,
+                        )
+                    )
+
         threads = [threading.Thread(target=client, args=(k,)) for k in range(16)]
-        for t in threads: t.start()
+        for t in threads:
+            t.start()
         time.sleep(1.0)
         v2, _ = log_version(name, SeasonalNaive)
         moved = time.time()
         tracking.set_alias(name, 'champion', v2)
         deadline = time.time() + 90
-        while time.time() < deadline and not any(s[3] == v2 for s in seen): time.sleep(0.1)
+        while time.time() < deadline and not any(s[3] == v2 for s in seen):
+            time.sleep(0.1)
         switched = next((s[0] for s in seen if s[3] == v2), None)
         stop_at[0] = time.time() + 1.0
-        for t in threads: t.join(60)
+        for t in threads:
+            t.join(60)
         ready = requests.get(f'{url}/ready').json()
     assert switched is not None, 'answers never switched to the new version'
     assert all(s[2] == 200 for s in seen), [s for s in seen if s[2] != 200][:3]
@@ -92,29 +126,36 @@ def test_hot_reload_under_load(small):
     # v2 is the seasonal naive: the last step repeats the value 24 steps back, not the last value
     assert any(s[3] == v2 and s[5] != seen[0][5] for s in after)
     assert ready['version'] == v2 and ready['loaded_at'] and ready['reload_interval_s'] == 1
-    print(f'\nreload: {len(seen)} requests, 0 failed; answers switched {switched - moved:.2f}s after the alias moved '
-          f'(interval 1s + load {ready["load_seconds"]}s)')
+    print(
+        f'\nreload: {len(seen)} requests, 0 failed; answers switched {switched - moved:.2f}s after the alias moved '
+        f'(interval 1s + load {ready["load_seconds"]}s)'
+    )
 
 
 def test_failed_reload_keeps_old_model_and_first_load_retries(small, tmp_path):
     name = 'serve-retry'
-    with uvicorn(f'models:/{name}@champion', {'TSFORGE_RELOAD_S': '0.5', 'TSFORGE_RETRY_S': '0.5'}, ready=False) as (url, proc):
+    with uvicorn(f'models:/{name}@champion', {'TSFORGE_RELOAD_S': '0.5', 'TSFORGE_RETRY_S': '0.5'}, ready=False) as (
+        url,
+        proc,
+    ):
         r = requests.get(f'{url}/ready')
         assert r.status_code == 503 and r.json()['status'] in ('loading', 'failed')
         assert requests.post(f'{url}/predict', json=body()).status_code == 503
-        v1, _ = log_version(name)              # the model appears: the server recovers without a restart
+        v1, _ = log_version(name)  # the model appears: the server recovers without a restart
         tracking.set_alias(name, 'champion', v1)
         wait_http(f'{url}/ready', proc, timeout=60)
         assert requests.post(f'{url}/predict', json=body()).json()['model']['version'] == v1
-        v2, info2 = log_version(name)          # a version whose artifacts are gone: the reload fails, v1 keeps serving
+        v2, info2 = log_version(name)  # a version whose artifacts are gone: the reload fails, v1 keeps serving
         client = tracking.MlflowClient()
         import shutil
         from urllib.parse import urlparse
+
         lm = client.get_logged_model(info2.model_id)
         shutil.rmtree(urlparse(lm.artifact_location).path)
         tracking.set_alias(name, 'champion', v2)
         t0 = time.time()
-        while time.time() - t0 < 60 and 'reload_error' not in requests.get(f'{url}/ready').json(): time.sleep(0.2)
+        while time.time() - t0 < 60 and 'reload_error' not in requests.get(f'{url}/ready').json():
+            time.sleep(0.2)
         ready = requests.get(f'{url}/ready').json()
         assert ready['status'] == 'ready' and ready['version'] == v1 and 'reload_error' in ready, ready
         assert requests.post(f'{url}/predict', json=body()).json()['model']['version'] == v1
@@ -126,7 +167,8 @@ def test_failed_reload_keeps_old_model_and_first_load_retries(small, tmp_path):
 def test_auth_allow_list_and_open_routes(small):
     uri = 'models:/serve-small@champion'
     with uvicorn(uri, {'TSFORGE_API_TOKEN': 's3cret-token'}) as (url, _):
-        for route in ('/health', '/ready', '/metrics'): assert requests.get(url + route).status_code == 200
+        for route in ('/health', '/ready', '/metrics'):
+            assert requests.get(url + route).status_code == 200
         for hdr in ({}, {'Authorization': 'Bearer wrong'}, {'Authorization': 's3cret-token'}):
             r = requests.post(f'{url}/predict', json=body(), headers=hdr)
             assert r.status_code == 401 and r.headers['www-authenticate'].startswith('Bearer'), r.text
@@ -138,21 +180,34 @@ def test_auth_allow_list_and_open_routes(small):
         assert spec['paths']['/predict']['post']['security'] == [{'bearer': []}]
     with uvicorn(uri, {'TSFORGE_ALLOWED_MODELS': 'tsforge-etth1, models:/other-'}, ready=False) as (url, _):
         r = requests.get(f'{url}/ready')
-        assert r.status_code == 503 and r.json()['status'] == 'refused' and 'TSFORGE_ALLOWED_MODELS' in r.json()['detail']
+        assert (
+            r.status_code == 503 and r.json()['status'] == 'refused' and 'TSFORGE_ALLOWED_MODELS' in r.json()['detail']
+        )
     with uvicorn(uri, {'TSFORGE_ALLOWED_MODELS': 'serve-small'}) as (url, _):
         assert requests.post(f'{url}/predict', json=body()).status_code == 200
 
 
 def test_errors_carry_no_secrets_or_paths(small, tmp_path):
-    leaky = {'MLFLOW_TRACKING_URI': 'http://alice:pa55w0rd@127.0.0.1:9/', 'MLFLOW_HTTP_REQUEST_MAX_RETRIES': '0',
-             'MLFLOW_HTTP_REQUEST_TIMEOUT': '2', 'TSFORGE_RETRY_S': '30'}
-    for uri, env in [('models:/serve-small@champion', leaky), (str(tmp_path / 'no' / 'such' / 'model'), {}),
-                     ('runs:/0123456789abcdef/model', {})]:
+    leaky = {
+        'MLFLOW_TRACKING_URI': 'http://alice:pa55w0rd@127.0.0.1:9/',
+        'MLFLOW_HTTP_REQUEST_MAX_RETRIES': '0',
+        'MLFLOW_HTTP_REQUEST_TIMEOUT': '2',
+        'TSFORGE_RETRY_S': '30',
+    }
+    for uri, env in [
+        ('models:/serve-small@champion', leaky),
+        (str(tmp_path / 'no' / 'such' / 'model'), {}),
+        ('runs:/0123456789abcdef/model', {}),
+    ]:
         with uvicorn(uri, env, ready=False) as (url, _):
             t0 = time.time()
-            while time.time() - t0 < 60 and requests.get(f'{url}/ready').json()['status'] == 'loading': time.sleep(0.2)
-            texts = [requests.get(f'{url}/ready').text, requests.get(f'{url}/metadata').text,
-                     requests.post(f'{url}/predict', json=body()).text]
+            while time.time() - t0 < 60 and requests.get(f'{url}/ready').json()['status'] == 'loading':
+                time.sleep(0.2)
+            texts = [
+                requests.get(f'{url}/ready').text,
+                requests.get(f'{url}/metadata').text,
+                requests.post(f'{url}/predict', json=body()).text,
+            ]
             for t in texts:
                 assert 'pa55w0rd' not in t and 'alice' not in t and str(tmp_path) not in t and 'Traceback' not in t, t
                 assert '/tmp/' not in t and str(ROOT) not in t, t
@@ -169,17 +224,25 @@ def test_metrics_and_version_header(small):
         assert 'tsforge_requests_total{method="POST",route="/predict",status="422"} 1.0' in m
         assert 'tsforge_request_seconds_bucket{le="0.5",route="/predict",status="200"} 1.0' in m
         assert 'tsforge_forecast_errors_total{reason="invalid"} 1.0' in m
-        assert f'tsforge_model_info{{name="serve-small",run_id="{small["info"].run_id}",version="{small["version"]}"}} 1.0' in m
-        assert 'tsforge_model_loads_total{kind="load",outcome="ok"} 1.0' in m and 'tsforge_model_load_seconds_count' in m
+        assert (
+            f'tsforge_model_info{{name="serve-small",run_id="{small["info"].run_id}",version="{small["version"]}"}} 1.0'
+            in m
+        )
+        assert (
+            'tsforge_model_loads_total{kind="load",outcome="ok"} 1.0' in m and 'tsforge_model_load_seconds_count' in m
+        )
 
 
 def test_metrics_with_workers_multiprocess(small, tmp_path):
-    "uvicorn --workers 2 with PROMETHEUS_MULTIPROC_DIR: /metrics sums the workers' counters and lists each worker's model."
+    """uvicorn --workers 2 with PROMETHEUS_MULTIPROC_DIR: /metrics sums the workers' counters and lists each worker's
+    model."""
     env = {'PROMETHEUS_MULTIPROC_DIR': str(tmp_path)}
     with uvicorn('models:/serve-small@champion', env, args=('--workers', '2')) as (url, _):
         t0 = time.time()
-        while time.time() - t0 < 60 and requests.get(f'{url}/metrics').text.count('tsforge_model_info{') < 2: time.sleep(0.3)
-        for _ in range(20): assert requests.post(f'{url}/predict', json=body()).status_code == 200
+        while time.time() - t0 < 60 and requests.get(f'{url}/metrics').text.count('tsforge_model_info{') < 2:
+            time.sleep(0.3)
+        for _ in range(20):
+            assert requests.post(f'{url}/predict', json=body()).status_code == 200
         m = requests.get(f'{url}/metrics').text
     assert m.count('tsforge_model_info{') == 2, m
     assert 'tsforge_requests_total{method="POST",route="/predict",status="200"} 20.0' in m
@@ -194,46 +257,85 @@ def test_logged_model_id_uri(small):
 def test_stalled_body_gzip_utf8(small):
     with uvicorn('models:/serve-small@champion', {'TSFORGE_BODY_TIMEOUT_S': '1'}) as (url, _):
         port = int(url.rsplit(':', 1)[1])
-        with socket.create_connection(('127.0.0.1', port), timeout=30) as s:  # declares 1000 bytes, sends 6, then stalls
-            s.sendall(b'POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"his:')
+        # declares 1000 bytes, sends 6, then stalls
+        with socket.create_connection(('127.0.0.1', port), timeout=30) as s:
+            s.sendall(
+                b'POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n'
+                b'Content-Length: 1000\r\n\r\n{"his:'
+            )
             data = b''
-            while chunk := s.recv(65536): data += chunk  # the server answers and closes the connection
+            while chunk := s.recv(65536):
+                data += chunk  # the server answers and closes the connection
         assert data.startswith(b'HTTP/1.1 408') and b'not received within 1 s' in data
         assert requests.get(f'{url}/health').status_code == 200
         raw = json.dumps(body()).encode()
-        r = requests.post(f'{url}/predict', data=gzip.compress(raw), headers={'content-type': 'application/json', 'content-encoding': 'gzip'})
+        r = requests.post(
+            f'{url}/predict',
+            data=gzip.compress(raw),
+            headers={'content-type': 'application/json', 'content-encoding': 'gzip'},
+        )
         assert r.status_code == 415 and 'content-encoding' in r.json()['detail']
         r = requests.post(f'{url}/predict', data=gzip.compress(raw), headers={'content-type': 'application/json'})
         assert r.status_code == 422 and 'invalid JSON' in r.json()['detail']
-        r = requests.post(f'{url}/predict', data=b'{"history": "\xff\xfe"}', headers={'content-type': 'application/json'})
+        r = requests.post(
+            f'{url}/predict', data=b'{"history": "\xff\xfe"}', headers={'content-type': 'application/json'}
+        )
         assert r.status_code == 422 and 'invalid JSON' in r.json()['detail']
 
 
 def test_offsets_limits_overflow(small):
     with uvicorn('models:/serve-small@champion') as (url, _):
-        post = lambda b: requests.post(f'{url}/predict', data=json.dumps(b), headers={'content-type': 'application/json'})
+        post = lambda b: requests.post(
+            f'{url}/predict', data=json.dumps(b), headers={'content-type': 'application/json'}
+        )
         good = body()
         plain = post(good).json()['forecast']
         aware = post({'history': [dict(r, date=r['date'] + '+02:00') for r in good['history']]})
         assert aware.status_code == 200
         fc = aware.json()['forecast']  # the offset is kept, not dropped: same wall clock, same values
-        assert [r['date'] for r in fc] == [r['date'] + '+02:00' for r in plain] and [r['OT'] for r in fc] == [r['OT'] for r in plain]
-        utc = post({'history': [dict(r, date=r['date'].replace(' ', 'T') + 'Z') for r in good['history']]}).json()['forecast']
+        assert [r['date'] for r in fc] == [r['date'] + '+02:00' for r in plain] and [r['OT'] for r in fc] == [
+            r['OT'] for r in plain
+        ]
+        utc = post({'history': [dict(r, date=r['date'].replace(' ', 'T') + 'Z') for r in good['history']]}).json()[
+            'forecast'
+        ]
         assert utc[0]['date'].endswith('Z')
         cases = [
-            ([dict(r, date=r['date'] + ('Z' if i == 5 else '+02:00')) for i, r in enumerate(good['history'])], 'history[5].date: UTC offset Z differs'),
-            ([dict(r, date=r['date'] + ('+02:00' if i >= 10 else '')) for i, r in enumerate(good['history'])], 'history[10].date: UTC offset +02:00 differs from none'),
-            ([dict(r, date=str(t)) for r, t in zip(good['history'], pd.date_range('2262-04-10 20:00', periods=L, freq='h'))], 'would pass 2262-04-11'),
-            ([dict(r, date=f'9999-01-01 {i:02d}:00:00') for i, r in enumerate(good['history'])], 'outside the supported range'),
-            ([dict(r, date=f'1000-01-01 {i:02d}:00:00') for i, r in enumerate(good['history'])], 'outside the supported range'),
+            (
+                [dict(r, date=r['date'] + ('Z' if i == 5 else '+02:00')) for i, r in enumerate(good['history'])],
+                'history[5].date: UTC offset Z differs',
+            ),
+            (
+                [dict(r, date=r['date'] + ('+02:00' if i >= 10 else '')) for i, r in enumerate(good['history'])],
+                'history[10].date: UTC offset +02:00 differs from none',
+            ),
+            (
+                [
+                    dict(r, date=str(t))
+                    for r, t in zip(good['history'], pd.date_range('2262-04-10 20:00', periods=L, freq='h'))
+                ],
+                'would pass 2262-04-11',
+            ),
+            (
+                [dict(r, date=f'9999-01-01 {i:02d}:00:00') for i, r in enumerate(good['history'])],
+                'outside the supported range',
+            ),
+            (
+                [dict(r, date=f'1000-01-01 {i:02d}:00:00') for i, r in enumerate(good['history'])],
+                'outside the supported range',
+            ),
             ([dict(r, OT=1.7e308 * (-1) ** i) for i, r in enumerate(good['history'])], None),
         ]
         for hist, msg in cases:
             r = post({'history': hist})
             assert r.status_code in ((422,) if msg else (200, 422)), (msg, r.status_code, r.text[:300])
-            if msg: assert msg in r.json()['detail'], (msg, r.json()['detail'])
-            elif r.status_code == 200: assert all(np.isfinite(x['OT']) for x in r.json()['forecast'])
-        dst = pd.date_range('2021-03-27 12:00', periods=L, freq='h', tz='Europe/Berlin')  # a real DST change, local offsets
+            if msg:
+                assert msg in r.json()['detail'], (msg, r.json()['detail'])
+            elif r.status_code == 200:
+                assert all(np.isfinite(x['OT']) for x in r.json()['forecast'])
+        dst = pd.date_range(
+            '2021-03-27 12:00', periods=L, freq='h', tz='Europe/Berlin'
+        )  # a real DST change, local offsets
         hist = [dict(r, date=t.isoformat()) for r, t in zip(good['history'], dst)]
         r = post({'history': hist})
         assert r.status_code == 422 and 'UTC offset +02:00 differs from +01:00' in r.json()['detail']

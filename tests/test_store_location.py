@@ -1,5 +1,6 @@
 """One store wherever you start: a job run from `nbs/` (as a JupyterLab kernel does) and a server started from the
 project root find the same store; looking for a model never creates one."""
+
 import os, subprocess, time
 
 import requests
@@ -31,7 +32,7 @@ def test_project_root_and_home(tmp_path, monkeypatch):
     monkeypatch.chdir(proj / 'nbs')
     assert tracking.tsforge_home() == proj.resolve() / 'mlruns'
     assert tracking.tracking_uri() == f'sqlite:///{proj.resolve() / "mlruns" / "mlflow.db"}'
-    assert not tracking.store_exists() and not (proj / 'mlruns').exists()   # nothing created by looking
+    assert not tracking.store_exists() and not (proj / 'mlruns').exists()  # nothing created by looking
     assert tracking.optuna_storage_url() == f'sqlite:///{proj.resolve() / "mlruns" / "optuna.db"}'
     monkeypatch.setenv('TSFORGE_HOME', str(tmp_path / 'elsewhere'))
     assert tracking.tsforge_home() == tmp_path / 'elsewhere'
@@ -40,14 +41,40 @@ def test_project_root_and_home(tmp_path, monkeypatch):
 def test_train_from_nbs_serve_from_root(tmp_path):
     proj = _project(tmp_path)
     out = proj / 'nbs' / 'train-out.ipynb'
-    r = subprocess.run([str(BIN / 'papermill'), str(ROOT / 'nbs' / 'train.ipynb'), str(out), '-p', 'config', 'etth1',
-                        '-y', 'overrides: [model=naive, input_length=48, horizon=24]'],
-                       cwd=proj / 'nbs', env=_env(), capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [
+            str(BIN / 'papermill'),
+            str(ROOT / 'nbs' / 'train.ipynb'),
+            str(out),
+            '-p',
+            'config',
+            'etth1',
+            '-y',
+            'overrides: [model=naive, input_length=48, horizon=24]',
+        ],
+        cwd=proj / 'nbs',
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     assert (proj / 'mlruns' / 'mlflow.db').is_file() and not (proj / 'nbs' / 'mlruns').exists()
     port = free_port()
-    proc = subprocess.Popen([str(BIN / 'uvicorn'), 'tsforge.serve:app', '--host', '127.0.0.1', '--port', str(port),
-                             '--log-level', 'warning'], cwd=proj, env=_env(TSFORGE_MODEL='models:/tsforge-etth1@champion'))
+    proc = subprocess.Popen(
+        [
+            str(BIN / 'uvicorn'),
+            'tsforge.serve:app',
+            '--host',
+            '127.0.0.1',
+            '--port',
+            str(port),
+            '--log-level',
+            'warning',
+        ],
+        cwd=proj,
+        env=_env(TSFORGE_MODEL='models:/tsforge-etth1@champion'),
+    )
     try:
         wait_http(f'http://127.0.0.1:{port}/ready', proc)
         assert requests.get(f'http://127.0.0.1:{port}/ready', timeout=5).json()['version'] == '1'
@@ -58,15 +85,28 @@ def test_train_from_nbs_serve_from_root(tmp_path):
 def test_server_without_store_says_where_it_looked_and_creates_nothing(tmp_path):
     proj = _project(tmp_path)
     port = free_port()
-    proc = subprocess.Popen([str(BIN / 'uvicorn'), 'tsforge.serve:app', '--host', '127.0.0.1', '--port', str(port),
-                             '--log-level', 'warning'], cwd=proj, env=_env(TSFORGE_MODEL='models:/tsforge-etth1@champion'))
+    proc = subprocess.Popen(
+        [
+            str(BIN / 'uvicorn'),
+            'tsforge.serve:app',
+            '--host',
+            '127.0.0.1',
+            '--port',
+            str(port),
+            '--log-level',
+            'warning',
+        ],
+        cwd=proj,
+        env=_env(TSFORGE_MODEL='models:/tsforge-etth1@champion'),
+    )
     try:
         url, t0, body = f'http://127.0.0.1:{port}/ready', time.time(), {}
         wait_http(url, proc, ok=(200, 503))
         while time.time() - t0 < 120:
             r = requests.get(url, timeout=5)
             body = r.json()
-            if r.status_code == 503 and 'yet' not in body['detail']: break
+            if r.status_code == 503 and 'yet' not in body['detail']:
+                break
             time.sleep(0.3)
         assert r.status_code == 503
         assert f'sqlite:///{proj.resolve() / "mlruns" / "mlflow.db"}' in body['detail'], body

@@ -1,4 +1,5 @@
 """The train job through papermill: what a run logs, the registered bundle in a fresh process, failures."""
+
 import json, os, subprocess, sys
 
 import mlflow
@@ -30,7 +31,16 @@ def run(trained):
 def test_run_logs_config_data_metrics_and_notebook(run, trained):
     assert run.info.status == 'FINISHED'
     m = run.data.metrics
-    for k in ('test_mse', 'test_mae', 'test_windows', 'val_mse', 'val_mae', 'val_windows', 'test_mse_orig', 'test_mae_orig'):
+    for k in (
+        'test_mse',
+        'test_mae',
+        'test_windows',
+        'val_mse',
+        'val_mae',
+        'val_windows',
+        'test_mse_orig',
+        'test_mae_orig',
+    ):
         assert k in m, k
     assert m['test_windows'] == 2785 and m['val_windows'] == 2785 and m['test_mse'] <= 0.054
     p = run.data.params
@@ -40,15 +50,23 @@ def test_run_logs_config_data_metrics_and_notebook(run, trained):
     if (ROOT / '.git').exists():
         assert len(run.data.tags['mlflow.source.git.commit'].split('-')[0]) == 40
     arts = artifacts(run.info.run_id)
-    for a in ('config.yaml', 'predictions.parquet', 'forecast.png', 'environment.json', 'data_report.json',
-              'notebook/train-etth1.ipynb'):
+    for a in (
+        'config.yaml',
+        'predictions.parquet',
+        'forecast.png',
+        'environment.json',
+        'data_report.json',
+        'notebook/train-etth1.ipynb',
+    ):
         assert a in arts, (a, arts)
     cfg_yaml = mlflow.artifacts.load_text(f'runs:/{run.info.run_id}/config.yaml')
     assert 'model: linear' in cfg_yaml
 
 
 def test_predictions_table(run):
-    pred = pd.read_parquet(mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path='predictions.parquet'))
+    pred = pd.read_parquet(
+        mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path='predictions.parquet')
+    )
     assert list(pred.columns) == ['origin', 'target_time', 'step', 'series', 'y_true', 'y_pred']
     assert len(pred) == 2785 * 96 and pred.step.min() == 1 and pred.step.max() == 96
     assert np.isclose(((pred.y_true - pred.y_pred) ** 2).mean(), run.data.metrics['test_mse_orig'])
@@ -68,19 +86,23 @@ def test_bundle_loads_in_fresh_process(trained, run, tmp_path):
     "A new Python process loads the registered pyfunc by alias and forecasts like the run's predictions."
     prep = prepare(load_config('etth1'))
     o = int(prep.origins('test')[100])
-    hist = prep.frame.iloc[o - 400:o].copy()
+    hist = prep.frame.iloc[o - 400 : o].copy()
     hist['date'] = hist['date'].astype(str)
     hist.to_csv(tmp_path / 'hist.csv', index=False)
-    code = ('import mlflow, pandas as pd, sys\n'
-            'from tsforge.tracking import configure\n'
-            'configure()\n'
-            "m = mlflow.pyfunc.load_model('models:/tsforge-etth1@champion')\n"
-            f"out = m.predict(pd.read_csv({str(tmp_path / 'hist.csv')!r}), params={{'horizon': 24}})\n"
-            "print(out.to_json(orient='records', date_format='iso'))\n")
+    code = (
+        'import mlflow, pandas as pd, sys\n'
+        'from tsforge.tracking import configure\n'
+        'configure()\n'
+        "m = mlflow.pyfunc.load_model('models:/tsforge-etth1@champion')\n"
+        f"out = m.predict(pd.read_csv({str(tmp_path / 'hist.csv')!r}), params={{'horizon': 24}})\n"
+        "print(out.to_json(orient='records', date_format='iso'))\n"
+    )
     r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=300, env=os.environ.copy())
     assert r.returncode == 0, r.stderr[-2000:]
     fc = pd.DataFrame(json.loads(r.stdout.strip().splitlines()[-1]))
-    pred = pd.read_parquet(mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path='predictions.parquet'))
+    pred = pd.read_parquet(
+        mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path='predictions.parquet')
+    )
     exp = pred[pred.origin == prep.frame.date.iloc[o - 1]].sort_values('step').y_pred.to_numpy()[:24]
     assert len(fc) == 24 and np.allclose(fc.OT.to_numpy(), exp, atol=1e-6)
 
@@ -101,11 +123,17 @@ def _last_run():
 def test_failed_job_bad_data_marks_failed_and_moves_no_alias(trained, tmp_path):
     before_alias, before_versions = _champion(), _versions()
     df = pd.read_csv(os.path.join(os.environ['TSFORGE_DATA_DIR'], 'ETTh1.csv'))
-    df['OT'] = df['OT'].astype(object); df.loc[500, 'OT'] = 'broken'
+    df['OT'] = df['OT'].astype(object)
+    df.loc[500, 'OT'] = 'broken'
     df.to_csv(tmp_path / 'broken.csv', index=False)
-    r = papermill('train.ipynb', tmp_path / 'out.ipynb', 'etth1',
-                  ['data.dataset=null', f'data.path={tmp_path / "broken.csv"}'])
-    assert r.returncode != 0 and 'DataError' in r.stderr and 'OT: 1 non-numeric value(s), first at: 2016-07-21 20:00:00' in r.stderr
+    r = papermill(
+        'train.ipynb', tmp_path / 'out.ipynb', 'etth1', ['data.dataset=null', f'data.path={tmp_path / "broken.csv"}']
+    )
+    assert (
+        r.returncode != 0
+        and 'DataError' in r.stderr
+        and 'OT: 1 non-numeric value(s), first at: 2016-07-21 20:00:00' in r.stderr
+    )
     last = _last_run()
     assert last.info.status == 'FAILED' and last.data.params['data.path'].endswith('broken.csv')
     assert _champion() == before_alias and _versions() == before_versions
@@ -121,8 +149,12 @@ def test_failed_job_in_fit_marks_failed(trained, tmp_path):
 
 def test_overrides_as_documented(store, tmp_path):
     "`-y 'overrides: [model=naive, horizon=96]'` works, and registers under the config's name."
-    r = papermill('train.ipynb', tmp_path / 'out.ipynb', 'etth1',
-                  ['model=naive', 'horizon=96', 'registry.model_name=tsforge-naive-test'])
+    r = papermill(
+        'train.ipynb',
+        tmp_path / 'out.ipynb',
+        'etth1',
+        ['model=naive', 'horizon=96', 'registry.model_name=tsforge-naive-test'],
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     mv = MlflowClient().get_model_version_by_alias('tsforge-naive-test', 'champion')
     run = MlflowClient().get_run(mv.run_id)
@@ -132,11 +164,17 @@ def test_overrides_as_documented(store, tmp_path):
 def test_own_csv_with_minimal_config(store, tmp_path):
     "A user's CSV needs only path, time column and target: frequency inferred, ratio split by default."
     t = np.arange(600)
-    df = pd.DataFrame({'day': pd.date_range('2022-01-01', periods=600, freq='D').strftime('%Y-%m-%d'),
-                       'units': 100 + 10 * np.sin(2 * np.pi * t / 7) + 0.05 * t})
+    df = pd.DataFrame(
+        {
+            'day': pd.date_range('2022-01-01', periods=600, freq='D').strftime('%Y-%m-%d'),
+            'units': 100 + 10 * np.sin(2 * np.pi * t / 7) + 0.05 * t,
+        }
+    )
     df.to_csv(tmp_path / 'sales.csv', index=False)
-    (tmp_path / 'sales.yaml').write_text(f'defaults: [base, _self_]\nname: sales\ndata:\n  path: {tmp_path / "sales.csv"}\n'
-                                         '  time_col: day\n  target: units\ninput_length: 28\nhorizon: 7\n')
+    (tmp_path / 'sales.yaml').write_text(
+        f'defaults: [base, _self_]\nname: sales\ndata:\n  path: {tmp_path / "sales.csv"}\n'
+        '  time_col: day\n  target: units\ninput_length: 28\nhorizon: 7\n'
+    )
     r = papermill('train.ipynb', tmp_path / 'out.ipynb', tmp_path / 'sales.yaml')
     assert r.returncode == 0, r.stderr[-3000:]
     mv = MlflowClient().get_model_version_by_alias('tsforge-sales', 'champion')

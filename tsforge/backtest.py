@@ -27,14 +27,18 @@ __all__ = ['VAL_SHARE', 'METRICS', 'validation_rows', 'min_train_rows', 'cv_fold
 # %% ../nbs/11_backtest.ipynb #11-backtest-004
 VAL_SHARE = 0.2  # share of a fold's training rows held out as validation rows (at least one horizon)
 
+
 def validation_rows(n_train: int, horizon: int, share: float = VAL_SHARE) -> int:
     "Rows at the end of a fold's `n_train` training rows held out for validation: `share` of them, at least `horizon`."
     return max(horizon, int(round(share * n_train)))
 
+
 def min_train_rows(input_length: int, horizon: int, share: float = VAL_SHARE) -> int:
-    "The fewest training rows a fold needs: one whole fitting window (`input_length + horizon` rows) before its validation rows."
+    """The fewest training rows a fold needs: one whole fitting window (`input_length + horizon` rows) before its
+    validation rows."""
     n = input_length + 2 * horizon
-    while n - validation_rows(n, horizon, share) < input_length + horizon: n += 1
+    while n - validation_rows(n, horizon, share) < input_length + horizon:
+        n += 1
     return n
 
 # %% ../nbs/11_backtest.ipynb #11-backtest-006
@@ -43,38 +47,47 @@ def cv_folds(cfg: ExperimentConfig, n_rows: int, share: float = VAL_SHARE) -> li
     cv, L, H = cfg.cv, cfg.input_length, cfg.horizon
     h = cv.horizon or H
     if h < H:
-        raise ConfigError(f'cv.horizon={h} is shorter than horizon={H}: a fold must score at least one whole forecast; '
-                          f'use cv.horizon >= {H} or a smaller horizon')
+        raise ConfigError(
+            f'cv.horizon={h} is shorter than horizon={H}: a fold must score at least one whole forecast; '
+            f'use cv.horizon >= {H} or a smaller horizon'
+        )
     need, step = min_train_rows(L, H, share), cv.step or h
     train_size = cv.train_size
     if cv.window == 'sliding':
-        if train_size is None: train_size = n_rows - (cv.n_windows - 1) * step - h - cv.gap  # rows before the first fold
+        if train_size is None:
+            train_size = n_rows - (cv.n_windows - 1) * step - h - cv.gap  # rows before the first fold
         if train_size < need:
-            raise ConfigError(f'cv.train_size={train_size}: a sliding training window needs at least {need} rows '
-                              f'(input_length {L} + horizon {H} for one fitting window, then {validation_rows(need, H, share)} '
-                              f'validation rows)')
+            raise ConfigError(
+                f'cv.train_size={train_size}: a sliding training window needs at least {need} rows '
+                f'(input_length {L} + horizon {H} for one fitting window, then {validation_rows(need, H, share)} '
+                f'validation rows)'
+            )
     return rolling_origin_folds(n_rows, cv.n_windows, h, step, cv.gap, cv.window, train_size, min_train=need)
 
 # %% ../nbs/11_backtest.ipynb #11-backtest-009
 @dataclass
 class FoldFit:
     "A model fitted for one fold, with the preprocessing state fitted on the same training rows."
+
     fold: Fold
     state: WindowState
     model: object
-    val_start: int          # first validation row; the model was fitted on windows before it
+    val_start: int  # first validation row; the model was fitted on windows before it
     seconds: float
+
 
 @dataclass
 class SeriesRows:
     """Long format: a fold's rows in every series. Folds are laid out on the longest series and every series is aligned
     at its end (as mlforecast does): a fold's rows in series s are its rows shifted back by the difference in length."""
-    ids: np.ndarray          # (k,) series ids, in frame order
-    start: np.ndarray        # (k,) first row of each series in the frame
+
+    ids: np.ndarray  # (k,) series ids, in frame order
+    start: np.ndarray  # (k,) first row of each series in the frame
     train_start: np.ndarray  # (k,) rows relative to each series' start
     train_end: np.ndarray
     test_start: np.ndarray
     test_end: np.ndarray
+
 
 def series_rows(frame: pd.DataFrame, id_col: str, fold: Fold) -> SeriesRows:
     "Each series' rows of `fold` (whose borders count rows of the longest series), aligned at the series' ends."
@@ -83,17 +96,28 @@ def series_rows(frame: pd.DataFrame, id_col: str, fold: Fold) -> SeriesRows:
     n.index = n.index.astype(str)
     d = (n.max() - n).to_numpy()
     start = np.r_[0, np.cumsum(n.to_numpy())[:-1]]
-    return SeriesRows(n.index.to_numpy(), start, np.maximum(fold.train_start - d, 0), fold.train_end - d,
-                      fold.test_start - d, fold.test_end - d)
+    return SeriesRows(
+        n.index.to_numpy(),
+        start,
+        np.maximum(fold.train_start - d, 0),
+        fold.train_end - d,
+        fold.test_start - d,
+        fold.test_end - d,
+    )
+
 
 def _fit_fold_long(cfg: ExperimentConfig, frame: pd.DataFrame, columns_in, columns_out, freq, fold: Fold, share: float):
-    "Long format: one scaler per series from its own training rows of the fold; series too short for the fold are left out."
+    """Long format: one scaler per series from its own training rows of the fold; series too short for the fold are left
+    out."""
     L, H, tc, ic = cfg.input_length, cfg.horizon, cfg.data.time_col, cfg.data.id_col
     r = series_rows(frame, ic, fold)
     n_train = r.train_end - r.train_start
     val_rows = np.maximum(H, np.round(share * n_train).astype(int))
     keep = n_train - val_rows >= L + H
-    if not keep.any(): raise ConfigError(f'cv: fold {fold.index}: no series has the {min_train_rows(L, H, share)} training rows a fold needs')
+    if not keep.any():
+        raise ConfigError(
+            f'cv: fold {fold.index}: no series has the {min_train_rows(L, H, share)} training rows a fold needs'
+        )
     lengths = np.diff(np.r_[r.start, len(frame)])
     rel = np.arange(len(frame)) - np.repeat(r.start, lengths)
     kept_rows = np.repeat(keep, lengths)
@@ -102,15 +126,23 @@ def _fit_fold_long(cfg: ExperimentConfig, frame: pd.DataFrame, columns_in, colum
     scaled = _scale_long(state, frame, ic)
     st, vs, te = r.start[keep], (r.train_end - val_rows)[keep], r.train_end[keep]
     codes = state.series_code(r.ids[keep])
+
     def win(a, b):
         o, k = series_origins(st, a, b, L, H)
         return make_windows(state, scaled, frame[tc].to_numpy(), o, series=codes[k])
+
     train, val = win(r.train_start[keep] + L, vs), win(vs, te)
     model = make_model(cfg.model, cfg.model_params, state, cfg.seed)
     t0 = time.perf_counter()
     model.fit(train, val)
-    return FoldFit(fold, state, model, int(fold.train_end - validation_rows(fold.train_end - fold.train_start, H, share)),
-                   time.perf_counter() - t0)
+    return FoldFit(
+        fold,
+        state,
+        model,
+        int(fold.train_end - validation_rows(fold.train_end - fold.train_start, H, share)),
+        time.perf_counter() - t0,
+    )
+
 
 def _scale_long(state: WindowState, frame: pd.DataFrame, id_col: str) -> np.ndarray:
     "Every row of the series `state` knows, scaled with its series' statistics (NaN for other series)."
@@ -120,14 +152,23 @@ def _scale_long(state: WindowState, frame: pd.DataFrame, id_col: str) -> np.ndar
     out[known] = state.transform(frame.loc[known, state.columns_in].to_numpy(), series=codes[known])
     return out
 
-def fit_fold(cfg: ExperimentConfig, frame: pd.DataFrame, columns_in: list[str], columns_out: list[str], freq: str,
-             fold: Fold, share: float = VAL_SHARE) -> FoldFit:
+
+def fit_fold(
+    cfg: ExperimentConfig,
+    frame: pd.DataFrame,
+    columns_in: list[str],
+    columns_out: list[str],
+    freq: str,
+    fold: Fold,
+    share: float = VAL_SHARE,
+) -> FoldFit:
     "Fit the scaler and `cfg.model` on `fold`'s training rows only (the last `share` of them as validation windows)."
     L, H, tc = cfg.input_length, cfg.horizon, cfg.data.time_col
-    if cfg.data.format == 'long': return _fit_fold_long(cfg, frame, columns_in, columns_out, freq, fold, share)
-    rows = frame.iloc[:fold.train_end]                         # nothing after the training rows is read
+    if cfg.data.format == 'long':
+        return _fit_fold_long(cfg, frame, columns_in, columns_out, freq, fold, share)
+    rows = frame.iloc[: fold.train_end]  # nothing after the training rows is read
     n_train = fold.train_end - fold.train_start
-    state = fit_state(rows.iloc[fold.train_start:], tc, columns_in, columns_out, L, H, freq, n_train)
+    state = fit_state(rows.iloc[fold.train_start :], tc, columns_in, columns_out, L, H, freq, n_train)
     scaled, times = state.transform(rows[columns_in].to_numpy()), rows[tc].to_numpy()
     val_start = fold.train_end - validation_rows(n_train, H, share)
     train = make_windows(state, scaled, times, origins(fold.train_start + L, val_start, L, H))
@@ -137,22 +178,25 @@ def fit_fold(cfg: ExperimentConfig, frame: pd.DataFrame, columns_in: list[str], 
     model.fit(train, val)
     return FoldFit(fold, state, model, val_start, time.perf_counter() - t0)
 
+
 @dataclass
 class FoldResult:
     "What a worker returns for one fold: borders, the fit it used, metrics and scaled predictions (no model)."
+
     fold: Fold
-    fit_fold: int           # index of the fold whose training rows fitted the model and the state used here
+    fit_fold: int  # index of the fold whose training rows fitted the model and the state used here
     fit_train_start: int
     fit_train_end: int
     val_start: int
     state: WindowState
     metrics: dict
-    origins: np.ndarray     # (n,) first forecast row of each scored window
-    pred: np.ndarray        # (n, H, C_out), scaled with `state`
-    true: np.ndarray        # (n, H, C_out), scaled with `state`
-    fit_seconds: float      # 0 for a fold that reused an earlier fit
-    worker_pid: int = 0     # process that computed the fold (this one, a pool worker or a Ray worker)
-    series: np.ndarray | None = None   # long format: the series code (in `state`) of each scored window
+    origins: np.ndarray  # (n,) first forecast row of each scored window
+    pred: np.ndarray  # (n, H, C_out), scaled with `state`
+    true: np.ndarray  # (n, H, C_out), scaled with `state`
+    fit_seconds: float  # 0 for a fold that reused an earlier fit
+    worker_pid: int = 0  # process that computed the fold (this one, a pool worker or a Ray worker)
+    series: np.ndarray | None = None  # long format: the series code (in `state`) of each scored window
+
 
 def score_fold(fit: FoldFit, frame: pd.DataFrame, fold: Fold) -> FoldResult:
     "Score `fit` (from this fold or an earlier one) on every stride-1 window whose targets lie in `fold`'s scored rows."
@@ -165,26 +209,60 @@ def score_fold(fit: FoldFit, frame: pd.DataFrame, fold: Fold) -> FoldResult:
         w = make_windows(st, _scale_long(st, frame, st.id_col), frame[tc].to_numpy(), o, series=codes[k][j])
         pred = fit.model.predict(w)
         own = fit.fold.index == fold.index
-        return FoldResult(fold, fit.fold.index, fit.fold.train_start, fit.fold.train_end, fit.val_start, st,
-                          scores(w.Y, pred, st, series=w.series), o, pred, w.Y, fit.seconds if own else 0.0, os.getpid(),
-                          w.series)
-    rows = frame.iloc[:fold.test_end]
+        return FoldResult(
+            fold,
+            fit.fold.index,
+            fit.fold.train_start,
+            fit.fold.train_end,
+            fit.val_start,
+            st,
+            scores(w.Y, pred, st, series=w.series),
+            o,
+            pred,
+            w.Y,
+            fit.seconds if own else 0.0,
+            os.getpid(),
+            w.series,
+        )
+    rows = frame.iloc[: fold.test_end]
     o = origins(fold.test_start, fold.test_end, st.input_length, st.horizon)
     w = make_windows(st, st.transform(rows[st.columns_in].to_numpy()), rows[tc].to_numpy(), o)
     pred = fit.model.predict(w)
     own = fit.fold.index == fold.index
-    return FoldResult(fold, fit.fold.index, fit.fold.train_start, fit.fold.train_end, fit.val_start, st,
-                      scores(w.Y, pred, st), o, pred, w.Y, fit.seconds if own else 0.0, os.getpid())
+    return FoldResult(
+        fold,
+        fit.fold.index,
+        fit.fold.train_start,
+        fit.fold.train_end,
+        fit.val_start,
+        st,
+        scores(w.Y, pred, st),
+        o,
+        pred,
+        w.Y,
+        fit.seconds if own else 0.0,
+        os.getpid(),
+    )
 
 # %% ../nbs/11_backtest.ipynb #11-backtest-011
 def refit_groups(folds: list[Fold], refit_every: int = 1) -> list[list[Fold]]:
     "Consecutive folds sharing one fit: a new fit every `refit_every` folds."
-    return [folds[i:i + refit_every] for i in range(0, len(folds), refit_every)]
+    return [folds[i : i + refit_every] for i in range(0, len(folds), refit_every)]
 
-def run_group(cfg: ExperimentConfig, frame: pd.DataFrame, columns_in: list[str], columns_out: list[str], freq: str,
-              folds: list[Fold], share: float = VAL_SHARE, blas_threads: int | None = None) -> list[FoldResult]:
+
+def run_group(
+    cfg: ExperimentConfig,
+    frame: pd.DataFrame,
+    columns_in: list[str],
+    columns_out: list[str],
+    freq: str,
+    folds: list[Fold],
+    share: float = VAL_SHARE,
+    blas_threads: int | None = None,
+) -> list[FoldResult]:
     "One task: fit on the group's first fold, score every fold of the group. Pure computation: no tracking, no I/O."
     from threadpoolctl import threadpool_limits
+
     with threadpool_limits(blas_threads, user_api='blas') if blas_threads else contextlib.nullcontext():
         fit = fit_fold(cfg, frame, columns_in, columns_out, freq, folds[0], share)
         return [score_fold(fit, frame, f) for f in folds]
@@ -192,67 +270,92 @@ def run_group(cfg: ExperimentConfig, frame: pd.DataFrame, columns_in: list[str],
 # %% ../nbs/11_backtest.ipynb #11-backtest-014
 @contextlib.contextmanager
 def ray_session(num_cpus: int):
-    "Ray for the backtest: the connection this process already has, `$RAY_ADDRESS`, or a new local Ray (shut down on exit)."
+    """Ray for the backtest: the connection this process already has, `$RAY_ADDRESS`, or a new local Ray (shut down on
+    exit)."""
     import ray
+
     if ray.is_initialized():
         yield ray
         return
-    if addr := os.environ.get('RAY_ADDRESS'): ray.init(address=addr)
-    else: ray.init(address='local', num_cpus=num_cpus, include_dashboard=False)
-    try: yield ray
-    finally: ray.shutdown()
+    if addr := os.environ.get('RAY_ADDRESS'):
+        ray.init(address=addr)
+    else:
+        ray.init(address='local', num_cpus=num_cpus, include_dashboard=False)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
 
 def cv_rows(prep: Prepared) -> int:
     "Rows the folds are laid out on: the split's rows, or (long format) the longest series' rows."
     return int(prep.panel.length.max()) if prep.panel is not None else prep.borders.test_end
 
-def fold_times(prep: Prepared) -> np.ndarray:
-    "Timestamps of the rows folds count: the frame's, or (long format) the longest series' (others align at their ends)."
-    if prep.panel is None: return prep.times
-    i = int(np.argmax(prep.panel.length))
-    return prep.times[prep.panel.start[i]:prep.panel.start[i] + prep.panel.length[i]]
 
-def _blas_threads(n_jobs: int) -> int: return max(1, (os.cpu_count() or 1) // n_jobs)
+def fold_times(prep: Prepared) -> np.ndarray:
+    """Timestamps of the rows folds count: the frame's, or (long format) the longest series' (others align at their
+    ends)."""
+    if prep.panel is None:
+        return prep.times
+    i = int(np.argmax(prep.panel.length))
+    return prep.times[prep.panel.start[i] : prep.panel.start[i] + prep.panel.length[i]]
+
+
+def _blas_threads(n_jobs: int) -> int:
+    return max(1, (os.cpu_count() or 1) // n_jobs)
+
 
 _FRAME = None
+
 
 def _keep_frame(frame: pd.DataFrame):
     "Pool worker initializer: keep the backtest's data for every task this worker runs."
     global _FRAME
     _FRAME = frame
 
-def _run_group_kept(cfg, *args, **kw) -> list[FoldResult]: return run_group(cfg, _FRAME, *args, **kw)
+
+def _run_group_kept(cfg, *args, **kw) -> list[FoldResult]:
+    return run_group(cfg, _FRAME, *args, **kw)
+
 
 def _group_tasks(cfg: ExperimentConfig, prep: Prepared, groups: list[list[Fold]], share: float = VAL_SHARE):
     "Yield `(group, get)` for each refit group in fold order; `get()` returns the group's `FoldResult`s or raises."
     cv, st = cfg.cv, prep.state
-    ids = [st.id_col] if st.long else []      # long format: every series' rows, with the id column
-    frame = prep.frame.iloc[:prep.borders.test_end][[*ids, cfg.data.time_col, *st.columns_in]]
+    ids = [st.id_col] if st.long else []  # long format: every series' rows, with the id column
+    frame = prep.frame.iloc[: prep.borders.test_end][[*ids, cfg.data.time_col, *st.columns_in]]
     rest = (st.columns_in, st.columns_out, st.freq)
     opts = dict(share=share, blas_threads=_blas_threads(cv.n_jobs))
     workers = min(cv.n_jobs, len(groups))
     if cv.executor == 'serial' or (cv.executor == 'local' and workers == 1):
-        for g in groups: yield g, partial(run_group, cfg, frame, *rest, g, **opts)
+        for g in groups:
+            yield g, partial(run_group, cfg, frame, *rest, g, **opts)
     elif cv.executor == 'local':
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('spawn'),
-                                   initializer=_keep_frame, initargs=(frame,))   # the data goes to each worker once
+        pool = ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context('spawn'), initializer=_keep_frame, initargs=(frame,)
+        )  # the data goes to each worker once
         try:
             futures = [pool.submit(_run_group_kept, cfg, *rest, g, **opts) for g in groups]
-            for g, fut in zip(groups, futures): yield g, fut.result
-        finally: pool.shutdown(wait=True, cancel_futures=True)
+            for g, fut in zip(groups, futures):
+                yield g, fut.result
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
     elif cv.executor == 'ray':
         with ray_session(cv.n_jobs) as ray:
             task, data = ray.remote(num_cpus=1)(run_group), ray.put(frame)
             refs = [task.remote(cfg, data, *rest, g, **opts) for g in groups]
             done = False
             try:
-                for g, ref in zip(groups, refs): yield g, partial(ray.get, ref)
+                for g, ref in zip(groups, refs):
+                    yield g, partial(ray.get, ref)
                 done = True
             finally:
                 if not done:
                     for ref in refs:
-                        with contextlib.suppress(Exception): ray.cancel(ref)
-    else: raise ConfigError(f'cv.executor: unknown executor {cv.executor!r}; allowed: local, ray, serial')
+                        with contextlib.suppress(Exception):
+                            ray.cancel(ref)
+    else:
+        raise ConfigError(f'cv.executor: unknown executor {cv.executor!r}; allowed: local, ray, serial')
+
 
 def run_folds(cfg: ExperimentConfig, prep: Prepared | None = None, share: float = VAL_SHARE) -> list[FoldResult]:
     "Run the backtest `cfg.cv` describes with its executor, without tracking; one `FoldResult` per fold, in order."
@@ -264,35 +367,61 @@ def run_folds(cfg: ExperimentConfig, prep: Prepared | None = None, share: float 
 # %% ../nbs/11_backtest.ipynb #11-backtest-022
 METRICS = ['mse', 'mae', 'mse_orig', 'mae_orig']
 
-def _ts(t) -> str: return str(pd.Timestamp(t))
+
+def _ts(t) -> str:
+    return str(pd.Timestamp(t))
+
 
 def fold_row(prep: Prepared, r: FoldResult) -> dict:
     "Borders (rows, and timestamps of the first and last row of each part), the fit used, and metrics of one fold."
     f, t = r.fold, fold_times(prep)
-    return {'fold': f.index, 'train_start': f.train_start, 'train_end': f.train_end,
-            'test_start': f.test_start, 'test_end': f.test_end,
-            'train_start_time': _ts(t[f.train_start]), 'train_last_time': _ts(t[f.train_end - 1]),
-            'test_start_time': _ts(t[f.test_start]), 'test_last_time': _ts(t[f.test_end - 1]),
-            'fit_fold': r.fit_fold, 'fit_train_start': r.fit_train_start, 'fit_train_end': r.fit_train_end,
-            'val_start': r.val_start, **{m: r.metrics[m] for m in METRICS}, 'windows': int(r.metrics['windows']),
-            'fit_seconds': r.fit_seconds}
+    return {
+        'fold': f.index,
+        'train_start': f.train_start,
+        'train_end': f.train_end,
+        'test_start': f.test_start,
+        'test_end': f.test_end,
+        'train_start_time': _ts(t[f.train_start]),
+        'train_last_time': _ts(t[f.train_end - 1]),
+        'test_start_time': _ts(t[f.test_start]),
+        'test_last_time': _ts(t[f.test_end - 1]),
+        'fit_fold': r.fit_fold,
+        'fit_train_start': r.fit_train_start,
+        'fit_train_end': r.fit_train_end,
+        'val_start': r.val_start,
+        **{m: r.metrics[m] for m in METRICS},
+        'windows': int(r.metrics['windows']),
+        'fit_seconds': r.fit_seconds,
+    }
+
 
 def summarise(table: pd.DataFrame) -> dict[str, float]:
     "Parent-run metrics: mean and std (ddof=0) of each fold metric, total windows, folds and fit seconds."
     out = {}
     for m in METRICS:
-        out[f'cv_{m}_mean'] = float(np.mean(table[m])); out[f'cv_{m}_std'] = float(np.std(table[m]))
-    return {**out, 'cv_windows': int(table.windows.sum()), 'cv_folds': len(table), 'cv_fit_seconds': float(table.fit_seconds.sum())}
+        out[f'cv_{m}_mean'] = float(np.mean(table[m]))
+        out[f'cv_{m}_std'] = float(np.std(table[m]))
+    return {
+        **out,
+        'cv_windows': int(table.windows.sum()),
+        'cv_folds': len(table),
+        'cv_fit_seconds': float(table.fit_seconds.sum()),
+    }
+
 
 def fold_predictions(prep: Prepared, results: list[FoldResult]) -> pd.DataFrame:
-    "Scored forecasts of every fold, one row per (fold, origin, step, series); origin = last observed timestamp, original units."
+    """Scored forecasts of every fold, one row per (fold, origin, step, series); origin = last observed timestamp,
+    original units."""
     parts = [forecast_table(prep.times, r.state, r.origins, r.true, r.pred, r.series) for r in results]
-    for df, r in zip(parts, results): df.insert(0, 'fold', r.fold.index)
+    for df, r in zip(parts, results):
+        df.insert(0, 'fold', r.fold.index)
     return pd.concat(parts, ignore_index=True)
+
 
 def plot_fold_errors(table: pd.DataFrame):
     "MSE and MAE (scaled) of each fold against the start of its scored rows; hollow markers: folds that reused a fit."
     import matplotlib.pyplot as plt
+
     x = pd.to_datetime(table.test_start_time)
     refit = (table.fit_fold == table.fold).to_numpy()
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.2), sharex=True)
@@ -300,11 +429,14 @@ def plot_fold_errors(table: pd.DataFrame):
         y = table[m].to_numpy()
         ax.plot(x, y, color='tab:blue', lw=1)
         ax.scatter(x[refit], y[refit], color='tab:blue', zorder=3, label='refitted')
-        if (~refit).any(): ax.scatter(x[~refit], y[~refit], facecolors='white', edgecolors='tab:blue', zorder=3, label='reused fit')
+        if (~refit).any():
+            ax.scatter(x[~refit], y[~refit], facecolors='white', edgecolors='tab:blue', zorder=3, label='reused fit')
         mu, sd = y.mean(), y.std()
         ax.axhline(mu, color='tab:orange', ls='--', lw=1, label=f'mean {mu:.4f} ± {sd:.4f}')
-        ax.set_title(f'{m.upper()} per fold (scaled)', fontsize=10); ax.set_xlabel('start of scored rows')
-        ax.tick_params(axis='x', labelsize=7, rotation=30); ax.legend(fontsize=7)
+        ax.set_title(f'{m.upper()} per fold (scaled)', fontsize=10)
+        ax.set_xlabel('start of scored rows')
+        ax.tick_params(axis='x', labelsize=7, rotation=30)
+        ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
 
@@ -312,9 +444,10 @@ def plot_fold_errors(table: pd.DataFrame):
 @dataclass
 class BacktestResult:
     "What the cv job produced."
+
     run_id: str
-    folds: pd.DataFrame          # the fold table (also logged as folds.csv)
-    metrics: dict                # parent-run metrics: cv_*_mean, cv_*_std, ...
+    folds: pd.DataFrame  # the fold table (also logged as folds.csv)
+    metrics: dict  # parent-run metrics: cv_*_mean, cv_*_std, ...
     predictions: pd.DataFrame
     prep: Prepared
     results: list = field(default_factory=list)
@@ -325,20 +458,32 @@ class BacktestResult:
         "Mean and std across folds of each metric."
         return pd.DataFrame({s: {m: self.metrics[f'cv_{m}_{s}'] for m in METRICS} for s in ('mean', 'std')})
 
+
 def _fold_params(prep: Prepared, fold: Fold, fit_fold: int | None = None) -> dict[str, str]:
     "A fold's row borders and timestamps (and the fold whose fit it reuses), logged as the child run's params."
     t = fold_times(prep)
-    params = {'fold.index': fold.index, 'fold.train_start': fold.train_start, 'fold.train_end': fold.train_end,
-              'fold.test_start': fold.test_start, 'fold.test_end': fold.test_end,
-              'fold.train_start_time': _ts(t[fold.train_start]), 'fold.train_last_time': _ts(t[fold.train_end - 1]),
-              'fold.test_start_time': _ts(t[fold.test_start]), 'fold.test_last_time': _ts(t[fold.test_end - 1])}
-    if fit_fold is not None: params['fold.fit_fold'] = fit_fold
+    params = {
+        'fold.index': fold.index,
+        'fold.train_start': fold.train_start,
+        'fold.train_end': fold.train_end,
+        'fold.test_start': fold.test_start,
+        'fold.test_end': fold.test_end,
+        'fold.train_start_time': _ts(t[fold.train_start]),
+        'fold.train_last_time': _ts(t[fold.train_end - 1]),
+        'fold.test_start_time': _ts(t[fold.test_start]),
+        'fold.test_last_time': _ts(t[fold.test_end - 1]),
+    }
+    if fit_fold is not None:
+        params['fold.fit_fold'] = fit_fold
     return {k: str(v) for k, v in params.items()}
 
+
 def backtest(cfg: ExperimentConfig, share: float = VAL_SHARE) -> BacktestResult:
-    "Run the tracked cv job for a validated config: a parent MLflow run, one nested run per fold, summary and artifacts."
+    """Run the tracked cv job for a validated config: a parent MLflow run, one nested run per fold, summary and
+    artifacts."""
     from tsforge import tracking
     import matplotlib.pyplot as plt
+
     h = cfg.cv.horizon or cfg.horizon
     run_name = f'cv-{cfg.name}-{cfg.model}-{cfg.mode}-h{cfg.horizon}-{cfg.cv.n_windows}x{h}'
     with tracking.start_run(cfg, run_name, tags={'tsforge.job': 'cv'}) as run:
@@ -351,18 +496,27 @@ def backtest(cfg: ExperimentConfig, share: float = VAL_SHARE) -> BacktestResult:
         tracking.checkpoint('fitting')
         with contextlib.closing(_group_tasks(cfg, prep, groups, share)) as tasks:
             for group, get in tasks:
-                try: rs = get()
+                try:
+                    rs = get()
                 except Exception:
                     with tracking.start_run(cfg, f'fold-{group[0].index}', nested=True, tags={'tsforge.job': 'cv'}):
                         tracking.log_params(_fold_params(prep, group[0]))
                         raise  # the failing fold's child run ends FAILED, and so does the parent
                 for r in rs:
-                    with tracking.start_run(cfg, f'fold-{r.fold.index}', nested=True, tags={'tsforge.job': 'cv'}) as child:
+                    with tracking.start_run(
+                        cfg, f'fold-{r.fold.index}', nested=True, tags={'tsforge.job': 'cv'}
+                    ) as child:
                         tracking.log_params(_fold_params(prep, r.fold, r.fit_fold))
                         tracking.checkpoint('fold')
-                        tracking.log_metrics({**{m: r.metrics[m] for m in METRICS}, 'windows': r.metrics['windows'],
-                                              'fit_seconds': r.fit_seconds})
-                    results.append(r); child_ids.append(child.info.run_id)
+                        tracking.log_metrics(
+                            {
+                                **{m: r.metrics[m] for m in METRICS},
+                                'windows': r.metrics['windows'],
+                                'fit_seconds': r.fit_seconds,
+                            }
+                        )
+                    results.append(r)
+                    child_ids.append(child.info.run_id)
         tracking.checkpoint('logging')
         table = pd.DataFrame([fold_row(prep, r) for r in results])
         table.insert(len(table.columns), 'run_id', child_ids)

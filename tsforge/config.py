@@ -28,45 +28,55 @@ class ConfigError(ValueError):
 class _Strict(BaseModel):
     model_config = ConfigDict(extra='forbid', validate_assignment=True)
 
+
 class DataConfig(_Strict):
     "Where the data is and how to read it."
+
     dataset: Literal['ETTh1', 'ETTh2'] | None = None  # a known benchmark file, located or downloaded by name
-    path: str | None = None         # a CSV or parquet file of your own
+    path: str | None = None  # a CSV or parquet file of your own
     time_col: str = 'date'
-    target: list[str] = ['OT']      # column(s) to forecast
+    target: list[str] = ['OT']  # column(s) to forecast
     columns: list[str] | None = None  # columns the model may read; None: every numeric column
-    freq: str | None = None         # pandas frequency alias; None: inferred from the timestamps
+    freq: str | None = None  # pandas frequency alias; None: inferred from the timestamps
     on_issue: Literal['fail', 'fill'] = 'fail'
-    sha256: str | None = None       # expected checksum of `path`
-    tz: str | None = None           # time zone (e.g. UTC, Europe/Paris) to convert timestamps to; None: keep as read
+    sha256: str | None = None  # expected checksum of `path`
+    tz: str | None = None  # time zone (e.g. UTC, Europe/Paris) to convert timestamps to; None: keep as read
 
     @field_validator('tz')
     @classmethod
     def _known_tz(cls, v):
-        if v is None: return v
+        if v is None:
+            return v
         import pandas as pd
-        try: pd.Timestamp('2020-01-01', tz=v)
+
+        try:
+            pd.Timestamp('2020-01-01', tz=v)
         except Exception:
             raise ValueError(f'unknown time zone {v!r}; use an IANA name such as UTC or Europe/Paris') from None
         return v
+
     format: Literal['wide', 'long'] = 'wide'  # wide: one column per series; long: one row per (series, time)
-    id_col: str | None = None       # long format: the series id column (e.g. unique_id)
+    id_col: str | None = None  # long format: the series id column (e.g. unique_id)
 
     @field_validator('target', 'columns', mode='before')
     @classmethod
-    def _listify(cls, v): return [v] if isinstance(v, str) else v
+    def _listify(cls, v):
+        return [v] if isinstance(v, str) else v
 
     @field_validator('target')
     @classmethod
     def _nonempty(cls, v):
-        if not v: raise ValueError('at least one target column is required')
+        if not v:
+            raise ValueError('at least one target column is required')
         return v
 
     @model_validator(mode='after')
     def _one_source(self):
         if (self.dataset is None) == (self.path is None):
-            raise ValueError(f'give exactly one of data.dataset (ETTh1 or ETTh2) or data.path (a CSV/parquet file); '
-                             f'got dataset={self.dataset!r}, path={self.path!r}')
+            raise ValueError(
+                f'give exactly one of data.dataset (ETTh1 or ETTh2) or data.path (a CSV/parquet file); '
+                f'got dataset={self.dataset!r}, path={self.path!r}'
+            )
         if self.path is not None and not Path(self.path).is_file():
             raise ValueError(f'data.path: file not found: {self.path!r}')
         if self.format == 'long' and not self.id_col:
@@ -75,8 +85,10 @@ class DataConfig(_Strict):
             raise ValueError(f'data.format=long reads data.path; the ETT dataset {self.dataset} is wide')
         return self
 
+
 class SplitConfig(_Strict):
     "How rows are split into train / validation / test."
+
     kind: Literal['auto', 'ett', 'ratio', 'date'] = 'auto'  # auto: ett for the ETT datasets, ratio otherwise
     train: float = Field(0.7, gt=0, lt=1)
     val: float = Field(0.1, ge=0, lt=1)
@@ -91,8 +103,10 @@ class SplitConfig(_Strict):
             raise ValueError('split.kind=date needs split.val_start and split.test_start (timestamps)')
         return self
 
+
 class CVConfig(_Strict):
     "Rolling-origin backtest settings (the cv job)."
+
     n_windows: int = Field(4, ge=1)
     step: int | None = Field(None, ge=1)
     horizon: int | None = Field(None, ge=1)
@@ -103,11 +117,14 @@ class CVConfig(_Strict):
     executor: Literal['local', 'ray', 'serial'] = 'local'
     n_jobs: int = Field(2, ge=1)
 
+
 class TrackingConfig(_Strict):
     experiment: str = 'tsforge'
 
+
 class RegistryConfig(_Strict):
     "Where the trained model is registered, and when the alias moves to it."
+
     model_name: str
     alias: str = 'champion'
     enabled: bool = True  # register the model at all
@@ -117,7 +134,10 @@ class RegistryConfig(_Strict):
 # %% ../nbs/00_config.ipynb #tune-code-1
 class Distribution(_Strict):
     "One searched config key: an int or float range (`low`, `high`, optional `log` or `step`) or `choices`."
-    type: Literal['int', 'float', 'categorical'] | None = None  # None: inferred (choices -> categorical, int bounds -> int)
+
+    type: Literal['int', 'float', 'categorical'] | None = (
+        None  # None: inferred (choices -> categorical, int bounds -> int)
+    )
     low: int | float | None = None
     high: int | float | None = None
     step: int | float | None = None
@@ -126,27 +146,41 @@ class Distribution(_Strict):
 
     @model_validator(mode='before')
     @classmethod
-    def _shorthand(cls, v): return {'choices': v} if isinstance(v, (list, tuple)) else v
+    def _shorthand(cls, v):
+        return {'choices': v} if isinstance(v, (list, tuple)) else v
 
     @model_validator(mode='after')
     def _check(self):
         if self.choices is not None or self.type == 'categorical':
-            if self.type not in (None, 'categorical'): raise ValueError(f'type {self.type} takes low/high, not choices')
+            if self.type not in (None, 'categorical'):
+                raise ValueError(f'type {self.type} takes low/high, not choices')
             if self.low is not None or self.high is not None or self.step is not None or self.log:
                 raise ValueError('a categorical distribution takes only choices (no low, high, step or log)')
-            if not self.choices: raise ValueError('empty choices: give at least one value')
+            if not self.choices:
+                raise ValueError('empty choices: give at least one value')
             bad = [c for c in self.choices if c is not None and not isinstance(c, (bool, int, float, str))]
-            if bad: raise ValueError(f'choices must be plain values (str, int, float, bool, null); got {bad[0]!r}')
+            if bad:
+                raise ValueError(f'choices must be plain values (str, int, float, bool, null); got {bad[0]!r}')
             object.__setattr__(self, 'type', 'categorical')
             return self
-        if self.low is None or self.high is None: raise ValueError('give low and high (a range) or choices')
-        ints = all(isinstance(x, int) and not isinstance(x, bool) for x in (self.low, self.high, self.step) if x is not None)
+        if self.low is None or self.high is None:
+            raise ValueError('give low and high (a range) or choices')
+        ints = all(
+            isinstance(x, int) and not isinstance(x, bool) for x in (self.low, self.high, self.step) if x is not None
+        )
         kind = self.type or ('int' if ints else 'float')
-        if kind == 'int' and not ints: raise ValueError(f'type int needs integer low/high/step; got low={self.low}, high={self.high}, step={self.step}')
-        if self.low > self.high: raise ValueError(f'empty range: low ({self.low}) > high ({self.high})')
-        if self.step is not None and self.step <= 0: raise ValueError(f'step must be > 0; got {self.step}')
-        if self.log and self.step is not None: raise ValueError('give log or step, not both')
-        if self.log and self.low <= 0: raise ValueError(f'a log scale needs low > 0; got {self.low}')
+        if kind == 'int' and not ints:
+            raise ValueError(
+                f'type int needs integer low/high/step; got low={self.low}, high={self.high}, step={self.step}'
+            )
+        if self.low > self.high:
+            raise ValueError(f'empty range: low ({self.low}) > high ({self.high})')
+        if self.step is not None and self.step <= 0:
+            raise ValueError(f'step must be > 0; got {self.step}')
+        if self.log and self.step is not None:
+            raise ValueError('give log or step, not both')
+        if self.log and self.low <= 0:
+            raise ValueError(f'a log scale needs low > 0; got {self.low}')
         object.__setattr__(self, 'type', kind)
         return self
 
@@ -154,49 +188,59 @@ class Distribution(_Strict):
         "The values a config must accept for this distribution to be valid: both ends of a range, or every choice."
         return list(self.choices) if self.type == 'categorical' else [self.low, self.high]
 
+
 class TuneConfig(_Strict):
     "The hyperparameter search of the tune job: budget, sampler, pruner, storage, workers and the search space."
-    n_trials: int = Field(20, ge=1)                 # trials in the study in total (a rerun of the same study resumes up to it)
-    timeout: float | None = Field(None, gt=0)       # seconds of search per job; queued trials left wait for a rerun
+
+    n_trials: int = Field(20, ge=1)  # trials in the study in total (a rerun of the same study resumes up to it)
+    timeout: float | None = Field(None, gt=0)  # seconds of search per job; queued trials left wait for a rerun
     sampler: Literal['tpe', 'random', 'cmaes', 'gp'] = 'tpe'
-    seed: int | None = None                         # sampler seed; None: the experiment's seed
-    n_startup_trials: int = Field(10, ge=0)         # random trials before tpe / gp / cmaes use their model
+    seed: int | None = None  # sampler seed; None: the experiment's seed
+    n_startup_trials: int = Field(10, ge=0)  # random trials before tpe / gp / cmaes use their model
     pruner: Literal['median', 'successive_halving', 'hyperband', 'none'] = 'median'
-    pruner_startup_trials: int = Field(5, ge=0)     # median: finished trials before any trial is pruned
-    metric: Literal['mse', 'mae'] = 'mse'           # minimised: the mean over the backtest folds (scaled values)
-    study_name: str | None = None                   # None: tune-<name>-<model>-<mode>-h<horizon>
-    storage: str | None = None                      # SQLAlchemy URL; None: an SQLite file beside the MLflow store
+    pruner_startup_trials: int = Field(5, ge=0)  # median: finished trials before any trial is pruned
+    metric: Literal['mse', 'mae'] = 'mse'  # minimised: the mean over the backtest folds (scaled values)
+    study_name: str | None = None  # None: tune-<name>-<model>-<mode>-h<horizon>
+    storage: str | None = None  # SQLAlchemy URL; None: an SQLite file beside the MLflow store
     executor: Literal['serial', 'local', 'ray'] = 'local'
-    n_workers: int = Field(2, ge=1)                 # local processes or Ray tasks
-    heartbeat_interval: int = Field(10, ge=1)       # seconds between a running trial's heartbeats
-    grace_period: int | None = Field(None, ge=1)    # a trial without heartbeat this long is FAIL (None: 2 x interval)
-    enqueue_default: bool = True                    # the experiment's own values are the study's first trial
-    retrain: bool = True                            # retrain the best config through the train job and register it
+    n_workers: int = Field(2, ge=1)  # local processes or Ray tasks
+    heartbeat_interval: int = Field(10, ge=1)  # seconds between a running trial's heartbeats
+    grace_period: int | None = Field(None, ge=1)  # a trial without heartbeat this long is FAIL (None: 2 x interval)
+    enqueue_default: bool = True  # the experiment's own values are the study's first trial
+    retrain: bool = True  # retrain the best config through the train job and register it
     space: dict[str, Distribution] = {}
     model_space: dict[str, dict[str, Distribution]] = {}
 
     @field_validator('space', mode='before')
     @classmethod
-    def _flat_space(cls, v): return flatten_space(v)
+    def _flat_space(cls, v):
+        return flatten_space(v)
 
     @field_validator('model_space', mode='before')
     @classmethod
-    def _flat_model_space(cls, v): return {k: flatten_space(s) for k, s in v.items()} if isinstance(v, dict) else v
+    def _flat_model_space(cls, v):
+        return {k: flatten_space(s) for k, s in v.items()} if isinstance(v, dict) else v
+
 
 _DIST_KEYS = set(Distribution.model_fields)
 
+
 def flatten_space(space, prefix: str = ''):
     "Nested maps (as Hydra makes of `tune.space.model_params.num_leaves=...`) to dotted keys; distributions stay."
-    if not isinstance(space, dict): return space
+    if not isinstance(space, dict):
+        return space
     out = {}
     for k, v in space.items():
-        if isinstance(v, dict) and v and not set(v) & _DIST_KEYS: out.update(flatten_space(v, f'{prefix}{k}.'))
-        else: out[f'{prefix}{k}'] = v
+        if isinstance(v, dict) and v and not set(v) & _DIST_KEYS:
+            out.update(flatten_space(v, f'{prefix}{k}.'))
+        else:
+            out[f'{prefix}{k}'] = v
     return out
 
 # %% ../nbs/00_config.ipynb #00-config-007
 class ExperimentConfig(_Strict):
     "One validated experiment: what to load, how to split and window it, which model, where to log it."
+
     name: str
     data: DataConfig
     mode: Literal['S', 'M', 'MS'] = 'S'
@@ -214,11 +258,14 @@ class ExperimentConfig(_Strict):
     @model_validator(mode='after')
     def _model_known(self):
         from tsforge.models import MODELS, model_class
+
         if self.model not in MODELS:
-            raise ValueError(f"model: unknown model {self.model!r}; allowed: {', '.join(sorted(MODELS))}")
+            raise ValueError(f'model: unknown model {self.model!r}; allowed: {", ".join(sorted(MODELS))}')
         params_cls = model_class(self.model).Params
-        try: params = params_cls(**self.model_params)
-        except ValidationError as e: raise ValueError(_format_errors(e, prefix='model_params')) from None
+        try:
+            params = params_cls(**self.model_params)
+        except ValidationError as e:
+            raise ValueError(_format_errors(e, prefix='model_params')) from None
         # store the complete parameter set (defaults filled in), so runs log every value used
         object.__setattr__(self, 'model_params', params.model_dump())
         return self
@@ -233,89 +280,135 @@ class ExperimentConfig(_Strict):
         "Columns the model reads (None: decided by the data, for M/MS without explicit columns)."
         return list(self.data.target) if self.mode == 'S' else self.data.columns
 
-    def to_yaml(self) -> str: return yaml.safe_dump(self.model_dump(mode='json'), sort_keys=False)
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode='json'), sort_keys=False)
 
     def flat(self) -> dict[str, Any]:
         "Dotted key -> value, for logging as MLflow params."
         out = {}
+
         def walk(d, pre):
             for k, v in d.items():
-                if isinstance(v, dict) and v: walk(v, f'{pre}{k}.')
-                else: out[f'{pre}{k}'] = v
+                if isinstance(v, dict) and v:
+                    walk(v, f'{pre}{k}.')
+                else:
+                    out[f'{pre}{k}'] = v
+
         walk(self.model_dump(mode='json'), '')
         return out
 
 # %% ../nbs/00_config.ipynb #tune-code-2
-NOT_SEARCHABLE = ('name', 'data', 'split', 'cv', 'horizon', 'tune', 'tracking', 'registry')  # they define the problem or the job
+NOT_SEARCHABLE = (
+    'name',
+    'data',
+    'split',
+    'cv',
+    'horizon',
+    'tune',
+    'tracking',
+    'registry',
+)  # they define the problem or the job
+
 
 def has_key(d: dict, key: str) -> bool:
     "Whether dotted `key` exists in nested dict `d`."
     for p in key.split('.'):
-        if not isinstance(d, dict) or p not in d: return False
+        if not isinstance(d, dict) or p not in d:
+            return False
         d = d[p]
     return True
+
 
 def set_key(d: dict, key: str, value):
     "Set dotted `key` in nested dict `d` (in place)."
     *head, last = key.split('.')
-    for p in head: d = d.setdefault(p, {})
+    for p in head:
+        d = d.setdefault(p, {})
     d[last] = value
 
+
 def family_config(raw: dict, family: str, base_model: str) -> dict:
-    "A plain config dict for model `family`: the experiment's model params if it is the experiment's model, else the family's defaults."
+    """A plain config dict for model `family`: the experiment's model params if it is the experiment's model, else the
+    family's defaults."""
     import copy
+
     out = copy.deepcopy(raw)
     out['model'] = family
-    if family != base_model: out['model_params'] = {}
+    if family != base_model:
+        out['model_params'] = {}
     out['tune'] = {}
     return ExperimentConfig(**out).model_dump(mode='json')
 
+
 def _check_dist(raw: dict, key: str, dist: Distribution, field: str):
     import copy
+
     for v in dist.bounds():
-        r = copy.deepcopy(raw); set_key(r, key, v)
-        if key == 'model' and v != raw.get('model'): r['model_params'] = {}  # another family starts from its defaults
-        try: ExperimentConfig(**r)
-        except ValidationError as e: raise ValueError(f'{field}: value {v!r} is not valid for {key}: {_format_errors(e)}') from None
+        r = copy.deepcopy(raw)
+        set_key(r, key, v)
+        if key == 'model' and v != raw.get('model'):
+            r['model_params'] = {}  # another family starts from its defaults
+        try:
+            ExperimentConfig(**r)
+        except ValidationError as e:
+            raise ValueError(f'{field}: value {v!r} is not valid for {key}: {_format_errors(e)}') from None
+
 
 def check_tune_space(cfg: ExperimentConfig):
     "Raise `ValueError` naming the field if `cfg.tune.space` / `model_space` does not fit `cfg`."
     t = cfg.tune
-    if not t.space and not t.model_space: return
-    raw = cfg.model_dump(mode='json'); raw['tune'] = {}
+    if not t.space and not t.model_space:
+        return
+    raw = cfg.model_dump(mode='json')
+    raw['tune'] = {}
     models = None
     if 'model' in t.space:
         d = t.space['model']
-        if d.type != 'categorical': raise ValueError('tune.space.model: the model is searched over choices (a list of model names)')
+        if d.type != 'categorical':
+            raise ValueError('tune.space.model: the model is searched over choices (a list of model names)')
         models = list(d.choices)
     for key, dist in t.space.items():
         field, top = f'tune.space.{key}', key.split('.')[0]
         if top in NOT_SEARCHABLE:
-            raise ValueError(f"{field}: {top} cannot be searched (it defines the data, the folds or the job); "
-                             f"searchable: any other config key, e.g. input_length, model, model_params.<param>")
+            raise ValueError(
+                f'{field}: {top} cannot be searched (it defines the data, the folds or the job); '
+                f'searchable: any other config key, e.g. input_length, model, model_params.<param>'
+            )
         if top == 'model_params' and models is not None:
             raise ValueError(f'{field}: model is searched, so model parameters go under tune.model_space.<model>.{key}')
         if not has_key(raw, key):
             if top == 'model_params':
-                raise ValueError(f"{field}: model {cfg.model} has no parameter {key.split('.', 1)[1] if '.' in key else key!r}; "
-                                 f"allowed: {', '.join(sorted(raw['model_params']))}")
+                raise ValueError(
+                    f'{field}: model {cfg.model} has no parameter {key.split(".", 1)[1] if "." in key else key!r}; '
+                    f'allowed: {", ".join(sorted(raw["model_params"]))}'
+                )
             raise ValueError(f'{field}: unknown key (not a config key; check the spelling)')
         _check_dist(raw, key, dist, field)
     for fam, space in t.model_space.items():
         from tsforge.models import MODELS
-        if fam not in MODELS: raise ValueError(f"tune.model_space.{fam}: unknown model; allowed: {', '.join(sorted(MODELS))}")
+
+        if fam not in MODELS:
+            raise ValueError(f'tune.model_space.{fam}: unknown model; allowed: {", ".join(sorted(MODELS))}')
         if models is None and fam != cfg.model:
-            raise ValueError(f'tune.model_space.{fam}: the model is {cfg.model} and not searched (add tune.space.model with choices)')
+            raise ValueError(
+                f'tune.model_space.{fam}: the model is {cfg.model} and not searched (add tune.space.model with choices)'
+            )
         if models is not None and fam not in models:
-            raise ValueError(f"tune.model_space.{fam}: {fam} is not among tune.space.model choices ({', '.join(map(str, models))})")
+            raise ValueError(
+                f'tune.model_space.{fam}: {fam} is not among tune.space.model choices ({", ".join(map(str, models))})'
+            )
         base = family_config(raw, fam, cfg.model)
         for key, dist in space.items():
             field = f'tune.model_space.{fam}.{key}'
             if not key.startswith('model_params.'):
-                raise ValueError(f'{field}: only model_params.<param> keys go under model_space (others under tune.space)')
+                raise ValueError(
+                    f'{field}: only model_params.<param> keys go under model_space (others under tune.space)'
+                )
             if not has_key(base, key):
-                raise ValueError(f"{field}: model {fam} has no parameter {key.split('.', 1)[1]!r}; "
-                                 f"allowed: {', '.join(sorted(base['model_params']))}")
+                raise ValueError(
+                    f'{field}: model {fam} has no parameter {key.split(".", 1)[1]!r}; '
+                    f'allowed: {", ".join(sorted(base["model_params"]))}'
+                )
             _check_dist(base, key, dist, field)
 
 # %% ../nbs/00_config.ipynb #00-config-009
@@ -325,39 +418,52 @@ def _format_errors(e: ValidationError, prefix: str = '') -> str:
         loc = '.'.join(str(p) for p in err['loc'])
         loc = f'{prefix}.{loc}' if prefix and loc else (prefix or loc)
         msg = err['msg'].removeprefix('Value error, ')
-        if err['type'] == 'extra_forbidden': msg = 'unknown key (not in the schema; check the spelling)'
+        if err['type'] == 'extra_forbidden':
+            msg = 'unknown key (not in the schema; check the spelling)'
         val = err.get('input')
         shown = '' if err['type'] in ('value_error', 'missing') or isinstance(val, dict) else f' (got {val!r})'
         lines.append(f'{loc}: {msg}{shown}' if loc else f'{msg}{shown}')
     return '; '.join(lines)
 
+
 def validate_config(raw: dict) -> ExperimentConfig:
     "Validate a plain dict (already composed) into an `ExperimentConfig`, or raise one `ConfigError`."
-    try: return ExperimentConfig(**raw)
-    except ValidationError as e: raise ConfigError(f'invalid config: {_format_errors(e)}') from None
+    try:
+        return ExperimentConfig(**raw)
+    except ValidationError as e:
+        raise ConfigError(f'invalid config: {_format_errors(e)}') from None
 
 # %% ../nbs/00_config.ipynb #00-config-011
 def experiments_dir() -> Path:
-    "The folder of shared experiment YAML files: `$TSFORGE_EXPERIMENTS_DIR`, else `experiments/` beside the package, else in the working directory."
-    if env := os.environ.get('TSFORGE_EXPERIMENTS_DIR'): return Path(env).resolve()
+    """The folder of shared experiment YAML files: `$TSFORGE_EXPERIMENTS_DIR`, else `experiments/` beside the package,
+    else in the working directory."""
+    if env := os.environ.get('TSFORGE_EXPERIMENTS_DIR'):
+        return Path(env).resolve()
     import tsforge
+
     here = Path(tsforge.__file__).resolve().parent.parent / 'experiments'
     return here if here.is_dir() else Path.cwd() / 'experiments'
+
 
 def _config_file(config: str | os.PathLike) -> Path:
     p = Path(config)
     if p.suffix in ('.yaml', '.yml') or p.is_file():
-        if not p.is_file(): raise ConfigError(f'config: file not found: {str(config)!r}')
+        if not p.is_file():
+            raise ConfigError(f'config: file not found: {str(config)!r}')
         return p.resolve()
     f = experiments_dir() / f'{config}.yaml'
     if not f.is_file():
         known = sorted(x.stem for x in experiments_dir().glob('*.yaml') if x.stem != 'base')
-        raise ConfigError(f"config: unknown experiment {str(config)!r}; allowed: {', '.join(known)} or a path to a YAML file")
+        raise ConfigError(
+            f'config: unknown experiment {str(config)!r}; allowed: {", ".join(known)} or a path to a YAML file'
+        )
     return f
+
 
 def compose_config(config: str | os.PathLike = 'etth1', overrides: list[str] | tuple = ()) -> dict:
     "Compose experiment `config` (a name in `experiments/` or a YAML path) with Hydra `overrides`; return a plain dict."
-    if isinstance(overrides, str): overrides = [overrides]
+    if isinstance(overrides, str):
+        overrides = [overrides]
     f = _config_file(config)
     extra = [] if f.parent == experiments_dir() else [f'hydra.searchpath=[file://{experiments_dir()}]']
     try:
@@ -371,6 +477,7 @@ def compose_config(config: str | os.PathLike = 'etth1', overrides: list[str] | t
         raise ConfigError(f'config {str(config)!r}: not valid YAML: {e}') from None
     raw.pop('hydra', None)
     return raw
+
 
 def load_config(config: str | os.PathLike = 'etth1', overrides: list[str] | tuple = ()) -> ExperimentConfig:
     "Compose and validate an experiment: the one entry point jobs use."

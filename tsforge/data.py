@@ -29,38 +29,48 @@ ETT_SHA256 = {
     'ETTh2': 'a3dc2c597b9218c7ce1cd55eb77b283fd459a1d09d753063f944967dd6b9218b',
 }
 
+
 def file_sha256(path: str | os.PathLike) -> str:
     "Hex sha256 of a file, read in chunks."
     h = hashlib.sha256()
     with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''): h.update(chunk)
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            h.update(chunk)
     return h.hexdigest()
+
 
 def cache_dir() -> Path:
     return Path(os.environ.get('TSFORGE_CACHE_DIR', Path.home() / '.cache' / 'tsforge'))
+
 
 def _check_sha(path: Path, expected: str):
     got = file_sha256(path)
     if got != expected:
         raise DataError(f'{path}: sha256 mismatch: expected {expected}, got {got} (corrupt or different file)')
 
+
 def download(url: str, dest: Path, sha256: str | None = None, timeout: float = 60) -> Path:
     "Download `url` to `dest` atomically; with `sha256`, a mismatch is an error and nothing is left at `dest`."
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f'.{dest.name}.')
     try:
-        with os.fdopen(fd, 'wb') as out, urllib.request.urlopen(url, timeout=timeout) as r: shutil.copyfileobj(r, out)
-        if sha256: _check_sha(Path(tmp), sha256)
+        with os.fdopen(fd, 'wb') as out, urllib.request.urlopen(url, timeout=timeout) as r:
+            shutil.copyfileobj(r, out)
+        if sha256:
+            _check_sha(Path(tmp), sha256)
         os.replace(tmp, dest)
     except OSError as e:
         raise DataError(f'could not download {url}: {e}') from None
     finally:
-        if os.path.exists(tmp): os.unlink(tmp)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
     return dest
+
 
 def ett_path(name: str) -> Path:
     "Locate (or download) benchmark file `name` (ETTh1 or ETTh2) and verify its sha256."
-    if name not in ETT_SHA256: raise DataError(f"data.dataset: unknown dataset {name!r}; allowed: {', '.join(ETT_SHA256)}")
+    if name not in ETT_SHA256:
+        raise DataError(f'data.dataset: unknown dataset {name!r}; allowed: {", ".join(ETT_SHA256)}')
     fname, sha = f'{name}.csv', ETT_SHA256[name]
     for d in filter(None, [os.environ.get('TSFORGE_DATA_DIR'), cache_dir()]):
         if (p := Path(d) / fname).is_file():
@@ -73,6 +83,7 @@ def ett_path(name: str) -> Path:
 @dataclass
 class DataReport:
     "What loading found: file, checksum, shape, frequency and every issue (fixed or not)."
+
     path: str
     sha256: str
     n_rows: int = 0
@@ -80,62 +91,92 @@ class DataReport:
     end: str = ''
     freq: str = ''
     columns: list = field(default_factory=list)
-    issues: list = field(default_factory=list)   # human-readable lines
+    issues: list = field(default_factory=list)  # human-readable lines
     filled: bool = False
-    series: int = 0                              # long format: number of series kept
+    series: int = 0  # long format: number of series kept
     skipped: list = field(default_factory=list)  # long format: ids of series too short to use
 
     def summary(self) -> pd.DataFrame:
         "One-row table for notebooks."
-        return pd.DataFrame([{'file': Path(self.path).name, 'rows': self.n_rows, 'start': self.start, 'end': self.end,
-                              'freq': self.freq, 'columns': len(self.columns), 'issues': len(self.issues),
-                              'sha256': self.sha256[:12]}])
+        return pd.DataFrame(
+            [
+                {
+                    'file': Path(self.path).name,
+                    'rows': self.n_rows,
+                    'start': self.start,
+                    'end': self.end,
+                    'freq': self.freq,
+                    'columns': len(self.columns),
+                    'issues': len(self.issues),
+                    'sha256': self.sha256[:12],
+                }
+            ]
+        )
 
-def _first(ts, k=3) -> str: return ', '.join(str(t) for t in list(ts)[:k])
+
+def _first(ts, k=3) -> str:
+    return ', '.join(str(t) for t in list(ts)[:k])
+
 
 def _read(path: Path) -> pd.DataFrame:
-    if not path.is_file(): raise DataError(f'data file not found: {path}')
+    if not path.is_file():
+        raise DataError(f'data file not found: {path}')
     try:
-        if path.suffix.lower() in ('.parquet', '.pq'): return pd.read_parquet(path)
+        if path.suffix.lower() in ('.parquet', '.pq'):
+            return pd.read_parquet(path)
         return pd.read_csv(path)
     except Exception as e:  # pandas/pyarrow raise many types for malformed files
-        raise DataError(f'{path}: cannot read as {"parquet" if path.suffix.lower() in (".parquet", ".pq") else "CSV"}: {e}') from None
+        raise DataError(
+            f'{path}: cannot read as {"parquet" if path.suffix.lower() in (".parquet", ".pq") else "CSV"}: {e}'
+        ) from None
 
 # %% ../nbs/01_data.ipynb #01-data-008
 def infer_freq(times: pd.DatetimeIndex) -> str:
     "pandas' own inference on a regular index (D, MS, W-SUN, ...), else the most common step between timestamps."
     times = pd.DatetimeIndex(times).unique().sort_values()
     if len(times) >= 3:
-        with pd.option_context('future.infer_freq_returns_offset', True): f = pd.infer_freq(times)
-        if f is not None: return to_offset(f).freqstr
+        with pd.option_context('future.infer_freq_returns_offset', True):
+            f = pd.infer_freq(times)
+        if f is not None:
+            return to_offset(f).freqstr
     steps = pd.Series(times).diff().dropna()
-    if steps.empty: raise DataError('data.freq: cannot infer a frequency from fewer than two distinct timestamps; set data.freq')
+    if steps.empty:
+        raise DataError('data.freq: cannot infer a frequency from fewer than two distinct timestamps; set data.freq')
     step = steps.mode().iloc[0]
     return f'{step.days}D' if step % pd.Timedelta(days=1) == pd.Timedelta(0) else to_offset(step).freqstr
 
+
 def _offset(freq: str):
-    try: return to_offset(freq)
-    except ValueError: raise DataError(f'data.freq: {freq!r} is not a pandas frequency alias (e.g. h, 15min, D)') from None
+    try:
+        return to_offset(freq)
+    except ValueError:
+        raise DataError(f'data.freq: {freq!r} is not a pandas frequency alias (e.g. h, 15min, D)') from None
 
 # %% ../nbs/01_data.ipynb #94909034
 def _offset_label(s) -> str:
     "The UTC offset written in one timestamp string ('none' when it has no offset), or 'unparseable'."
-    try: off = pd.Timestamp(s).utcoffset()
-    except (ValueError, TypeError): return 'unparseable'
-    if off is None: return 'none'
+    try:
+        off = pd.Timestamp(s).utcoffset()
+    except (ValueError, TypeError):
+        return 'unparseable'
+    if off is None:
+        return 'none'
     sign, off = ('-', -off) if off < pd.Timedelta(0) else ('+', off)
     h, m = divmod(int(off.total_seconds()) // 60, 60)
     return f'{sign}{h:02d}:{m:02d}'
+
 
 def _offset_groups(col: pd.Series) -> str:
     "Which rows carry which UTC offset, for an error message: count, first rows and values per offset."
     labels = col.astype(str).map(_offset_label)
     parts = []
     for lab, rows in labels.groupby(labels, sort=False).groups.items():
-        if lab == 'unparseable': continue
+        if lab == 'unparseable':
+            continue
         first = ', '.join(f'row {r} ({col.loc[r]})' for r in list(rows)[:2])
         parts.append(f'{"no offset" if lab == "none" else lab}: {len(rows)} row(s), first {first}')
     return '; '.join(parts)
+
 
 def parse_times(col: pd.Series, tz: str | None = None) -> pd.Series:
     """Timestamps of a time column. Offsets are never dropped: one uniform offset is kept (or converted to `tz`);
@@ -149,28 +190,39 @@ def parse_times(col: pd.Series, tz: str | None = None) -> pd.Series:
     except (ValueError, TypeError):  # pandas refuses different offsets (or offsets beside naive timestamps)
         groups = _offset_groups(col)
         if tz is None or 'no offset' in groups:
-            fix = ('set data.tz (e.g. data.tz=UTC) to convert them to one time zone' if 'no offset' not in groups else
-                   'write every timestamp with its offset, or none of them')
+            fix = (
+                'set data.tz (e.g. data.tz=UTC) to convert them to one time zone'
+                if 'no offset' not in groups
+                else 'write every timestamp with its offset, or none of them'
+            )
             raise DataError(f'{col.name}: timestamps with different UTC offsets ({groups}); {fix}') from None
         times = pd.to_datetime(col, errors='coerce', format='mixed', utc=True)
-    if tz is None: return times
-    if times.dt.tz is not None: return times.dt.tz_convert(tz)
-    try: return times.dt.tz_localize(tz, ambiguous='raise', nonexistent='raise')
+    if tz is None:
+        return times
+    if times.dt.tz is not None:
+        return times.dt.tz_convert(tz)
+    try:
+        return times.dt.tz_localize(tz, ambiguous='raise', nonexistent='raise')
     except (ValueError, TypeError) as e:  # pytz/zoneinfo errors for ambiguous or nonexistent local times
-        raise DataError(f'{col.name}: cannot place the naive timestamps in time zone {tz}: {e} (a daylight-saving '
-                        f'change; write the timestamps with their UTC offsets)') from None
+        raise DataError(
+            f'{col.name}: cannot place the naive timestamps in time zone {tz}: {e} (a daylight-saving '
+            f'change; write the timestamps with their UTC offsets)'
+        ) from None
 
 # %% ../nbs/01_data.ipynb #01-data-009
 def load_frame(data: DataConfig) -> tuple[pd.DataFrame, DataReport]:
     """Read, check and (if allowed) repair the file `data` describes; return the frame and a `DataReport`. Any
     failure is one `DataError` naming the file."""
     path = ett_path(data.dataset) if data.dataset else Path(data.path)
-    try: return _load_frame(data, path)
+    try:
+        return _load_frame(data, path)
     except DataError as e:
-        if str(e).startswith(str(path)): raise
+        if str(e).startswith(str(path)):
+            raise
         raise DataError(f'{path}: {e}') from None
     except Exception as e:  # whatever else pandas raises on a malformed file
         raise DataError(f'{path}: {type(e).__name__}: {e}') from None
+
 
 def _load_frame(data: DataConfig, path: Path) -> tuple[pd.DataFrame, DataReport]:
     raw = _read(path)
@@ -180,12 +232,17 @@ def _load_frame(data: DataConfig, path: Path) -> tuple[pd.DataFrame, DataReport]
     rep, fatal = DataReport(str(path), sha), []
     tc = data.time_col
     if tc not in raw.columns:
-        raise DataError(f'{path}: data.time_col {tc!r} is not a column; columns are: {", ".join(map(str, raw.columns))}')
-    if data.format == 'long': return _load_long(data, path, raw, rep)
+        raise DataError(
+            f'{path}: data.time_col {tc!r} is not a column; columns are: {", ".join(map(str, raw.columns))}'
+        )
+    if data.format == 'long':
+        return _load_long(data, path, raw, rep)
     wanted = list(dict.fromkeys([*(data.columns or [c for c in raw.columns if c != tc]), *data.target]))
     missing = [c for c in wanted if c not in raw.columns]
-    if missing: raise DataError(f'{path}: column(s) {missing} not found; columns are: {", ".join(map(str, raw.columns))}')
-    if raw.empty: raise DataError(f'{path}: no rows')
+    if missing:
+        raise DataError(f'{path}: column(s) {missing} not found; columns are: {", ".join(map(str, raw.columns))}')
+    if raw.empty:
+        raise DataError(f'{path}: no rows')
 
     times = parse_times(raw[tc], data.tz)
     if (bad := times.isna()).any():
@@ -203,9 +260,11 @@ def _load_frame(data: DataConfig, path: Path) -> tuple[pd.DataFrame, DataReport]
     df = df[times.notna()]
 
     dup = df[tc].duplicated(keep='last')
-    if dup.any(): rep.issues.append(f'{tc}: {dup.sum()} duplicate timestamp(s), first: {_first(df.loc[dup, tc])}')
+    if dup.any():
+        rep.issues.append(f'{tc}: {dup.sum()} duplicate timestamp(s), first: {_first(df.loc[dup, tc])}')
     back = (df[tc].diff() <= pd.Timedelta(0)) & ~df[tc].duplicated()
-    if back.any(): rep.issues.append(f'{tc}: {back.sum()} timestamp(s) out of order, first: {_first(df.loc[back, tc])}')
+    if back.any():
+        rep.issues.append(f'{tc}: {back.sum()} timestamp(s) out of order, first: {_first(df.loc[back, tc])}')
     df = df[~dup].sort_values(tc, kind='stable').reset_index(drop=True)
 
     freq = data.freq or infer_freq(pd.DatetimeIndex(df[tc]))
@@ -213,14 +272,21 @@ def _load_frame(data: DataConfig, path: Path) -> tuple[pd.DataFrame, DataReport]
     grid = pd.date_range(df[tc].iloc[0], df[tc].iloc[-1], freq=off)
     off_grid = ~df[tc].isin(grid)
     if off_grid.any():
-        fatal.append(f'{tc}: {off_grid.sum()} timestamp(s) not on the {off.freqstr} grid starting {grid[0]}, first: {_first(df.loc[off_grid, tc])}')
+        fatal.append(
+            f'{tc}: {off_grid.sum()} timestamp(s) not on the {off.freqstr} grid starting {grid[0]}, '
+            f'first: {_first(df.loc[off_grid, tc])}'
+        )
     else:
         gaps = grid[~grid.isin(df[tc])]
-        if len(gaps): rep.issues.append(f'{tc}: {len(gaps)} missing timestamp(s) at frequency {off.freqstr}, first: {_first(gaps)}')
+        if len(gaps):
+            rep.issues.append(
+                f'{tc}: {len(gaps)} missing timestamp(s) at frequency {off.freqstr}, first: {_first(gaps)}'
+            )
         df = df.set_index(tc).reindex(grid).rename_axis(tc).reset_index()
     nan = df[wanted].isna()
     for c in wanted:
-        if nan[c].any(): rep.issues.append(f'{c}: {nan[c].sum()} NaN value(s), first at: {_first(df.loc[nan[c], tc])}')
+        if nan[c].any():
+            rep.issues.append(f'{c}: {nan[c].sum()} NaN value(s), first at: {_first(df.loc[nan[c], tc])}')
 
     if fatal or (rep.issues and data.on_issue == 'fail'):
         hint = '' if fatal else ' (set data.on_issue=fill to repair)'
@@ -232,18 +298,23 @@ def _load_frame(data: DataConfig, path: Path) -> tuple[pd.DataFrame, DataReport]
     rep.start, rep.end = str(df[tc].iloc[0]), str(df[tc].iloc[-1])
     return df, rep
 
+
 def _rows(idx, k: int = 5) -> str:
     idx = list(idx)
     return ', '.join(map(str, idx[:k])) + (f' ... ({len(idx)} rows)' if len(idx) > k else '')
 
-def _per_series(mask: pd.Series, ids: pd.Series, what: str, times: pd.Series | None = None,
-                rowno: pd.Series | None = None) -> list[str]:
-    "One line per series with rows flagged in `mask`: the series, how many rows, which rows (data rows of the file, 0-based)."
+
+def _per_series(
+    mask: pd.Series, ids: pd.Series, what: str, times: pd.Series | None = None, rowno: pd.Series | None = None
+) -> list[str]:
+    """One line per series with rows flagged in `mask`: the series, how many rows, which rows (data rows of the file,
+    0-based)."""
     out = []
     for sid, rows in mask[mask].groupby(ids[mask], sort=False, observed=True).groups.items():
         first = f', first at {times[rows[0]]}' if times is not None else ''
         out.append(f'series {sid!r}: {len(rows)} {what} (rows {_rows(rows if rowno is None else rowno[rows])}{first})')
     return out
+
 
 def _load_long(data: DataConfig, path: Path, raw: pd.DataFrame, rep: DataReport) -> tuple[pd.DataFrame, DataReport]:
     """Long format (one row per series and timestamp): check every series on its own and return the frame sorted by
@@ -252,38 +323,50 @@ def _load_long(data: DataConfig, path: Path, raw: pd.DataFrame, rep: DataReport)
     series); unparseable timestamps, a missing id and a series off its frequency always fail."""
     tc, ic, fatal = data.time_col, data.id_col, []
     cols = ', '.join(map(str, raw.columns))
-    if ic not in raw.columns: raise DataError(f'{path}: data.id_col {ic!r} is not a column; columns are: {cols}')
+    if ic not in raw.columns:
+        raise DataError(f'{path}: data.id_col {ic!r} is not a column; columns are: {cols}')
     wanted = list(dict.fromkeys([*(data.columns or [c for c in raw.columns if c not in (tc, ic)]), *data.target]))
     missing = [c for c in wanted if c not in raw.columns]
-    if missing: raise DataError(f'{path}: column(s) {missing} not found; columns are: {cols}')
-    if raw.empty: raise DataError(f'{path}: no rows')
+    if missing:
+        raise DataError(f'{path}: column(s) {missing} not found; columns are: {cols}')
+    if raw.empty:
+        raise DataError(f'{path}: no rows')
     raw = raw.reset_index(drop=True)
-    if (noid := raw[ic].isna()).any(): fatal.append(f'{ic}: {noid.sum()} row(s) without a series id (rows {_rows(np.flatnonzero(noid))})')
-    ids = raw[ic] if isinstance(raw[ic].dtype, pd.CategoricalDtype) else raw[ic].astype('category')  # codes, not strings
+    if (noid := raw[ic].isna()).any():
+        fatal.append(f'{ic}: {noid.sum()} row(s) without a series id (rows {_rows(np.flatnonzero(noid))})')
+    ids = (
+        raw[ic] if isinstance(raw[ic].dtype, pd.CategoricalDtype) else raw[ic].astype('category')
+    )  # codes, not strings
     ids = ids.cat.rename_categories([str(c) for c in ids.cat.categories])
     first_seen = pd.unique(ids.cat.codes[ids.cat.codes >= 0])
     unseen = np.setdiff1d(np.arange(len(ids.cat.categories)), first_seen)
     ids = ids.cat.reorder_categories(ids.cat.categories[np.r_[first_seen, unseen].astype(int)].tolist())
     # series keep the order in which they first appear in the file
     times = pd.to_datetime(raw[tc], errors='coerce', format='mixed')
-    if (bad := times.isna() & ~noid).any(): fatal += _per_series(bad, ids, f'unparseable {tc} value(s)')
+    if (bad := times.isna() & ~noid).any():
+        fatal += _per_series(bad, ids, f'unparseable {tc} value(s)')
     df = pd.DataFrame({ic: ids, tc: times})
-    if data.columns is None: wanted = [c for c in wanted if c in data.target or pd.api.types.is_numeric_dtype(raw[c])]
+    if data.columns is None:
+        wanted = [c for c in wanted if c in data.target or pd.api.types.is_numeric_dtype(raw[c])]
     for c in wanted:
         v = pd.to_numeric(raw[c], errors='coerce')
         if (nonnum := v.isna() & raw[c].notna()).any():
-            (rep.issues if data.on_issue == 'fill' else fatal).extend(_per_series(nonnum, ids, f'non-numeric {c} value(s)'))
+            (rep.issues if data.on_issue == 'fill' else fatal).extend(
+                _per_series(nonnum, ids, f'non-numeric {c} value(s)')
+            )
         df[c] = v.astype('float64')
-    if fatal: raise DataError(f'{path}: ' + '; '.join(fatal))
+    if fatal:
+        raise DataError(f'{path}: ' + '; '.join(fatal))
     df = df[~noid]
     code, tv = df[ic].cat.codes.to_numpy(), df[tc].to_numpy()
     grouped = (np.diff(code) >= 0).all() and ((np.diff(code) > 0) | (np.diff(tv) > np.timedelta64(0))).all()
-    if grouped:   # already one block per series, in time order: nothing to sort, no duplicate possible
+    if grouped:  # already one block per series, in time order: nothing to sort, no duplicate possible
         rowno = pd.Series(df.index.to_numpy())
         df = df.reset_index(drop=True)
     else:
         dup = df.duplicated([ic, tc], keep='last')
-        if dup.any(): rep.issues += _per_series(dup, df[ic], f'duplicate ({ic}, {tc}) pair(s)', df[tc])
+        if dup.any():
+            rep.issues += _per_series(dup, df[ic], f'duplicate ({ic}, {tc}) pair(s)', df[tc])
         df = df[~dup].rename_axis('__row').reset_index().sort_values([ic, tc], kind='stable').reset_index(drop=True)
         rowno = df.pop('__row')
 
@@ -292,63 +375,91 @@ def _load_long(data: DataConfig, path: Path, raw: pd.DataFrame, rep: DataReport)
     freq = data.freq or infer_freq(pd.DatetimeIndex(df.loc[df[ic] == longest, tc]))
     off = _offset(freq)
     first = df.groupby(ic, sort=False, observed=True)[tc].transform('first')
-    try: delta = pd.Timedelta(off)
-    except ValueError: delta = None
+    try:
+        delta = pd.Timedelta(off)
+    except ValueError:
+        delta = None
     if delta is not None:
         k = (df[tc] - first) / delta
         off_grid = k != np.floor(k)
         pos = np.floor(k).astype('int64')
-    else:   # calendar frequencies (MS, W-SUN, ...): check each series against its own date_range
+    else:  # calendar frequencies (MS, W-SUN, ...): check each series against its own date_range
         pos, off_grid = np.zeros(len(df), 'int64'), np.zeros(len(df), bool)
         for sid, idx in df.groupby(ic, sort=False, observed=True).indices.items():
             t = pd.DatetimeIndex(df[tc].to_numpy()[idx])
             grid = pd.date_range(t[0], t[-1], freq=off)
-            off_grid[idx] = ~t.isin(grid); pos[idx] = grid.get_indexer(t)
+            off_grid[idx] = ~t.isin(grid)
+            pos[idx] = grid.get_indexer(t)
         off_grid = pd.Series(off_grid)
-    if delta is not None:   # a series whose typical step is another frequency (all its timestamps may be on the grid)
+    if delta is not None:  # a series whose typical step is another frequency (all its timestamps may be on the grid)
         step = df[tc].diff().where(df[ic].eq(df[ic].shift())).groupby(df[ic], sort=False, observed=True).median()
         other = step[step.notna() & (step != delta)]
         if len(other):
             off_grid = off_grid | df[ic].isin(other.index)
     if off_grid.any():
-        msg = _per_series(off_grid, df[ic], f'timestamp(s) not on the {off.freqstr} grid of its first timestamp '
-                                            f'(a different frequency?)', df[tc], rowno)
+        msg = _per_series(
+            off_grid,
+            df[ic],
+            f'timestamp(s) not on the {off.freqstr} grid of its first timestamp (a different frequency?)',
+            df[tc],
+            rowno,
+        )
         if delta is not None and len(other):
-            msg = [m + (f'; its median step is {other[m.split(chr(39))[1]]}' if m.split(chr(39))[1] in other.index else '')
-                   for m in msg]
+            msg = [
+                m + (f'; its median step is {other[m.split(chr(39))[1]]}' if m.split(chr(39))[1] in other.index else '')
+                for m in msg
+            ]
         raise DataError(f'{path}: ' + '; '.join(msg))
     span = pd.Series(np.asarray(pos)).groupby(df[ic], sort=False, observed=True).max() + 1
     gaps = span - lengths.reindex(span.index)
     for sid, g in gaps[gaps > 0].items():
         rep.issues.append(f'series {sid!r}: {g} missing timestamp(s) at frequency {off.freqstr}')
     nan = df[wanted].isna().any(axis=1)
-    if nan.any(): rep.issues += _per_series(nan, df[ic], 'row(s) with NaN values', df[tc], rowno)
+    if nan.any():
+        rep.issues += _per_series(nan, df[ic], 'row(s) with NaN values', df[tc], rowno)
 
     if rep.issues and data.on_issue == 'fail':
         shown = rep.issues[:20] + ([f'... and {len(rep.issues) - 20} more'] if len(rep.issues) > 20 else [])
         raise DataError(f'{path}: ' + '; '.join(shown) + ' (set data.on_issue=fill to repair)')
     if rep.issues:
-        if (gaps > 0).any():   # every series onto its full grid (from its first to its last timestamp)
+        if (gaps > 0).any():  # every series onto its full grid (from its first to its last timestamp)
             sids = span.index.to_numpy()
             full_pos = np.arange(span.sum()) - np.repeat(np.cumsum(span.to_numpy()) - span.to_numpy(), span.to_numpy())
             key_full = np.repeat(np.arange(len(sids)), span.to_numpy()) * (span.max() + 1) + full_pos
-            key = pd.Index(sids).get_indexer(df[ic].cat.categories)[df[ic].cat.codes] * (span.max() + 1) + np.asarray(pos)
-            full = pd.DataFrame({ic: pd.Categorical(np.repeat(sids, span.to_numpy()), categories=df[ic].cat.categories)})
+            key = pd.Index(sids).get_indexer(df[ic].cat.categories)[df[ic].cat.codes] * (span.max() + 1) + np.asarray(
+                pos
+            )
+            full = pd.DataFrame(
+                {ic: pd.Categorical(np.repeat(sids, span.to_numpy()), categories=df[ic].cat.categories)}
+            )
             starts = df.groupby(ic, sort=False, observed=True)[tc].first().reindex(sids)
-            full[tc] = (np.repeat(starts.to_numpy(), span.to_numpy()) + full_pos * delta) if delta is not None else \
-                np.concatenate([pd.date_range(s, periods=n, freq=off).to_numpy() for s, n in zip(starts, span)])
+            full[tc] = (
+                (np.repeat(starts.to_numpy(), span.to_numpy()) + full_pos * delta)
+                if delta is not None
+                else np.concatenate([pd.date_range(s, periods=n, freq=off).to_numpy() for s, n in zip(starts, span)])
+            )
             vals = pd.DataFrame(np.nan, index=np.arange(len(full)), columns=wanted)
             vals.iloc[pd.Index(key_full).get_indexer(key)] = df[wanted].to_numpy()
             df = pd.concat([full, vals], axis=1)
-        df[wanted] = df.groupby(ic, sort=False, observed=True)[wanted].transform(lambda s: s.interpolate(limit_direction='both'))
+        df[wanted] = df.groupby(ic, sort=False, observed=True)[wanted].transform(
+            lambda s: s.interpolate(limit_direction='both')
+        )
         rep.filled = True
     rep.n_rows, rep.freq, rep.columns, rep.series = len(df), off.freqstr, wanted, int(df[ic].nunique())
     rep.start, rep.end = str(df[tc].min()), str(df[tc].max())
     return df, rep
 
 # %% ../nbs/01_data.ipynb #01-data-017
-def synthetic_panel(n_series: int, n_rows: int, freq: str = 'h', seed: int = 0, format: str = 'long',
-                    id_col: str = 'unique_id', time_col: str = 'ds', target: str = 'y') -> pd.DataFrame:
+def synthetic_panel(
+    n_series: int,
+    n_rows: int,
+    freq: str = 'h',
+    seed: int = 0,
+    format: str = 'long',
+    id_col: str = 'unique_id',
+    time_col: str = 'ds',
+    target: str = 'y',
+) -> pd.DataFrame:
     """Seeded synthetic series (daily and weekly seasonality + trend + noise, each with its own level, amplitude and
     phase): long (id, time, value rows, Nixtla's layout) or wide (one column per series)."""
     rng = np.random.default_rng(seed)
@@ -356,12 +467,18 @@ def synthetic_panel(n_series: int, n_rows: int, freq: str = 'h', seed: int = 0, 
     level, amp, trend = rng.uniform(5, 50, n_series), rng.uniform(1, 10, n_series), rng.normal(0, 0.01, n_series)
     phase = rng.uniform(0, 2 * np.pi, n_series)
     y = np.empty((n_rows, n_series))
-    for a in range(0, n_series, 1000):   # a thousand series at a time
+    for a in range(0, n_series, 1000):  # a thousand series at a time
         s = slice(a, min(a + 1000, n_series))
-        y[:, s] = (level[s] + amp[s] * np.sin(2 * np.pi * t[:, None] / 24 + phase[s]) + 0.3 * amp[s] * np.sin(2 * np.pi * t[:, None] / 168)
-                   + trend[s] * t[:, None] + rng.normal(0, 1, (n_rows, s.stop - a)))
+        y[:, s] = (
+            level[s]
+            + amp[s] * np.sin(2 * np.pi * t[:, None] / 24 + phase[s])
+            + 0.3 * amp[s] * np.sin(2 * np.pi * t[:, None] / 168)
+            + trend[s] * t[:, None]
+            + rng.normal(0, 1, (n_rows, s.stop - a))
+        )
     times = pd.date_range('2020-01-01', periods=n_rows, freq=freq)
     names = [f's{i}' for i in range(n_series)]
-    if format == 'wide': return pd.DataFrame(y, columns=names).assign(**{time_col: times})[[time_col, *names]]
-    ids = pd.Categorical.from_codes(np.repeat(np.arange(n_series), n_rows), names)   # not millions of strings
+    if format == 'wide':
+        return pd.DataFrame(y, columns=names).assign(**{time_col: times})[[time_col, *names]]
+    ids = pd.Categorical.from_codes(np.repeat(np.arange(n_series), n_rows), names)  # not millions of strings
     return pd.DataFrame({id_col: ids, time_col: np.tile(times, n_series), target: y.T.ravel()})

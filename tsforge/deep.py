@@ -27,13 +27,15 @@ __all__ = ['resolve_device', 'torch_seed', 'torch_threads', 'predict_module', 'f
 # %% ../nbs/07_deep.ipynb #07-deep-004
 def resolve_device(device: str = 'auto') -> torch.device:
     "`'auto'`: CUDA when available, else CPU; otherwise the named device (`'cpu'`, `'cuda'`, `'cuda:1'`, `'mps'`)."
-    if device == 'auto': return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    if device == 'auto':
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     d = torch.device(device)
     if d.type == 'cuda' and not torch.cuda.is_available():
         raise ValueError(f"model_params.device={device!r}: CUDA is not available on this machine; use 'auto' or 'cpu'")
     if d.type == 'mps' and not torch.backends.mps.is_available():
         raise ValueError(f"model_params.device={device!r}: MPS is not available on this machine; use 'auto' or 'cpu'")
     return d
+
 
 @contextmanager
 def torch_seed(seed: int):
@@ -42,35 +44,46 @@ def torch_seed(seed: int):
         torch.manual_seed(seed)
         yield
 
+
 @contextmanager
 def torch_threads(n: int | None):
     "Use `n` CPU threads inside the block (None: leave torch's setting, which follows `OMP_NUM_THREADS`)."
-    if n is None: yield; return
+    if n is None:
+        yield
+        return
     before = torch.get_num_threads()
     torch.set_num_threads(n)
-    try: yield
-    finally: torch.set_num_threads(before)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 # %% ../nbs/07_deep.ipynb #07-deep-005
 def _tensor(a: np.ndarray, device: torch.device, dtype=torch.float32) -> torch.Tensor:
     return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype).to(device)
 
+
 @torch.no_grad()
-def predict_module(module: nn.Module, X: np.ndarray, batch_size: int = 1024, device: str | torch.device = 'cpu') -> np.ndarray:
+def predict_module(
+    module: nn.Module, X: np.ndarray, batch_size: int = 1024, device: str | torch.device = 'cpu'
+) -> np.ndarray:
     "Run `module` in eval mode on `X` (n, L, C) in batches, in the module's own dtype; float64 numpy (n, H, C')."
     device = torch.device(device)
     module.to(device).eval()
     dtype = next(module.parameters()).dtype
-    out = [module(_tensor(X[i:i + batch_size], device, dtype)).cpu().numpy() for i in range(0, len(X), batch_size)]
+    out = [module(_tensor(X[i : i + batch_size], device, dtype)).cpu().numpy() for i in range(0, len(X), batch_size)]
     return np.concatenate(out).astype('float64')
+
 
 def _batches(A, device: torch.device):
     """`idx -> float32 tensor` of rows `idx` of `A`: an array, or a `WindowArray`, whose windows are gathered on the
     device from one float32 copy of its scaled rows (the data's size, never the windows')."""
-    if not hasattr(A, 'starts'): return lambda idx: _tensor(A[idx], device)
+    if not hasattr(A, 'starts'):
+        return lambda idx: _tensor(A[idx], device)
     data = torch.as_tensor(np.ascontiguousarray(A.data[:, A.columns]), dtype=torch.float32).to(device)
     starts, steps = torch.as_tensor(A.starts, device=device), torch.arange(A.length, device=device)
     return lambda idx: data[starts[torch.as_tensor(idx, device=device)][:, None] + steps]
+
 
 @torch.no_grad()
 def _val_loss(module, X, Y, batch_size, n):
@@ -83,18 +96,36 @@ def _val_loss(module, X, Y, batch_size, n):
         count += yb.numel()
     return sse / count
 
-def fit_module(module: nn.Module, X: np.ndarray, Y: np.ndarray, X_val: np.ndarray | None = None, Y_val: np.ndarray | None = None, *,
-               epochs: int = 10, batch_size: int = 32, lr: float = 1e-3, lr_decay: float = 1.0, weight_decay: float = 0.0,
-               patience: int = 3, seed: int = 0, device: str | torch.device = 'cpu', eval_batch_size: int = 1024,
-               progress: bool = True, desc: str = 'fit') -> list[dict]:
+
+def fit_module(
+    module: nn.Module,
+    X: np.ndarray,
+    Y: np.ndarray,
+    X_val: np.ndarray | None = None,
+    Y_val: np.ndarray | None = None,
+    *,
+    epochs: int = 10,
+    batch_size: int = 32,
+    lr: float = 1e-3,
+    lr_decay: float = 1.0,
+    weight_decay: float = 0.0,
+    patience: int = 3,
+    seed: int = 0,
+    device: str | torch.device = 'cpu',
+    eval_batch_size: int = 1024,
+    progress: bool = True,
+    desc: str = 'fit',
+) -> list[dict]:
     """Train `module` ((B, L, C) -> (B, H, C')) on `X` -> `Y` by Adam on the MSE; early-stop on the validation loss and
-    restore the best epoch. Returns one dict per epoch. `X`, `Y` (and the validation pair) are arrays or anything indexable
-    by an index array like one (`tsforge.preprocess.WindowArray`): each mini-batch is gathered when it is used."""
+    restore the best epoch. Returns one dict per epoch. `X`, `Y` (and the validation pair) are arrays or anything
+    indexable by an index array like one (`tsforge.preprocess.WindowArray`): each mini-batch is gathered when it is
+    used."""
     device = torch.device(device)
     module.to(device)
     has_val = X_val is not None and Y_val is not None and len(X_val) > 0
     Xb, Yb = _batches(X, device), _batches(Y, device)
-    if has_val: Xvb, Yvb = _batches(X_val, device), _batches(Y_val, device)
+    if has_val:
+        Xvb, Yvb = _batches(X_val, device), _batches(Y_val, device)
     opt = torch.optim.Adam(module.parameters(), lr=lr, weight_decay=weight_decay)
     rng = np.random.default_rng(seed)
     n, history, best, best_state, waited = len(X), [], math.inf, None, 0
@@ -105,14 +136,15 @@ def fit_module(module: nn.Module, X: np.ndarray, Y: np.ndarray, X_val: np.ndarra
         perm = rng.permutation(n)
         total = 0.0
         for i in range(0, n, batch_size):
-            idx = perm[i:i + batch_size]
+            idx = perm[i : i + batch_size]
             loss = F.mse_loss(module(Xb(idx)), Yb(idx))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             total += loss.item() * len(idx)
         rec = {'epoch': epoch, 'train_loss': total / n, 'lr': opt.param_groups[0]['lr']}
-        if has_val: rec['val_loss'] = _val_loss(module, Xvb, Yvb, eval_batch_size, len(X_val))
+        if has_val:
+            rec['val_loss'] = _val_loss(module, Xvb, Yvb, eval_batch_size, len(X_val))
         rec['seconds'] = time.perf_counter() - t0
         history.append(rec)
         bar.set_postfix({k: f'{rec[k]:.4f}' for k in ('train_loss', 'val_loss') if k in rec})
@@ -122,63 +154,89 @@ def fit_module(module: nn.Module, X: np.ndarray, Y: np.ndarray, X_val: np.ndarra
                 best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
             else:
                 waited += 1
-                if waited >= patience: break
-        for g in opt.param_groups: g['lr'] *= lr_decay
+                if waited >= patience:
+                    break
+        for g in opt.param_groups:
+            g['lr'] *= lr_decay
     bar.close()
-    if best_state is not None: module.load_state_dict(best_state)
+    if best_state is not None:
+        module.load_state_dict(best_state)
     return history
 
 # %% ../nbs/07_deep.ipynb #07-deep-009
 class TrainParams(BaseModel):
     "Training settings shared by the torch models (each model overrides the defaults that suit it)."
+
     model_config = ConfigDict(extra='forbid')
-    epochs: int = Field(20, ge=1)                # at most this many passes over the training windows
+    epochs: int = Field(20, ge=1)  # at most this many passes over the training windows
     batch_size: int = Field(32, ge=1)
-    lr: float = Field(1e-3, gt=0)                # Adam learning rate
-    lr_decay: float = Field(1.0, gt=0, le=1)     # the learning rate is multiplied by this after every epoch
+    lr: float = Field(1e-3, gt=0)  # Adam learning rate
+    lr_decay: float = Field(1.0, gt=0, le=1)  # the learning rate is multiplied by this after every epoch
     weight_decay: float = Field(0.0, ge=0)
-    patience: int = Field(3, ge=1)               # stop after this many epochs without a better validation loss
+    patience: int = Field(3, ge=1)  # stop after this many epochs without a better validation loss
     device: str = Field('auto', pattern=r'^(auto|cpu|mps|cuda(:\d+)?)$')  # auto: CUDA when available, else CPU
     num_threads: int | None = Field(None, ge=1)  # CPU threads for fit/predict; None: torch's default (OMP_NUM_THREADS)
-    eval_batch_size: int = Field(1024, ge=1)     # windows per batch in validation and predict
-    progress: bool = True                        # a tqdm bar over epochs with the train and validation loss
+    eval_batch_size: int = Field(1024, ge=1)  # windows per batch in validation and predict
+    progress: bool = True  # a tqdm bar over epochs with the train and validation loss
+
 
 class TorchForecaster(Forecaster):
     "Base class of the torch models: `build` makes the module; fit, predict, save and load are shared."
+
     name = 'torch'
     Params = TrainParams
     channel_independent: bool = True
     module: nn.Module | None = None
 
-    def build(self) -> nn.Module: raise NotImplementedError
-    def _inputs(self, X: np.ndarray) -> np.ndarray: return self._out(X) if self.channel_independent else X
+    def build(self) -> nn.Module:
+        raise NotImplementedError
+
+    def _inputs(self, X: np.ndarray) -> np.ndarray:
+        return self._out(X) if self.channel_independent else X
+
     def _eval_batch(self, w: Windows) -> int:
-        "Validation windows per batch: `eval_batch_size`, fewer when a batch of many wide windows would pass 2**24 values."
+        """Validation windows per batch: `eval_batch_size`, fewer when a batch of many wide windows would pass 2**24
+        values."""
         C = len(self.state.out_idx) if self.channel_independent else len(self.state.columns_in)
         return max(1, min(self.params.eval_batch_size, (1 << 24) // (self.state.input_length * C)))
 
     def _window_inputs(self, w: Windows):
         "Input windows of `w` as an on-demand array (no copy of all windows)."
         return w.inputs(self.state.out_idx if self.channel_independent else None)
+
     @property
-    def device(self) -> torch.device: return resolve_device(self.params.device)
+    def device(self) -> torch.device:
+        return resolve_device(self.params.device)
 
     def fit(self, train: Windows, val: Windows | None = None) -> 'TorchForecaster':
         p = self.params
         with torch_threads(p.num_threads), torch_seed(self.seed):
             self.module = self.build()
             self.history_ = fit_module(
-                self.module, self._window_inputs(train), train.targets(),
-                None if val is None else self._window_inputs(val), None if val is None else val.targets(),
-                epochs=p.epochs, batch_size=p.batch_size, lr=p.lr, lr_decay=p.lr_decay, weight_decay=p.weight_decay,
-                patience=p.patience, seed=self.seed, device=self.device, eval_batch_size=self._eval_batch(train),
-                progress=p.progress, desc=f'{self.name} H={self.state.horizon}')
+                self.module,
+                self._window_inputs(train),
+                train.targets(),
+                None if val is None else self._window_inputs(val),
+                None if val is None else val.targets(),
+                epochs=p.epochs,
+                batch_size=p.batch_size,
+                lr=p.lr,
+                lr_decay=p.lr_decay,
+                weight_decay=p.weight_decay,
+                patience=p.patience,
+                seed=self.seed,
+                device=self.device,
+                eval_batch_size=self._eval_batch(train),
+                progress=p.progress,
+                desc=f'{self.name} H={self.state.horizon}',
+            )
         vals = [h['val_loss'] for h in self.history_ if 'val_loss' in h]
         self.best_epoch_ = int(np.argmin(vals)) + 1 if vals else len(self.history_)
         return self
 
     def predict(self, w: Windows) -> np.ndarray:
-        if self.module is None: raise RuntimeError(f'{self.name}: fit or load the model before predict')
+        if self.module is None:
+            raise RuntimeError(f'{self.name}: fit or load the model before predict')
         return super().predict(w)
 
     def _predict_batch(self, w: Windows) -> np.ndarray:
@@ -193,17 +251,20 @@ class TorchForecaster(Forecaster):
         return self._module64[1]
 
     def _save(self, path: Path):
-        if self.module is None: raise RuntimeError(f'{self.name}: fit the model before saving it')
+        if self.module is None:
+            raise RuntimeError(f'{self.name}: fit the model before saving it')
         torch.save({k: v.detach().cpu() for k, v in self.module.state_dict().items()}, path / 'weights.pt')
 
     def _load(self, path: Path):
-        with torch_seed(self.seed): self.module = self.build()
+        with torch_seed(self.seed):
+            self.module = self.build()
         self.module.load_state_dict(torch.load(path / 'weights.pt', map_location='cpu', weights_only=True))
         self.module.eval()
 
 # %% ../nbs/07_deep.ipynb #07-deep-011
 class InstanceNorm(nn.Module):
     "Per-window, per-series normalisation of (B, L, C) inputs that is undone on the (B, H, C) outputs."
+
     def __init__(self, n_channels: int, kind: Literal['none', 'last', 'revin'] = 'revin', eps: float = 1e-5):
         super().__init__()
         self.kind, self.eps = kind, eps
@@ -213,7 +274,8 @@ class InstanceNorm(nn.Module):
 
     def norm(self, x: torch.Tensor):
         "Normalised `x` and the statistics `denorm` needs."
-        if self.kind == 'none': return x, None
+        if self.kind == 'none':
+            return x, None
         if self.kind == 'last':
             last = x[:, -1:, :].detach()
             return x - last, (last,)
@@ -222,41 +284,53 @@ class InstanceNorm(nn.Module):
         return (x - mean) / std * self.weight + self.bias, (mean, std)
 
     def denorm(self, y: torch.Tensor, stats) -> torch.Tensor:
-        if self.kind == 'none': return y
-        if self.kind == 'last': return y + stats[0]
+        if self.kind == 'none':
+            return y
+        if self.kind == 'last':
+            return y + stats[0]
         mean, std = stats
-        return (y - self.bias) / (self.weight + self.eps ** 2) * std + mean
+        return (y - self.bias) / (self.weight + self.eps**2) * std + mean
 
 # %% ../nbs/07_deep.ipynb #07-deep-014
 class MovingAverage(nn.Module):
     "Moving average over time of (B, L, C), same length out: the ends are padded with the first and last values."
+
     def __init__(self, kernel_size: int):
         super().__init__()
         self.k = kernel_size
+
     def forward(self, x):
-        z = x.transpose(1, 2)                                              # (B, C, L)
+        z = x.transpose(1, 2)  # (B, C, L)
         z = torch.cat([z[..., :1].expand(-1, -1, (self.k - 1) // 2), z, z[..., -1:].expand(-1, -1, self.k // 2)], -1)
         return F.avg_pool1d(z, self.k, stride=1).transpose(1, 2)
 
+
 class SeriesLinear(nn.Module):
     "A linear map L -> H along time for every series of (B, C, L): shared by all series, or one per series."
+
     def __init__(self, L: int, H: int, n_channels: int, individual: bool = False):
         super().__init__()
         g = n_channels if individual else 1
-        bound = 1 / math.sqrt(L)                                           # nn.Linear's default init
+        bound = 1 / math.sqrt(L)  # nn.Linear's default init
         self.weight = nn.Parameter(torch.empty(g, H, L).uniform_(-bound, bound))
         self.bias = nn.Parameter(torch.empty(g, H).uniform_(-bound, bound))
+
     def forward(self, x):
         return torch.einsum('bcl,chl->bch', x, self.weight.expand(x.shape[1], -1, -1)) + self.bias
 
+
 class DLinearNet(nn.Module):
     "Trend (moving average) and seasonal (remainder) parts of (B, L, C), each mapped L -> H by a linear layer."
-    def __init__(self, L: int, H: int, n_channels: int, kernel_size: int = 25, individual: bool = False, norm: str = 'none'):
+
+    def __init__(
+        self, L: int, H: int, n_channels: int, kernel_size: int = 25, individual: bool = False, norm: str = 'none'
+    ):
         super().__init__()
         self.norm = InstanceNorm(n_channels, norm)
         self.trend = MovingAverage(kernel_size)
         self.seasonal_linear = SeriesLinear(L, H, n_channels, individual)
         self.trend_linear = SeriesLinear(L, H, n_channels, individual)
+
     def forward(self, x):
         x, stats = self.norm.norm(x)
         trend = self.trend(x)
@@ -266,10 +340,12 @@ class DLinearNet(nn.Module):
 # %% ../nbs/07_deep.ipynb #07-deep-015
 class DLinear(TorchForecaster):
     "DLinear: moving-average decomposition, one linear layer for the trend and one for the seasonal part."
+
     name = 'dlinear'
+
     class Params(TrainParams):
-        kernel_size: int = Field(25, ge=1)          # moving-average window of the trend
-        individual: bool = False                    # one pair of layers per series instead of shared weights
+        kernel_size: int = Field(25, ge=1)  # moving-average window of the trend
+        individual: bool = False  # one pair of layers per series instead of shared weights
         norm: Literal['none', 'last', 'revin'] = 'last'  # per-window normalisation (see InstanceNorm)
         epochs: int = Field(20, ge=1)
         batch_size: int = Field(32, ge=1)
@@ -284,22 +360,32 @@ class DLinear(TorchForecaster):
 # %% ../nbs/07_deep.ipynb #07-deep-017
 class Dropout(nn.Dropout):
     "`nn.Dropout` with the mask drawn by `torch.rand_like`: the same regularisation, about twice as fast on CPU."
+
     def forward(self, x):
-        if not self.training or self.p == 0: return x
+        if not self.training or self.p == 0:
+            return x
         return x * (torch.rand_like(x) >= self.p) * (1 / (1 - self.p))
+
 
 class _BatchNorm(nn.Module):
     "BatchNorm over the feature axis of (N, P, D)."
+
     def __init__(self, d: int):
         super().__init__()
         self.bn = nn.BatchNorm1d(d)
-    def forward(self, x): return self.bn(x.transpose(1, 2)).transpose(1, 2)
+
+    def forward(self, x):
+        return self.bn(x.transpose(1, 2)).transpose(1, 2)
+
 
 class PatchEncoderLayer(nn.Module):
-    "Post-norm Transformer encoder layer with BatchNorm; attention scores of the previous layer are added (residual attention)."
+    """Post-norm Transformer encoder layer with BatchNorm; attention scores of the previous layer are added (residual
+    attention)."""
+
     def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float):
         super().__init__()
-        if d_model % n_heads: raise ValueError(f'model_params.d_model={d_model} must be a multiple of n_heads={n_heads}')
+        if d_model % n_heads:
+            raise ValueError(f'model_params.d_model={d_model} must be a multiple of n_heads={n_heads}')
         self.h, self.scale = n_heads, (d_model // n_heads) ** -0.5
         self.qkv, self.proj = nn.Linear(d_model, 3 * d_model), nn.Linear(d_model, d_model)
         self.ff = nn.Sequential(nn.Linear(d_model, d_ff), nn.GELU(), Dropout(dropout), nn.Linear(d_ff, d_model))
@@ -310,20 +396,38 @@ class PatchEncoderLayer(nn.Module):
         N, P, D = x.shape
         q, k, v = self.qkv(x).view(N, P, 3, self.h, D // self.h).permute(2, 0, 3, 1, 4)  # each (N, h, P, D/h)
         scores = (q * self.scale) @ k.transpose(-2, -1)
-        if prev_scores is not None: scores = scores + prev_scores
+        if prev_scores is not None:
+            scores = scores + prev_scores
         a = (scores.softmax(-1) @ v).transpose(1, 2).reshape(N, P, D)
         x = self.norm1(x + self.drop1(self.proj(a)))
         x = self.norm2(x + self.drop2(self.ff(x)))
         return x, scores
 
+
 class PatchTSTNet(nn.Module):
     "Channel-independent patch Transformer: (B, L, C) -> (B, H, C)."
-    def __init__(self, L: int, H: int, n_channels: int, patch_len: int = 16, stride: int = 8, d_model: int = 16,
-                 n_heads: int = 4, d_ff: int = 128, n_layers: int = 3, dropout: float = 0.3, head_dropout: float = 0.0,
-                 revin: bool = True):
+
+    def __init__(
+        self,
+        L: int,
+        H: int,
+        n_channels: int,
+        patch_len: int = 16,
+        stride: int = 8,
+        d_model: int = 16,
+        n_heads: int = 4,
+        d_ff: int = 128,
+        n_layers: int = 3,
+        dropout: float = 0.3,
+        head_dropout: float = 0.0,
+        revin: bool = True,
+    ):
         super().__init__()
         if L + stride < patch_len:
-            raise ValueError(f'input_length={L} is too short for model_params.patch_len={patch_len} (needs input_length + stride >= patch_len)')
+            raise ValueError(
+                f'input_length={L} is too short for model_params.patch_len={patch_len} '
+                '(needs input_length + stride >= patch_len)'
+            )
         self.patch_len, self.stride = patch_len, stride
         self.n_patches = (L + stride - patch_len) // stride + 1
         self.norm = InstanceNorm(n_channels, 'revin' if revin else 'none')
@@ -336,19 +440,22 @@ class PatchTSTNet(nn.Module):
     def forward(self, x):
         B, L, C = x.shape
         x, stats = self.norm.norm(x)
-        z = x.transpose(1, 2)                                                   # (B, C, L)
-        z = torch.cat([z, z[..., -1:].expand(-1, -1, self.stride)], -1)         # pad the end
-        z = z.unfold(-1, self.patch_len, self.stride)                           # (B, C, P, patch_len)
+        z = x.transpose(1, 2)  # (B, C, L)
+        z = torch.cat([z, z[..., -1:].expand(-1, -1, self.stride)], -1)  # pad the end
+        z = z.unfold(-1, self.patch_len, self.stride)  # (B, C, P, patch_len)
         z = self.drop(self.embed(z).reshape(B * C, self.n_patches, -1) + self.pos)
         scores = None
-        for layer in self.layers: z, scores = layer(z, scores)
-        y = self.head(z).view(B, C, -1).transpose(1, 2)                         # (B, H, C)
+        for layer in self.layers:
+            z, scores = layer(z, scores)
+        y = self.head(z).view(B, C, -1).transpose(1, 2)  # (B, H, C)
         return self.norm.denorm(y, stats)
 
 # %% ../nbs/07_deep.ipynb #07-deep-018
 class PatchTST(TorchForecaster):
     "PatchTST: RevIN, patches of `patch_len` every `stride` steps, a small Transformer encoder and a flat linear head."
+
     name = 'patchtst'
+
     class Params(TrainParams):
         patch_len: int = Field(16, ge=1)
         stride: int = Field(8, ge=1)
@@ -367,5 +474,17 @@ class PatchTST(TorchForecaster):
 
     def build(self) -> nn.Module:
         p, st = self.params, self.state
-        return PatchTSTNet(st.input_length, st.horizon, len(st.columns_out), p.patch_len, p.stride, p.d_model,
-                           p.n_heads, p.d_ff, p.n_layers, p.dropout, p.head_dropout, p.revin)
+        return PatchTSTNet(
+            st.input_length,
+            st.horizon,
+            len(st.columns_out),
+            p.patch_len,
+            p.stride,
+            p.d_model,
+            p.n_heads,
+            p.d_ff,
+            p.n_layers,
+            p.dropout,
+            p.head_dropout,
+            p.revin,
+        )

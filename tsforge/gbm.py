@@ -24,33 +24,39 @@ __all__ = ['Calendar', 'FeatureSpec', 'step_times', 'window_scale', 'window_feat
 Calendar = Literal['minute', 'hour', 'dayofweek', 'day', 'dayofyear', 'month', 'quarter']
 _CALENDAR_ATTR = {'dayofweek': 'day_of_week', 'dayofyear': 'day_of_year'}  # pandas attribute names
 
+
 class FeatureSpec(BaseModel):
     "Which features `window_features` builds."
+
     model_config = ConfigDict(extra='forbid')
     lags: list[int] = [2, 3, 4, 6, 12, 24, 48, 168]  # steps back from the forecast origin (1 = last value); > L dropped
-    rolling: list[int] = [24]           # rolling-mean windows over the last w values; > L dropped
-    rolling_std: bool = False           # also the rolling std of those windows
-    season: int = Field(24, ge=1)       # period of the `season` feature (dropped when > L)
-    calendar: list[Calendar] = ['hour'] # calendar fields of the target time
-    normalize: bool = True              # divide by the window's std (scale-free features and target)
+    rolling: list[int] = [24]  # rolling-mean windows over the last w values; > L dropped
+    rolling_std: bool = False  # also the rolling std of those windows
+    season: int = Field(24, ge=1)  # period of the `season` feature (dropped when > L)
+    calendar: list[Calendar] = ['hour']  # calendar fields of the target time
+    normalize: bool = True  # divide by the window's std (scale-free features and target)
     scale_floor: float = Field(0.1, gt=0)  # smallest window scale (flat windows: ETTh2 has constant stretches)
-    level: bool = False                 # add the last value and the window scale as features
-    channel: bool = False               # add the series index (M mode)
-    exog: bool = True                   # MS mode: features of the input columns that are not forecast
+    level: bool = False  # add the last value and the window scale as features
+    channel: bool = False  # add the series index (M mode)
+    exog: bool = True  # MS mode: features of the input columns that are not forecast
 
     @field_validator('lags', 'rolling')
     @classmethod
     def _positive(cls, v):
-        if any(k < 1 for k in v): raise ValueError(f'must be positive integers; got {v}')
+        if any(k < 1 for k in v):
+            raise ValueError(f'must be positive integers; got {v}')
         return v
 
 # %% ../nbs/06_gbm.ipynb #06-gbm-009
 def step_times(times: np.ndarray, steps: np.ndarray, freq: str) -> pd.DatetimeIndex:
     "Timestamps `steps[i]` periods of `freq` after `times[i]`, elementwise."
     t, steps, off = pd.DatetimeIndex(times), np.asarray(steps, dtype='int64'), to_offset(freq)
-    try: delta = pd.Timedelta(off).to_timedelta64()
-    except ValueError: delta = None          # not a fixed duration
-    if delta is not None: return pd.DatetimeIndex(t.values + steps * delta)
+    try:
+        delta = pd.Timedelta(off).to_timedelta64()
+    except ValueError:
+        delta = None  # not a fixed duration
+    if delta is not None:
+        return pd.DatetimeIndex(t.values + steps * delta)
     out = np.empty(len(t), 'datetime64[ns]')
     for s in np.unique(steps):
         m = steps == s
@@ -60,34 +66,49 @@ def step_times(times: np.ndarray, steps: np.ndarray, freq: str) -> pd.DatetimeIn
 # %% ../nbs/06_gbm.ipynb #06-gbm-012
 def window_scale(X_out: np.ndarray, spec: FeatureSpec) -> np.ndarray:
     "Per-window, per-series scale (n, C) of inputs `X_out` (n, L, C): their std, at least `spec.scale_floor`; or ones."
-    if not spec.normalize: return np.ones((X_out.shape[0], X_out.shape[2]))
+    if not spec.normalize:
+        return np.ones((X_out.shape[0], X_out.shape[2]))
     return np.maximum(X_out.std(axis=1), spec.scale_floor)
 
-def window_features(w: Windows, state: WindowState, base: np.ndarray, spec: FeatureSpec,
-                    rows: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, list[str]]:
-    "Features (rows, F) float32 and their names, for (window, series, step) triples `rows` = (i, c, h); None: all, (n, H, C) order."
+
+def window_features(
+    w: Windows,
+    state: WindowState,
+    base: np.ndarray,
+    spec: FeatureSpec,
+    rows: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, list[str]]:
+    """Features (rows, F) float32 and their names, for (window, series, step) triples `rows` = (i, c, h); None: all,
+    (n, H, C) order."""
     X, L, H, out = w.X, state.input_length, state.horizon, state.out_idx
     n, C = len(X), len(out)
-    if rows is None: i, h, c = (a.ravel() for a in np.meshgrid(np.arange(n), np.arange(H), np.arange(C), indexing='ij'))
-    else: i, c, h = (np.asarray(a) for a in rows)
-    x = X[:, :, out]                                  # (n, L, C)
+    if rows is None:
+        i, h, c = (a.ravel() for a in np.meshgrid(np.arange(n), np.arange(H), np.arange(C), indexing='ij'))
+    else:
+        i, c, h = (np.asarray(a) for a in rows)
+    x = X[:, :, out]  # (n, L, C)
     last, s = x[:, -1, :], window_scale(x, spec)
-    per: dict[str, np.ndarray] = {}                   # per (window, series): (n, C)
+    per: dict[str, np.ndarray] = {}  # per (window, series): (n, C)
     for k in spec.lags:
-        if 1 < k <= L: per[f'lag{k}'] = (x[:, L - k] - last) / s
+        if 1 < k <= L:
+            per[f'lag{k}'] = (x[:, L - k] - last) / s
     for r in spec.rolling:
         if r <= L:
-            per[f'mean{r}'] = (x[:, L - r:].mean(1) - last) / s
-            if spec.rolling_std: per[f'std{r}'] = x[:, L - r:].std(1) / s
-    if spec.level: per['level'], per['scale'] = last, s
-    if spec.channel: per['channel'] = np.broadcast_to(np.arange(C, dtype='float64'), (n, C))
+            per[f'mean{r}'] = (x[:, L - r :].mean(1) - last) / s
+            if spec.rolling_std:
+                per[f'std{r}'] = x[:, L - r :].std(1) / s
+    if spec.level:
+        per['level'], per['scale'] = last, s
+    if spec.channel:
+        per['channel'] = np.broadcast_to(np.arange(C, dtype='float64'), (n, C))
     if spec.exog:
         for j, col in enumerate(state.columns_in):
-            if j in out: continue
+            if j in out:
+                continue
             v = X[:, :, j]
             sj = window_scale(v[:, :, None], spec)[:, 0]
             per[f'{col}_d1'] = np.repeat(((v[:, -1] - v[:, -2]) / sj)[:, None], C, 1) if L > 1 else np.zeros((n, C))
-            per[f'{col}_m24'] = np.repeat(((v[:, -1] - v[:, -min(24, L):].mean(1)) / sj)[:, None], C, 1)
+            per[f'{col}_m24'] = np.repeat(((v[:, -1] - v[:, -min(24, L) :].mean(1)) / sj)[:, None], C, 1)
     li, si = last[i, c], s[i, c]
     cols = {'step': h + 1.0, 'base': (base[i, h, c] - li) / si}
     if spec.season <= L:
@@ -98,16 +119,20 @@ def window_features(w: Windows, state: WindowState, base: np.ndarray, spec: Feat
         t = step_times(w.times[i], h, state.freq)
         cols.update({a: np.asarray(getattr(t, _CALENDAR_ATTR.get(a, a)), 'float64') for a in spec.calendar})
     F = np.empty((len(i), len(cols)), dtype='float32')
-    for j, v in enumerate(cols.values()): F[:, j] = v
+    for j, v in enumerate(cols.values()):
+        F[:, j] = v
     return F, list(cols)
 
 # %% ../nbs/06_gbm.ipynb #06-gbm-017
 class LightGBM(Forecaster):
-    "Ridge NLinear base (`Linear`) plus one global LightGBM booster on its out-of-fold residuals; the horizon step is a feature."
+    """Ridge NLinear base (`Linear`) plus one global LightGBM booster on its out-of-fold residuals; the horizon step is
+    a feature."""
+
     name = 'lightgbm'
+
     class Params(BaseModel):
         model_config = ConfigDict(extra='forbid')
-        n_estimators: int = Field(1000, ge=1)       # boosting rounds at most (early stopping usually ends sooner)
+        n_estimators: int = Field(1000, ge=1)  # boosting rounds at most (early stopping usually ends sooner)
         learning_rate: float = Field(0.05, gt=0)
         num_leaves: int = Field(31, ge=2)
         min_data_in_leaf: int = Field(200, ge=1)
@@ -115,47 +140,57 @@ class LightGBM(Forecaster):
         bagging_fraction: float = Field(0.8, gt=0, le=1)
         lambda_l2: float = Field(1.0, ge=0)
         early_stopping_rounds: int = Field(50, ge=1)  # on the validation windows
-        max_rows: int = Field(300_000, ge=1)        # (window, series, step) rows sampled for training, and for validation
+        max_rows: int = Field(300_000, ge=1)  # (window, series, step) rows sampled for training, and for validation
         num_threads: int = Field(2, ge=1)
-        blend: float | Literal['auto'] = 'auto'     # weight of the tree correction; 'auto': chosen on validation
+        blend: float | Literal['auto'] = 'auto'  # weight of the tree correction; 'auto': chosen on validation
         base: Literal['linear', 'none'] = 'linear'  # 'none': trees on the change from the last value
-        folds: int = Field(5, ge=1)                 # out-of-fold ridge fits for the training residuals (1: in-sample)
-        linear: dict = {}                           # parameters of the base `Linear` model
+        folds: int = Field(5, ge=1)  # out-of-fold ridge fits for the training residuals (1: in-sample)
+        linear: dict = {}  # parameters of the base `Linear` model
         features: FeatureSpec = FeatureSpec()
 
         @field_validator('linear')
         @classmethod
-        def _linear(cls, v): return Linear.Params(**v).model_dump()
+        def _linear(cls, v):
+            return Linear.Params(**v).model_dump()
 
         @field_validator('blend')
         @classmethod
         def _blend(cls, v):
-            if v != 'auto' and not 0 <= v <= 1: raise ValueError(f"must be 'auto' or in [0, 1]; got {v}")
+            if v != 'auto' and not 0 <= v <= 1:
+                raise ValueError(f"must be 'auto' or in [0, 1]; got {v}")
             return v
 
-    def _linear(self) -> Linear: return Linear(self.params.linear, self.state, self.seed)
+    def _linear(self) -> Linear:
+        return Linear(self.params.linear, self.state, self.seed)
 
     def _base(self, w: Windows) -> np.ndarray:
-        if self.base_ is None: return np.repeat(self._out(w.X)[:, -1:, :], self.state.horizon, axis=1)
+        if self.base_ is None:
+            return np.repeat(self._out(w.X)[:, -1:, :], self.state.horizon, axis=1)
         return self.base_.predict(w)
 
     def _oof_base(self, train: Windows, val: Windows | None, idx: np.ndarray | None = None) -> np.ndarray:
-        "Base forecasts of train windows `idx` (None: all), each block from a ridge fitted without it (purge gap L + H origins)."
+        """Base forecasts of train windows `idx` (None: all), each block from a ridge fitted without it (purge gap L + H
+        origins)."""
         n, gap, K = len(train), self.state.input_length + self.state.horizon, self.params.folds
         targets = np.arange(n) if idx is None else np.asarray(idx)
         out = np.empty((len(targets), self.state.horizon, len(self.state.out_idx)))
         edges = np.linspace(0, n, K + 1).astype(int)
         for a, b in zip(edges[:-1], edges[1:]):
-            keep = np.r_[0:max(0, a - gap), min(n, b + gap):n]
-            if len(keep) < 2: raise ValueError(f'model_params.folds={K}: too few train windows ({n}) for out-of-fold fits; use folds=1')
+            keep = np.r_[0 : max(0, a - gap), min(n, b + gap) : n]
+            if len(keep) < 2:
+                raise ValueError(
+                    f'model_params.folds={K}: too few train windows ({n}) for out-of-fold fits; use folds=1'
+                )
             sel = (targets >= a) & (targets < b)
-            if sel.any(): out[sel] = self._linear().fit(train.subset(keep), val).predict(train.subset(targets[sel]))
+            if sel.any():
+                out[sel] = self._linear().fit(train.subset(keep), val).predict(train.subset(targets[sel]))
         return out
 
     def _pick(self, w: Windows, rng: np.random.Generator) -> tuple[Windows, np.ndarray | None]:
         "All windows, or (when even one step per window and series exceeds `max_rows`) a sorted random sample of them."
         n, C = len(w), len(self.state.out_idx)
-        if n * C <= self.params.max_rows: return w, None
+        if n * C <= self.params.max_rows:
+            return w, None
         idx = np.sort(rng.choice(n, max(1, self.params.max_rows // C), replace=False))
         return w.subset(idx), idx
 
@@ -163,7 +198,8 @@ class LightGBM(Forecaster):
         "(window, series, step) triples: every window and series, `k` steps each, stratified over the horizon."
         H, C = self.state.horizon, len(self.state.out_idx)
         k = max(1, min(H, math.ceil(self.params.max_rows / (n * C))))
-        if k == H: i, h, c = (a.ravel() for a in np.meshgrid(np.arange(n), np.arange(H), np.arange(C), indexing='ij'))
+        if k == H:
+            i, h, c = (a.ravel() for a in np.meshgrid(np.arange(n), np.arange(H), np.arange(C), indexing='ij'))
         else:
             i, c = np.repeat(np.arange(n), C * k), np.tile(np.repeat(np.arange(C), k), n)
             h = np.floor((np.tile(np.arange(k), n * C) + rng.random(n * C * k)) * H / k).astype(int)
@@ -171,13 +207,14 @@ class LightGBM(Forecaster):
 
     def _rows(self, w: Windows, base: np.ndarray, rng: np.random.Generator):
         "Features, scale-free target and scale of sampled rows of `w`, built batch by batch of windows."
-        i, c, h = self._sample_rows(len(w), rng)            # sorted by window
+        i, c, h = self._sample_rows(len(w), rng)  # sorted by window
         F, names, y, s = None, None, np.empty(len(i)), np.empty(len(i))
         for sl, b in w.batches(self._batch_windows(w)):
             a0, a1 = np.searchsorted(i, [sl.start, sl.stop])
             r = (i[a0:a1] - sl.start, c[a0:a1], h[a0:a1])
             Fb, names = window_features(b, self.state, base[sl], self.params.features, r)
-            if F is None: F = np.empty((len(i), Fb.shape[1]), dtype='float32')
+            if F is None:
+                F = np.empty((len(i), Fb.shape[1]), dtype='float32')
             F[a0:a1] = Fb
             sb = window_scale(self._out(b.X), self.params.features)[r[0], r[1]]
             y[a0:a1] = (b.Y[r[0], r[2], r[1]] - base[sl][r[0], r[2], r[1]]) / sb
@@ -187,10 +224,21 @@ class LightGBM(Forecaster):
     def lgb_params(self) -> dict:
         "The LightGBM training parameters (deterministic for a seed and thread count)."
         p = self.params
-        return dict(objective='regression', learning_rate=p.learning_rate, num_leaves=p.num_leaves,
-                    min_data_in_leaf=p.min_data_in_leaf, feature_fraction=p.feature_fraction,
-                    bagging_fraction=p.bagging_fraction, bagging_freq=int(p.bagging_fraction < 1), lambda_l2=p.lambda_l2,
-                    seed=self.seed, deterministic=True, force_row_wise=True, num_threads=p.num_threads, verbosity=-1)
+        return dict(
+            objective='regression',
+            learning_rate=p.learning_rate,
+            num_leaves=p.num_leaves,
+            min_data_in_leaf=p.min_data_in_leaf,
+            feature_fraction=p.feature_fraction,
+            bagging_fraction=p.bagging_fraction,
+            bagging_freq=int(p.bagging_fraction < 1),
+            lambda_l2=p.lambda_l2,
+            seed=self.seed,
+            deterministic=True,
+            force_row_wise=True,
+            num_threads=p.num_threads,
+            verbosity=-1,
+        )
 
     def fit(self, train: Windows, val: Windows | None = None) -> 'LightGBM':
         p, rng = self.params, np.random.default_rng(self.seed)
@@ -200,10 +248,10 @@ class LightGBM(Forecaster):
         F, y, _, names = self._rows(tw, tb, rng)
         dtrain = lgb.Dataset(F, y, feature_name=names, free_raw_data=True)
         valid, callbacks = [], []
-        if val is not None:   # weights s^2 make the l2 metric the plain MSE on the scaled axis
+        if val is not None:  # weights s^2 make the l2 metric the plain MSE on the scaled axis
             vw, _ = self._pick(val, rng)
             Fv, yv, sv, _ = self._rows(vw, self._base(vw), rng)
-            valid = [lgb.Dataset(Fv, yv, weight=sv ** 2, reference=dtrain)]
+            valid = [lgb.Dataset(Fv, yv, weight=sv**2, reference=dtrain)]
             callbacks = [lgb.early_stopping(p.early_stopping_rounds, verbose=False)]
         self.booster_ = lgb.train(self.lgb_params(), dtrain, p.n_estimators, valid_sets=valid, callbacks=callbacks)
         self.iterations_ = self.booster_.best_iteration or self.booster_.current_iteration()
@@ -221,7 +269,8 @@ class LightGBM(Forecaster):
     def _predict_batch(self, w: Windows) -> np.ndarray:
         "Forecasts (n, H, C_out) float64 on the scaled axis of one batch of windows."
         base = self._base(w)
-        if self.blend_ == 0: return base.astype('float64')
+        if self.blend_ == 0:
+            return base.astype('float64')
         F, _ = window_features(w, self.state, base, self.params.features)
         r = self.booster_.predict(F, num_iteration=self.iterations_, num_threads=self.params.num_threads)
         s = window_scale(self._out(w.X), self.params.features)
@@ -229,7 +278,8 @@ class LightGBM(Forecaster):
 
     def _save(self, path: Path):
         self.booster_.save_model(str(path / 'booster.txt'), num_iteration=self.iterations_)
-        if self.base_ is not None: self.base_.save(path / 'base')
+        if self.base_ is not None:
+            self.base_.save(path / 'base')
         (path / 'gbm.json').write_text(json.dumps({'blend': self.blend_, 'iterations': self.iterations_}))
 
     def _load(self, path: Path):

@@ -15,12 +15,15 @@ def mse(y_true, y_pred) -> float:
     "Mean squared error over all elements."
     return float(np.mean((np.asarray(y_true, 'float64') - np.asarray(y_pred, 'float64')) ** 2))
 
+
 def mae(y_true, y_pred) -> float:
     "Mean absolute error over all elements."
     return float(np.mean(np.abs(np.asarray(y_true, 'float64') - np.asarray(y_pred, 'float64'))))
 
+
 class Scores:
     "MSE / MAE on the scaled values and in original units, accumulated over batches of windows (n, H, C_out)."
+
     def __init__(self, state: WindowState):
         self.state, self.sums, self.count, self.windows = state, np.zeros(4), 0, 0
 
@@ -29,19 +32,33 @@ class Scores:
         yt, yp = np.asarray(y_true, 'float64'), np.asarray(y_pred, 'float64')
         d = yt - yp
         do = self.state.inverse_transform(yt, series=series) - self.state.inverse_transform(yp, series=series)
-        self.sums += [(d ** 2).sum(), np.abs(d).sum(), (do ** 2).sum(), np.abs(do).sum()]
-        self.count += d.size; self.windows += len(d)
+        self.sums += [(d**2).sum(), np.abs(d).sum(), (do**2).sum(), np.abs(do).sum()]
+        self.count += d.size
+        self.windows += len(d)
         return self
 
     def result(self, prefix: str = '') -> dict[str, float]:
         m = self.sums / max(self.count, 1)
-        return {f'{prefix}mse': float(m[0]), f'{prefix}mae': float(m[1]), f'{prefix}mse_orig': float(m[2]),
-                f'{prefix}mae_orig': float(m[3]), f'{prefix}windows': int(self.windows)}
+        return {
+            f'{prefix}mse': float(m[0]),
+            f'{prefix}mae': float(m[1]),
+            f'{prefix}mse_orig': float(m[2]),
+            f'{prefix}mae_orig': float(m[3]),
+            f'{prefix}windows': int(self.windows),
+        }
 
-def scores(y_true: np.ndarray, y_pred: np.ndarray, state: WindowState, prefix: str = '',
-           series: np.ndarray | None = None, batch: int = 4096) -> dict[str, float]:
-    "`{prefix}mse`, `mae` on the scaled arrays (n, H, C_out), `mse_orig`, `mae_orig` in original units, and `windows`; in batches."
+
+def scores(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    state: WindowState,
+    prefix: str = '',
+    series: np.ndarray | None = None,
+    batch: int = 4096,
+) -> dict[str, float]:
+    """`{prefix}mse`, `mae` on the scaled arrays (n, H, C_out), `mse_orig`, `mae_orig` in original units, and `windows`;
+    in batches."""
     s = Scores(state)
     for a in range(0, len(y_true), batch):
-        s.add(y_true[a:a + batch], y_pred[a:a + batch], None if series is None else series[a:a + batch])
+        s.add(y_true[a : a + batch], y_pred[a : a + batch], None if series is None else series[a : a + batch])
     return s.result(prefix)

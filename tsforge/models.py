@@ -18,7 +18,9 @@ __all__ = ['MODELS', 'Forecaster', 'model_class', 'make_model', 'Naive', 'Season
 # %% ../nbs/05_models.ipynb #05-models-004
 class Forecaster:
     "Base class of every tsforge model."
+
     name: str = 'base'
+
     class Params(BaseModel):
         model_config = ConfigDict(extra='forbid')
 
@@ -26,23 +28,31 @@ class Forecaster:
         self.params = params if isinstance(params, BaseModel) else self.Params(**(params or {}))
         self.state, self.seed = state, seed
 
-    def fit(self, train: Windows, val: Windows | None = None) -> 'Forecaster': return self
+    def fit(self, train: Windows, val: Windows | None = None) -> 'Forecaster':
+        return self
 
     def predict(self, w: Windows) -> np.ndarray:
         "Forecasts (n, H, C_out) on the scaled axis, computed batch by batch (`_predict_batch`)."
         out = np.empty((len(w), self.state.horizon, len(self.state.columns_out)))
-        for sl, _, p in self.predict_batches(w): out[sl] = p
+        for sl, _, p in self.predict_batches(w):
+            out[sl] = p
         return out
 
     def predict_batches(self, w: Windows):
-        "Yield `(slice, batch, forecasts)` over consecutive batches of `w`, so that no caller needs all of them at once."
-        for sl, b in w.batches(self._batch_windows(w)): yield sl, b, self._predict_batch(b)
+        """Yield `(slice, batch, forecasts)` over consecutive batches of `w`, so that no caller needs all of them at
+        once."""
+        for sl, b in w.batches(self._batch_windows(w)):
+            yield sl, b, self._predict_batch(b)
 
-    def _batch_windows(self, w: Windows) -> int: return w.batch_size()
-    def _predict_batch(self, b: Windows) -> np.ndarray: raise NotImplementedError
+    def _batch_windows(self, w: Windows) -> int:
+        return w.batch_size()
+
+    def _predict_batch(self, b: Windows) -> np.ndarray:
+        raise NotImplementedError
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path); path.mkdir(parents=True, exist_ok=True)
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
         meta = {'name': self.name, 'params': self.params.model_dump(), 'seed': self.seed, 'state': self.state.to_dict()}
         (path / 'model.json').write_text(json.dumps(meta, indent=1))
         self._save(path)
@@ -57,10 +67,14 @@ class Forecaster:
         m._load(path)
         return m
 
-    def _save(self, path: Path): pass
-    def _load(self, path: Path): pass
+    def _save(self, path: Path):
+        pass
 
-    def _out(self, X: np.ndarray) -> np.ndarray: return X[:, :, self.state.out_idx]  # inputs of the forecast columns
+    def _load(self, path: Path):
+        pass
+
+    def _out(self, X: np.ndarray) -> np.ndarray:
+        return X[:, :, self.state.out_idx]  # inputs of the forecast columns
 
 # %% ../nbs/05_models.ipynb #05-models-006
 MODELS: dict[str, str] = {
@@ -73,11 +87,14 @@ MODELS: dict[str, str] = {
     'ensemble': 'tsforge.models:Ensemble',
 }
 
+
 def model_class(name: str) -> type[Forecaster]:
     "The class registered as `name`."
-    if name not in MODELS: raise KeyError(f"unknown model {name!r}; allowed: {', '.join(sorted(MODELS))}")
+    if name not in MODELS:
+        raise KeyError(f'unknown model {name!r}; allowed: {", ".join(sorted(MODELS))}')
     mod, cls = MODELS[name].split(':')
     return getattr(importlib.import_module(mod), cls)
+
 
 def make_model(name: str, params: dict, state: WindowState, seed: int = 0) -> Forecaster:
     "A new, unfitted model."
@@ -86,21 +103,27 @@ def make_model(name: str, params: dict, state: WindowState, seed: int = 0) -> Fo
 # %% ../nbs/05_models.ipynb #05-models-008
 class Naive(Forecaster):
     "Repeat the last observed value for every step."
+
     name = 'naive'
+
     def _predict_batch(self, w: Windows) -> np.ndarray:
         last = self._out(w.X)[:, -1:, :]
         return np.repeat(last, self.state.horizon, axis=1)
 
+
 class SeasonalNaive(Forecaster):
     "Repeat the last observed season: step h takes the value `period * ceil(h / period)` steps earlier."
+
     name = 'seasonal_naive'
+
     class Params(BaseModel):
         model_config = ConfigDict(extra='forbid')
         period: int = Field(24, ge=1)
 
     def _predict_batch(self, w: Windows) -> np.ndarray:
         L, H, p = self.state.input_length, self.state.horizon, self.params.period
-        if p > L: raise ValueError(f'model_params.period={p} must be <= input_length={L}')
+        if p > L:
+            raise ValueError(f'model_params.period={p} must be <= input_length={L}')
         h = np.arange(H)
         idx = L + h - p * (h // p + 1)
         return self._out(w.X)[:, idx, :]
@@ -108,26 +131,36 @@ class SeasonalNaive(Forecaster):
 # %% ../nbs/05_models.ipynb #05-models-010
 def _gram(a: np.ndarray) -> np.ndarray:
     "a' a for a C-ordered (m, L) array by BLAS syrk (one triangle: about half the work of a' @ a), mirrored."
-    try: from scipy.linalg.blas import dsyrk
-    except ImportError: return a.T @ a
-    u = dsyrk(1.0, np.ascontiguousarray(a, dtype='float64').T, trans=0)   # upper triangle of a' a
+    try:
+        from scipy.linalg.blas import dsyrk
+    except ImportError:
+        return a.T @ a
+    u = dsyrk(1.0, np.ascontiguousarray(a, dtype='float64').T, trans=0)  # upper triangle of a' a
     return np.triu(u) + np.triu(u, 1).T
+
 
 class Moments:
     """Running means and centred cross products of design rows `a` (m, L) and targets `b` (m, H), added batch by batch.
     Rows are shifted by the first batch's means before they are summed (the shifted-data algorithm), so the centred
     sums keep their precision however many rows are added."""
-    def __init__(self): self.n = 0
+
+    def __init__(self):
+        self.n = 0
 
     def add(self, a: np.ndarray, b: np.ndarray):
-        if len(a) == 0: return
+        if len(a) == 0:
+            return
         if self.n == 0:
             self.Ka, self.Kb = a.mean(0), b.mean(0)
             self.sa, self.sb = np.zeros(a.shape[1]), np.zeros(b.shape[1])
             self.Saa, self.Sab, self.Sbb = np.zeros((a.shape[1],) * 2), np.zeros((a.shape[1], b.shape[1])), 0.0
         ac, bc = a - self.Ka, b - self.Kb
-        self.n += len(a); self.sa += ac.sum(0); self.sb += bc.sum(0)
-        self.Saa += _gram(ac); self.Sab += ac.T @ bc; self.Sbb += float((bc ** 2).sum())
+        self.n += len(a)
+        self.sa += ac.sum(0)
+        self.sb += bc.sum(0)
+        self.Saa += _gram(ac)
+        self.Sab += ac.T @ bc
+        self.Sbb += float((bc**2).sum())
 
     def centred(self):
         "Means of a and b, centred Gram a'a / n and cross products a'b / n, centred sum of squares of b, rows."
@@ -144,25 +177,29 @@ class Moments:
         sse = n * float((W * (G @ W)).sum()) - 2 * n * float((W * AB).sum()) + Sbb + n * float(e @ e)
         return sse / (n * len(mb))
 
+
 class Linear(Forecaster):
     "NLinear as closed-form ridge: y[t+h] - x[t-1] = b_h + sum_i w_hi (x[t-L+i] - x[t-1])."
+
     name = 'linear'
+
     class Params(BaseModel):
         model_config = ConfigDict(extra='forbid')
-        alpha: float | str = 'auto'          # ridge penalty per sample, or 'auto' (chosen on validation)
+        alpha: float | str = 'auto'  # ridge penalty per sample, or 'auto' (chosen on validation)
         alphas: list[float] = np.logspace(-5, 2, 29).tolist()  # quarter-decade grid
-        individual: bool = False             # one weight matrix per output series
+        individual: bool = False  # one weight matrix per output series
 
     def _design(self, X, Y=None):
-        x = self._out(X)                                  # (n, L, C)
+        x = self._out(X)  # (n, L, C)
         last = x[:, -1:, :]
-        A = (x - last).transpose(0, 2, 1)                 # (n, C, L)
+        A = (x - last).transpose(0, 2, 1)  # (n, C, L)
         B = None if Y is None else (Y - last).transpose(0, 2, 1)  # (n, C, H)
         return A, B, last
 
     @staticmethod
     def _solve_moments(ma, mb, G, AtB, alphas):
-        "Ridge solutions (W, b) for each alpha from the means and the centred Gram / cross products (one eigendecomposition)."
+        """Ridge solutions (W, b) for each alpha from the means and the centred Gram / cross products (one
+        eigendecomposition)."""
         s, V = np.linalg.eigh(G)
         VtAtB = V.T @ AtB
         for a in alphas:
@@ -190,16 +227,18 @@ class Linear(Forecaster):
         "Normal equations of each group accumulated batch by batch in one pass: never all design rows at once."
         acc = [Moments() for _ in groups]
         for rows in self._group_rows(w, groups):
-            for m, (a, b) in zip(acc, rows): m.add(a, b)
+            for m, (a, b) in zip(acc, rows):
+                m.add(a, b)
         return acc
 
     def fit(self, train: Windows, val: Windows | None = None):
         groups = self._groups()
         alphas = self.params.alphas if self.params.alpha == 'auto' else [float(self.params.alpha)]
-        if self.params.alpha == 'auto' and val is None: raise ValueError("model_params.alpha='auto' needs validation windows")
+        if self.params.alpha == 'auto' and val is None:
+            raise ValueError("model_params.alpha='auto' needs validation windows")
         sols = [list(self._solve_moments(*m.centred()[:4], alphas)) for m in self._moments(train, groups)]
         ks = [0] * len(groups)
-        if len(alphas) > 1:                          # validation MSE of every alpha, from the validation moments
+        if len(alphas) > 1:  # validation MSE of every alpha, from the validation moments
             ks = [int(np.argmin([m.mse(W, b) for W, b in sol])) for m, sol in zip(self._moments(val, groups), sols)]
         self.W = [sols[g][k][0] for g, k in enumerate(ks)]
         self.b = [sols[g][k][1] for g, k in enumerate(ks)]
@@ -208,12 +247,15 @@ class Linear(Forecaster):
 
     def _predict_batch(self, w: Windows) -> np.ndarray:
         A, _, last = self._design(w.X)
-        if len(self.W) == 1: out = A @ self.W[0] + self.b[0]                    # (n, C, H)
-        else: out = np.stack([A[:, c] @ self.W[c] + self.b[c] for c in range(A.shape[1])], axis=1)
+        if len(self.W) == 1:
+            out = A @ self.W[0] + self.b[0]  # (n, C, H)
+        else:
+            out = np.stack([A[:, c] @ self.W[c] + self.b[c] for c in range(A.shape[1])], axis=1)
         return out.transpose(0, 2, 1) + last
 
     def _save(self, path: Path):
         np.savez(path / 'linear.npz', W=np.stack(self.W), b=np.stack(self.b), alpha=np.array(self.alpha_))
+
     def _load(self, path: Path):
         z = np.load(path / 'linear.npz')
         self.W, self.b, self.alpha_ = list(z['W']), list(z['b']), z['alpha'].tolist()
@@ -224,26 +266,35 @@ def _val_mse(model: Forecaster, val: Windows) -> float:
     sse = sum(float(((p - b.Y) ** 2).sum()) for _, b, p in model.predict_batches(val))
     return sse / (len(val) * model.state.horizon * len(model.state.out_idx))
 
+
 class Ensemble(Forecaster):
     "Weighted mean of member models' forecasts."
+
     name = 'ensemble'
+
     class Params(BaseModel):
         model_config = ConfigDict(extra='forbid')
-        members: list[str] = Field(['lightgbm', 'patchtst'], min_length=1)   # registered model names
-        member_params: dict[str, dict] = {}    # model name -> its params
+        members: list[str] = Field(['lightgbm', 'patchtst'], min_length=1)  # registered model names
+        member_params: dict[str, dict] = {}  # model name -> its params
         weights: str = Field('inverse_val_mse', pattern='^(equal|inverse_val_mse)$')
 
     def __init__(self, params=None, state=None, seed=0):
         super().__init__(params, state, seed)
         bad = [m for m in self.params.members if m not in MODELS or m == 'ensemble']
-        if bad: raise ValueError(f"model_params.members: unknown model(s) {bad}; allowed: {', '.join(sorted(set(MODELS) - {'ensemble'}))}")
+        if bad:
+            raise ValueError(
+                f'model_params.members: unknown model(s) {bad}; '
+                f'allowed: {", ".join(sorted(set(MODELS) - {"ensemble"}))}'
+            )
         self.models = [make_model(m, self.params.member_params.get(m, {}), state, seed) for m in self.params.members]
         self.weights_ = [1 / len(self.models)] * len(self.models)
 
     def fit(self, train: Windows, val: Windows | None = None):
-        for m in self.models: m.fit(train, val)
+        for m in self.models:
+            m.fit(train, val)
         if self.params.weights == 'inverse_val_mse':
-            if val is None: raise ValueError("model_params.weights='inverse_val_mse' needs validation windows")
+            if val is None:
+                raise ValueError("model_params.weights='inverse_val_mse' needs validation windows")
             inv = [1 / _val_mse(m, val) for m in self.models]
             self.weights_ = [w / sum(inv) for w in inv]
         return self
@@ -252,8 +303,10 @@ class Ensemble(Forecaster):
         return sum(wt * m.predict(w) for wt, m in zip(self.weights_, self.models))
 
     def _save(self, path: Path):
-        for i, m in enumerate(self.models): m.save(path / f'member{i}')
+        for i, m in enumerate(self.models):
+            m.save(path / f'member{i}')
         (path / 'weights.json').write_text(json.dumps(self.weights_))
+
     def _load(self, path: Path):
         self.models = [Forecaster.load(path / f'member{i}') for i in range(len(self.params.members))]
         self.weights_ = json.loads((path / 'weights.json').read_text())

@@ -5,16 +5,16 @@
 # %% ../nbs/09_pipeline.ipynb #09-pipeline-002
 from __future__ import annotations
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from .config import ConfigError, ExperimentConfig, SplitConfig, load_config
+from .config import ConfigError, ExperimentConfig, SplitConfig
 from .data import DataError, DataReport, load_frame
 from .split import Borders, split_borders, origins
 from .preprocess import WindowState, Windows, fit_series_state, fit_state, make_windows
-from .metrics import Scores, scores
+from .metrics import Scores
 from .models import Forecaster, make_model
 
 # %% auto #0
@@ -25,32 +25,42 @@ __all__ = ['mode_columns', 'Panel', 'series_origins', 'panel_borders', 'Prepared
 def mode_columns(cfg: ExperimentConfig, available: list[str]) -> tuple[list[str], list[str]]:
     "Input and output columns for mode S (target only), M (all in, all out) or MS (all in, target out)."
     target = list(cfg.data.target)
-    if cfg.mode == 'S': return target, target
+    if cfg.mode == 'S':
+        return target, target
     cols = list(cfg.data.columns or available)
     cols += [t for t in target if t not in cols]
     return cols, (cols if cfg.mode == 'M' else target)
+
 
 @dataclass
 class Panel:
     """Long format: the series kept (in frame order), the first row of each in the (series, time)-sorted frame, and
     each one's own split borders (rows relative to its start)."""
+
     ids: list[str]
-    start: np.ndarray       # (k,) first row of each series
-    length: np.ndarray      # (k,) rows of each series
-    train_end: np.ndarray   # (k,) relative borders, as `Borders` for one series
+    start: np.ndarray  # (k,) first row of each series
+    length: np.ndarray  # (k,) rows of each series
+    train_end: np.ndarray  # (k,) relative borders, as `Borders` for one series
     val_end: np.ndarray
     test_end: np.ndarray
 
     def part(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         "Relative `(start, end)` rows of 'train', 'val' or 'test' for every series."
         z = np.zeros_like(self.start)
-        return {'train': (z, self.train_end), 'val': (self.train_end, self.val_end), 'test': (self.val_end, self.test_end)}[name]
+        return {
+            'train': (z, self.train_end),
+            'val': (self.train_end, self.val_end),
+            'test': (self.val_end, self.test_end),
+        }[name]
 
     def row_series(self) -> np.ndarray:
         "The series code of every row of the frame."
         return np.repeat(np.arange(len(self.ids)), self.length)
 
-def series_origins(start: np.ndarray, a: np.ndarray, b: np.ndarray, input_length: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+
+def series_origins(
+    start: np.ndarray, a: np.ndarray, b: np.ndarray, input_length: int, horizon: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Stride-1 origins (global rows) of every window whose targets lie in each series' rows `[a, b)` (relative to its
     `start`) and whose inputs lie inside the series, with the series code of each; windows never cross series."""
     first, last = np.maximum(a, input_length), b - horizon
@@ -59,20 +69,25 @@ def series_origins(start: np.ndarray, a: np.ndarray, b: np.ndarray, input_length
     o = np.arange(counts.sum()) - offsets + np.repeat(start + first, counts)
     return o.astype('int64'), np.repeat(np.arange(len(start)), counts)
 
+
 def panel_borders(split: SplitConfig, frame: pd.DataFrame, time_col: str, id_col: str) -> tuple[pd.Series, dict]:
     """Per-series borders (series id -> `Borders`) of a long frame sorted by (series, time): `ratio` splits each series
     by its own length, `date` at the same timestamps for all; `ett` is for the ETT files only."""
     kind = 'ratio' if split.kind == 'auto' else split.kind
-    if kind == 'ett': raise ConfigError("split.kind=ett is the ETT files' fixed borders; use ratio or date with data.format=long")
+    if kind == 'ett':
+        raise ConfigError("split.kind=ett is the ETT files' fixed borders; use ratio or date with data.format=long")
     ids = frame[id_col]
     lengths = ids.groupby(ids, sort=False, observed=True).size()
     lengths.index = lengths.index.astype(str)
     if kind == 'ratio':
         t, v = (lengths * split.train).astype(int), (lengths * (split.train + split.val)).astype(int)
     else:
-        try: vs, ts = pd.Timestamp(split.val_start), pd.Timestamp(split.test_start)
-        except (ValueError, TypeError) as e: raise ConfigError(f'split.val_start/test_start: not timestamps ({e})') from None
-        if not vs < ts: raise ConfigError(f'split: need val_start ({vs}) < test_start ({ts})')
+        try:
+            vs, ts = pd.Timestamp(split.val_start), pd.Timestamp(split.test_start)
+        except (ValueError, TypeError) as e:
+            raise ConfigError(f'split.val_start/test_start: not timestamps ({e})') from None
+        if not vs < ts:
+            raise ConfigError(f'split: need val_start ({vs}) < test_start ({ts})')
         tm = pd.DatetimeIndex(frame[time_col])
         t = pd.Series(tm < vs).groupby(ids.to_numpy() if ids.dtype == object else ids, sort=False, observed=True).sum()
         v = pd.Series(tm < ts).groupby(ids.to_numpy() if ids.dtype == object else ids, sort=False, observed=True).sum()
@@ -80,26 +95,30 @@ def panel_borders(split: SplitConfig, frame: pd.DataFrame, time_col: str, id_col
         t, v = t.reindex(lengths.index), v.reindex(lengths.index)
     return lengths, {'train_end': t.to_numpy(), 'val_end': v.to_numpy(), 'test_end': lengths.to_numpy()}
 
+
 @dataclass
 class Prepared:
     "A loaded, split and scaled dataset with its fitted `WindowState` (and, in long format, its `Panel` of series)."
+
     cfg: ExperimentConfig
     frame: pd.DataFrame
     report: DataReport
     borders: Borders
     state: WindowState
-    scaled: np.ndarray      # (rows, C_in), scaled with `state`
-    times: np.ndarray       # (rows,) timestamps
+    scaled: np.ndarray  # (rows, C_in), scaled with `state`
+    times: np.ndarray  # (rows,) timestamps
     panel: Panel | None = None
 
     def origins(self, part: str) -> np.ndarray:
         "Stride-1 origins of 'train', 'val' or 'test'."
-        if self.panel is not None: return self.series_origins(part)[0]
+        if self.panel is not None:
+            return self.series_origins(part)[0]
         return origins(*self.borders.part(part), self.state.input_length, self.state.horizon)
 
     def series_origins(self, part: str) -> tuple[np.ndarray, np.ndarray | None]:
         "Origins of a part and the series code of each (None in wide format)."
-        if self.panel is None: return self.origins(part), None
+        if self.panel is None:
+            return self.origins(part), None
         return series_origins(self.panel.start, *self.panel.part(part), self.state.input_length, self.state.horizon)
 
     def windows(self, part: str) -> Windows:
@@ -108,43 +127,67 @@ class Prepared:
 
     def train_rows(self) -> pd.DataFrame:
         "The training rows (every series' own, in long format): what the logged model's input example is cut from."
-        if self.panel is None: return self.frame.iloc[:self.borders.train_end]
+        if self.panel is None:
+            return self.frame.iloc[: self.borders.train_end]
         p = self.panel
-        return self.frame.iloc[p.start[0]:p.start[0] + p.train_end[0]]
+        return self.frame.iloc[p.start[0] : p.start[0] + p.train_end[0]]
+
 
 def _prepare_long(cfg: ExperimentConfig, frame: pd.DataFrame, report: DataReport) -> Prepared:
     "Long format: per-series borders, series too short for a train, validation and test window skipped (and reported)."
     tc, ic, L, H = cfg.data.time_col, cfg.data.id_col, cfg.input_length, cfg.horizon
     cols_in, cols_out = mode_columns(cfg, [c for c in report.columns])
     lengths, b = panel_borders(cfg.split, frame, tc, ic)
-    need = lambda a, z: np.maximum(z - H + 1 - np.maximum(a, L), 0)     # windows in rows [a, z)
-    ok = (need(0, b['train_end']) > 0) & (need(b['train_end'], b['val_end']) > 0) & (need(b['val_end'], b['test_end']) > 0)
+    need = lambda a, z: np.maximum(z - H + 1 - np.maximum(a, L), 0)  # windows in rows [a, z)
+    ok = (
+        (need(0, b['train_end']) > 0)
+        & (need(b['train_end'], b['val_end']) > 0)
+        & (need(b['val_end'], b['test_end']) > 0)
+    )
     if not ok.all():
         bad = lengths.index[~ok]
         report.skipped = [str(i) for i in bad]
-        report.issues.append(f'{len(bad)} series too short for one train, validation and test window (input_length {L}, '
-                             f'horizon {H}) skipped: {", ".join(map(str, bad[:10]))}{" ..." if len(bad) > 10 else ""}')
+        report.issues.append(
+            f'{len(bad)} series too short for one train, validation and test window (input_length {L}, '
+            f'horizon {H}) skipped: {", ".join(map(str, bad[:10]))}{" ..." if len(bad) > 10 else ""}'
+        )
         if ok.sum() == 0:
-            raise DataError(f'{report.path}: no series is long enough for one train, validation and test window '
-                            f'(input_length {L}, horizon {H}; longest series has {lengths.max()} rows)')
+            raise DataError(
+                f'{report.path}: no series is long enough for one train, validation and test window '
+                f'(input_length {L}, horizon {H}; longest series has {lengths.max()} rows)'
+            )
         frame = frame[frame[ic].isin(list(lengths.index[ok]))].reset_index(drop=True)
         lengths, b = lengths[ok], {k: v[ok] for k, v in b.items()}
     start = np.r_[0, np.cumsum(lengths.to_numpy())[:-1]].astype('int64')
-    panel = Panel([str(i) for i in lengths.index], start, lengths.to_numpy().astype('int64'),
-                  *(b[k].astype('int64') for k in ('train_end', 'val_end', 'test_end')))
+    panel = Panel(
+        [str(i) for i in lengths.index],
+        start,
+        lengths.to_numpy().astype('int64'),
+        *(b[k].astype('int64') for k in ('train_end', 'val_end', 'test_end')),
+    )
     codes = panel.row_series()
     train_mask = (np.arange(len(frame)) - np.repeat(start, panel.length)) < np.repeat(panel.train_end, panel.length)
     state = fit_series_state(frame, tc, ic, cols_in, cols_out, L, H, report.freq, panel.ids, train_mask)
     scaled = state.transform(frame[cols_in].to_numpy(), series=codes)
     report.series = len(panel.ids)
     # long format: `borders` holds row counts summed over the series (train, train + val, all), for reports
-    return Prepared(cfg, frame, report, Borders(int(panel.train_end.sum()), int(panel.val_end.sum()), len(frame)), state,
-                    scaled, frame[tc].to_numpy(), panel)
+    return Prepared(
+        cfg,
+        frame,
+        report,
+        Borders(int(panel.train_end.sum()), int(panel.val_end.sum()), len(frame)),
+        state,
+        scaled,
+        frame[tc].to_numpy(),
+        panel,
+    )
+
 
 def prepare(cfg: ExperimentConfig) -> Prepared:
     "Load, split and fit the preprocessing state for `cfg` (scaler on train rows only; per series in long format)."
     frame, report = load_frame(cfg.data)
-    if cfg.data.format == 'long': return _prepare_long(cfg, frame, report)
+    if cfg.data.format == 'long':
+        return _prepare_long(cfg, frame, report)
     tc = cfg.data.time_col
     borders = split_borders(cfg.split, frame[tc], cfg.data.dataset)
     cols_in, cols_out = mode_columns(cfg, [c for c in report.columns])
@@ -156,13 +199,15 @@ def prepare(cfg: ExperimentConfig) -> Prepared:
 @dataclass
 class Evaluation:
     "A fitted model with its scores and test predictions."
+
     model: Forecaster
     metrics: dict
     test_origins: np.ndarray
-    test_pred: np.ndarray | None   # (n, H, C_out) scaled (None when not kept)
-    test_true: np.ndarray | None   # (n, H, C_out) scaled (a view of the scaled data where possible)
+    test_pred: np.ndarray | None  # (n, H, C_out) scaled (None when not kept)
+    test_true: np.ndarray | None  # (n, H, C_out) scaled (a view of the scaled data where possible)
     fit_seconds: float = 0.0
-    test_series: np.ndarray | None = None   # long format: the series code of each test window
+    test_series: np.ndarray | None = None  # long format: the series code of each test window
+
 
 def evaluate(model: Forecaster, w: Windows, prefix: str = '', keep: bool = False) -> tuple[dict, np.ndarray | None]:
     "Scores of `model` on windows `w`, batch by batch; with `keep`, also all forecasts (n, H, C_out)."
@@ -170,8 +215,10 @@ def evaluate(model: Forecaster, w: Windows, prefix: str = '', keep: bool = False
     out = np.empty((len(w), st.horizon, len(st.columns_out))) if keep else None
     for sl, b, p in model.predict_batches(w):
         sc.add(b.Y, p, b.series)
-        if keep: out[sl] = p
+        if keep:
+            out[sl] = p
     return sc.result(prefix), out
+
 
 def fit_evaluate(cfg: ExperimentConfig, prep: Prepared | None = None, keep_predictions: bool = True) -> Evaluation:
     "Fit `cfg.model` on the train part and score the validation and test parts (forecasts are scored in batches)."
@@ -183,26 +230,44 @@ def fit_evaluate(cfg: ExperimentConfig, prep: Prepared | None = None, keep_predi
     fit_s = time.perf_counter() - t0
     vm, _ = evaluate(model, val, 'val_')
     tm, tp = evaluate(model, test, 'test_', keep=keep_predictions)
-    return Evaluation(model, {**vm, **tm, 'fit_seconds': fit_s}, test.origins, tp,
-                      test.Y if keep_predictions else None, fit_s, test.series)
+    return Evaluation(
+        model,
+        {**vm, **tm, 'fit_seconds': fit_s},
+        test.origins,
+        tp,
+        test.Y if keep_predictions else None,
+        fit_s,
+        test.series,
+    )
 
-def forecast_table(times: np.ndarray, state: WindowState, origins: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray,
-                   series: np.ndarray | None = None) -> pd.DataFrame:
-    """Scaled forecasts (n, H, C_out) at `origins` as rows (origin, target_time, step, series, y_true, y_pred) in original
-    units; origin = last observed timestamp. Long format (`series` codes of the windows): the series id comes first,
-    in a column named by the state's `id_col`."""
+
+def forecast_table(
+    times: np.ndarray,
+    state: WindowState,
+    origins: np.ndarray,
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    series: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """Scaled forecasts (n, H, C_out) at `origins` as rows (origin, target_time, step, series, y_true, y_pred) in
+    original units; origin = last observed timestamp. Long format (`series` codes of the windows): the series id comes
+    first, in a column named by the state's `id_col`."""
     n, H, C = y_pred.shape
     steps = np.arange(H)
-    df = pd.DataFrame({
-        'origin': np.repeat(times[origins - 1], H * C),
-        'target_time': np.repeat(times[origins[:, None] + steps[None, :]].ravel(), C),
-        'step': np.tile(np.repeat(steps + 1, C), n),
-        'series': np.tile(state.columns_out, n * H),
-        'y_true': state.inverse_transform(y_true, series=series).ravel(),
-        'y_pred': state.inverse_transform(y_pred, series=series).ravel(),
-    })
-    if state.long: df.insert(0, state.id_col, np.repeat(np.asarray(state.series_ids, dtype=object)[series], H * C))
+    df = pd.DataFrame(
+        {
+            'origin': np.repeat(times[origins - 1], H * C),
+            'target_time': np.repeat(times[origins[:, None] + steps[None, :]].ravel(), C),
+            'step': np.tile(np.repeat(steps + 1, C), n),
+            'series': np.tile(state.columns_out, n * H),
+            'y_true': state.inverse_transform(y_true, series=series).ravel(),
+            'y_pred': state.inverse_transform(y_pred, series=series).ravel(),
+        }
+    )
+    if state.long:
+        df.insert(0, state.id_col, np.repeat(np.asarray(state.series_ids, dtype=object)[series], H * C))
     return df
+
 
 def predictions_frame(prep: Prepared, ev: Evaluation) -> pd.DataFrame:
     "Test predictions of an evaluation, one row per (origin, step, series) (and series id in long format)."
@@ -212,9 +277,10 @@ def predictions_frame(prep: Prepared, ev: Evaluation) -> pd.DataFrame:
 def plot_forecasts(pred: pd.DataFrame, n: int = 4, series: str | None = None):
     "Forecasts against actuals for `n` test origins spread over the test part (original units)."
     import matplotlib.pyplot as plt
+
     series = series or pred.series.iloc[-1]
     p = pred[pred.series == series]
-    if pred.columns[0] != 'origin':                   # long format: the first column is the series id; plot one series
+    if pred.columns[0] != 'origin':  # long format: the first column is the series id; plot one series
         p = p[p[pred.columns[0]] == p[pred.columns[0]].iloc[0]]
     origins_ = p.origin.unique()
     picks = origins_[np.linspace(0, len(origins_) - 1, n).astype(int)]
@@ -223,14 +289,18 @@ def plot_forecasts(pred: pd.DataFrame, n: int = 4, series: str | None = None):
         w = p[p.origin == o]
         ax.plot(w.target_time, w.y_true, label='actual', color='k', lw=1)
         ax.plot(w.target_time, w.y_pred, label='forecast', color='tab:orange', lw=1.5)
-        ax.set_title(f'origin {pd.Timestamp(o):%Y-%m-%d %H:%M}', fontsize=9); ax.tick_params(axis='x', labelsize=7, rotation=30)
-    axes[0][0].set_ylabel(series); axes[0][0].legend(fontsize=8)
+        ax.set_title(f'origin {pd.Timestamp(o):%Y-%m-%d %H:%M}', fontsize=9)
+        ax.tick_params(axis='x', labelsize=7, rotation=30)
+    axes[0][0].set_ylabel(series)
+    axes[0][0].legend(fontsize=8)
     fig.tight_layout()
     return fig
+
 
 @dataclass
 class TrainResult:
     "What the train job produced."
+
     run_id: str
     model_uri: str
     version: str | None
@@ -239,7 +309,7 @@ class TrainResult:
     prep: Prepared
     evaluation: Evaluation
     figure: object = None
-    promotion: object = None    # `tracking.Promotion`: the gate's decision, both figures and why (None: not registered)
+    promotion: object = None  # `tracking.Promotion`: the gate's decision, both figures and why (None: not registered)
 
     @property
     def promoted(self) -> bool:
@@ -247,7 +317,8 @@ class TrainResult:
         return bool(self.promotion and self.promotion.promoted)
 
     @property
-    def candidate_metric(self) -> float | None: return self.promotion.candidate if self.promotion else None
+    def candidate_metric(self) -> float | None:
+        return self.promotion.candidate if self.promotion else None
 
     @property
     def champion_metric(self) -> float | None:
@@ -256,7 +327,9 @@ class TrainResult:
 
     def metrics_table(self) -> pd.DataFrame:
         "Validation and test metrics side by side."
-        rows = {p: {k[len(p) + 1:]: v for k, v in self.metrics.items() if k.startswith(p + '_')} for p in ('val', 'test')}
+        rows = {
+            p: {k[len(p) + 1 :]: v for k, v in self.metrics.items() if k.startswith(p + '_')} for p in ('val', 'test')
+        }
         return pd.DataFrame(rows).T
 
 # %% ../nbs/09_pipeline.ipynb #09-pipeline-011
@@ -264,9 +337,19 @@ def test_part(prep: Prepared) -> dict:
     "What the test scores were computed on: two runs are comparable only if these agree (the promotion gate)."
     b, st, t = prep.borders, prep.state, prep.times
     o = prep.origins('test')
-    return {'data_sha256': prep.report.sha256, 'rows': int(len(prep.frame)), 'test_start': int(b.val_end),
-            'test_end': int(b.test_end), 'test_first_time': str(t[b.val_end]), 'test_last_time': str(t[b.test_end - 1]),
-            'horizon': int(st.horizon), 'mode': prep.cfg.mode, 'columns': list(st.columns_out), 'windows': int(len(o))}
+    return {
+        'data_sha256': prep.report.sha256,
+        'rows': int(len(prep.frame)),
+        'test_start': int(b.val_end),
+        'test_end': int(b.test_end),
+        'test_first_time': str(t[b.val_end]),
+        'test_last_time': str(t[b.test_end - 1]),
+        'horizon': int(st.horizon),
+        'mode': prep.cfg.mode,
+        'columns': list(st.columns_out),
+        'windows': int(len(o)),
+    }
+
 
 def train(cfg: ExperimentConfig, nested: bool = False, parent_run_id: str | None = None) -> TrainResult:
     """Run the tracked train job for a validated config: fit, score and log in one run, which ends FINISHED; then
@@ -274,9 +357,11 @@ def train(cfg: ExperimentConfig, nested: bool = False, parent_run_id: str | None
     the run a child of the active run / of that run."""
     from tsforge import tracking
     import matplotlib.pyplot as plt
+
     run_name = f'train-{cfg.name}-{cfg.model}-{cfg.mode}-h{cfg.horizon}'
-    with tracking.start_run(cfg, run_name, nested=nested, parent_run_id=parent_run_id,
-                            tags={'tsforge.job': 'train'}) as run:
+    with tracking.start_run(
+        cfg, run_name, nested=nested, parent_run_id=parent_run_id, tags={'tsforge.job': 'train'}
+    ) as run:
         tracking.checkpoint('loading')
         tracking.log_context(cfg)
         prep = prepare(cfg)
@@ -292,7 +377,7 @@ def train(cfg: ExperimentConfig, nested: bool = False, parent_run_id: str | None
         tracking.log_figure(fig, 'forecast.png')
         plt.close(fig)  # shown by the job notebook, not where it is made
         info = tracking.log_model(ev.model, cfg, prep.train_rows())
-    tracking.checkpoint('finished')        # the run is FINISHED: from here on a crash leaves it, unregistered
+    tracking.checkpoint('finished')  # the run is FINISHED: from here on a crash leaves it, unregistered
     version = promotion = None
     if cfg.registry.enabled:
         r = cfg.registry

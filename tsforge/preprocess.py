@@ -22,41 +22,51 @@ __all__ = ['CHUNK_VALUES', 'RequestError', 'WindowState', 'fit_state', 'fit_seri
 # %% ../nbs/03_preprocess.ipynb #03-preprocess-004
 class RequestError(ValueError):
     "A forecast request that cannot be served; `field` names the offending part of the request."
+
     def __init__(self, field: str, msg: str):
         super().__init__(f'{field}: {msg}')
         self.field, self.msg = field, msg
+
 
 @dataclass
 class WindowState:
     """Fitted preprocessing: standard-scaler stats (ddof=0, train rows only) per input column, plus the window layout.
     Long format (many series): `id_col` names the series column and every series has its own stats
     (`series_ids`, `series_mean`, `series_std`, one row per series); `mean` / `std` are then unused."""
+
     time_col: str
-    columns_in: list[str]        # columns the model reads, in order
-    columns_out: list[str]       # columns forecast (a subset of columns_in)
-    input_length: int            # L
-    horizon: int                 # H
-    freq: str                    # pandas frequency string
+    columns_in: list[str]  # columns the model reads, in order
+    columns_out: list[str]  # columns forecast (a subset of columns_in)
+    input_length: int  # L
+    horizon: int  # H
+    freq: str  # pandas frequency string
     mean: list[float] = field(default_factory=list)
     std: list[float] = field(default_factory=list)
-    id_col: str | None = None    # long format: the series id column
+    id_col: str | None = None  # long format: the series id column
     series_ids: list[str] = field(default_factory=list)
-    series_mean: list[list[float]] = field(default_factory=list)   # (series, C_in)
+    series_mean: list[list[float]] = field(default_factory=list)  # (series, C_in)
     series_std: list[list[float]] = field(default_factory=list)
 
     @property
-    def out_idx(self) -> list[int]: return [self.columns_in.index(c) for c in self.columns_out]
+    def out_idx(self) -> list[int]:
+        return [self.columns_in.index(c) for c in self.columns_out]
+
     @property
-    def long(self) -> bool: return self.id_col is not None
+    def long(self) -> bool:
+        return self.id_col is not None
 
     def _stats(self, series, idx, ndim):
         "Mean and std broadcastable to an array of `ndim` dims whose first axis follows `series` codes (long format)."
-        if not self.long: return np.asarray(self.mean)[idx], np.asarray(self.std)[idx]
-        if series is None: raise ValueError('long format: the series of each row is needed to (un)scale it')
+        if not self.long:
+            return np.asarray(self.mean)[idx], np.asarray(self.std)[idx]
+        if series is None:
+            raise ValueError('long format: the series of each row is needed to (un)scale it')
         series = np.asarray(series)
         shape = (len(series),) + (1,) * (ndim - 2) + (-1,)
-        return (np.asarray(self.series_mean)[series][:, idx].reshape(shape),
-                np.asarray(self.series_std)[series][:, idx].reshape(shape))
+        return (
+            np.asarray(self.series_mean)[series][:, idx].reshape(shape),
+            np.asarray(self.series_std)[series][:, idx].reshape(shape),
+        )
 
     def transform(self, values: np.ndarray, series: np.ndarray | None = None) -> np.ndarray:
         "Scale raw `values` of shape (..., len(columns_in)); long format: `series` codes (rows,) of each row."
@@ -64,70 +74,124 @@ class WindowState:
         m, s = self._stats(series, slice(None), values.ndim)
         return (values - m) / s
 
-    def inverse_transform(self, scaled: np.ndarray, columns: str = 'out', series: np.ndarray | None = None) -> np.ndarray:
-        "Undo `transform` for arrays whose last axis is `columns_out` ('out') or `columns_in` ('in'); long: `series` codes of the first axis."
+    def inverse_transform(
+        self, scaled: np.ndarray, columns: str = 'out', series: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Undo `transform` for arrays whose last axis is `columns_out` ('out') or `columns_in` ('in'); long: `series`
+        codes of the first axis."""
         idx = self.out_idx if columns == 'out' else slice(None)
         scaled = np.asarray(scaled)
         m, s = self._stats(series, idx, scaled.ndim)
         return scaled * s + m
 
     def series_code(self, ids) -> np.ndarray:
-        "Codes (positions in `series_ids`) of series ids (a categorical column is mapped by its categories); -1 for an unknown id."
+        """Codes (positions in `series_ids`) of series ids (a categorical column is mapped by its categories); -1 for an
+        unknown id."""
         if isinstance(getattr(ids, 'dtype', None), pd.CategoricalDtype):
             cat = pd.Categorical(ids)
             m = np.r_[self.series_code(np.asarray(cat.categories)), -1]
-            return m[cat.codes]                                # code -1 (missing) -> the appended -1
+            return m[cat.codes]  # code -1 (missing) -> the appended -1
         return pd.Index(self.series_ids).get_indexer(pd.Index(np.asarray(ids).astype(str)))
 
-    def to_dict(self) -> dict: return asdict(self)
-    def save(self, path: str | Path): Path(path).write_text(json.dumps(self.to_dict(), indent=1))
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def save(self, path: str | Path):
+        Path(path).write_text(json.dumps(self.to_dict(), indent=1))
+
     @classmethod
-    def load(cls, path: str | Path) -> 'WindowState': return cls(**json.loads(Path(path).read_text()))
+    def load(cls, path: str | Path) -> 'WindowState':
+        return cls(**json.loads(Path(path).read_text()))
 
 # %% ../nbs/03_preprocess.ipynb #03-preprocess-005
-def fit_state(frame: pd.DataFrame, time_col: str, columns_in: list[str], columns_out: list[str],
-              input_length: int, horizon: int, freq: str, train_end: int) -> WindowState:
+def fit_state(
+    frame: pd.DataFrame,
+    time_col: str,
+    columns_in: list[str],
+    columns_out: list[str],
+    input_length: int,
+    horizon: int,
+    freq: str,
+    train_end: int,
+) -> WindowState:
     "Fit the scaler on rows `[0, train_end)` of `frame` only."
     missing = [c for c in columns_out if c not in columns_in]
-    if missing: raise ValueError(f'output columns {missing} must also be input columns {columns_in}')
+    if missing:
+        raise ValueError(f'output columns {missing} must also be input columns {columns_in}')
     train = frame[columns_in].to_numpy('float64')[:train_end]
     std = train.std(axis=0, ddof=0)
     std[std == 0] = 1.0  # a constant column scales to 0, not NaN
-    return WindowState(time_col, list(columns_in), list(columns_out), int(input_length), int(horizon),
-                       to_offset(freq).freqstr, train.mean(axis=0).tolist(), std.tolist())
+    return WindowState(
+        time_col,
+        list(columns_in),
+        list(columns_out),
+        int(input_length),
+        int(horizon),
+        to_offset(freq).freqstr,
+        train.mean(axis=0).tolist(),
+        std.tolist(),
+    )
 
-def fit_series_state(frame: pd.DataFrame, time_col: str, id_col: str, columns_in: list[str], columns_out: list[str],
-                     input_length: int, horizon: int, freq: str, ids: list[str], train_rows: np.ndarray) -> WindowState:
+
+def fit_series_state(
+    frame: pd.DataFrame,
+    time_col: str,
+    id_col: str,
+    columns_in: list[str],
+    columns_out: list[str],
+    input_length: int,
+    horizon: int,
+    freq: str,
+    ids: list[str],
+    train_rows: np.ndarray,
+) -> WindowState:
     """Long format: one scaler per series, fitted on that series' own train rows. `frame` is sorted by (series, time),
     `ids` are the series kept (in frame order) and `train_rows` a boolean mask of the rows each series trains on."""
     missing = [c for c in columns_out if c not in columns_in]
-    if missing: raise ValueError(f'output columns {missing} must also be input columns {columns_in}')
+    if missing:
+        raise ValueError(f'output columns {missing} must also be input columns {columns_in}')
     train = frame.loc[train_rows, [id_col, *columns_in]]
     g = train.groupby(train[id_col], sort=False, observed=True)[columns_in]
     mean, std = g.mean(), g.std(ddof=0)
     mean.index, std.index = mean.index.astype(str), std.index.astype(str)
     mean, std = mean.reindex(ids), std.reindex(ids)
     std = std.mask(std == 0, 1.0)
-    return WindowState(time_col, list(columns_in), list(columns_out), int(input_length), int(horizon),
-                       to_offset(freq).freqstr, id_col=id_col, series_ids=[str(i) for i in ids],
-                       series_mean=mean.to_numpy().tolist(), series_std=std.to_numpy().tolist())
+    return WindowState(
+        time_col,
+        list(columns_in),
+        list(columns_out),
+        int(input_length),
+        int(horizon),
+        to_offset(freq).freqstr,
+        id_col=id_col,
+        series_ids=[str(i) for i in ids],
+        series_mean=mean.to_numpy().tolist(),
+        series_std=std.to_numpy().tolist(),
+    )
 
 # %% ../nbs/03_preprocess.ipynb #03-preprocess-007
-CHUNK_VALUES = 1 << 19   # values a batch of windows holds at most (4 MB of float64): bounds every chunked loop
+CHUNK_VALUES = 1 << 19  # values a batch of windows holds at most (4 MB of float64): bounds every chunked loop
+
 
 def _as_slice(idx: list[int]) -> slice | list[int]:
     "Consecutive column positions as a slice (indexing a view with it keeps a view)."
     return slice(idx[0], idx[-1] + 1) if len(idx) and list(idx) == list(range(idx[0], idx[-1] + 1)) else list(idx)
 
+
 class WindowArray:
-    "Windows of `length` rows of `columns` of `data` (rows, C) starting at rows `starts`: an (n, length, C') array built on demand."
+    """Windows of `length` rows of `columns` of `data` (rows, C) starting at rows `starts`: an (n, length, C') array
+    built on demand."""
+
     def __init__(self, data: np.ndarray, starts: np.ndarray, length: int, columns=slice(None)):
         self.data, self.starts, self.length, self.columns = data, np.asarray(starts, dtype='int64'), length, columns
         self.view = np.lib.stride_tricks.sliding_window_view(data, length, axis=0).transpose(0, 2, 1)  # no copy
 
-    def __len__(self): return len(self.starts)
+    def __len__(self):
+        return len(self.starts)
+
     @property
-    def shape(self): return (len(self), self.length, len(range(self.data.shape[1])[self.columns]))
+    def shape(self):
+        return (len(self), self.length, len(range(self.data.shape[1])[self.columns]))
 
     def __getitem__(self, idx) -> np.ndarray:
         "Windows `idx` (an index array or slice), copied (a view for a slice of consecutive windows)."
@@ -136,10 +200,12 @@ class WindowArray:
     def take(self, starts: np.ndarray) -> np.ndarray:
         s = np.asarray(starts)
         if s.ndim == 1 and len(s) > 0 and s[-1] - s[0] == len(s) - 1 and (len(s) < 2 or (np.diff(s) == 1).all()):
-            return self.view[s[0]:s[-1] + 1, :, self.columns]                      # consecutive: a strided view
+            return self.view[s[0] : s[-1] + 1, :, self.columns]  # consecutive: a strided view
         return self.view[s][:, :, self.columns]
 
-    def all(self) -> np.ndarray: return self.take(self.starts) if len(self) else np.zeros(self.shape)
+    def all(self) -> np.ndarray:
+        return self.take(self.starts) if len(self) else np.zeros(self.shape)
+
 
 class Windows:
     """Windows at forecast `origins` (the row of each first forecast step) over a scaled array `scaled` (rows, C_in)
@@ -147,14 +213,23 @@ class Windows:
     views of `scaled` when the origins are consecutive (one series, stride 1), else built when asked; `batches` and
     `inputs` / `targets` give bounded chunks. `series` (long format): the series code of each window; `times`: the
     timestamp of each window's first forecast step."""
-    def __init__(self, state: WindowState, scaled: np.ndarray, row_times: np.ndarray, origins: np.ndarray,
-                 with_targets: bool = True, series: np.ndarray | None = None):
+
+    def __init__(
+        self,
+        state: WindowState,
+        scaled: np.ndarray,
+        row_times: np.ndarray,
+        origins: np.ndarray,
+        with_targets: bool = True,
+        series: np.ndarray | None = None,
+    ):
         self.state, self.scaled, self.row_times = state, scaled, row_times
         self.origins = np.asarray(origins, dtype='int64')
         self.with_targets = with_targets
         self.series = None if series is None else np.asarray(series, dtype='int64')
 
-    def __len__(self): return len(self.origins)
+    def __len__(self):
+        return len(self.origins)
 
     def inputs(self, columns: list[int] | None = None) -> WindowArray:
         "Input windows (n, L, C) of `columns` (positions in columns_in; None: all), indexable on demand."
@@ -163,28 +238,43 @@ class Windows:
 
     def targets(self) -> WindowArray | None:
         "Target windows (n, H, C_out), indexable on demand (None for request windows)."
-        if not self.with_targets: return None
+        if not self.with_targets:
+            return None
         return WindowArray(self.scaled, self.origins, self.state.horizon, _as_slice(self.state.out_idx))
 
     @property
-    def X(self) -> np.ndarray: return self.inputs().all()
+    def X(self) -> np.ndarray:
+        return self.inputs().all()
+
     @property
-    def Y(self) -> np.ndarray | None: return None if not self.with_targets else self.targets().all()
+    def Y(self) -> np.ndarray | None:
+        return None if not self.with_targets else self.targets().all()
 
     @property
     def times(self) -> np.ndarray:
         "Timestamp of each window's first forecast step: one step of the frequency after its last input row."
         prev = self.row_times[self.origins - 1].astype('datetime64[ns]')
-        off = to_offset(self.state.freq)     # numpy for fixed steps (the serving hot path), pandas for calendar ones
-        return prev + np.timedelta64(off.nanos, 'ns') if isinstance(off, Tick) else (pd.DatetimeIndex(prev) + off).to_numpy()
+        off = to_offset(self.state.freq)  # numpy for fixed steps (the serving hot path), pandas for calendar ones
+        return (
+            prev + np.timedelta64(off.nanos, 'ns')
+            if isinstance(off, Tick)
+            else (pd.DatetimeIndex(prev) + off).to_numpy()
+        )
 
     def subset(self, idx) -> 'Windows':
         "The windows `idx` (slice, index or boolean array), still views of the same scaled array."
-        return Windows(self.state, self.scaled, self.row_times, self.origins[idx], self.with_targets,
-                       None if self.series is None else self.series[idx])
+        return Windows(
+            self.state,
+            self.scaled,
+            self.row_times,
+            self.origins[idx],
+            self.with_targets,
+            None if self.series is None else self.series[idx],
+        )
 
     def batch_size(self, values: int | None = None) -> int:
-        "Windows per batch so that a batch's inputs (or forecasts) hold about `values` (default `CHUNK_VALUES`) numbers."
+        """Windows per batch so that a batch's inputs (or forecasts) hold about `values` (default `CHUNK_VALUES`)
+        numbers."""
         per = max(self.state.input_length, self.state.horizon) * max(1, self.scaled.shape[1])
         return max(1, (values or CHUNK_VALUES) // per)
 
@@ -195,19 +285,34 @@ class Windows:
             sl = slice(a, min(a + size, len(self)))
             yield sl, self.subset(sl)
 
-def make_windows(state: WindowState, scaled: np.ndarray, times: np.ndarray, origins: np.ndarray,
-                 with_targets: bool = True, series: np.ndarray | None = None) -> Windows:
+
+def make_windows(
+    state: WindowState,
+    scaled: np.ndarray,
+    times: np.ndarray,
+    origins: np.ndarray,
+    with_targets: bool = True,
+    series: np.ndarray | None = None,
+) -> Windows:
     "Windows at `origins` over a scaled array (rows, C_in) whose timestamps are `times` (rows,); no data is copied."
     return Windows(state, scaled, np.asarray(times), origins, with_targets, series)
 
+
 def stack_windows(ws: list[Windows]) -> Windows:
     "Windows over their own scaled rows (requests) as one `Windows` over the rows stacked: one `predict` call for all."
-    if len(ws) == 1: return ws[0]
+    if len(ws) == 1:
+        return ws[0]
     offs = np.r_[0, np.cumsum([len(w.scaled) for w in ws])[:-1]]
     series = None if any(w.series is None for w in ws) else np.concatenate([w.series for w in ws])
-    return Windows(ws[0].state, np.vstack([w.scaled for w in ws]),
-                   np.concatenate([np.asarray(w.row_times).astype('datetime64[ns]') for w in ws]),
-                   np.concatenate([w.origins + o for w, o in zip(ws, offs)]), False, series)
+    return Windows(
+        ws[0].state,
+        np.vstack([w.scaled for w in ws]),
+        np.concatenate([np.asarray(w.row_times).astype('datetime64[ns]') for w in ws]),
+        np.concatenate([w.origins + o for w, o in zip(ws, offs)]),
+        False,
+        series,
+    )
+
 
 def future_times(state: WindowState, last: pd.Timestamp, horizon: int | None = None) -> pd.DatetimeIndex:
     "The next `horizon` timestamps after `last` at the state's frequency."
@@ -218,47 +323,63 @@ _OFFSET = re.compile(r'^(.*\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)\s*(Z|z|UTC|[+-]\d
 _MIN64, _MAX64 = pd.Timestamp.min.ceil('s').to_datetime64(), pd.Timestamp.max.floor('s').to_datetime64()
 _NS, _BOUNDS = np.dtype('datetime64[ns]'), {}
 
+
 @dataclass
 class RequestTail:
-    "A checked request: the last `L` timestamps (wall clock, datetime64[ns]), raw values (L, C_in), the one UTC offset the timestamps carried (None: naive) and the row index of the first of them."
+    """A checked request: the last `L` timestamps (wall clock, datetime64[ns]), raw values (L, C_in), the one UTC offset
+    the timestamps carried (None: naive) and the row index of the first of them."""
+
     times: np.ndarray
     values: np.ndarray
     offset: str | None = None
     first_row: int = 0
 
     @property
-    def last(self) -> pd.Timestamp: return pd.Timestamp(self.times[-1])
+    def last(self) -> pd.Timestamp:
+        return pd.Timestamp(self.times[-1])
+
 
 @functools.lru_cache(maxsize=64)
 def _step(freq: str):
-    "The fixed step (timedelta64[ns]) of a Tick frequency (h, min, s, D, ...); None for calendar frequencies (MS, W, B, ...)."
+    """The fixed step (timedelta64[ns]) of a Tick frequency (h, min, s, D, ...); None for calendar frequencies
+    (MS, W, B, ...)."""
     off = to_offset(freq)
     return np.timedelta64(off.nanos, 'ns') if isinstance(off, Tick) else None
 
+
 def _offset_minutes(s: str | None) -> int | None:
-    if s is None: return None
-    if s in ('Z', 'z', 'UTC'): return 0
+    if s is None:
+        return None
+    if s in ('Z', 'z', 'UTC'):
+        return 0
     sign, d = (-1 if s[0] == '-' else 1), s[1:].replace(':', '')
     return sign * (int(d[:2]) * 60 + int(d[2:4] or 0))
 
+
 def _slow_times(raw: list, field) -> tuple[np.ndarray, str | None]:
-    "Timestamps numpy cannot parse in one go: with UTC offsets, other formats, datetime objects -> (datetime64[us] wall clock, offset)."
+    """Timestamps numpy cannot parse in one go: with UTC offsets, other formats, datetime objects -> (datetime64[us]
+    wall clock, offset)."""
     walls, offs = [], []
     for i, v in enumerate(raw):
         off = None
         if isinstance(v, str):
-            if m := _OFFSET.match(v.strip()): v, off = m.group(1), m.group(2)
+            if m := _OFFSET.match(v.strip()):
+                v, off = m.group(1), m.group(2)
         elif isinstance(v, datetime.datetime) and v.tzinfo is not None:
             mins = int(v.utcoffset().total_seconds() // 60)
-            off, v = f"{'-' if mins < 0 else '+'}{abs(mins) // 60:02d}:{abs(mins) % 60:02d}", v.replace(tzinfo=None)
+            off, v = f'{"-" if mins < 0 else "+"}{abs(mins) // 60:02d}:{abs(mins) % 60:02d}', v.replace(tzinfo=None)
         elif not isinstance(v, (datetime.datetime, np.datetime64)):
             raise RequestError(field(i), f'unparseable timestamp {v!r}')
-        walls.append(v); offs.append(off)
+        walls.append(v)
+        offs.append(off)
     first = _offset_minutes(offs[0])
     for i, o in enumerate(offs):
         if _offset_minutes(o) != first:
-            raise RequestError(field(i), f"UTC offset {o or 'none'} differs from {offs[0] or 'none'} of the first record; "
-                               'send every timestamp with one offset (e.g. all in UTC) or none')
+            raise RequestError(
+                field(i),
+                f'UTC offset {o or "none"} differs from {offs[0] or "none"} of the first record; '
+                'send every timestamp with one offset (e.g. all in UTC) or none',
+            )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter('error')
@@ -268,18 +389,23 @@ def _slow_times(raw: list, field) -> tuple[np.ndarray, str | None]:
         for i, v in enumerate(walls):
             try:
                 ts = pd.Timestamp(v)
-                t[i] = np.datetime64('NaT') if ts is pd.NaT or ts.tzinfo is not None else ts.as_unit('us').to_datetime64()
-            except (ValueError, TypeError, OverflowError): t[i] = np.datetime64('NaT')
+                t[i] = (
+                    np.datetime64('NaT') if ts is pd.NaT or ts.tzinfo is not None else ts.as_unit('us').to_datetime64()
+                )
+            except (ValueError, TypeError, OverflowError):
+                t[i] = np.datetime64('NaT')
     return t, offs[0]
 
+
 def parse_times(state: WindowState, raw, first_row: int = 0) -> tuple[np.ndarray, str | None]:
-    """Request timestamps -> (datetime64[ns] wall clock, UTC offset or None). `raw`: ISO 8601 strings (all without an offset,
-    or all with the same one), other formats pandas reads, datetimes or a datetime64 array. Checks: parseable, one offset,
-    inside pandas' range, strictly increasing."""
+    """Request timestamps -> (datetime64[ns] wall clock, UTC offset or None). `raw`: ISO 8601 strings (all without an
+    offset, or all with the same one), other formats pandas reads, datetimes or a datetime64 array. Checks: parseable,
+    one offset, inside pandas' range, strictly increasing."""
     tc = state.time_col
     field = lambda i: f'history[{first_row + i}].{tc}'
     t, off = None, None
-    if isinstance(raw, np.ndarray) and raw.dtype.kind == 'M': t = raw
+    if isinstance(raw, np.ndarray) and raw.dtype.kind == 'M':
+        t = raw
     else:
         raw = raw if isinstance(raw, list) else list(raw)
         if set(map(type, raw)) == {str}:
@@ -287,11 +413,14 @@ def parse_times(state: WindowState, raw, first_row: int = 0) -> tuple[np.ndarray
                 with warnings.catch_warnings():
                     warnings.simplefilter('error')
                     t = np.array(raw, dtype='datetime64[us]')  # ISO 8601 without an offset: numpy parses it in C
-            except (ValueError, TypeError, OverflowError, Warning): t = None
-        if t is None: t, off = _slow_times(raw, field)
+            except (ValueError, TypeError, OverflowError, Warning):
+                t = None
+        if t is None:
+            t, off = _slow_times(raw, field)
     nat = np.isnat(t)
     if nat.any():
-        i = int(np.flatnonzero(nat)[0]); raise RequestError(field(i), f'unparseable timestamp {raw[i]!r}')
+        i = int(np.flatnonzero(nat)[0])
+        raise RequestError(field(i), f'unparseable timestamp {raw[i]!r}')
     if t.dtype != _NS:
         lo, hi = _BOUNDS.get(t.dtype) or _BOUNDS.setdefault(t.dtype, (_MIN64.astype(t.dtype), _MAX64.astype(t.dtype)))
         out = (t < lo) | (t > hi)
@@ -302,98 +431,148 @@ def parse_times(state: WindowState, raw, first_row: int = 0) -> tuple[np.ndarray
     d = np.diff(t)
     if (d <= np.timedelta64(0)).any():
         i = int(np.flatnonzero(d <= np.timedelta64(0))[0]) + 1
-        raise RequestError(field(i), f'timestamps must be strictly increasing; {pd.Timestamp(t[i])} follows {pd.Timestamp(t[i-1])}')
+        raise RequestError(
+            field(i), f'timestamps must be strictly increasing; {pd.Timestamp(t[i])} follows {pd.Timestamp(t[i - 1])}'
+        )
     return t, off
 
+
 def _describe(raw) -> str:
-    if isinstance(raw, str): return f'non-numeric value {raw!r}'
-    if raw is None: return 'missing value (NaN or null)'
-    if isinstance(raw, (bool, np.bool_)) or not isinstance(raw, (int, float, np.integer, np.floating)): return f'non-numeric value {raw!r}'
+    if isinstance(raw, str):
+        return f'non-numeric value {raw!r}'
+    if raw is None:
+        return 'missing value (NaN or null)'
+    if isinstance(raw, (bool, np.bool_)) or not isinstance(raw, (int, float, np.integer, np.floating)):
+        return f'non-numeric value {raw!r}'
     return 'missing value (NaN or null)' if np.isnan(float(raw)) else f'infinite value {float(raw)}'
 
+
 def _floats(col, field) -> np.ndarray:
-    "One column's raw values -> float64. Numbers and numeric strings pass; NaN, null, infinities, text, booleans and nested values name their row."
-    if isinstance(col, np.ndarray) and col.dtype.kind in 'fiu': x = col.astype('float64', copy=False)
+    """One column's raw values -> float64. Numbers and numeric strings pass; NaN, null, infinities, text, booleans and
+    nested values name their row."""
+    if isinstance(col, np.ndarray) and col.dtype.kind in 'fiu':
+        x = col.astype('float64', copy=False)
     else:
         col = col if isinstance(col, list) else list(col)
-        if set(map(type, col)) <= {float, int}: x = np.array(col, dtype='float64')
+        if set(map(type, col)) <= {float, int}:
+            x = np.array(col, dtype='float64')
         else:
             x = np.empty(len(col))
             for j, v in enumerate(col):
-                ok = v is None or isinstance(v, (int, float, str, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
-                try: x[j] = np.nan if v is None else float(v) if ok else np.nan
-                except (ValueError, OverflowError): ok = False
+                ok = (
+                    v is None
+                    or isinstance(v, (int, float, str, np.integer, np.floating))
+                    and not isinstance(v, (bool, np.bool_))
+                )
+                try:
+                    x[j] = np.nan if v is None else float(v) if ok else np.nan
+                except (ValueError, OverflowError):
+                    ok = False
                 if not ok or isinstance(v, str) and not np.isfinite(x[j]):
                     raise RequestError(field(j), f'{_describe(v)}; a finite number is required')
     bad = ~np.isfinite(x)
     if bad.any():
-        j = int(np.flatnonzero(bad)[0]); raise RequestError(field(j), f'{_describe(col[j])}; a finite number is required')
+        j = int(np.flatnonzero(bad)[0])
+        raise RequestError(field(j), f'{_describe(col[j])}; a finite number is required')
     return x
+
 
 def check_arrays(state: WindowState, times, columns: dict, n_rows: int | None = None) -> RequestTail:
     """The request check on arrays. `times`: (n,) raw timestamps; `columns`: {name: (n,) raw values} with every input
-    column (extra names are ignored). Returns the checked last `L` rows. `check_history` (a frame, for the pyfunc) and the
-    server (a parsed JSON body) both call it, so every check and message is defined once, here."""
+    column (extra names are ignored). Returns the checked last `L` rows. `check_history` (a frame, for the pyfunc) and
+    the server (a parsed JSON body) both call it, so every check and message is defined once, here."""
     tc, L = state.time_col, state.input_length
     n = len(times) if n_rows is None else n_rows
-    if n == 0: raise RequestError('history', f'empty; send at least {L} records')
+    if n == 0:
+        raise RequestError('history', f'empty; send at least {L} records')
     missing = [c for c in state.columns_in if c not in columns]
-    if missing: raise RequestError(f'history.{missing[0]}', f'missing column(s) {missing}; required: {[tc, *state.columns_in]}')
-    if n < L: raise RequestError('history', f'has {n} records; the model needs at least {L} (input_length)')
+    if missing:
+        raise RequestError(f'history.{missing[0]}', f'missing column(s) {missing}; required: {[tc, *state.columns_in]}')
+    if n < L:
+        raise RequestError('history', f'has {n} records; the model needs at least {L} (input_length)')
     t, off = parse_times(state, times)
     ttail, step = t[-L:], _step(state.freq)
-    if step is not None: expected = ttail[0] + step * np.arange(L)
+    if step is not None:
+        expected = ttail[0] + step * np.arange(L)
     else:
-        try: expected = pd.date_range(ttail[0], periods=L, freq=state.freq).to_numpy()
-        except (OverflowError, ValueError): expected = np.full(L, np.datetime64('NaT'), 'datetime64[ns]')
+        try:
+            expected = pd.date_range(ttail[0], periods=L, freq=state.freq).to_numpy()
+        except (OverflowError, ValueError):
+            expected = np.full(L, np.datetime64('NaT'), 'datetime64[ns]')
     wrong = ttail != expected
     if wrong.any():
         j = int(np.flatnonzero(wrong)[0])
-        raise RequestError(f'history[{n - L + j}].{tc}', f'the last {L} records must be one {state.freq} step apart; '
-                           f'expected {pd.Timestamp(expected[j])}, got {pd.Timestamp(ttail[j])}')
+        raise RequestError(
+            f'history[{n - L + j}].{tc}',
+            f'the last {L} records must be one {state.freq} step apart; '
+            f'expected {pd.Timestamp(expected[j])}, got {pd.Timestamp(ttail[j])}',
+        )
     vals = np.empty((L, len(state.columns_in)))
     for k, c in enumerate(state.columns_in):
-        vals[:, k] = _floats(columns[c][n - L:], lambda j, c=c: f'history[{n - L + j}].{c}')
+        vals[:, k] = _floats(columns[c][n - L :], lambda j, c=c: f'history[{n - L + j}].{c}')
     return RequestTail(ttail, vals, off, n - L)
 
+
 def future_times64(state: WindowState, last, horizon: int | None = None) -> np.ndarray:
-    "The next `horizon` timestamps after `last` (datetime64[ns]); a `RequestError` if they would pass pandas' last timestamp."
+    """The next `horizon` timestamps after `last` (datetime64[ns]); a `RequestError` if they would pass pandas' last
+    timestamp."""
     h, step = horizon or state.horizon, _step(state.freq)
     last = np.datetime64(last, 'ns')
     try:
         if step is not None:
-            if (_MAX64 - last) // step < h: raise OverflowError
+            if (_MAX64 - last) // step < h:
+                raise OverflowError
             return last + step * np.arange(1, h + 1)
         return pd.date_range(pd.Timestamp(last), periods=h + 1, freq=state.freq)[1:].to_numpy()
     except (OverflowError, ValueError):
-        raise RequestError('history', f'a {h}-step forecast after {pd.Timestamp(last)} would pass {_MAX64}, the last supported timestamp') from None
+        raise RequestError(
+            'history',
+            f'a {h}-step forecast after {pd.Timestamp(last)} would pass {_MAX64}, the last supported timestamp',
+        ) from None
+
 
 def tail_windows(state: WindowState, tail: RequestTail, series: int | None = None) -> Windows:
-    """A checked request -> one `Windows` by `make_windows`, the code that windowed the training data. Values that overflow
-    once scaled name their field. Long format: `series` is the series' code (its own scaler)."""
+    """A checked request -> one `Windows` by `make_windows`, the code that windowed the training data. Values that
+    overflow once scaled name their field. Long format: `series` is the series' code (its own scaler)."""
     codes = None if series is None else np.full(len(tail.values), series)
-    with np.errstate(over='ignore', invalid='ignore'): scaled = state.transform(tail.values, codes)
+    with np.errstate(over='ignore', invalid='ignore'):
+        scaled = state.transform(tail.values, codes)
     bad = ~np.isfinite(scaled)
     if bad.any():
         j, k = map(int, np.argwhere(bad)[0])
-        raise RequestError(f'history[{tail.first_row + j}].{state.columns_in[k]}',
-                           f'value {tail.values[j, k]} is too large for this model (it overflows once scaled)')
-    return make_windows(state, scaled, tail.times, np.array([state.input_length]), with_targets=False,
-                        series=None if series is None else np.array([series]))
+        raise RequestError(
+            f'history[{tail.first_row + j}].{state.columns_in[k]}',
+            f'value {tail.values[j, k]} is too large for this model (it overflows once scaled)',
+        )
+    return make_windows(
+        state,
+        scaled,
+        tail.times,
+        np.array([state.input_length]),
+        with_targets=False,
+        series=None if series is None else np.array([series]),
+    )
+
 
 def frame_tail(state: WindowState, history: pd.DataFrame) -> RequestTail:
     "`check_arrays` for a frame of history records (the pyfunc's input)."
     tc = state.time_col
-    if not isinstance(history, pd.DataFrame) or history.empty: raise RequestError('history', f'empty; send at least {state.input_length} records')
-    if tc not in history.columns: raise RequestError(f'history.{tc}', 'missing time column')
+    if not isinstance(history, pd.DataFrame) or history.empty:
+        raise RequestError('history', f'empty; send at least {state.input_length} records')
+    if tc not in history.columns:
+        raise RequestError(f'history.{tc}', 'missing time column')
     t = history[tc]
     times = t.to_numpy() if isinstance(t.dtype, np.dtype) and t.dtype.kind == 'M' else t.tolist()
-    return check_arrays(state, times, {c: history[c].to_numpy() for c in state.columns_in if c in history.columns}, len(history))
+    return check_arrays(
+        state, times, {c: history[c].to_numpy() for c in state.columns_in if c in history.columns}, len(history)
+    )
+
 
 def check_history(state: WindowState, history: pd.DataFrame) -> pd.DataFrame:
     "Validate a request's history; return its last `L` rows as (time, columns_in) with float values (wall-clock times)."
     tail = frame_tail(state, history)
     return pd.DataFrame({state.time_col: tail.times, **{c: tail.values[:, k] for k, c in enumerate(state.columns_in)}})
+
 
 def request_windows(state: WindowState, history: pd.DataFrame) -> tuple[Windows, pd.Timestamp]:
     "One request's history (a frame) -> a single `Windows` (by `make_windows`) and the last observed timestamp."
@@ -407,33 +586,48 @@ def _in_series(e: RequestError, rows: np.ndarray, sid: str) -> RequestError:
     field = f'history[{int(rows[int(m.group(1))])}].{m.group(2)}' if m and int(m.group(1)) < len(rows) else e.field
     return RequestError(field, f'series {sid!r}: {e.msg}')
 
-def series_tails(state: WindowState, times, columns: dict, n_rows: int | None = None) -> tuple[list[str], np.ndarray, list[RequestTail]]:
+
+def series_tails(
+    state: WindowState, times, columns: dict, n_rows: int | None = None
+) -> tuple[list[str], np.ndarray, list[RequestTail]]:
     """Long format: a request's rows (`times`, `columns` holding the state's `id_col` and every input column) split by
     series, in order of first appearance; each series is checked by `check_arrays` on its own rows (errors name the
     request's row and the series). Returns the series ids, their codes in the state and their checked tails."""
     ic, L = state.id_col, state.input_length
     n = len(times) if n_rows is None else n_rows
-    if n == 0: raise RequestError('history', f'empty; send at least {L} records per series')
-    if ic not in columns: raise RequestError(f'history.{ic}', f'missing series id column; required: {[ic, state.time_col, *state.columns_in]}')
+    if n == 0:
+        raise RequestError('history', f'empty; send at least {L} records per series')
+    if ic not in columns:
+        raise RequestError(
+            f'history.{ic}', f'missing series id column; required: {[ic, state.time_col, *state.columns_in]}'
+        )
     raw = columns[ic]
     for i, v in enumerate(raw):
         if v is None or isinstance(v, (dict, list, bool, np.bool_)) or (isinstance(v, float) and not np.isfinite(v)):
-            raise RequestError(f'history[{i}].{ic}', f'missing or invalid series id {v!r}; a string or a number is required')
+            raise RequestError(
+                f'history[{i}].{ic}', f'missing or invalid series id {v!r}; a string or a number is required'
+            )
     ids = np.array([str(v) for v in raw], dtype=object)
     groups = pd.Series(np.arange(n)).groupby(ids, sort=False).indices
     order = list(dict.fromkeys(ids.tolist()))
     codes = state.series_code(order)
     if (codes < 0).any():
         unknown = [i for i, c in zip(order, codes) if c < 0]
-        raise RequestError(f'history.{ic}', f'unknown series {unknown[:5]}; the model was trained on {len(state.series_ids)} '
-                                            f'series (e.g. {state.series_ids[:3]})')
+        raise RequestError(
+            f'history.{ic}',
+            f'unknown series {unknown[:5]}; the model was trained on {len(state.series_ids)} '
+            f'series (e.g. {state.series_ids[:3]})',
+        )
     tails = []
     for sid in order:
         r = groups[sid]
         take = lambda v: v[r] if isinstance(v, np.ndarray) else [v[i] for i in r]
-        try: tails.append(check_arrays(state, take(times), {c: take(v) for c, v in columns.items() if c != ic}, len(r)))
-        except RequestError as e: raise _in_series(e, r, sid) from None
+        try:
+            tails.append(check_arrays(state, take(times), {c: take(v) for c, v in columns.items() if c != ic}, len(r)))
+        except RequestError as e:
+            raise _in_series(e, r, sid) from None
     return order, codes, tails
+
 
 def request_windows_long(state: WindowState, history: pd.DataFrame) -> tuple[Windows, list[str], list[RequestTail]]:
     """Long format, a frame of history records of one or more series: one window per series (each scaled with its own
@@ -441,9 +635,14 @@ def request_windows_long(state: WindowState, history: pd.DataFrame) -> tuple[Win
     tc, ic = state.time_col, state.id_col
     if not isinstance(history, pd.DataFrame) or history.empty:
         raise RequestError('history', f'empty; send at least {state.input_length} records per series')
-    if tc not in history.columns: raise RequestError(f'history.{tc}', 'missing time column')
+    if tc not in history.columns:
+        raise RequestError(f'history.{tc}', 'missing time column')
     t = history[tc]
     times = t.to_numpy() if isinstance(t.dtype, np.dtype) and t.dtype.kind == 'M' else t.tolist()
-    cols = {c: (history[c].tolist() if c == ic else history[c].to_numpy()) for c in [ic, *state.columns_in] if c in history.columns}
+    cols = {
+        c: (history[c].tolist() if c == ic else history[c].to_numpy())
+        for c in [ic, *state.columns_in]
+        if c in history.columns
+    }
     order, codes, tails = series_tails(state, times, cols, len(history))
     return stack_windows([tail_windows(state, tl, int(c)) for tl, c in zip(tails, codes)]), order, tails

@@ -29,141 +29,195 @@ __all__ = ['log', 'MAX_BODY_BYTES', 'MAX_ROWS', 'ROUTES', 'app', 'Settings', 'de
 
 # %% ../nbs/10_serve.ipynb #7852523b
 def _env_float(name: str, default: float) -> float:
-    try: return float(os.environ.get(name, default))
-    except ValueError: return default
+    try:
+        return float(os.environ.get(name, default))
+    except ValueError:
+        return default
+
 
 MAX_BODY_BYTES = int(_env_float('TSFORGE_MAX_BODY_BYTES', 8 * 1024 * 1024))
 MAX_ROWS = int(_env_float('TSFORGE_MAX_ROWS', 50_000))
 
+
 @dataclasses.dataclass
 class Settings:
     "Server settings, from the environment (`Settings.from_env()`); see the README's table."
-    model: str | None = None            # TSFORGE_MODEL (default: registry name@alias of $TSFORGE_CONFIG)
-    reload_s: float = 30.0              # TSFORGE_RELOAD_S: how often an alias URI is checked for a new version (0: never)
-    retry_s: float = 10.0               # TSFORGE_RETRY_S: how soon a failed first load is retried
-    api_token: str | None = None        # TSFORGE_API_TOKEN: bearer token for /predict and /metadata (None: open)
+
+    model: str | None = None  # TSFORGE_MODEL (default: registry name@alias of $TSFORGE_CONFIG)
+    reload_s: float = 30.0  # TSFORGE_RELOAD_S: how often an alias URI is checked for a new version (0: never)
+    retry_s: float = 10.0  # TSFORGE_RETRY_S: how soon a failed first load is retried
+    api_token: str | None = None  # TSFORGE_API_TOKEN: bearer token for /predict and /metadata (None: open)
     allowed_models: list[str] = dataclasses.field(default_factory=list)  # TSFORGE_ALLOWED_MODELS: names or URI prefixes
     max_body_bytes: int = MAX_BODY_BYTES  # TSFORGE_MAX_BODY_BYTES -> 413
-    max_rows: int = MAX_ROWS            # TSFORGE_MAX_ROWS -> 422
-    body_timeout_s: float = 10.0        # TSFORGE_BODY_TIMEOUT_S: a body not received in this time -> 408, connection closed
-    inline_ms: float = 2.0              # TSFORGE_INLINE_MS: models faster than this forecast on the event loop, others in a thread
+    max_rows: int = MAX_ROWS  # TSFORGE_MAX_ROWS -> 422
+    body_timeout_s: float = 10.0  # TSFORGE_BODY_TIMEOUT_S: a body not received in this time -> 408, connection closed
+    inline_ms: float = 2.0  # TSFORGE_INLINE_MS: models faster than this forecast on the event loop, others in a thread
 
     @classmethod
     def from_env(cls, **kw) -> 'Settings':
         e = os.environ.get
-        s = cls(model=e('TSFORGE_MODEL') or None, reload_s=_env_float('TSFORGE_RELOAD_S', 30), retry_s=_env_float('TSFORGE_RETRY_S', 10),
-                api_token=e('TSFORGE_API_TOKEN') or None,
-                allowed_models=[x.strip() for x in e('TSFORGE_ALLOWED_MODELS', '').split(',') if x.strip()],
-                max_body_bytes=int(_env_float('TSFORGE_MAX_BODY_BYTES', MAX_BODY_BYTES)), max_rows=int(_env_float('TSFORGE_MAX_ROWS', MAX_ROWS)),
-                body_timeout_s=_env_float('TSFORGE_BODY_TIMEOUT_S', 10), inline_ms=_env_float('TSFORGE_INLINE_MS', 2))
+        s = cls(
+            model=e('TSFORGE_MODEL') or None,
+            reload_s=_env_float('TSFORGE_RELOAD_S', 30),
+            retry_s=_env_float('TSFORGE_RETRY_S', 10),
+            api_token=e('TSFORGE_API_TOKEN') or None,
+            allowed_models=[x.strip() for x in e('TSFORGE_ALLOWED_MODELS', '').split(',') if x.strip()],
+            max_body_bytes=int(_env_float('TSFORGE_MAX_BODY_BYTES', MAX_BODY_BYTES)),
+            max_rows=int(_env_float('TSFORGE_MAX_ROWS', MAX_ROWS)),
+            body_timeout_s=_env_float('TSFORGE_BODY_TIMEOUT_S', 10),
+            inline_ms=_env_float('TSFORGE_INLINE_MS', 2),
+        )
         return dataclasses.replace(s, **{k: v for k, v in kw.items() if v is not None})
+
 
 def default_model_uri() -> str:
     "`$TSFORGE_MODEL`, else the registry name and alias of experiment `$TSFORGE_CONFIG` (default etth1)."
-    if uri := os.environ.get('TSFORGE_MODEL'): return uri
+    if uri := os.environ.get('TSFORGE_MODEL'):
+        return uri
     from tsforge.config import compose_config
+
     raw = compose_config(os.environ.get('TSFORGE_CONFIG', 'etth1'))
-    return f"models:/{raw['registry']['model_name']}@{raw['registry']['alias']}"
+    return f'models:/{raw["registry"]["model_name"]}@{raw["registry"]["alias"]}'
 
 # %% ../nbs/10_serve.ipynb #a481dfba
 @dataclasses.dataclass
 class ParsedRequest:
-    "A /predict body as arrays: raw `times` (n,), `columns` {name: (n,) raw values} for the columns the model reads, `horizon`."
+    """A /predict body as arrays: raw `times` (n,), `columns` {name: (n,) raw values} for the columns the model reads,
+    `horizon`."""
+
     times: list
     columns: dict[str, list]
     n_rows: int
     horizon: int | None = None
 
+
 def parse_request(body: bytes, state: WindowState, max_rows: int = MAX_ROWS) -> ParsedRequest:
-    """Parse a /predict body without pandas or pydantic: `{"history": [record, ...], "horizon": h?}`, each record an object
-    with the time column and every input column of `state` (other keys are ignored). Only the structure is checked here;
-    `check_arrays` checks the contents (a `NaN` or `Infinity` literal, which strict JSON lacks, is read and then
-    refused there by name). Raises `RequestError` naming the field (the server answers 422)."""
-    try: doc = orjson.loads(body)
+    """Parse a /predict body without pandas or pydantic: `{"history": [record, ...], "horizon": h?}`, each record an
+    object with the time column and every input column of `state` (other keys are ignored). Only the structure is
+    checked here; `check_arrays` checks the contents (a `NaN` or `Infinity` literal, which strict JSON lacks, is read
+    and then refused there by name). Raises `RequestError` naming the field (the server answers 422)."""
+    try:
+        doc = orjson.loads(body)
     except orjson.JSONDecodeError as e:
-        try: doc = json.loads(body)  # NaN / Infinity literals (Python's json writes them): read, then refused by name below
-        except (ValueError, RecursionError): raise RequestError('body', f'invalid JSON ({e})') from None
-    if type(doc) is not dict: raise RequestError('body', 'Input should be a valid dictionary (a JSON object with "history")')
+        try:
+            doc = json.loads(
+                body
+            )  # NaN / Infinity literals (Python's json writes them): read, then refused by name below
+        except (ValueError, RecursionError):
+            raise RequestError('body', f'invalid JSON ({e})') from None
+    if type(doc) is not dict:
+        raise RequestError('body', 'Input should be a valid dictionary (a JSON object with "history")')
     for k in doc:
-        if k not in ('history', 'horizon'): raise RequestError(k[:80], 'Extra inputs are not permitted (allowed: history, horizon)')
-    if 'history' not in doc: raise RequestError('history', 'Field required')
+        if k not in ('history', 'horizon'):
+            raise RequestError(k[:80], 'Extra inputs are not permitted (allowed: history, horizon)')
+    if 'history' not in doc:
+        raise RequestError('history', 'Field required')
     hist, horizon = doc['history'], doc.get('horizon')
-    if type(hist) is not list: raise RequestError('history', 'Input should be a valid list of records')
-    if not hist: raise RequestError('history', 'List should have at least 1 item')
-    if len(hist) > max_rows: raise RequestError('history', f'List should have at most {max_rows} items, not {len(hist)}')
-    if horizon is not None and (type(horizon) is not int): raise RequestError('horizon', f'Input should be a valid integer, got {horizon!r:.40}')
+    if type(hist) is not list:
+        raise RequestError('history', 'Input should be a valid list of records')
+    if not hist:
+        raise RequestError('history', 'List should have at least 1 item')
+    if len(hist) > max_rows:
+        raise RequestError('history', f'List should have at most {max_rows} items, not {len(hist)}')
+    if horizon is not None and (type(horizon) is not int):
+        raise RequestError('horizon', f'Input should be a valid integer, got {horizon!r:.40}')
     if set(map(type, hist)) != {dict}:
         i = next(i for i, r in enumerate(hist) if type(r) is not dict)
         raise RequestError(f'history[{i}]', 'Input should be a valid dictionary (a record)')
     tc = state.time_col
     times = _column(hist, tc)
-    if None in times and not any(tc in r for r in hist): raise RequestError(f'history.{tc}', 'missing time column')
+    if None in times and not any(tc in r for r in hist):
+        raise RequestError(f'history.{tc}', 'missing time column')
     cols = {}
-    for c in ([state.id_col] if state.long else []) + state.columns_in:   # long format: the series id column too
+    for c in ([state.id_col] if state.long else []) + state.columns_in:  # long format: the series id column too
         col = _column(hist, c)
-        if None in col and not any(c in r for r in hist): continue  # absent from every record: check_arrays names it
+        if None in col and not any(c in r for r in hist):
+            continue  # absent from every record: check_arrays names it
         cols[c] = col
     return ParsedRequest(times, cols, len(hist), horizon)
 
+
 def _column(records: list[dict], key: str) -> list:
-    try: return list(map(itemgetter(key), records))
-    except KeyError: return [r.get(key) for r in records]  # missing in some records: None there
+    try:
+        return list(map(itemgetter(key), records))
+    except KeyError:
+        return [r.get(key) for r in records]  # missing in some records: None there
 
 # %% ../nbs/10_serve.ipynb #47c410e0
 def format_times(times: np.ndarray, offset: str | None = None) -> list[str]:
-    "Forecast timestamps as pandas writes them (`2017-10-24 00:00:00`, dates alone when all are midnight), plus the request's UTC offset."
+    """Forecast timestamps as pandas writes them (`2017-10-24 00:00:00`, dates alone when all are midnight), plus the
+    request's UTC offset."""
     ns = times.astype('datetime64[ns]').view('i8')
-    if not (ns % 1_000_000_000).any():  # whole seconds (the common case): numpy writes them, one character is changed in place
+    if not (
+        ns % 1_000_000_000
+    ).any():  # whole seconds (the common case): numpy writes them, one character is changed in place
         date_only = len(ns) > 1 and not (ns % 86_400_000_000_000).any()
         u = times.astype('datetime64[D]' if date_only else 'datetime64[s]').astype('U10' if date_only else 'U19')
-        if not date_only: u.view('U1').reshape(len(u), 19)[:, 10] = ' '
+        if not date_only:
+            u.view('U1').reshape(len(u), 19)[:, 10] = ' '
         out = u.tolist()
     else:
         unit = 'ms' if not (ns % 1_000_000).any() else 'us' if not (ns % 1_000).any() else 'ns'
         out = [s.replace('T', ' ') for s in np.datetime_as_string(times, unit=unit).tolist()]
     return [s + offset for s in out] if offset else out
 
+
 @functools.lru_cache(maxsize=32)
 def _record_maker(n: int):
-    "A function building forecast records {K[0]: t, K[1]: v1, ...} from columns; a dict display is 3x faster than dict(zip())."
+    """A function building forecast records {K[0]: t, K[1]: v1, ...} from columns; a dict display is 3x faster than
+    dict(zip())."""
     args = ', '.join(f'a{i}' for i in range(n))
     body = ', '.join(f'K[{i}]: a{i}' for i in range(n))
     return eval(f'lambda K, cols: [{{{body}}} for {args}{"," if n == 1 else ""} in zip(*cols)]')
 
+
 def forecast_body(state: WindowState, times: np.ndarray, pred: np.ndarray, offset: str | None, model: dict) -> bytes:
-    "The /predict answer: `{\"forecast\": [{time, columns...}], \"model\": {...}}` as JSON bytes."
+    'The /predict answer: `{"forecast": [{time, columns...}], "model": {...}}` as JSON bytes.'
     keys = (state.time_col, *state.columns_out)
     rows = _record_maker(len(keys))(keys, [format_times(times, offset), *pred.T.tolist()])
     return orjson.dumps({'forecast': rows, 'model': model})
 
-def forecast_body_long(state: WindowState, ids: list[str], times: list[np.ndarray], pred: np.ndarray, offset: str | None,
-                       model: dict) -> bytes:
-    "Long format: `{\"forecast\": [{id, time, columns...}], ...}`, every series' steps in the order the series came."
+
+def forecast_body_long(
+    state: WindowState, ids: list[str], times: list[np.ndarray], pred: np.ndarray, offset: str | None, model: dict
+) -> bytes:
+    'Long format: `{"forecast": [{id, time, columns...}], ...}`, every series\' steps in the order the series came.'
     h = pred.shape[1]
     keys = (state.id_col, state.time_col, *state.columns_out)
-    cols = [np.repeat(np.asarray(ids, dtype=object), h).tolist(), format_times(np.concatenate(times), offset),
-            *pred.reshape(-1, pred.shape[2]).T.tolist()]
+    cols = [
+        np.repeat(np.asarray(ids, dtype=object), h).tolist(),
+        format_times(np.concatenate(times), offset),
+        *pred.reshape(-1, pred.shape[2]).T.tolist(),
+    ]
     return orjson.dumps({'forecast': _record_maker(len(keys))(keys, cols), 'model': model})
 
 # %% ../nbs/10_serve.ipynb #1ae3fc51
 _SECRET_PATTERNS = [
-    (re.compile(r'(?i)\b(sqlite|file|postgresql|mysql|mssql)(\+\w+)?:[^\s\'",)]+'), r'\1:<redacted>'),  # local stores, DB URLs
-    (re.compile(r'(?i)\b([a-z][a-z0-9+.\-]*://)[^/\s@\'"]+@'), r'\1<redacted>@'),                      # user:password@host
+    (
+        re.compile(r'(?i)\b(sqlite|file|postgresql|mysql|mssql)(\+\w+)?:[^\s\'",)]+'),
+        r'\1:<redacted>',
+    ),  # local stores, DB URLs
+    (re.compile(r'(?i)\b([a-z][a-z0-9+.\-]*://)[^/\s@\'"]+@'), r'\1<redacted>@'),  # user:password@host
     (re.compile(r'(?i)([?&](?:token|key|secret|password|sig|signature|access_token)=)[^&\s\'"]+'), r'\1<redacted>'),
-    (re.compile(r'(?<![\w.:/~-])(?:~|[A-Za-z]:)?(?:[/\\][\w.\-~%+@]+){2,}[/\\]?'), '<path>'),              # local file paths
+    (re.compile(r'(?<![\w.:/~-])(?:~|[A-Za-z]:)?(?:[/\\][\w.\-~%+@]+){2,}[/\\]?'), '<path>'),  # local file paths
 ]
+
 
 def redact(text: str, limit: int = 300) -> str:
     "`text` without credentials, database URLs or local file paths, cut to `limit` characters: safe for HTTP answers."
-    for pat, rep in _SECRET_PATTERNS: text = pat.sub(rep, text)
+    for pat, rep in _SECRET_PATTERNS:
+        text = pat.sub(rep, text)
     return text if len(text) <= limit else text[:limit] + '...'
 
-def _public_error(e: BaseException) -> str: return redact(f'{type(e).__name__}: {e}'.splitlines()[0] if str(e) else type(e).__name__)
+
+def _public_error(e: BaseException) -> str:
+    return redact(f'{type(e).__name__}: {e}'.splitlines()[0] if str(e) else type(e).__name__)
 
 # %% ../nbs/10_serve.ipynb #bee419d8
 @dataclasses.dataclass
 class Live:
     "The model serving now: the `TsforgeModel`, its registry details, when and how fast it loaded, where it forecasts."
+
     model: Any
     info: dict
     loaded_at: float
@@ -171,51 +225,75 @@ class Live:
     inline: bool = True
 
     def __post_init__(self):  # what every answer names, computed once
-        self.public = {**{k: self.info.get(k) for k in ('name', 'version', 'run_id')}, 'uri': redact(self.info.get('uri', ''))}
+        self.public = {
+            **{k: self.info.get(k) for k in ('name', 'version', 'run_id')},
+            'uri': redact(self.info.get('uri', '')),
+        }
+
 
 def model_allowed(uri: str, allowed: list[str]) -> bool:
     "True when `allowed` is empty, or `uri` equals or starts with an entry, or names a registered model in it."
-    if not allowed: return True
-    name = re.split(r'[@/]', uri[len('models:/'):], maxsplit=1)[0] if uri.startswith('models:/') else None
+    if not allowed:
+        return True
+    name = re.split(r'[@/]', uri[len('models:/') :], maxsplit=1)[0] if uri.startswith('models:/') else None
     return any(uri == a or uri.startswith(a) or name == a for a in allowed)
 
+
 class ServedModel:
-    """The model holder: loads `uri` in the background (retrying a failed first load every `retry_s`), and for an alias URI
-    checks the registry every `reload_s` seconds, loads a new version beside the old one and swaps it in with one
+    """The model holder: loads `uri` in the background (retrying a failed first load every `retry_s`), and for an alias
+    URI checks the registry every `reload_s` seconds, loads a new version beside the old one and swaps it in with one
     assignment; a failed reload keeps the old model serving and is reported. Requests read `live` once."""
+
     def __init__(self, uri: str, settings: Settings, metrics: 'Metrics | None' = None):
         self.uri, self.settings, self.metrics = uri, settings, metrics
         self.live: Live | None = None
         self.status, self.error, self.last_check, self.reload_error = 'loading', None, None, None
         self._stop = threading.Event()
         self._thread = None
-        if not model_allowed(uri, settings.allowed_models): self.status, self.error = 'refused', 'model URI not in TSFORGE_ALLOWED_MODELS'
+        if not model_allowed(uri, settings.allowed_models):
+            self.status, self.error = 'refused', 'model URI not in TSFORGE_ALLOWED_MODELS'
 
     @property
-    def follows_alias(self) -> bool: return self.uri.startswith('models:/') and '@' in self.uri
+    def follows_alias(self) -> bool:
+        return self.uri.startswith('models:/') and '@' in self.uri
 
     def _load(self, info: dict) -> Live:
         from tsforge import tracking
+
         t0 = time.perf_counter()
-        pinned = f"models:/{info['name']}/{info['version']}" if info.get('version') else self.uri  # the version resolved, even if the alias moves
+        pinned = (
+            f'models:/{info["name"]}/{info["version"]}' if info.get('version') else self.uri
+        )  # the version resolved, even if the alias moves
         model = tracking.load_model(pinned, check_requirements=False)
         if info.get('run_id'):
             with contextlib.suppress(Exception):
-                if bad := tracking.version_mismatches(info['run_id']): log.warning('%s was logged with other package versions: %s', pinned, '; '.join(bad))
+                if bad := tracking.version_mismatches(info['run_id']):
+                    log.warning('%s was logged with other package versions: %s', pinned, '; '.join(bad))
         st = model.state
         off = to_offset(st.freq)
         step = np.timedelta64(off.nanos, 'ns') if isinstance(off, Tick) else np.timedelta64(1, 'D')
-        tail = RequestTail(np.datetime64('2000-01-03', 'ns') + step * np.arange(st.input_length),
-                           np.tile(np.asarray(st.series_mean[0] if st.long else st.mean, dtype='float64'), (st.input_length, 1)))
-        warm = (lambda: model.forecast_series_tails([tail], [0])) if st.long else (lambda: model.forecast_tails([tail], [None]))
+        tail = RequestTail(
+            np.datetime64('2000-01-03', 'ns') + step * np.arange(st.input_length),
+            np.tile(np.asarray(st.series_mean[0] if st.long else st.mean, dtype='float64'), (st.input_length, 1)),
+        )
+        warm = (
+            (lambda: model.forecast_series_tails([tail], [0]))
+            if st.long
+            else (lambda: model.forecast_tails([tail], [None]))
+        )
         runs = []
         for _ in range(3):  # warm up (first calls compile / allocate) and time a forecast
-            t1 = time.perf_counter(); warm(); runs.append(time.perf_counter() - t1)
-        return Live(model, info, time.time(), time.perf_counter() - t0, inline=min(runs) * 1000 < self.settings.inline_ms)
+            t1 = time.perf_counter()
+            warm()
+            runs.append(time.perf_counter() - t1)
+        return Live(
+            model, info, time.time(), time.perf_counter() - t0, inline=min(runs) * 1000 < self.settings.inline_ms
+        )
 
     def load(self) -> bool:
         "Load (or reload) now; True when a model is live afterwards. Never raises."
         from tsforge import tracking
+
         kind = 'reload' if self.live else 'load'
         if not model_allowed(self.uri, self.settings.allowed_models):
             self.status, self.error = 'refused', 'model URI not in TSFORGE_ALLOWED_MODELS'
@@ -225,102 +303,187 @@ class ServedModel:
         try:
             info = tracking.resolve(self.uri)
             self.last_check = time.time()
-            if self.live and info.get('version') == self.live.info.get('version') and info.get('run_id') == self.live.info.get('run_id'):
+            if (
+                self.live
+                and info.get('version') == self.live.info.get('version')
+                and info.get('run_id') == self.live.info.get('run_id')
+            ):
                 self.reload_error = None
                 return True
             new = self._load(info)
         except Exception as e:  # keep the old model (if any); report the reason without secrets
             msg = _public_error(e)
             log.error('could not %s %s: %s', kind, self.uri, redact(f'{type(e).__name__}: {e}', 2000))
-            if self.metrics: self.metrics.loads.labels(kind, 'failed').inc()
-            if self.live: self.reload_error = msg
-            else: self.status, self.error = 'failed', msg
+            if self.metrics:
+                self.metrics.loads.labels(kind, 'failed').inc()
+            if self.live:
+                self.reload_error = msg
+            else:
+                self.status, self.error = 'failed', msg
             return self.live is not None
-        if self.live is None: gc.collect()  # before the first answer; a full collection of a loaded process takes ~0.5 s
+        if self.live is None:
+            gc.collect()  # before the first answer; a full collection of a loaded process takes ~0.5 s
         gc.freeze()  # what is loaded now is never scanned again: no multi-100-ms gen-2 pauses while serving
         old, self.live = self.live, new
         self.status, self.error, self.reload_error = 'ready', None, None
-        log.warning('%s %s: version %s (run %s) in %.1fs; forecasts %s', 'swapped in' if old else 'loaded', self.uri,
-                    new.info.get('version'), new.info.get('run_id'), new.load_s, 'inline' if new.inline else 'in a thread')
-        if self.metrics: self.metrics.loaded(kind, new, time.perf_counter() - t0, old)
+        log.warning(
+            '%s %s: version %s (run %s) in %.1fs; forecasts %s',
+            'swapped in' if old else 'loaded',
+            self.uri,
+            new.info.get('version'),
+            new.info.get('run_id'),
+            new.load_s,
+            'inline' if new.inline else 'in a thread',
+        )
+        if self.metrics:
+            self.metrics.loaded(kind, new, time.perf_counter() - t0, old)
         return True
 
     def _loop(self, load_first: bool):
         ok = self._safe_load() if load_first else self.live is not None
         while self.status != 'refused':
-            if ok and (not self.follows_alias or self.settings.reload_s <= 0): return
-            if self._stop.wait(max(self.settings.reload_s if ok else self.settings.retry_s, 0.05)): return
+            if ok and (not self.follows_alias or self.settings.reload_s <= 0):
+                return
+            if self._stop.wait(max(self.settings.reload_s if ok else self.settings.retry_s, 0.05)):
+                return
             ok = self._safe_load()
 
     def _safe_load(self) -> bool:
-        try: return self.load()
+        try:
+            return self.load()
         except Exception:  # a bug: keep the thread (and the retries) alive
-            log.exception('model loader failed'); return self.live is not None
+            log.exception('model loader failed')
+            return self.live is not None
 
     def start(self, background: bool = True) -> 'ServedModel':
-        "Load in a daemon thread (`background=False`: load now, then go on in the thread), which retries a failed first load and follows an alias."
-        if not background: self.load()
+        """Load in a daemon thread (`background=False`: load now, then go on in the thread), which retries a failed
+        first load and follows an alias."""
+        if not background:
+            self.load()
         self._thread = threading.Thread(target=self._loop, args=(background,), name='tsforge-model', daemon=True)
         self._thread.start()
         return self
 
-    def stop(self): self._stop.set()
+    def stop(self):
+        self._stop.set()
 
     def ready(self) -> tuple[int, dict]:
         live = self.live
         if live is None:
-            return 503, {'status': self.status, 'detail': f'model not loaded: {self.error}' if self.error else 'model not loaded yet',
-                         'uri': redact(self.uri)}
-        body = {'status': 'ready', **live.public, 'uri': redact(self.uri), 'loaded_at': _iso(live.loaded_at), 'load_seconds': round(live.load_s, 3),
-                'reload_interval_s': self.settings.reload_s if self.follows_alias else 0,
-                'last_check': _iso(self.last_check) if self.last_check else None}
-        if self.reload_error: body['reload_error'] = self.reload_error
+            return 503, {
+                'status': self.status,
+                'detail': f'model not loaded: {self.error}' if self.error else 'model not loaded yet',
+                'uri': redact(self.uri),
+            }
+        body = {
+            'status': 'ready',
+            **live.public,
+            'uri': redact(self.uri),
+            'loaded_at': _iso(live.loaded_at),
+            'load_seconds': round(live.load_s, 3),
+            'reload_interval_s': self.settings.reload_s if self.follows_alias else 0,
+            'last_check': _iso(self.last_check) if self.last_check else None,
+        }
+        if self.reload_error:
+            body['reload_error'] = self.reload_error
         return 200, body
 
     def metadata(self) -> dict:
         live = self.live
         st, m = live.model.state, live.model
-        return {**live.public, 'uri': redact(self.uri), 'model': m.model.name, 'horizon': st.horizon, 'input_length': st.input_length,
-                'time_column': st.time_col, 'required_columns': [*([st.id_col] if st.long else []), st.time_col, *st.columns_in], 'forecast_columns': st.columns_out,
-                'frequency': st.freq, 'config': m.config.get('name') if m.config else None, 'loaded_at': _iso(live.loaded_at),
-                **({'id_column': st.id_col, 'series': len(st.series_ids)} if st.long else {})}
+        return {
+            **live.public,
+            'uri': redact(self.uri),
+            'model': m.model.name,
+            'horizon': st.horizon,
+            'input_length': st.input_length,
+            'time_column': st.time_col,
+            'required_columns': [*([st.id_col] if st.long else []), st.time_col, *st.columns_in],
+            'forecast_columns': st.columns_out,
+            'frequency': st.freq,
+            'config': m.config.get('name') if m.config else None,
+            'loaded_at': _iso(live.loaded_at),
+            **({'id_column': st.id_col, 'series': len(st.series_ids)} if st.long else {}),
+        }
 
-def _iso(t: float) -> str: return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).isoformat(timespec='seconds')
+
+def _iso(t: float) -> str:
+    return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).isoformat(timespec='seconds')
 
 # %% ../nbs/10_serve.ipynb #67f3a4d4
 ROUTES = ('/predict', '/health', '/ready', '/metadata', '/metrics', '/docs', '/openapi.json')
 
+
 class Metrics:
-    "Prometheus metrics of one app (its own registry; prometheus-client's multiprocess mode when PROMETHEUS_MULTIPROC_DIR is set)."
+    """Prometheus metrics of one app (its own registry; prometheus-client's multiprocess mode when
+    PROMETHEUS_MULTIPROC_DIR is set)."""
+
     def __init__(self):
         self.registry = CollectorRegistry()
         r = self.registry
-        self.requests = Counter('tsforge_requests', 'HTTP requests by route, method and status', ['route', 'method', 'status'], registry=r)
-        self.latency = Histogram('tsforge_request_seconds', 'HTTP request latency (first byte received to response sent)', ['route', 'status'],
-                                 buckets=(.0005, .001, .002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10), registry=r)
-        self.forecast_errors = Counter('tsforge_forecast_errors', 'forecast requests refused or failed, by reason', ['reason'], registry=r)
-        self.loads = Counter('tsforge_model_loads', 'model loads (load: first, reload: alias moved) by outcome', ['kind', 'outcome'], registry=r)
-        self.load_seconds = Histogram('tsforge_model_load_seconds', 'seconds to resolve, load and warm up a model', ['kind'],
-                                      buckets=(.1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120), registry=r)
-        self.model_info = Gauge('tsforge_model_info', 'the live model (value 1)', ['name', 'version', 'run_id'], registry=r,
-                                multiprocess_mode='liveall')
-        self.batch_size = Histogram('tsforge_forecast_batch_size', 'forecasts per model call (Ray Serve batches concurrent requests)',
-                                    buckets=(1, 2, 4, 8, 16, 32, 64), registry=r)
-        self.loaded_at = Gauge('tsforge_model_loaded_timestamp_seconds', 'when the live model was loaded', registry=r, multiprocess_mode='livemax')
+        self.requests = Counter(
+            'tsforge_requests', 'HTTP requests by route, method and status', ['route', 'method', 'status'], registry=r
+        )
+        self.latency = Histogram(
+            'tsforge_request_seconds',
+            'HTTP request latency (first byte received to response sent)',
+            ['route', 'status'],
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
+            registry=r,
+        )
+        self.forecast_errors = Counter(
+            'tsforge_forecast_errors', 'forecast requests refused or failed, by reason', ['reason'], registry=r
+        )
+        self.loads = Counter(
+            'tsforge_model_loads',
+            'model loads (load: first, reload: alias moved) by outcome',
+            ['kind', 'outcome'],
+            registry=r,
+        )
+        self.load_seconds = Histogram(
+            'tsforge_model_load_seconds',
+            'seconds to resolve, load and warm up a model',
+            ['kind'],
+            buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+            registry=r,
+        )
+        self.model_info = Gauge(
+            'tsforge_model_info',
+            'the live model (value 1)',
+            ['name', 'version', 'run_id'],
+            registry=r,
+            multiprocess_mode='liveall',
+        )
+        self.batch_size = Histogram(
+            'tsforge_forecast_batch_size',
+            'forecasts per model call (Ray Serve batches concurrent requests)',
+            buckets=(1, 2, 4, 8, 16, 32, 64),
+            registry=r,
+        )
+        self.loaded_at = Gauge(
+            'tsforge_model_loaded_timestamp_seconds',
+            'when the live model was loaded',
+            registry=r,
+            multiprocess_mode='livemax',
+        )
 
     def loaded(self, kind: str, live: Live, seconds: float, old: Live | None):
-        self.loads.labels(kind, 'ok').inc(); self.load_seconds.labels(kind).observe(seconds)
+        self.loads.labels(kind, 'ok').inc()
+        self.load_seconds.labels(kind).observe(seconds)
         if old:
             labels = [str(old.info.get(k)) for k in ('name', 'version', 'run_id')]
             self.model_info.labels(*labels).set(0)  # multiprocess mode keeps a removed child's last value in its file
-            with contextlib.suppress(KeyError): self.model_info.remove(*labels)
+            with contextlib.suppress(KeyError):
+                self.model_info.remove(*labels)
         self.model_info.labels(*(str(live.info.get(k)) for k in ('name', 'version', 'run_id'))).set(1)
         self.loaded_at.set(live.loaded_at)
 
     def exposition(self) -> bytes:
         if os.environ.get('PROMETHEUS_MULTIPROC_DIR'):
             from prometheus_client import multiprocess
-            reg = CollectorRegistry(); multiprocess.MultiProcessCollector(reg)
+
+            reg = CollectorRegistry()
+            multiprocess.MultiProcessCollector(reg)
             return generate_latest(reg)
         return generate_latest(self.registry)
 
@@ -329,38 +492,59 @@ def _json(send, status: int, body: dict, headers: list | None = None):
     data = orjson.dumps(body)
     return _send(send, status, data, headers)
 
+
 async def _send(send, status: int, data: bytes, headers: list | None = None, ctype: bytes = b'application/json'):
-    await send({'type': 'http.response.start', 'status': status,
-                'headers': [(b'content-type', ctype), (b'content-length', str(len(data)).encode()), *(headers or [])]})
+    await send(
+        {
+            'type': 'http.response.start',
+            'status': status,
+            'headers': [(b'content-type', ctype), (b'content-length', str(len(data)).encode()), *(headers or [])],
+        }
+    )
     await send({'type': 'http.response.body', 'body': data})
 
+
 class Guard:
-    """ASGI middleware in front of every route: counts and times requests for /metrics, names the live model version in an
-    `x-tsforge-model-version` header, and reads POST bodies itself: 413 over `max_bytes`, 415 for a `content-encoding`,
-    408 (connection closed) when the body does not arrive within `timeout_s`. The body travels on in `scope['tsforge.body']`."""
-    def __init__(self, app, server: 'Server'): self.app, self.server = app, server
+    """ASGI middleware in front of every route: counts and times requests for /metrics, names the live model version in
+    an `x-tsforge-model-version` header, and reads POST bodies itself: 413 over `max_bytes`, 415 for a
+    `content-encoding`, 408 (connection closed) when the body does not arrive within `timeout_s`. The body travels on in
+    `scope['tsforge.body']`."""
+
+    def __init__(self, app, server: 'Server'):
+        self.app, self.server = app, server
 
     async def __call__(self, scope, receive, send):
-        if scope['type'] != 'http': return await self.app(scope, receive, send)
+        if scope['type'] != 'http':
+            return await self.app(scope, receive, send)
         t0, srv = time.perf_counter(), self.server
         path = scope['path']
         route = path if path in ROUTES else 'other'
         status = 500
+
         async def send_wrapped(msg):
             nonlocal status
             if msg['type'] == 'http.response.start':
                 status = msg['status']
-                live = scope.get('tsforge.live') or (srv.holder.live if srv.holder else None)  # /predict: the model that answered
+                live = scope.get('tsforge.live') or (
+                    srv.holder.live if srv.holder else None
+                )  # /predict: the model that answered
                 if live is not None and live.info.get('version') is not None:
-                    msg['headers'] = [*msg.get('headers', []), (b'x-tsforge-model-version', str(live.info['version']).encode())]
+                    msg['headers'] = [
+                        *msg.get('headers', []),
+                        (b'x-tsforge-model-version', str(live.info['version']).encode()),
+                    ]
             await send(msg)
+
         try:
             if scope['method'] in ('POST', 'PUT', 'PATCH'):
                 body = await self._read(scope, receive, send_wrapped)
-                if body is None: return
+                if body is None:
+                    return
                 scope['tsforge.body'] = body
-            if route == '/predict' and scope['method'] == 'POST': await srv.predict(scope, receive, send_wrapped)  # the hot path skips routing
-            else: await self.app(scope, receive, send_wrapped)
+            if route == '/predict' and scope['method'] == 'POST':
+                await srv.predict(scope, receive, send_wrapped)  # the hot path skips routing
+            else:
+                await self.app(scope, receive, send_wrapped)
         finally:
             m = srv.metrics
             m.requests.labels(route, scope['method'], str(status)).inc()
@@ -370,11 +554,18 @@ class Guard:
         s = self.server.settings
         headers = dict(scope.get('headers') or [])
         if headers.get(b'content-encoding', b'identity').strip().lower() not in (b'identity', b''):
-            await _json(send, 415, {'detail': 'content-encoding not supported: send the JSON body uncompressed'}, [(b'connection', b'close')])
+            await _json(
+                send,
+                415,
+                {'detail': 'content-encoding not supported: send the JSON body uncompressed'},
+                [(b'connection', b'close')],
+            )
             return None
         length = headers.get(b'content-length')
         if length is not None and (not length.isdigit() or int(length) > s.max_body_bytes):
-            await _json(send, 413, {'detail': f'request body larger than {s.max_body_bytes} bytes'}, [(b'connection', b'close')])
+            await _json(
+                send, 413, {'detail': f'request body larger than {s.max_body_bytes} bytes'}, [(b'connection', b'close')]
+            )
             return None
         chunks, size, deadline = [], 0, asyncio.get_running_loop().time() + s.body_timeout_s
         while True:
@@ -382,47 +573,72 @@ class Guard:
                 async with asyncio.timeout_at(deadline):  # no task per call, unlike wait_for
                     msg = await receive()
             except TimeoutError:
-                await _json(send, 408, {'detail': f'request body not received within {s.body_timeout_s:g} s'}, [(b'connection', b'close')])
+                await _json(
+                    send,
+                    408,
+                    {'detail': f'request body not received within {s.body_timeout_s:g} s'},
+                    [(b'connection', b'close')],
+                )
                 return None
-            if msg['type'] != 'http.request': return None  # client went away
+            if msg['type'] != 'http.request':
+                return None  # client went away
             chunk = msg.get('body', b'')
             size += len(chunk)
             if size > s.max_body_bytes:
-                await _json(send, 413, {'detail': f'request body larger than {s.max_body_bytes} bytes'}, [(b'connection', b'close')])
+                await _json(
+                    send,
+                    413,
+                    {'detail': f'request body larger than {s.max_body_bytes} bytes'},
+                    [(b'connection', b'close')],
+                )
                 return None
             chunks.append(chunk)
-            if not msg.get('more_body'): return chunks[0] if len(chunks) == 1 else b''.join(chunks)
+            if not msg.get('more_body'):
+                return chunks[0] if len(chunks) == 1 else b''.join(chunks)
 
 # %% ../nbs/10_serve.ipynb #09adaadb
 class Server:
-    "What one app serves: settings, the model holder, metrics; `forecast` runs one checked request (inline, in a thread, or batched)."
+    """What one app serves: settings, the model holder, metrics; `forecast` runs one checked request (inline, in a
+    thread, or batched)."""
+
     def __init__(self, settings: Settings):
         self.settings, self.holder, self._metrics = settings, None, None
-        self.batch = None  # set in Ray Serve replicas: an async function of one (live, tail, horizon), batched by serve.batch
+        self.batch = (
+            None  # set in Ray Serve replicas: an async function of one (live, tail, horizon), batched by serve.batch
+        )
 
     @property
     def metrics(self) -> Metrics:  # created where the app runs (a Ray replica gets the app pickled, without registries)
-        if self._metrics is None: self._metrics = Metrics()
+        if self._metrics is None:
+            self._metrics = Metrics()
         return self._metrics
 
-    def __getstate__(self): return {**self.__dict__, '_metrics': None, 'holder': None}
+    def __getstate__(self):
+        return {**self.__dict__, '_metrics': None, 'holder': None}
 
     def authorized(self, scope) -> bool:
         tok = self.settings.api_token
-        if not tok: return True
+        if not tok:
+            return True
         got = dict(scope.get('headers') or []).get(b'authorization', b'')
         return hmac.compare_digest(got, b'Bearer ' + tok.encode())
 
     async def forecast(self, live: Live, tail: RequestTail, horizon):
-        if self.batch is not None: res = await self.batch((live, tail, horizon))
-        elif live.inline: res = live.model.forecast_tails([tail], [horizon])[0]
-        else: res = (await asyncio.to_thread(live.model.forecast_tails, [tail], [horizon]))[0]
-        if isinstance(res, Exception): raise res
+        if self.batch is not None:
+            res = await self.batch((live, tail, horizon))
+        elif live.inline:
+            res = live.model.forecast_tails([tail], [horizon])[0]
+        else:
+            res = (await asyncio.to_thread(live.model.forecast_tails, [tail], [horizon]))[0]
+        if isinstance(res, Exception):
+            raise res
         return res
 
     async def predict(self, scope, receive, send):
-        "POST /predict as a raw ASGI endpoint (no pydantic on the hot path; the OpenAPI schema is written by hand from the live model)."
-        if not self.authorized(scope): return await _unauthorized(send)
+        """POST /predict as a raw ASGI endpoint (no pydantic on the hot path; the OpenAPI schema is written by hand from
+        the live model)."""
+        if not self.authorized(scope):
+            return await _unauthorized(send)
         live = scope['tsforge.live'] = self.holder.live  # read once: a swap mid-request does not mix models
         if live is None:
             self.metrics.forecast_errors.labels('not_loaded').inc()
@@ -431,7 +647,7 @@ class Server:
         try:
             req = parse_request(scope.get('tsforge.body', b''), st, self.settings.max_rows)
             live.model.check_horizon(req.horizon)
-            if st.long:   # long format: every series in the request, each checked and scaled on its own
+            if st.long:  # long format: every series in the request, each checked and scaled on its own
                 ids, codes, tails = series_tails(st, req.times, req.columns, req.n_rows)
                 run = functools.partial(live.model.forecast_series_tails, tails, codes, req.horizon)
                 times, pred = run() if live.inline else await asyncio.to_thread(run)
@@ -448,13 +664,21 @@ class Server:
             return await _json(send, 500, {'detail': f'forecast failed ({type(e).__name__}); see the server log'})
         await _send(send, 200, data)
 
+
 class _Endpoint:
     "Starlette hands a non-function endpoint the raw ASGI call."
-    def __init__(self, server: Server): self.server = server
-    async def __call__(self, scope, receive, send): await self.server.predict(scope, receive, send)
+
+    def __init__(self, server: Server):
+        self.server = server
+
+    async def __call__(self, scope, receive, send):
+        await self.server.predict(scope, receive, send)
+
 
 async def _unauthorized(send):
-    await _json(send, 401, {'detail': 'missing or invalid bearer token'}, [(b'www-authenticate', b'Bearer realm="tsforge"')])
+    await _json(
+        send, 401, {'detail': 'missing or invalid bearer token'}, [(b'www-authenticate', b'Bearer realm="tsforge"')]
+    )
 
 # %% ../nbs/10_serve.ipynb #236eaa67
 def _schemas(server: Server) -> dict:
@@ -464,49 +688,128 @@ def _schemas(server: Server) -> dict:
     tc = st.time_col if st else 'date'
     cols = st.columns_in if st else ['OT']
     L, H = (st.input_length, st.horizon) if st else (1, None)
-    record = {'type': 'object', 'required': [tc, *cols], 'additionalProperties': True,
-              'description': 'one time step: the time column (ISO 8601; all with the same UTC offset or none) and every input column; other keys are ignored',
-              'properties': {tc: {'type': 'string', 'description': 'timestamp, e.g. 2018-02-20 00:00:00'},
-                             **{c: {'type': 'number'} for c in cols}}}
+    record = {
+        'type': 'object',
+        'required': [tc, *cols],
+        'additionalProperties': True,
+        'description': (
+            'one time step: the time column (ISO 8601; all with the same UTC offset or none) and every input column; '
+            'other keys are ignored'
+        ),
+        'properties': {
+            tc: {'type': 'string', 'description': 'timestamp, e.g. 2018-02-20 00:00:00'},
+            **{c: {'type': 'number'} for c in cols},
+        },
+    }
     horizon = {'type': 'integer', 'minimum': 1, 'description': 'steps to forecast (default: the trained horizon)'}
-    if H: horizon['maximum'] = H
-    req = {'type': 'object', 'required': ['history'], 'additionalProperties': False, 'properties': {
-        'history': {'type': 'array', 'minItems': L, 'maxItems': server.settings.max_rows, 'items': {'$ref': '#/components/schemas/Record'},
-                    'description': f'oldest first; the last {L} records must be one {st.freq if st else "frequency"} step apart'},
-        'horizon': {'anyOf': [horizon, {'type': 'null'}]}}}
+    if H:
+        horizon['maximum'] = H
+    req = {
+        'type': 'object',
+        'required': ['history'],
+        'additionalProperties': False,
+        'properties': {
+            'history': {
+                'type': 'array',
+                'minItems': L,
+                'maxItems': server.settings.max_rows,
+                'items': {'$ref': '#/components/schemas/Record'},
+                'description': (
+                    f'oldest first; the last {L} records must be one {st.freq if st else "frequency"} step apart'
+                ),
+            },
+            'horizon': {'anyOf': [horizon, {'type': 'null'}]},
+        },
+    }
     if st:
         off = to_offset(st.freq)
-        if isinstance(off, Tick): t = np.datetime64('2018-02-20', 'ns') + np.timedelta64(off.nanos, 'ns') * np.arange(L)
-        else: t = pd.date_range('2018-02-20', periods=L, freq=st.freq).to_numpy()
+        if isinstance(off, Tick):
+            t = np.datetime64('2018-02-20', 'ns') + np.timedelta64(off.nanos, 'ns') * np.arange(L)
+        else:
+            t = pd.date_range('2018-02-20', periods=L, freq=st.freq).to_numpy()
         times = format_times(t)
         vals = np.asarray(st.mean)[None, :] + np.asarray(st.std)[None, :] * np.sin(np.arange(L) / 4)[:, None] * 0.5
-        req['examples'] = [{'history': [{tc: t, **dict(zip(cols, map(lambda v: round(v, 3), v)))} for t, v in zip(times, vals.tolist())],
-                            'horizon': min(H, 24)}]
-    fc_record = {'type': 'object', 'required': [tc, *(st.columns_out if st else [])],
-                 'properties': {tc: {'type': 'string'}, **{c: {'type': 'number'} for c in (st.columns_out if st else [])}}}
-    model = {'type': 'object', 'required': ['uri'], 'properties': {
-        'name': {'type': ['string', 'null']}, 'version': {'type': ['string', 'null']}, 'run_id': {'type': ['string', 'null']}, 'uri': {'type': 'string'}}}
-    resp = {'type': 'object', 'required': ['forecast', 'model'], 'properties': {
-        'forecast': {'type': 'array', 'items': fc_record, 'description': 'one record per future step, original units'},
-        'model': model}}
-    err = {'type': 'object', 'required': ['detail'], 'properties': {'detail': {'type': 'string'},
-           'errors': {'type': 'array', 'items': {'type': 'object', 'properties': {'field': {'type': 'string'}, 'msg': {'type': 'string'}}}}}}
+        req['examples'] = [
+            {
+                'history': [
+                    {tc: t, **dict(zip(cols, map(lambda v: round(v, 3), v)))} for t, v in zip(times, vals.tolist())
+                ],
+                'horizon': min(H, 24),
+            }
+        ]
+    fc_record = {
+        'type': 'object',
+        'required': [tc, *(st.columns_out if st else [])],
+        'properties': {tc: {'type': 'string'}, **{c: {'type': 'number'} for c in (st.columns_out if st else [])}},
+    }
+    model = {
+        'type': 'object',
+        'required': ['uri'],
+        'properties': {
+            'name': {'type': ['string', 'null']},
+            'version': {'type': ['string', 'null']},
+            'run_id': {'type': ['string', 'null']},
+            'uri': {'type': 'string'},
+        },
+    }
+    resp = {
+        'type': 'object',
+        'required': ['forecast', 'model'],
+        'properties': {
+            'forecast': {
+                'type': 'array',
+                'items': fc_record,
+                'description': 'one record per future step, original units',
+            },
+            'model': model,
+        },
+    }
+    err = {
+        'type': 'object',
+        'required': ['detail'],
+        'properties': {
+            'detail': {'type': 'string'},
+            'errors': {
+                'type': 'array',
+                'items': {'type': 'object', 'properties': {'field': {'type': 'string'}, 'msg': {'type': 'string'}}},
+            },
+        },
+    }
     return {'Record': record, 'PredictRequest': req, 'PredictResponse': resp, 'Error': err, 'ModelInfo': model}
+
 
 def build_openapi(app: FastAPI, server: Server) -> dict:
     "FastAPI's schema for the plain routes plus the hand-written /predict operation (the route itself is raw ASGI)."
     from fastapi.openapi.utils import get_openapi
+
     spec = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
     spec.setdefault('components', {}).setdefault('schemas', {}).update(_schemas(server))
-    def r(desc, ref='Error', ctype='application/json'): return {'description': desc, 'content': {ctype: {'schema': {'$ref': f'#/components/schemas/{ref}'}}}}
+
+    def r(desc, ref='Error', ctype='application/json'):
+        return {'description': desc, 'content': {ctype: {'schema': {'$ref': f'#/components/schemas/{ref}'}}}}
+
     secured = bool(server.settings.api_token)
-    predict = {'summary': 'Forecast', 'operationId': 'predict',
-               'description': 'Forecast the steps after `history` (original units; timestamps continue the history at its frequency and keep its UTC offset).',
-               'requestBody': {'required': True, 'content': {'application/json': {'schema': {'$ref': '#/components/schemas/PredictRequest'}}}},
-               'responses': {'200': r('the forecast', 'PredictResponse'), '408': r('request body not received in time'),
-                             '413': r('body too large'), '415': r('compressed body (content-encoding) not supported'),
-                             '422': r('invalid request; `detail` names the field'), '503': r('model not loaded'),
-                             **({'401': r('missing or invalid bearer token')} if secured else {})}}
+    predict = {
+        'summary': 'Forecast',
+        'operationId': 'predict',
+        'description': (
+            'Forecast the steps after `history` (original units; timestamps continue the history at its frequency '
+            'and keep its UTC offset).'
+        ),
+        'requestBody': {
+            'required': True,
+            'content': {'application/json': {'schema': {'$ref': '#/components/schemas/PredictRequest'}}},
+        },
+        'responses': {
+            '200': r('the forecast', 'PredictResponse'),
+            '408': r('request body not received in time'),
+            '413': r('body too large'),
+            '415': r('compressed body (content-encoding) not supported'),
+            '422': r('invalid request; `detail` names the field'),
+            '503': r('model not loaded'),
+            **({'401': r('missing or invalid bearer token')} if secured else {}),
+        },
+    }
     if secured:
         spec['components']['securitySchemes'] = {'bearer': {'type': 'http', 'scheme': 'bearer'}}
         predict['security'] = [{'bearer': []}]
@@ -515,74 +818,130 @@ def build_openapi(app: FastAPI, server: Server) -> dict:
     spec['paths']['/predict'] = {'post': predict}
     return spec
 
+
 def docs_page(spec: dict) -> str:
     "A self-contained /docs page (no scripts, no CDN): routes, their answers, and the request schema with its example."
     rows = []
     for path, ops in spec['paths'].items():
         for method, op in ops.items():
-            codes = ', '.join(f"{c} {html.escape(v.get('description', ''))}" for c, v in op.get('responses', {}).items())
-            rows.append(f"<tr><td><code>{method.upper()} {html.escape(path)}</code></td><td>{html.escape(op.get('summary', ''))}</td><td>{codes}</td></tr>")
-    schemas = html.escape(json.dumps({k: spec['components']['schemas'][k] for k in ('PredictRequest', 'Record', 'PredictResponse')}, indent=1)[:200_000])
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(spec['info']['title'])} API</title></head><body>"
-            f"<h1>{html.escape(spec['info']['title'])} {html.escape(spec['info']['version'])}</h1><p>{html.escape(spec['info'].get('description', ''))}</p>"
-            "<p>The full OpenAPI document is at <a href='openapi.json'>openapi.json</a> (open it in any OpenAPI viewer; this page loads nothing from the internet).</p>"
-            f"<table border='1' cellpadding='4'><tr><th>route</th><th>what</th><th>answers</th></tr>{''.join(rows)}</table>"
-            f"<h2>Request and response schemas</h2><pre>{schemas}</pre></body></html>")
+            codes = ', '.join(
+                f'{c} {html.escape(v.get("description", ""))}' for c, v in op.get('responses', {}).items()
+            )
+            rows.append(
+                f'<tr><td><code>{method.upper()} {html.escape(path)}</code></td>'
+                f'<td>{html.escape(op.get("summary", ""))}</td><td>{codes}</td></tr>'
+            )
+    schemas = html.escape(
+        json.dumps(
+            {k: spec['components']['schemas'][k] for k in ('PredictRequest', 'Record', 'PredictResponse')}, indent=1
+        )[:200_000]
+    )
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        f'<title>{html.escape(spec["info"]["title"])} API</title></head><body>'
+        f'<h1>{html.escape(spec["info"]["title"])} {html.escape(spec["info"]["version"])}</h1>'
+        f'<p>{html.escape(spec["info"].get("description", ""))}</p>'
+        "<p>The full OpenAPI document is at <a href='openapi.json'>openapi.json</a> (open it in any OpenAPI viewer; "
+        'this page loads nothing from the internet).</p>'
+        f"<table border='1' cellpadding='4'><tr><th>route</th><th>what</th><th>answers</th></tr>{''.join(rows)}</table>"
+        f'<h2>Request and response schemas</h2><pre>{schemas}</pre></body></html>'
+    )
 
 # %% ../nbs/10_serve.ipynb #7f93dc0e
-def create_app(model_uri: str | None = None, load_in_background: bool = True, settings: Settings | None = None, batch: dict | None = None) -> FastAPI:
-    """The tsforge app serving `model_uri` (default: `default_model_uri()`), with `settings` (default: from the environment).
-    `batch` ({'max_batch_size', 'batch_wait_timeout_s'}): batch concurrent forecasts with Ray Serve's `serve.batch` (Ray replicas only)."""
+def create_app(
+    model_uri: str | None = None,
+    load_in_background: bool = True,
+    settings: Settings | None = None,
+    batch: dict | None = None,
+) -> FastAPI:
+    """The tsforge app serving `model_uri` (default: `default_model_uri()`), with `settings` (default: from the
+    environment). `batch` ({'max_batch_size', 'batch_wait_timeout_s'}): batch concurrent forecasts with Ray Serve's
+    `serve.batch` (Ray replicas only)."""
     from contextlib import asynccontextmanager
+
     server = Server(settings or Settings.from_env())
 
     @asynccontextmanager
     async def lifespan(app):
         holder = ServedModel(model_uri or server.settings.model or default_model_uri(), server.settings, server.metrics)
         server.holder = app.state.served = holder
-        if batch: server.batch = _ray_batcher(server, **batch)
+        if batch:
+            server.batch = _ray_batcher(server, **batch)
         holder.start(background=load_in_background)
-        try: yield
-        finally: holder.stop()
+        try:
+            yield
+        finally:
+            holder.stop()
 
-    app = FastAPI(title='tsforge', version=_version(), lifespan=lifespan, docs_url=None, redoc_url=None,
-                  description='Forecasts from a registered tsforge model, with the preprocessing fitted at training time.')
+    app = FastAPI(
+        title='tsforge',
+        version=_version(),
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        description='Forecasts from a registered tsforge model, with the preprocessing fitted at training time.',
+    )
     app.state.server = server
     app.add_middleware(Guard, server=server)
 
     @app.get('/health', summary='Liveness', responses={200: {'description': 'the process is up'}})
-    def health(): return {'status': 'ok'}
+    def health():
+        return {'status': 'ok'}
 
-    @app.get('/ready', summary='Readiness: the live model and when it loaded',
-             responses={200: {'description': 'a model is loaded'}, 503: {'description': 'no model loaded (yet); `detail` says why'}})
+    @app.get(
+        '/ready',
+        summary='Readiness: the live model and when it loaded',
+        responses={
+            200: {'description': 'a model is loaded'},
+            503: {'description': 'no model loaded (yet); `detail` says why'},
+        },
+    )
     def ready():
         code, body = server.holder.ready()
         return JSONResponse(body, status_code=code)
 
-    @app.get('/metadata', summary='The live model: version, columns, horizon, frequency',
-             responses={200: {'description': 'model details'}, 503: {'description': 'no model loaded'}})
+    @app.get(
+        '/metadata',
+        summary='The live model: version, columns, horizon, frequency',
+        responses={200: {'description': 'model details'}, 503: {'description': 'no model loaded'}},
+    )
     async def metadata(request: Request):
         if not server.authorized(request.scope):
-            return JSONResponse({'detail': 'missing or invalid bearer token'}, 401, headers={'www-authenticate': 'Bearer realm="tsforge"'})
+            return JSONResponse(
+                {'detail': 'missing or invalid bearer token'},
+                401,
+                headers={'www-authenticate': 'Bearer realm="tsforge"'},
+            )
         code, body = server.holder.ready()
         return JSONResponse(server.holder.metadata() if code == 200 else body, status_code=code)
 
-    @app.get('/metrics', summary='Prometheus metrics', response_class=Response,
-             responses={200: {'description': 'Prometheus text format', 'content': {'text/plain': {'schema': {'type': 'string'}}}}})
-    def metrics(): return Response(server.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+    @app.get(
+        '/metrics',
+        summary='Prometheus metrics',
+        response_class=Response,
+        responses={
+            200: {'description': 'Prometheus text format', 'content': {'text/plain': {'schema': {'type': 'string'}}}}
+        },
+    )
+    def metrics():
+        return Response(server.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get('/docs', include_in_schema=False)
-    def docs(): return HTMLResponse(docs_page(app.openapi()))
+    def docs():
+        return HTMLResponse(docs_page(app.openapi()))
 
     app.router.add_route('/predict', _Endpoint(server), methods=['POST'], include_in_schema=False)
     app.openapi = lambda: build_openapi(app, server)
     return app
 
+
 def _version() -> str:
     try:
         from importlib.metadata import version
+
         return version('tsforge')
-    except Exception: return '0'
+    except Exception:
+        return '0'
 
 # %% ../nbs/10_serve.ipynb #a0c5d0de
 app = create_app()
@@ -592,70 +951,119 @@ app = create_app()
 def local_server(model_uri: str, port: int = 8000, env: dict | None = None, timeout: float = 180, workers: int = 1):
     "Serve `model_uri` with uvicorn on 127.0.0.1:`port` in a child process; yields (base URL, process) once ready."
     import signal, subprocess, sys, urllib.request, urllib.error
+
     url = f'http://127.0.0.1:{port}'
-    proc = subprocess.Popen([sys.executable, '-m', 'uvicorn', 'tsforge.serve:app', '--host', '127.0.0.1', '--port', str(port),
-                             '--log-level', 'warning', '--workers', str(workers)], env={**os.environ, **(env or {}), 'TSFORGE_MODEL': model_uri})
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            '-m',
+            'uvicorn',
+            'tsforge.serve:app',
+            '--host',
+            '127.0.0.1',
+            '--port',
+            str(port),
+            '--log-level',
+            'warning',
+            '--workers',
+            str(workers),
+        ],
+        env={**os.environ, **(env or {}), 'TSFORGE_MODEL': model_uri},
+    )
     try:
         t0 = time.time()
         while True:
-            if proc.poll() is not None: raise RuntimeError(f'uvicorn exited with code {proc.returncode}')
+            if proc.poll() is not None:
+                raise RuntimeError(f'uvicorn exited with code {proc.returncode}')
             try:
-                with urllib.request.urlopen(f'{url}/ready', timeout=2): break
-            except (urllib.error.URLError, ConnectionError, TimeoutError): pass
-            if time.time() - t0 > timeout: raise TimeoutError(f'{url} not ready after {timeout}s')
+                with urllib.request.urlopen(f'{url}/ready', timeout=2):
+                    break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            if time.time() - t0 > timeout:
+                raise TimeoutError(f'{url} not ready after {timeout}s')
             time.sleep(0.1)
         yield url, proc
     finally:
         proc.send_signal(signal.SIGINT)
-        try: proc.wait(timeout=20)
-        except subprocess.TimeoutExpired: proc.kill(); proc.wait()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 # %% ../nbs/10_serve.ipynb #25be9d7d
 def _ray_batcher(server: Server, max_batch_size: int = 16, batch_wait_timeout_s: float = 0.002):
-    "An async function batching concurrent (live, tail, horizon) requests into one `forecast_tails` call per model (Ray Serve's `serve.batch`)."
+    """An async function batching concurrent (live, tail, horizon) requests into one `forecast_tails` call per model
+    (Ray Serve's `serve.batch`)."""
     from ray import serve
 
     @serve.batch(max_batch_size=max_batch_size, batch_wait_timeout_s=batch_wait_timeout_s)
     async def forecast_batch(items: list[tuple]) -> list:
         server.metrics.batch_size.observe(len(items))
         out, groups = [None] * len(items), {}
-        for i, (live, _, _) in enumerate(items): groups.setdefault(id(live), []).append(i)
+        for i, (live, _, _) in enumerate(items):
+            groups.setdefault(id(live), []).append(i)
         for idx in groups.values():
             live = items[idx[0]][0]
-            try: res = live.model.forecast_tails([items[i][1] for i in idx], [items[i][2] for i in idx])
-            except Exception as e: res = [e] * len(idx)
-            for i, r in zip(idx, res): out[i] = r
+            try:
+                res = live.model.forecast_tails([items[i][1] for i in idx], [items[i][2] for i in idx])
+            except Exception as e:
+                res = [e] * len(idx)
+            for i, r in zip(idx, res):
+                out[i] = r
         return out
+
     return forecast_batch
 
+
 def _loopback_replica_grpc():
-    "Ray Serve binds each replica's internal gRPC server to [::]:0 (no setting); bind it to the node IP instead (127.0.0.1 on one machine)."
+    """Ray Serve binds each replica's internal gRPC server to [::]:0 (no setting); bind it to the node IP instead
+    (127.0.0.1 on one machine)."""
     import ray
     from ray.serve._private import replica
+
     orig = replica.add_port_to_grpc_server
-    if getattr(orig, '_tsforge', False): return
+    if getattr(orig, '_tsforge', False):
+        return
+
     def add_port(server, address):
         if address.startswith(('[::]:', '0.0.0.0:')):
-            address = f"{ray.util.get_node_ip_address()}:{address.rsplit(':', 1)[1]}"
+            address = f'{ray.util.get_node_ip_address()}:{address.rsplit(":", 1)[1]}'
         return orig(server, address)
+
     add_port._tsforge = True
     replica.add_port_to_grpc_server = add_port
+
 
 def ray_app(args: dict | None = None):
     """Ray Serve application builder. args: `model` (URI), `num_replicas` (1; or `autoscaling_config`), `num_cpus` per
     replica (1), `tracking_uri`, `max_batch_size` (16), `batch_wait_timeout_s` (0.002), `max_ongoing_requests` (32)."""
     from ray import serve
+
     args = dict(args or {})
     uri = args.get('model') or default_model_uri()
     opts = {'num_cpus': float(args.get('num_cpus', 1))}
-    if args.get('tracking_uri'): opts['runtime_env'] = {'env_vars': {'MLFLOW_TRACKING_URI': args['tracking_uri']}}
-    batch = {'max_batch_size': int(args.get('max_batch_size', 16)), 'batch_wait_timeout_s': float(args.get('batch_wait_timeout_s', 0.002))}
-    scale = {'autoscaling_config': args['autoscaling_config']} if args.get('autoscaling_config') else {'num_replicas': int(args.get('num_replicas', 1))}
+    if args.get('tracking_uri'):
+        opts['runtime_env'] = {'env_vars': {'MLFLOW_TRACKING_URI': args['tracking_uri']}}
+    batch = {
+        'max_batch_size': int(args.get('max_batch_size', 16)),
+        'batch_wait_timeout_s': float(args.get('batch_wait_timeout_s', 0.002)),
+    }
+    scale = (
+        {'autoscaling_config': args['autoscaling_config']}
+        if args.get('autoscaling_config')
+        else {'num_replicas': int(args.get('num_replicas', 1))}
+    )
 
-    @serve.deployment(name='tsforge', ray_actor_options=opts, max_ongoing_requests=int(args.get('max_ongoing_requests', 32)), **scale)
+    @serve.deployment(
+        name='tsforge', ray_actor_options=opts, max_ongoing_requests=int(args.get('max_ongoing_requests', 32)), **scale
+    )
     @serve.ingress(create_app(uri, load_in_background=False, batch=batch))
     class TsforgeReplica:
         "One replica: the tsforge app with its model loaded; concurrent forecasts are batched."
-        def __init__(self): _loopback_replica_grpc()
+
+        def __init__(self):
+            _loopback_replica_grpc()
 
     return TsforgeReplica.bind()

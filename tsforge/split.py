@@ -19,15 +19,22 @@ __all__ = ['ETT_HOURLY', 'Borders', 'ett_borders', 'ratio_borders', 'date_border
 @dataclass(frozen=True)
 class Borders:
     "Row borders: train `[0, train_end)`, validation `[train_end, val_end)`, test `[val_end, test_end)`."
+
     train_end: int
     val_end: int
     test_end: int
 
     def part(self, name: str) -> tuple[int, int]:
         "`(start, end)` rows of 'train', 'val' or 'test'."
-        return {'train': (0, self.train_end), 'val': (self.train_end, self.val_end), 'test': (self.val_end, self.test_end)}[name]
+        return {
+            'train': (0, self.train_end),
+            'val': (self.train_end, self.val_end),
+            'test': (self.val_end, self.test_end),
+        }[name]
+
 
 ETT_HOURLY = Borders(12 * 30 * 24, 16 * 30 * 24, 20 * 30 * 24)  # 8640, 11520, 14400
+
 
 def ett_borders(n_rows: int) -> Borders:
     "The standard ETT-hourly borders (first 12 months train, 4 validation, 4 test)."
@@ -35,25 +42,35 @@ def ett_borders(n_rows: int) -> Borders:
         raise ConfigError(f'split.kind=ett needs at least {ETT_HOURLY.test_end} rows; the data has {n_rows}')
     return ETT_HOURLY
 
+
 def ratio_borders(n_rows: int, train: float = 0.7, val: float = 0.1) -> Borders:
     "Chronological ratio split: the first `train` share, the next `val` share, then the rest."
     t, v = int(n_rows * train), int(n_rows * (train + val))
     return Borders(t, v, n_rows)
 
+
 def date_borders(times: pd.Series, val_start, test_start) -> Borders:
     "Split at the first rows at or after `val_start` and `test_start`."
     times = pd.DatetimeIndex(times)
-    try: v, t = (int(times.searchsorted(pd.Timestamp(x))) for x in (val_start, test_start))
-    except (ValueError, TypeError) as e: raise ConfigError(f'split.val_start/test_start: not timestamps ({e})') from None
+    try:
+        v, t = (int(times.searchsorted(pd.Timestamp(x))) for x in (val_start, test_start))
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f'split.val_start/test_start: not timestamps ({e})') from None
     if not 0 < v < t < len(times):
-        raise ConfigError(f'split: need {times[0]} < val_start ({val_start}) < test_start ({test_start}) <= {times[-1]}')
+        raise ConfigError(
+            f'split: need {times[0]} < val_start ({val_start}) < test_start ({test_start}) <= {times[-1]}'
+        )
     return Borders(v, t, len(times))
 
+
 def split_borders(split: SplitConfig, times: pd.Series, dataset: str | None = None) -> Borders:
-    "Borders for a validated `SplitConfig` over timestamps `times`; `kind='auto'` is `ett` for an ETT `dataset`, else `ratio`."
+    """Borders for a validated `SplitConfig` over timestamps `times`; `kind='auto'` is `ett` for an ETT `dataset`, else
+    `ratio`."""
     kind = split.kind if split.kind != 'auto' else ('ett' if dataset else 'ratio')
-    if kind == 'ett': return ett_borders(len(times))
-    if kind == 'ratio': return ratio_borders(len(times), split.train, split.val)
+    if kind == 'ett':
+        return ett_borders(len(times))
+    if kind == 'ratio':
+        return ratio_borders(len(times), split.train, split.val)
     return date_borders(times, split.val_start, split.test_start)
 
 # %% ../nbs/02_split.ipynb #02-split-006
@@ -62,22 +79,34 @@ def origins(start: int, end: int, input_length: int, horizon: int, stride: int =
     first = max(start, input_length)
     last = end - horizon
     if last < first:
-        raise ConfigError(f'no complete window in rows [{start}, {end}) with input_length={input_length}, horizon={horizon}: '
-                          f'the part needs at least {horizon} rows (and {input_length} rows of history before it)')
+        raise ConfigError(
+            f'no complete window in rows [{start}, {end}) with input_length={input_length}, horizon={horizon}: '
+            f'the part needs at least {horizon} rows (and {input_length} rows of history before it)'
+        )
     return np.arange(first, last + 1, stride)
 
 # %% ../nbs/02_split.ipynb #02-split-009
 @dataclass(frozen=True)
 class Fold:
     "One backtest fold: train rows `[train_start, train_end)`, scored rows `[test_start, test_end)`."
+
     index: int
     train_start: int
     train_end: int
     test_start: int
     test_end: int
 
-def rolling_origin_folds(n_rows: int, n_windows: int, horizon: int, step: int | None = None, gap: int = 0,
-                         window: str = 'expanding', train_size: int | None = None, min_train: int = 1) -> list[Fold]:
+
+def rolling_origin_folds(
+    n_rows: int,
+    n_windows: int,
+    horizon: int,
+    step: int | None = None,
+    gap: int = 0,
+    window: str = 'expanding',
+    train_size: int | None = None,
+    min_train: int = 1,
+) -> list[Fold]:
     "Folds of a rolling-origin backtest over `n_rows` rows; the last fold ends at `n_rows`."
     step = step or horizon
     folds = []
@@ -87,7 +116,9 @@ def rolling_origin_folds(n_rows: int, n_windows: int, horizon: int, step: int | 
         train_end = test_start - gap
         train_start = 0 if window == 'expanding' or train_size is None else max(0, train_end - train_size)
         if train_end - train_start < min_train:
-            raise ConfigError(f'cv: fold {k} has {max(train_end - train_start, 0)} training rows, fewer than the {min_train} '
-                              f'needed; use fewer cv.n_windows, a smaller cv.step or cv.horizon')
+            raise ConfigError(
+                f'cv: fold {k} has {max(train_end - train_start, 0)} training rows, fewer than the {min_train} '
+                f'needed; use fewer cv.n_windows, a smaller cv.step or cv.horizon'
+            )
         folds.append(Fold(k, train_start, train_end, test_start, test_end))
     return folds

@@ -4,7 +4,8 @@
 
 # %% ../nbs/08_tracking.ipynb #08-tracking-002
 from __future__ import annotations
-import atexit, contextlib, functools, json, logging, os, signal, socket, subprocess, sys, tempfile, threading, time, warnings
+import atexit, contextlib, functools, json, logging, os, signal, socket, subprocess, sys
+import tempfile, threading, time, warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
@@ -20,8 +21,17 @@ from mlflow import MlflowClient
 from mlflow.models import infer_signature
 
 from .config import ExperimentConfig
-from .preprocess import (RequestError, RequestTail, WindowState, frame_tail, future_times64, tail_windows, _offset_minutes,
-                                 request_windows_long, stack_windows)
+from tsforge.preprocess import (
+    RequestError,
+    RequestTail,
+    WindowState,
+    frame_tail,
+    future_times64,
+    tail_windows,
+    _offset_minutes,
+    request_windows_long,
+    stack_windows,
+)
 from .models import Forecaster
 
 # %% auto #0
@@ -39,36 +49,49 @@ def project_root(start: str | os.PathLike | None = None) -> Path:
     `settings.ini` or `experiments/`; else the project tsforge itself was installed from; else the working directory."""
     here = Path(start or Path.cwd()).resolve()
     for d in (here, *here.parents):
-        if (d / 'settings.ini').is_file() or (d / 'experiments').is_dir(): return d
+        if (d / 'settings.ini').is_file() or (d / 'experiments').is_dir():
+            return d
     import tsforge
+
     pkg = Path(tsforge.__file__).resolve().parent.parent
     return pkg if (pkg / 'settings.ini').is_file() or (pkg / 'experiments').is_dir() else here
 
+
 def tsforge_home() -> Path:
     "Folder of the local stores: `$TSFORGE_HOME`, else `mlruns/` in `project_root()` (never the working directory)."
-    if env := os.environ.get('TSFORGE_HOME'): return Path(env).expanduser().resolve()
+    if env := os.environ.get('TSFORGE_HOME'):
+        return Path(env).expanduser().resolve()
     return project_root() / 'mlruns'
+
 
 def tracking_uri() -> str:
     "`$MLFLOW_TRACKING_URI`, else the SQLite file `mlflow.db` in `tsforge_home()`. Creates nothing."
-    if uri := os.environ.get('MLFLOW_TRACKING_URI'): return uri
+    if uri := os.environ.get('MLFLOW_TRACKING_URI'):
+        return uri
     return f'sqlite:///{tsforge_home() / "mlflow.db"}'
+
 
 def sqlite_path(uri: str) -> Path | None:
     "The file behind a `sqlite:///` URI (None for any other store)."
-    return Path(uri[len('sqlite:///'):]) if uri.startswith('sqlite:///') else None
+    return Path(uri[len('sqlite:///') :]) if uri.startswith('sqlite:///') else None
+
 
 def optuna_storage_url() -> str:
     "Optuna's storage: `$TSFORGE_OPTUNA_STORAGE`, else the SQLite file `optuna.db` beside `mlflow.db` (folder created)."
-    if url := os.environ.get('TSFORGE_OPTUNA_STORAGE'): return url
-    home = tsforge_home(); home.mkdir(parents=True, exist_ok=True)
+    if url := os.environ.get('TSFORGE_OPTUNA_STORAGE'):
+        return url
+    home = tsforge_home()
+    home.mkdir(parents=True, exist_ok=True)
     return f'sqlite:///{home / "optuna.db"}'
 
-def _local(uri: str) -> bool: return not uri.startswith(('http://', 'https://', 'databricks'))
+
+def _local(uri: str) -> bool:
+    return not uri.startswith(('http://', 'https://', 'databricks'))
 
 # %% ../nbs/08_tracking.ipynb #4eb8b126
 class StoreError(RuntimeError):
     "The tracking store is missing or unusable; the message names the store and says what to do."
+
 
 def store_exists(uri: str | None = None) -> bool:
     """Whether the store at `uri` (default `tracking_uri()`) exists. Read-only: looking never creates a store.
@@ -77,73 +100,98 @@ def store_exists(uri: str | None = None) -> bool:
     db = sqlite_path(uri)
     return db is None or (db.is_file() and db.stat().st_size > 0)
 
+
 @functools.cache
 def _schema_head() -> str:
     from mlflow.store.db.utils import _get_latest_schema_revision
+
     return _get_latest_schema_revision()
+
 
 def _schema_problem(db: Path) -> str | None:
     "Why the SQLite store `db` is not a complete MLflow store of this version (None when it is)."
     import sqlite3
+
     try:
         with contextlib.closing(sqlite3.connect(f'file:{db}?mode=ro', uri=True, timeout=30)) as con:
             tables = {r[0] for r in con.execute("select name from sqlite_master where type='table'")}
             has_rev = 'alembic_version' in tables
             rev = con.execute('select version_num from alembic_version').fetchall() if has_rev else []
             runs = con.execute('select count(*) from runs').fetchone()[0] if 'runs' in tables else 0
-    except sqlite3.DatabaseError as e: return f'it cannot be read as SQLite ({e})'
+    except sqlite3.DatabaseError as e:
+        return f'it cannot be read as SQLite ({e})'
     from mlflow.store.db.base_sql_model import Base
+
     missing = sorted(set(Base.metadata.tables) - tables)
     head = _schema_head()
-    if not missing and [r[0] for r in rev] == [head]: return None
-    what = (f'{len(missing)} of its tables are missing ({", ".join(missing[:3])}, ...)' if missing else
-            f'its schema revision is {rev[0][0] if rev else "not recorded"}, this MLflow expects {head}')
+    if not missing and [r[0] for r in rev] == [head]:
+        return None
+    what = (
+        f'{len(missing)} of its tables are missing ({", ".join(missing[:3])}, ...)'
+        if missing
+        else f'its schema revision is {rev[0][0] if rev else "not recorded"}, this MLflow expects {head}'
+    )
     if runs == 0:
         todo = f'it holds no runs: delete it (rm {db}) and start the job again'
     else:
         todo = f'it holds {runs} runs: back it up, then run `mlflow db upgrade sqlite:///{db}`'
-    return (f'{what}: it was left half-created by a job killed while creating it (older tsforge versions created '
-            f'stores in place), or made by another MLflow version; {todo}')
+    return (
+        f'{what}: it was left half-created by a job killed while creating it (older tsforge versions created '
+        f'stores in place), or made by another MLflow version; {todo}'
+    )
+
 
 def init_store(db: Path) -> Path:
     """Make sure the SQLite store `db` exists and is complete. Creating it is serialised (a file lock beside it) and
     atomic (the tables are built in a temporary file renamed into place), so concurrent jobs all succeed and a job
     killed meanwhile leaves either no store or a complete one. A broken store is a `StoreError` saying what to do."""
     db = Path(db)
-    if db in _checked: return db
+    if db in _checked:
+        return db
     db.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(db) + '.lock'):
-        for stale in db.parent.glob(f'.{db.name}.init-*'): stale.unlink(missing_ok=True)  # left by a killed init
+        for stale in db.parent.glob(f'.{db.name}.init-*'):
+            stale.unlink(missing_ok=True)  # left by a killed init
         if not db.exists() or db.stat().st_size == 0:  # none yet (an empty file is none either)
             tmp = db.with_name(f'.{db.name}.init-{os.getpid()}')
             from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
             turi = f'sqlite:///{tmp}'
             try:
                 with warnings.catch_warnings(), _quiet('mlflow.store.db.utils', 'alembic'):
                     warnings.simplefilter('ignore')
                     SqlAlchemyStore(turi, (db.parent / 'artifacts').as_uri())  # tables, migrations, default experiment
             finally:
-                if engine := SqlAlchemyStore._engine_map.pop(turi, None): engine.dispose()
-            with open(tmp, 'rb+') as f: os.fsync(f.fileno())  # on disk before it gets its name
+                if engine := SqlAlchemyStore._engine_map.pop(turi, None):
+                    engine.dispose()
+            with open(tmp, 'rb+') as f:
+                os.fsync(f.fileno())  # on disk before it gets its name
             checkpoint('store_init')
             os.replace(tmp, db)
             with contextlib.suppress(OSError):
-                fd = os.open(db.parent, os.O_RDONLY); os.fsync(fd); os.close(fd)
+                fd = os.open(db.parent, os.O_RDONLY)
+                os.fsync(fd)
+                os.close(fd)
         elif problem := _schema_problem(db):
             raise StoreError(f'tracking store {db}: {problem}')
     _checked.add(db)
     return db
 
+
 _checked: set[Path] = set()
+
 
 @contextlib.contextmanager
 def _quiet(*loggers: str):
     "Silence INFO messages of `loggers` (MLflow announcing that it creates tables)."
     old = [(l, logging.getLogger(l).level) for l in loggers]
-    for l, _ in old: logging.getLogger(l).setLevel(logging.WARNING)
-    try: yield
+    for l, _ in old:
+        logging.getLogger(l).setLevel(logging.WARNING)
+    try:
+        yield
     finally:
-        for l, lvl in old: logging.getLogger(l).setLevel(lvl)
+        for l, lvl in old:
+            logging.getLogger(l).setLevel(lvl)
 
 # %% ../nbs/08_tracking.ipynb #90fca169
 def configure(create: bool = True) -> str:
@@ -152,139 +200,202 @@ def configure(create: bool = True) -> str:
     uri = tracking_uri()
     logging.getLogger('alembic').setLevel(logging.WARNING)
     if db := sqlite_path(uri):
-        if create: init_store(db)
+        if create:
+            init_store(db)
         elif not store_exists(uri):
-            raise StoreError(f'no tracking store at {uri} (nothing has been logged there yet; '
-                             f'set TSFORGE_HOME or MLFLOW_TRACKING_URI to the store your jobs use)')
+            raise StoreError(
+                f'no tracking store at {uri} (nothing has been logged there yet; '
+                f'set TSFORGE_HOME or MLFLOW_TRACKING_URI to the store your jobs use)'
+            )
     exported = {k: os.environ.get(k) for k in ('MLFLOW_TRACKING_URI', 'MLFLOW_REGISTRY_URI')}
-    mlflow.set_tracking_uri(uri); mlflow.set_registry_uri(uri)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
     for k, v in exported.items():  # MLflow exports the URI to the environment; keep it derived from TSFORGE_HOME
-        if v is None: os.environ.pop(k, None)
+        if v is None:
+            os.environ.pop(k, None)
     return uri
+
+
 def experiment_id(name: str) -> str:
     "Id of MLflow experiment `name`, created if needed (local stores get an explicit artifact folder)."
     uri, client = configure(), MlflowClient()
     db = sqlite_path(uri)
     loc = (db.parent / 'artifacts').as_uri() if db else None
     for attempt in range(5):
-        if exp := client.get_experiment_by_name(name): return exp.experiment_id
-        try: return client.create_experiment(name, artifact_location=loc)
+        if exp := client.get_experiment_by_name(name):
+            return exp.experiment_id
+        try:
+            return client.create_experiment(name, artifact_location=loc)
         except mlflow.exceptions.MlflowException:  # created concurrently by another process, or the database was busy
             time.sleep(0.2 * (attempt + 1))
-    if exp := client.get_experiment_by_name(name): return exp.experiment_id
+    if exp := client.get_experiment_by_name(name):
+        return exp.experiment_id
     raise StoreError(f'could not create experiment {name!r} in {uri}')
+
 
 def checkpoint(phase: str):
     """A phase boundary of a job. With `TSFORGE_KILL_AT=<phase>` the process SIGKILLs itself here; `<phase>:TERM`,
     `<phase>:INT` or `<phase>:STOP` send that signal instead, and `<phase>:PAUSE` sleeps for an hour (crash tests)."""
     at, _, sig = os.environ.get('TSFORGE_KILL_AT', '').partition(':')
-    if at != phase: return
-    if sig == 'PAUSE': time.sleep(3600)
-    else: os.kill(os.getpid(), getattr(signal, f'SIG{sig or "KILL"}'))
+    if at != phase:
+        return
+    if sig == 'PAUSE':
+        time.sleep(3600)
+    else:
+        os.kill(os.getpid(), getattr(signal, f'SIG{sig or "KILL"}'))
 
 # %% ../nbs/08_tracking.ipynb #3dfcc663
 HEARTBEAT_TAG = 'tsforge.heartbeat'
+
 
 def heartbeat_seconds() -> float:
     "How often a job refreshes its runs' heartbeat: `$TSFORGE_HEARTBEAT_S` (default 30)."
     return float(os.environ.get('TSFORGE_HEARTBEAT_S', 30))
 
+
 def heartbeat_grace() -> float:
     "How old a heartbeat may be before its run counts as dead: `$TSFORGE_HEARTBEAT_GRACE_S`, default 5 heartbeats."
     return float(os.environ.get('TSFORGE_HEARTBEAT_GRACE_S', 5 * heartbeat_seconds()))
 
-def _now() -> str: return datetime.now(timezone.utc).isoformat(timespec='milliseconds')
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec='milliseconds')
+
 
 def _pid_namespace() -> str:
     "The pid namespace of this process (containers sharing a host name may not share pids)."
-    try: return os.readlink('/proc/self/ns/pid')
-    except OSError: return ''
+    try:
+        return os.readlink('/proc/self/ns/pid')
+    except OSError:
+        return ''
+
 
 def process_tags() -> dict[str, str]:
     "Where this job runs: host, pid (and its namespace), the process's start time, the job's start, a heartbeat."
     import psutil
-    return {'tsforge.host': socket.gethostname(), 'tsforge.pid': str(os.getpid()), 'tsforge.pidns': _pid_namespace(),
-            'tsforge.pid_start': repr(psutil.Process().create_time()), 'tsforge.started': _now(), HEARTBEAT_TAG: _now()}
+
+    return {
+        'tsforge.host': socket.gethostname(),
+        'tsforge.pid': str(os.getpid()),
+        'tsforge.pidns': _pid_namespace(),
+        'tsforge.pid_start': repr(psutil.Process().create_time()),
+        'tsforge.started': _now(),
+        HEARTBEAT_TAG: _now(),
+    }
+
 
 class _Heartbeat:
     """Per process: a daemon thread refreshing the heartbeat tag of every open run of this process. In a Jupyter
     kernel (papermill's too) a second one ends the open runs KILLED as soon as the kernel's parent process exits
     (on SIGTERM papermill dies, and ipykernel then exits at once, running no cleanup); at interpreter exit any run
     still open ends KILLED."""
-    def __init__(self): self.runs, self.clients, self.lock, self.started = {}, {}, threading.Lock(), False
+
+    def __init__(self):
+        self.runs, self.clients, self.lock, self.started = {}, {}, threading.Lock(), False
 
     def add(self, run_id: str, uri: str, notebook: str | None = None):
         with self.lock:
             self.runs[run_id] = (uri, notebook)
-            if uri not in self.clients: self.clients[uri] = MlflowClient(uri, uri)  # ready before it is needed
-            if self.started: return
+            if uri not in self.clients:
+                self.clients[uri] = MlflowClient(uri, uri)  # ready before it is needed
+            if self.started:
+                return
             self.started = True
             threading.Thread(target=self._beat, name='tsforge-heartbeat', daemon=True).start()
             if os.environ.get('JPY_PARENT_PID'):
-                threading.Thread(target=self._watch_parent, args=(os.getppid(),), name='tsforge-parent-watch',
-                                 daemon=True).start()
+                threading.Thread(
+                    target=self._watch_parent, args=(os.getppid(),), name='tsforge-parent-watch', daemon=True
+                ).start()
             atexit.register(self.close_all, 'the process exited with the run open')
 
     def remove(self, run_id: str):
-        with self.lock: self.runs.pop(run_id, None)
+        with self.lock:
+            self.runs.pop(run_id, None)
 
     def _beat(self):
         while True:
             time.sleep(heartbeat_seconds())
-            with self.lock: runs = dict(self.runs)
+            with self.lock:
+                runs = dict(self.runs)
             for run_id, (uri, _) in runs.items():
-                try: self.clients[uri].set_tag(run_id, HEARTBEAT_TAG, _now())
-                except Exception: pass  # a busy store: the next beat tries again
+                try:
+                    self.clients[uri].set_tag(run_id, HEARTBEAT_TAG, _now())
+                except Exception:
+                    pass  # a busy store: the next beat tries again
 
     def _watch_parent(self, parent: int):
         "Wait for the parent to exit (a pidfd wakes at once; polling where there is none), then close the runs."
         import select
+
         try:
             fd = os.pidfd_open(parent)
-            if os.getppid() == parent: select.select([fd], [], [])
+            if os.getppid() == parent:
+                select.select([fd], [], [])
         except (AttributeError, OSError):
-            while os.getppid() == parent: time.sleep(0.05)
+            while os.getppid() == parent:
+                time.sleep(0.05)
         self.close_all(f"the kernel's parent process {parent} (papermill or Jupyter) exited")
 
     def close_all(self, reason: str):
         "End every open run of this process KILLED with `reason` (its notebook logged when known)."
-        with self.lock: runs, self.runs = dict(self.runs), {}
+        with self.lock:
+            runs, self.runs = dict(self.runs), {}
         for run_id, (uri, notebook) in runs.items():
             client = self.clients[uri]
             with contextlib.suppress(Exception):
                 client.set_terminated(run_id, 'KILLED')
                 client.set_tag(run_id, 'tsforge.killed', reason)
-                if notebook and Path(notebook).is_file(): client.log_artifact(run_id, notebook, 'notebook')
+                if notebook and Path(notebook).is_file():
+                    client.log_artifact(run_id, notebook, 'notebook')
+
 
 _HEARTBEAT = _Heartbeat()
+
 
 class JobKilled(KeyboardInterrupt):
     "Raised in the job's main thread when it receives SIGTERM: the run ends KILLED like on Ctrl-C."
 
-def _on_sigterm(signum, frame): raise JobKilled('SIGTERM')
+
+def _on_sigterm(signum, frame):
+    raise JobKilled('SIGTERM')
+
 
 @contextlib.contextmanager
 def _sigterm_raises():
     "While a job runs in the main thread, SIGTERM raises `JobKilled` so the run can end KILLED cleanly."
     if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) is _on_sigterm:
-        yield; return
+        yield
+        return
     old = signal.signal(signal.SIGTERM, _on_sigterm)
-    try: yield
-    finally: signal.signal(signal.SIGTERM, old)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 # %% ../nbs/08_tracking.ipynb #45d33cff
 @contextlib.contextmanager
-def start_run(cfg: ExperimentConfig, run_name: str | None = None, nested: bool = False, tags: dict | None = None,
-              parent_run_id: str | None = None):
+def start_run(
+    cfg: ExperimentConfig,
+    run_name: str | None = None,
+    nested: bool = False,
+    tags: dict | None = None,
+    parent_run_id: str | None = None,
+):
     """Context manager: a job's MLflow run in `cfg.tracking.experiment`, tagged with where it runs and kept alive by
     a heartbeat. It ends FINISHED, FAILED if the body raises, KILLED on SIGTERM or Ctrl-C (with the papermill
     notebook logged when there is one). A top-level run first closes the store's dead runs (`reconcile`)."""
     exp = experiment_id(cfg.tracking.experiment)
     top = not nested and parent_run_id is None and mlflow.active_run() is None
     if top:
-        with contextlib.suppress(Exception): reconcile()
-    run = mlflow.start_run(experiment_id=exp, run_name=run_name, nested=nested, parent_run_id=parent_run_id,
-                           tags={'tsforge.config': cfg.name, 'tsforge.model': cfg.model, **process_tags(), **(tags or {})})
+        with contextlib.suppress(Exception):
+            reconcile()
+    run = mlflow.start_run(
+        experiment_id=exp,
+        run_name=run_name,
+        nested=nested,
+        parent_run_id=parent_run_id,
+        tags={'tsforge.config': cfg.name, 'tsforge.model': cfg.model, **process_tags(), **(tags or {})},
+    )
     run_id, status = run.info.run_id, 'FAILED'
     _HEARTBEAT.add(run_id, mlflow.get_tracking_uri(), papermill_output_path() if top else None)
     try:
@@ -294,8 +405,11 @@ def start_run(cfg: ExperimentConfig, run_name: str | None = None, nested: bool =
     except KeyboardInterrupt as e:
         status = 'KILLED'
         with contextlib.suppress(Exception):
-            MlflowClient().set_tag(run_id, 'tsforge.killed', 'SIGTERM' if isinstance(e, JobKilled) else 'SIGINT (Ctrl-C)')
-            if top: log_notebook(run_id)
+            MlflowClient().set_tag(
+                run_id, 'tsforge.killed', 'SIGTERM' if isinstance(e, JobKilled) else 'SIGINT (Ctrl-C)'
+            )
+            if top:
+                log_notebook(run_id)
         raise
     except BaseException as e:
         with contextlib.suppress(Exception):
@@ -304,24 +418,31 @@ def start_run(cfg: ExperimentConfig, run_name: str | None = None, nested: bool =
     finally:
         _HEARTBEAT.remove(run_id)
         active = mlflow.active_run()
-        if active is not None and active.info.run_id == run_id: mlflow.end_run(status)
-        else: MlflowClient().set_terminated(run_id, status)
+        if active is not None and active.info.run_id == run_id:
+            mlflow.end_run(status)
+        else:
+            MlflowClient().set_terminated(run_id, status)
 
 # %% ../nbs/08_tracking.ipynb #6c516253
 def _seconds_since(iso: str) -> float:
     return (datetime.now(timezone.utc) - datetime.fromisoformat(iso)).total_seconds()
 
+
 def _process_gone(tags: dict) -> str | None:
     "Why the process that owns a run (on this host) is gone, or None if it still runs."
     import psutil
+
     pid = int(tags['tsforge.pid'])
     try:
         p = psutil.Process(pid)
-        if p.status() == psutil.STATUS_ZOMBIE: return f'process {pid} on {tags["tsforge.host"]} has exited'
+        if p.status() == psutil.STATUS_ZOMBIE:
+            return f'process {pid} on {tags["tsforge.host"]} has exited'
         if abs(p.create_time() - float(tags.get('tsforge.pid_start', p.create_time()))) > 1:
             return f'process {pid} on {tags["tsforge.host"]} has exited (the pid now belongs to another process)'
         return None
-    except (psutil.NoSuchProcess, ValueError): return f'process {pid} on {tags["tsforge.host"]} has exited'
+    except (psutil.NoSuchProcess, ValueError):
+        return f'process {pid} on {tags["tsforge.host"]} has exited'
+
 
 def dead_reason(run, grace: float | None = None, untagged_after: float | None = None) -> str | None:
     """Why a RUNNING `run` is dead, or None: its process is gone (same host), its heartbeat is older than `grace`
@@ -335,22 +456,28 @@ def dead_reason(run, grace: float | None = None, untagged_after: float | None = 
         return None
     same_host = tags.get('tsforge.host') == socket.gethostname() and tags.get('tsforge.pidns', '') == _pid_namespace()
     if same_host and 'tsforge.pid' in tags:
-        if why := _process_gone(tags): return why
+        if why := _process_gone(tags):
+            return why
     age = _seconds_since(tags[HEARTBEAT_TAG])
-    if age > grace: return f'last heartbeat {age:.0f} s ago (grace {grace:.0f} s), from {tags.get("tsforge.host")}'
+    if age > grace:
+        return f'last heartbeat {age:.0f} s ago (grace {grace:.0f} s), from {tags.get("tsforge.host")}'
     return None
+
 
 def reconcile(grace: float | None = None, untagged_after: float | None = None) -> list[dict]:
     """Mark every RUNNING run of the store whose job is dead (`dead_reason`) FAILED, with the reason in the
     `tsforge.reconciled` tag and its last heartbeat as end time; return what was closed. Every job start runs it."""
-    if not store_exists(): return []
+    if not store_exists():
+        return []
     configure()
     client = MlflowClient()
     exps = [e.experiment_id for e in client.search_experiments()]
     closed = []
     for run in client.search_runs(exps, "attributes.status = 'RUNNING'", max_results=5000):
-        if not (why := dead_reason(run, grace, untagged_after)): continue
-        if client.get_run(run.info.run_id).info.status != 'RUNNING': continue  # it ended meanwhile
+        if not (why := dead_reason(run, grace, untagged_after)):
+            continue
+        if client.get_run(run.info.run_id).info.status != 'RUNNING':
+            continue  # it ended meanwhile
         hb = run.data.tags.get(HEARTBEAT_TAG)
         end = int(datetime.fromisoformat(hb).timestamp() * 1000) if hb else None
         client.set_tag(run.info.run_id, 'tsforge.reconciled', why)
@@ -358,19 +485,26 @@ def reconcile(grace: float | None = None, untagged_after: float | None = None) -
         closed.append({'run_id': run.info.run_id, 'run_name': run.info.run_name, 'reason': why})
     return closed
 
+
 def main(argv: list[str] | None = None):
     "`python -m tsforge.tracking reconcile [--grace S] [--untagged-after S]`: close dead runs, print what was closed."
     import argparse
+
     ap = argparse.ArgumentParser(prog='python -m tsforge.tracking', description='Maintenance of the tsforge store.')
     sub = ap.add_subparsers(dest='cmd', required=True)
     rc = sub.add_parser('reconcile', help='mark RUNNING runs whose job is dead FAILED')
     rc.add_argument('--grace', type=float, default=None, help='heartbeat age (s) after which a run is dead')
-    rc.add_argument('--untagged-after', type=float, default=None,
-                    help='also close runs with no heartbeat (older tsforge) started more than this many seconds ago')
+    rc.add_argument(
+        '--untagged-after',
+        type=float,
+        default=None,
+        help='also close runs with no heartbeat (older tsforge) started more than this many seconds ago',
+    )
     args = ap.parse_args(argv)
     closed = reconcile(args.grace, args.untagged_after)
     print(f'{tracking_uri()}: {len(closed)} dead run(s) marked FAILED')
-    for c in closed: print(f"  {c['run_id']} {c['run_name']}: {c['reason']}")
+    for c in closed:
+        print(f'  {c["run_id"]} {c["run_name"]}: {c["reason"]}')
     return closed
 
 # %% ../nbs/08_tracking.ipynb #08-tracking-006
@@ -378,40 +512,58 @@ def git_commit(path: str | Path = '.') -> str | None:
     "The commit checked out at `path` (with '-dirty' if the tree has changes), or None outside git."
     try:
         sha = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=path, capture_output=True, text=True, timeout=10)
-        if sha.returncode: return None
-        dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'], cwd=path, capture_output=True, text=True, timeout=10)
+        if sha.returncode:
+            return None
+        dirty = subprocess.run(
+            ['git', 'status', '--porcelain', '--untracked-files=no'],
+            cwd=path,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
         return sha.stdout.strip() + ('-dirty' if dirty.stdout.strip() else '')
-    except (OSError, subprocess.SubprocessError): return None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
 
 PACKAGES = ['tsforge', 'numpy', 'pandas', 'scikit-learn', 'lightgbm', 'torch', 'mlflow', 'pydantic', 'hydra-core']
+
 
 def package_versions() -> dict[str, str]:
     out = {'python': sys.version.split()[0]}
     for p in PACKAGES:
-        try: out[p] = metadata.version(p)
-        except metadata.PackageNotFoundError: pass
+        try:
+            out[p] = metadata.version(p)
+        except metadata.PackageNotFoundError:
+            pass
     return out
+
 
 def log_context(cfg: ExperimentConfig):
     "Log the resolved config (params + YAML artifact), git commit and package versions to the active run."
     mlflow.log_params({k: ('' if v is None else str(v)[:6000]) for k, v in cfg.flat().items()})
     mlflow.log_text(cfg.to_yaml(), 'config.yaml')
     tags = {f'versions.{k}': v for k, v in package_versions().items()}
-    if commit := git_commit(): tags['mlflow.source.git.commit'] = commit
+    if commit := git_commit():
+        tags['mlflow.source.git.commit'] = commit
     mlflow.set_tags(tags)
     mlflow.log_dict(package_versions(), 'environment.json')
+
 
 def log_context_data(report):
     "Log what loading the data found: checksum tag and `data_report.json`."
     mlflow.set_tag('data.sha256', report.sha256)
     mlflow.log_dict({k: v for k, v in vars(report).items()}, 'data_report.json')
 
+
 def log_params(params: dict):
     "Log plain values as params of the active run."
     mlflow.log_params({k: str(v)[:6000] for k, v in params.items()})
 
+
 def log_metrics(metrics: dict[str, float], step: int | None = None):
     mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+
 
 def log_frame(df: pd.DataFrame, artifact_file: str):
     "Log a frame as parquet (or csv) at `artifact_file`."
@@ -420,34 +572,56 @@ def log_frame(df: pd.DataFrame, artifact_file: str):
         df.to_parquet(p, index=False) if p.suffix == '.parquet' else df.to_csv(p, index=False)
         mlflow.log_artifact(str(p), str(Path(artifact_file).parent) if '/' in artifact_file else None)
 
-def log_figure(fig, artifact_file: str): mlflow.log_figure(fig, artifact_file)
+
+def log_figure(fig, artifact_file: str):
+    mlflow.log_figure(fig, artifact_file)
 
 # %% ../nbs/08_tracking.ipynb #08-tracking-recorded
 def set_tags(tags: dict):
     "Set tags on the active run (values as strings)."
     mlflow.set_tags({k: str(v)[:5000] for k, v in tags.items()})
 
+
 def log_text(text: str, artifact_file: str):
     "Log `text` as an artifact file of the active run."
     mlflow.log_text(text, artifact_file)
 
-def record_run(experiment: str, run_name: str, params: dict | None = None, metrics: dict | None = None,
-               step_metrics: list[tuple[str, float, int]] = (), tags: dict | None = None, parent_run_id: str | None = None,
-               status: str = 'FINISHED', start_time=None, end_time=None) -> str:
-    "Record a finished run in one go: params, metrics (`step_metrics` as (key, value, step)), tags, status and times; returns its id."
+
+def record_run(
+    experiment: str,
+    run_name: str,
+    params: dict | None = None,
+    metrics: dict | None = None,
+    step_metrics: list[tuple[str, float, int]] = (),
+    tags: dict | None = None,
+    parent_run_id: str | None = None,
+    status: str = 'FINISHED',
+    start_time=None,
+    end_time=None,
+) -> str:
+    """Record a finished run in one go: params, metrics (`step_metrics` as (key, value, step)), tags, status and times;
+    returns its id."""
     from datetime import datetime
     from mlflow.entities import Metric, Param
-    def ms(t): return int((t.timestamp() if isinstance(t, datetime) else time.time()) * 1000) if t is not None else None
+
+    def ms(t):
+        return int((t.timestamp() if isinstance(t, datetime) else time.time()) * 1000) if t is not None else None
+
     configure()
     client = MlflowClient()
-    tags = {**({'mlflow.parentRunId': parent_run_id} if parent_run_id else {}), **{k: str(v)[:5000] for k, v in (tags or {}).items()}}
+    tags = {
+        **({'mlflow.parentRunId': parent_run_id} if parent_run_id else {}),
+        **{k: str(v)[:5000] for k, v in (tags or {}).items()},
+    }
     run = client.create_run(experiment_id(experiment), start_time=ms(start_time), tags=tags, run_name=run_name)
     now = ms(end_time) or int(time.time() * 1000)
     ms_ = [Metric(k, float(v), now, 0) for k, v in (metrics or {}).items()]
     ms_ += [Metric(k, float(v), now, int(s)) for k, v, s in step_metrics]
     ps = [Param(k, str(v)[:6000]) for k, v in (params or {}).items()]
-    for j in range(0, len(ps), 100): client.log_batch(run.info.run_id, params=ps[j:j + 100])  # MLflow's batch limits
-    for j in range(0, len(ms_), 900): client.log_batch(run.info.run_id, metrics=ms_[j:j + 900])
+    for j in range(0, len(ps), 100):
+        client.log_batch(run.info.run_id, params=ps[j : j + 100])  # MLflow's batch limits
+    for j in range(0, len(ms_), 900):
+        client.log_batch(run.info.run_id, metrics=ms_[j : j + 900])
     client.set_terminated(run.info.run_id, status, end_time=now)
     return run.info.run_id
 
@@ -456,18 +630,22 @@ def papermill_output_path() -> str | None:
     "The output notebook of the papermill command that started this kernel, if there is one."
     try:
         import psutil
+
         for proc in psutil.Process(os.getpid()).parents():
             args = proc.cmdline()
             if any(Path(a).name == 'papermill' for a in args[:2]) or 'papermill' in ' '.join(args[:3]):
                 nbs = [a for a in args if a.endswith('.ipynb')]
                 return nbs[1] if len(nbs) >= 2 else None
-    except Exception: return None
+    except Exception:
+        return None
     return None
+
 
 def log_notebook(run_id: str, path: str | None = None) -> str | None:
     "Log the executed notebook at `path` (default: papermill's output) to run `run_id`; return what was logged."
     path = path or papermill_output_path()
-    if not path or not Path(path).is_file(): return None
+    if not path or not Path(path).is_file():
+        return None
     configure()
     MlflowClient().log_artifact(run_id, path, 'notebook')
     return f'notebook/{Path(path).name}'
@@ -475,6 +653,7 @@ def log_notebook(run_id: str, path: str | None = None) -> str | None:
 # %% ../nbs/08_tracking.ipynb #08-tracking-010
 class TsforgeModel(mlflow.pyfunc.PythonModel):
     "A registered tsforge model: fitted preprocessing + forecaster + config."
+
     def __init__(self, model: Forecaster | None = None, config: dict | None = None):
         self.model, self.config = model, config
 
@@ -483,7 +662,8 @@ class TsforgeModel(mlflow.pyfunc.PythonModel):
         self.config = yaml.safe_load(Path(context.artifacts['config']).read_text())
 
     @property
-    def state(self) -> WindowState: return self.model.state
+    def state(self) -> WindowState:
+        return self.model.state
 
     def check_horizon(self, horizon) -> int:
         "`horizon` (None: the trained H) as an int in 1..H, else a `RequestError`."
@@ -493,38 +673,55 @@ class TsforgeModel(mlflow.pyfunc.PythonModel):
             raise RequestError('horizon', f'must be an integer from 1 to {H} (the trained horizon); got {horizon!r}')
         return int(h)
 
-    def forecast_tails(self, tails: list[RequestTail], horizons: list[int | None]) -> list[tuple[np.ndarray, np.ndarray]]:
+    def forecast_tails(
+        self, tails: list[RequestTail], horizons: list[int | None]
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
         """Checked requests (`preprocess.check_arrays`) -> per request (future timestamps as datetime64[ns] wall clock,
-        forecast (h, C_out) in original units), in one `predict` call (the server batches concurrent requests this way)."""
+        forecast (h, C_out) in original units), in one `predict` call (the server batches concurrent requests this
+        way)."""
         hs = [self.check_horizon(h) for h in horizons]
         ws = [tail_windows(self.state, t) for t in tails]
         times = [future_times64(self.state, t.times[-1], h) for t, h in zip(tails, hs)]
         w = stack_windows(ws)
-        with np.errstate(all='ignore'): pred = self.state.inverse_transform(np.asarray(self.model.predict(w), dtype='float64'))
+        with np.errstate(all='ignore'):
+            pred = self.state.inverse_transform(np.asarray(self.model.predict(w), dtype='float64'))
         out = []
         for i, h in enumerate(hs):
             p = pred[i, :h]
             if not np.isfinite(p).all():
-                out.append(RequestError('history', 'the forecast is not finite: the values lie too far outside what the model was trained on'))
-            else: out.append((times[i], p))
+                out.append(
+                    RequestError(
+                        'history',
+                        'the forecast is not finite: the values lie too far outside what the model was trained on',
+                    )
+                )
+            else:
+                out.append((times[i], p))
         return out
 
     def forecast_tail(self, tail: RequestTail, horizon: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        "One checked request -> (future timestamps, forecast (h, C_out)); a `RequestError` if the forecast is not finite."
+        """One checked request -> (future timestamps, forecast (h, C_out)); a `RequestError` if the forecast is not
+        finite."""
         res = self.forecast_tails([tail], [horizon])[0]
-        if isinstance(res, Exception): raise res
+        if isinstance(res, Exception):
+            raise res
         return res
 
-    def forecast_series_tails(self, tails: list[RequestTail], codes, horizon: int | None = None) -> tuple[list[np.ndarray], np.ndarray]:
-        """Long format: checked tails of several series (`preprocess.series_tails`) and their codes -> per series the future
-        timestamps, and the forecasts (k, h, C_out) in original units, each series unscaled with its own statistics."""
+    def forecast_series_tails(
+        self, tails: list[RequestTail], codes, horizon: int | None = None
+    ) -> tuple[list[np.ndarray], np.ndarray]:
+        """Long format: checked tails of several series (`preprocess.series_tails`) and their codes -> per series the
+        future timestamps, and the forecasts (k, h, C_out) in original units, each series unscaled with its own
+        statistics."""
         st, h = self.state, self.check_horizon(horizon)
         w = stack_windows([tail_windows(st, t, int(c)) for t, c in zip(tails, codes)])
         times = [future_times64(st, t.times[-1], h) for t in tails]
         with np.errstate(all='ignore'):
             pred = st.inverse_transform(np.asarray(self.model.predict(w), dtype='float64')[:, :h], series=w.series)
         if not np.isfinite(pred).all():
-            raise RequestError('history', 'the forecast is not finite: the values lie too far outside what the model was trained on')
+            raise RequestError(
+                'history', 'the forecast is not finite: the values lie too far outside what the model was trained on'
+            )
         return times, pred
 
     def _forecast_long(self, history: pd.DataFrame, horizon: int | None) -> pd.DataFrame:
@@ -536,47 +733,59 @@ class TsforgeModel(mlflow.pyfunc.PythonModel):
         t = pd.DatetimeIndex(np.concatenate(times))
         if tails[0].offset is not None:
             import datetime
+
             t = t.tz_localize(datetime.timezone(datetime.timedelta(minutes=_offset_minutes(tails[0].offset))))
         out = pd.DataFrame({st.id_col: np.repeat(np.asarray(ids, dtype=object), h), st.time_col: t})
-        for i, c in enumerate(st.columns_out): out[c] = pred[:, :, i].ravel()
+        for i, c in enumerate(st.columns_out):
+            out[c] = pred[:, :, i].ravel()
         return out
 
     def forecast(self, history: pd.DataFrame, horizon: int | None = None) -> pd.DataFrame:
-        "Forecast the next `horizon` (default: the trained H) steps after `history`, in original units (long format: every series in it)."
+        """Forecast the next `horizon` (default: the trained H) steps after `history`, in original units (long format:
+        every series in it)."""
         self.check_horizon(horizon)
-        if self.state.long: return self._forecast_long(history, horizon)
+        if self.state.long:
+            return self._forecast_long(history, horizon)
         tail = frame_tail(self.state, history)
         times, pred = self.forecast_tail(tail, horizon)
         t = pd.DatetimeIndex(times)
         if tail.offset is not None:
             import datetime
+
             t = t.tz_localize(datetime.timezone(datetime.timedelta(minutes=_offset_minutes(tail.offset))))
         out = pd.DataFrame({self.state.time_col: t})
-        for i, c in enumerate(self.state.columns_out): out[c] = pred[:, i]
+        for i, c in enumerate(self.state.columns_out):
+            out[c] = pred[:, i]
         return out
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         return self.forecast(model_input, (params or {}).get('horizon'))
 
 # %% ../nbs/08_tracking.ipynb #08-tracking-011
-_MODEL_CODE = '''import mlflow
+_MODEL_CODE = """import mlflow
 from tsforge.tracking import TsforgeModel
 mlflow.models.set_model(TsforgeModel())
-'''
+"""
+
 
 def _requirements() -> list[str]:
     v = package_versions()
     names = ['numpy', 'pandas', 'pydantic', 'mlflow'] + [p for p in ('lightgbm', 'torch') if p in v]
     return [f'tsforge=={v.get("tsforge", "0.1.0")}'] + [f'{n}=={v[n]}' for n in names if n in v]
 
+
 def log_model(model: Forecaster, cfg: ExperimentConfig, example: pd.DataFrame):
-    "Log `model` as a tsforge pyfunc model in the active run; `example` is one valid history. Returns MLflow's ModelInfo."
+    """Log `model` as a tsforge pyfunc model in the active run; `example` is one valid history. Returns MLflow's
+    ModelInfo."""
     st = model.state
     wrapper = TsforgeModel(model, cfg.model_dump(mode='json'))
-    example = example[[*([st.id_col] if st.long else []), st.time_col, *st.columns_in]].iloc[-st.input_length:].copy()
+    example = example[[*([st.id_col] if st.long else []), st.time_col, *st.columns_in]].iloc[-st.input_length :].copy()
     example[st.time_col] = example[st.time_col].astype(str)
-    if st.long: example[st.id_col] = example[st.id_col].astype(str)
-    signature = infer_signature(example, wrapper.forecast(example).astype({st.time_col: str}), params={'horizon': st.horizon})
+    if st.long:
+        example[st.id_col] = example[st.id_col].astype(str)
+    signature = infer_signature(
+        example, wrapper.forecast(example).astype({st.time_col: str}), params={'horizon': st.horizon}
+    )
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
         model.save(d / 'model')
@@ -584,9 +793,14 @@ def log_model(model: Forecaster, cfg: ExperimentConfig, example: pd.DataFrame):
         (d / 'tsforge_model.py').write_text(_MODEL_CODE)
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
-            return mlflow.pyfunc.log_model(name='model', python_model=str(d / 'tsforge_model.py'),
-                                           artifacts={'model': str(d / 'model'), 'config': str(d / 'config.yaml')},
-                                           signature=signature, input_example=example, pip_requirements=_requirements())
+            return mlflow.pyfunc.log_model(
+                name='model',
+                python_model=str(d / 'tsforge_model.py'),
+                artifacts={'model': str(d / 'model'), 'config': str(d / 'config.yaml')},
+                signature=signature,
+                input_example=example,
+                pip_requirements=_requirements(),
+            )
 
 # %% ../nbs/08_tracking.ipynb #08-tracking-013
 def register(model_uri: str, name: str, run_id: str | None = None) -> str:
@@ -597,156 +811,218 @@ def register(model_uri: str, name: str, run_id: str | None = None) -> str:
         mv = mlflow.register_model(model_uri, name, await_registration_for=60)
     return str(mv.version)
 
+
 def set_alias(name: str, alias: str, version: str):
     "Move `alias` to `version` unconditionally (the train job goes through `promote`)."
-    configure(); MlflowClient().set_registered_model_alias(name, alias, version)
+    configure()
+    MlflowClient().set_registered_model_alias(name, alias, version)
+
 
 def delete_version(name: str, version: str):
-    configure(); MlflowClient().delete_model_version(name, version)
+    configure()
+    MlflowClient().delete_model_version(name, version)
+
 
 def resolve(model_uri: str) -> dict:
     """Name, version, run id and aliases behind a `models:/` URI: `models:/NAME@ALIAS`, `models:/NAME/VERSION`,
     `models:/NAME/latest` or a logged model `models:/m-<id>` (name and version None). Other URIs: just the URI."""
     configure(create=False)
-    if not model_uri.startswith('models:/'): return {'uri': model_uri}
-    ref, client = model_uri[len('models:/'):].rstrip('/'), MlflowClient()
+    if not model_uri.startswith('models:/'):
+        return {'uri': model_uri}
+    ref, client = model_uri[len('models:/') :].rstrip('/'), MlflowClient()
     if '@' in ref:
-        name, alias = ref.split('@', 1); mv = client.get_model_version_by_alias(name, alias)
+        name, alias = ref.split('@', 1)
+        mv = client.get_model_version_by_alias(name, alias)
     elif '/' in ref:
         name, version = ref.rsplit('/', 1)
         if version == 'latest':
             vs = client.search_model_versions(f"name='{name}'")
-            if not vs: raise mlflow.exceptions.MlflowException(f'registered model {name!r} has no versions')
+            if not vs:
+                raise mlflow.exceptions.MlflowException(f'registered model {name!r} has no versions')
             mv = max(vs, key=lambda v: int(v.version))
-        else: mv = client.get_model_version(name, version)
+        else:
+            mv = client.get_model_version(name, version)
     else:  # a logged model id (MLflow 3): models:/m-...
         lm = client.get_logged_model(ref)
-        return {'uri': model_uri, 'name': None, 'version': None, 'run_id': lm.source_run_id, 'aliases': [], 'model_id': lm.model_id}
-    return {'uri': model_uri, 'name': mv.name, 'version': str(mv.version), 'run_id': mv.run_id, 'aliases': list(mv.aliases)}
+        return {
+            'uri': model_uri,
+            'name': None,
+            'version': None,
+            'run_id': lm.source_run_id,
+            'aliases': [],
+            'model_id': lm.model_id,
+        }
+    return {
+        'uri': model_uri,
+        'name': mv.name,
+        'version': str(mv.version),
+        'run_id': mv.run_id,
+        'aliases': list(mv.aliases),
+    }
+
 
 def load_model(model_uri: str, check_requirements: bool = True) -> TsforgeModel:
     """Load a registered tsforge model; returns the `TsforgeModel` (with `.forecast`, `.state`, `.config`). Loading runs
-    the bundle's `tsforge_model.py`. `check_requirements=False` skips MLflow's scan of the installed packages against the
-    model's requirements (seconds; the server uses `version_mismatches` instead)."""
+    the bundle's `tsforge_model.py`. `check_requirements=False` skips MLflow's scan of the installed packages against
+    the model's requirements (seconds; the server uses `version_mismatches` instead)."""
     configure(create=False)
     return mlflow.pyfunc.load_model(model_uri, suppress_warnings=not check_requirements).unwrap_python_model()
 
+
 def version_mismatches(run_id: str) -> list[str]:
-    "Packages whose version differs from the one the run logged (`versions.*` tags): a cheap check for the server's log."
+    """Packages whose version differs from the one the run logged (`versions.*` tags): a cheap check for the server's
+    log."""
     configure()
     out = []
     for k, v in MlflowClient().get_run(run_id).data.tags.items():
-        if not k.startswith('versions.') or k == 'versions.python': continue
-        try: have = metadata.version(k[len('versions.'):])
-        except metadata.PackageNotFoundError: have = None
-        if have != v: out.append(f"{k[len('versions.'):]} {v} (installed: {have})")
+        if not k.startswith('versions.') or k == 'versions.python':
+            continue
+        try:
+            have = metadata.version(k[len('versions.') :])
+        except metadata.PackageNotFoundError:
+            have = None
+        if have != v:
+            out.append(f'{k[len("versions.") :]} {v} (installed: {have})')
     return out
-
 
 # %% ../nbs/08_tracking.ipynb #b2a7bbae
 TEST_PART_TAG = 'tsforge.test_part'
+
 
 def log_test_part(part: dict):
     "Tag the active run with the test part its metrics were scored on (what `promote` compares)."
     mlflow.set_tag(TEST_PART_TAG, json.dumps(part, sort_keys=True, default=str))
 
+
 @dataclass
 class Promotion:
     "What the promotion gate decided for one model version: both figures, the decision and why."
+
     name: str
     alias: str
     version: str
     promoted: bool
     reason: str
     metric: str = 'test_mse'
-    candidate: float | None = None          # the new version's metric
-    champion: float | None = None           # the metric of the version that held the alias before
+    candidate: float | None = None  # the new version's metric
+    champion: float | None = None  # the metric of the version that held the alias before
     champion_version: str | None = None
 
     def tags(self) -> dict[str, str]:
         "The decision as tags (set on the model version and on its run)."
         fig = lambda v: '' if v is None else repr(float(v))
-        return {'tsforge.promote.decision': 'promoted' if self.promoted else 'kept',
-                'tsforge.promote.reason': self.reason[:5000], 'tsforge.promote.alias': self.alias,
-                'tsforge.promote.metric': self.metric, 'tsforge.promote.candidate': fig(self.candidate),
-                'tsforge.promote.champion': fig(self.champion),
-                'tsforge.promote.champion_version': self.champion_version or ''}
+        return {
+            'tsforge.promote.decision': 'promoted' if self.promoted else 'kept',
+            'tsforge.promote.reason': self.reason[:5000],
+            'tsforge.promote.alias': self.alias,
+            'tsforge.promote.metric': self.metric,
+            'tsforge.promote.candidate': fig(self.candidate),
+            'tsforge.promote.champion': fig(self.champion),
+            'tsforge.promote.champion_version': self.champion_version or '',
+        }
 
     def __str__(self) -> str:
         verb = f'moved to v{self.version}' if self.promoted else f'not moved to v{self.version}'
         return f'{self.name}@{self.alias} {verb}: {self.reason}'
 
+
 def _alias_version(client, name: str, alias: str) -> str | None:
-    try: return str(client.get_model_version_by_alias(name, alias).version)
-    except mlflow.exceptions.MlflowException: return None
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except mlflow.exceptions.MlflowException:
+        return None
+
 
 def _test_part(run) -> dict | None:
     raw = run.data.tags.get(TEST_PART_TAG)
     return json.loads(raw) if raw else None
 
+
 def _decide(client, name, alias, version, run, metric, policy) -> Promotion:
     "Compare run `run` (of `version`) with the version holding `alias` now; nothing is changed."
     cand = run.data.metrics.get(metric)
     p = Promotion(name, alias, version, False, '', metric, cand)
-    if cand is None: p.reason = f'the run of v{version} has no metric {metric!r}'; return p
+    if cand is None:
+        p.reason = f'the run of v{version} has no metric {metric!r}'
+        return p
     cur = _alias_version(client, name, alias)
     if cur is None:
-        p.promoted, p.reason = True, f'no version held @{alias}'; return p
+        p.promoted, p.reason = True, f'no version held @{alias}'
+        return p
     p.champion_version = cur
     if cur == version:
-        p.promoted, p.reason = True, f'v{version} already holds @{alias}'; return p
+        p.promoted, p.reason = True, f'v{version} already holds @{alias}'
+        return p
     champ = client.get_run(client.get_model_version(name, cur).run_id)
     p.champion = champ.data.metrics.get(metric)
     if policy == 'always':
-        p.promoted, p.reason = True, 'registry.promote=always'; return p
+        p.promoted, p.reason = True, 'registry.promote=always'
+        return p
     if p.champion is None:
-        p.reason = (f'not comparable: the run of v{cur} has no metric {metric!r} '
-                    f'(set registry.promote=always to replace it)')
+        p.reason = (
+            f'not comparable: the run of v{cur} has no metric {metric!r} (set registry.promote=always to replace it)'
+        )
         return p
     mine, theirs = _test_part(run), _test_part(champ)
     if mine is None or theirs is None:
         which = f'v{version}' if mine is None else f'v{cur}'
-        p.reason = (f'not comparable: the run of {which} does not record the test part it was scored on (trained by an '
-                    f'older tsforge); set registry.promote=always to replace v{cur}')
+        p.reason = (
+            f'not comparable: the run of {which} does not record the test part it was scored on (trained by an '
+            f'older tsforge); set registry.promote=always to replace v{cur}'
+        )
         return p
     if diff := [k for k in sorted(set(mine) | set(theirs)) if mine.get(k) != theirs.get(k)]:
         shown = '; '.join(f'{k}: {mine.get(k)!r} vs {theirs.get(k)!r}' for k in diff[:4])
-        p.reason = f'not comparable: the test part differs from v{cur}\'s ({shown})'
+        p.reason = f"not comparable: the test part differs from v{cur}'s ({shown})"
         return p
     if cand < p.champion:
         p.promoted, p.reason = True, f'{metric} {cand:.6g} < {p.champion:.6g} of v{cur}'
-    else: p.reason = f'{metric} {cand:.6g} >= {p.champion:.6g} of v{cur}'
+    else:
+        p.reason = f'{metric} {cand:.6g} >= {p.champion:.6g} of v{cur}'
     return p
+
 
 def _registry_lock(uri: str):
     "A file lock beside a local SQLite store (alias moves are serialised); nothing for a server."
     db = sqlite_path(uri)
     return FileLock(str(db) + '.registry.lock') if db else contextlib.nullcontext()
 
-def promote(name: str, version: str, alias: str = 'champion', metric: str = 'test_mse',
-            policy: str = 'if_better') -> Promotion:
+
+def promote(
+    name: str, version: str, alias: str = 'champion', metric: str = 'test_mse', policy: str = 'if_better'
+) -> Promotion:
     """The promotion gate: move `alias` of model `name` to `version` if `policy` is 'always', or if 'if_better' and the
     version's run `metric` (lower is better) beats the current alias holder's on the same test part. On a local
     store the read-compare-move is serialised by a file lock; on a server the alias is re-read after moving and the
     decision repeated if another job moved it meanwhile. The decision and both figures are tagged on the version and
     on its run."""
     if policy not in ('always', 'if_better'):
-        raise ValueError(f"registry.promote: {policy!r} is not a policy; allowed: always, if_better")
+        raise ValueError(f'registry.promote: {policy!r} is not a policy; allowed: always, if_better')
     uri, client = configure(), MlflowClient()
     version = str(version)
     run = client.get_run(client.get_model_version(name, version).run_id)
     if run.info.status != 'FINISHED':
-        p = Promotion(name, alias, version, False, f'its run {run.info.run_id} is {run.info.status}, not FINISHED',
-                      metric, run.data.metrics.get(metric))
+        p = Promotion(
+            name,
+            alias,
+            version,
+            False,
+            f'its run {run.info.run_id} is {run.info.status}, not FINISHED',
+            metric,
+            run.data.metrics.get(metric),
+        )
     else:
         with _registry_lock(uri):
             for _ in range(5):
                 p = _decide(client, name, alias, version, run, metric, policy)
-                if not p.promoted or p.champion_version == version: break
+                if not p.promoted or p.champion_version == version:
+                    break
                 client.set_registered_model_alias(name, alias, version)
-                if _alias_version(client, name, alias) == version: break
+                if _alias_version(client, name, alias) == version:
+                    break
                 # another job moved the alias between our read and our write (a server): decide again against it
-            else: p.promoted, p.reason = False, f'@{alias} kept moving under concurrent promotions; left it'
+            else:
+                p.promoted, p.reason = False, f'@{alias} kept moving under concurrent promotions; left it'
     for k, v in p.tags().items():
         client.set_model_version_tag(name, version, k, v)
         client.set_tag(run.info.run_id, k, v)
@@ -754,4 +1030,5 @@ def promote(name: str, version: str, alias: str = 'champion', metric: str = 'tes
 
 # %% ../nbs/08_tracking.ipynb #0757511a
 #| eval: false
-if __name__ == '__main__' and '__file__' in globals(): main()  # python -m tsforge.tracking ...
+if __name__ == '__main__' and '__file__' in globals():
+    main()  # python -m tsforge.tracking ...

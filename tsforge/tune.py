@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_tune.ipynb #12-tune-003
 from __future__ import annotations
-import contextlib, copy, multiprocessing, os, re, signal, sys, threading, time, warnings
+import contextlib, multiprocessing, os, re, signal, sys, threading, time, warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +14,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from .config import ConfigError, Distribution, ExperimentConfig, TuneConfig, has_key, set_key, validate_config
-from .backtest import METRICS, VAL_SHARE, cv_folds, refit_groups, run_group
+from .backtest import METRICS, cv_folds, refit_groups, run_group
 from .pipeline import Prepared, mode_columns, prepare
 
 # %% auto #0
@@ -30,68 +30,91 @@ def param_name(key: str, family: str | None = None) -> str:
     "Optuna's name for config `key` (scoped by `family` when the model itself is searched)."
     return f'{family}/{key}' if family else key
 
+
 def config_key(name: str) -> str:
     "The config key behind an Optuna parameter name."
     return name.split('/', 1)[-1]
 
+
 def suggest_value(trial: optuna.Trial, name: str, d: Distribution):
     "One value from `d`, suggested by `trial` under `name`."
-    if d.type == 'categorical': return trial.suggest_categorical(name, d.choices)
-    if d.type == 'int': return trial.suggest_int(name, int(d.low), int(d.high), step=int(d.step or 1), log=d.log)
+    if d.type == 'categorical':
+        return trial.suggest_categorical(name, d.choices)
+    if d.type == 'int':
+        return trial.suggest_int(name, int(d.low), int(d.high), step=int(d.step or 1), log=d.log)
     return trial.suggest_float(name, float(d.low), float(d.high), step=d.step, log=d.log)
+
 
 def suggest(trial: optuna.Trial, cfg: ExperimentConfig) -> dict[str, Any]:
     "Config key -> value for one trial: the shared space, then the space of the trial's model family."
     space, values = cfg.tune.space, {}
     searched = 'model' in space
-    if searched: values['model'] = suggest_value(trial, 'model', space['model'])
+    if searched:
+        values['model'] = suggest_value(trial, 'model', space['model'])
     for k, d in space.items():
-        if k != 'model': values[k] = suggest_value(trial, k, d)
+        if k != 'model':
+            values[k] = suggest_value(trial, k, d)
     family = values.get('model', cfg.model)
     for k, d in cfg.tune.model_space.get(family, {}).items():
         values[k] = suggest_value(trial, param_name(k, family if searched else None), d)
     return values
 
+
 def trial_config(cfg: ExperimentConfig, values: dict[str, Any]) -> ExperimentConfig:
     "The experiment with a trial's `values` applied and validated (another model family starts from its defaults)."
     raw = cfg.model_dump(mode='json')
-    if values.get('model', cfg.model) != cfg.model: raw['model_params'] = {}
-    for k, v in values.items(): set_key(raw, k, v)
+    if values.get('model', cfg.model) != cfg.model:
+        raw['model_params'] = {}
+    for k, v in values.items():
+        set_key(raw, k, v)
     return validate_config(raw)
 
 # %% ../nbs/12_tune.ipynb #12-tune-008
 def _get(d: dict, key: str):
-    for p in key.split('.'): d = d[p]
+    for p in key.split('.'):
+        d = d[p]
     return d
+
 
 def _expressible(d: Distribution, v) -> bool:
     "Whether `d` can produce `v` exactly."
-    if d.type == 'categorical': return v in d.choices
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not d.low <= v <= d.high: return False
-    if d.type == 'int' and not float(v).is_integer(): return False
+    if d.type == 'categorical':
+        return v in d.choices
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not d.low <= v <= d.high:
+        return False
+    if d.type == 'int' and not float(v).is_integer():
+        return False
     return d.step is None or abs((v - d.low) / d.step - round((v - d.low) / d.step)) < 1e-9
+
 
 def default_params(cfg: ExperimentConfig) -> tuple[dict[str, Any], bool]:
     "Optuna params that reproduce the experiment's own values, and whether the space can express all of them."
     raw, out, complete = cfg.model_dump(mode='json'), {}, True
     searched = 'model' in cfg.tune.space
     keys = [(k, k, d) for k, d in cfg.tune.space.items()]
-    keys += [(param_name(k, cfg.model if searched else None), k, d) for k, d in cfg.tune.model_space.get(cfg.model, {}).items()]
+    keys += [
+        (param_name(k, cfg.model if searched else None), k, d)
+        for k, d in cfg.tune.model_space.get(cfg.model, {}).items()
+    ]
     for name, key, d in keys:
         v = _get(raw, key)
-        if _expressible(d, v): out[name] = int(v) if d.type == 'int' else v
-        else: complete = False
+        if _expressible(d, v):
+            out[name] = int(v) if d.type == 'int' else v
+        else:
+            complete = False
     return out, complete
 
 # %% ../nbs/12_tune.ipynb #12-tune-016
 @dataclass
 class SearchData:
     "What every trial reads: the rows before the test part only."
-    frame: pd.DataFrame     # rows [0, n_rows): the time column and the numeric columns
-    columns: list[str]      # numeric columns the data offers
+
+    frame: pd.DataFrame  # rows [0, n_rows): the time column and the numeric columns
+    columns: list[str]  # numeric columns the data offers
     freq: str
-    n_rows: int             # the first row of the test part
+    n_rows: int  # the first row of the test part
     time_col: str
+
 
 def search_data(cfg: ExperimentConfig, prep: Prepared | None = None) -> SearchData:
     "The rows before `cfg`'s test part, with what windowing them needs."
@@ -100,8 +123,10 @@ def search_data(cfg: ExperimentConfig, prep: Prepared | None = None) -> SearchDa
     cols = [c for c in prep.report.columns if c != tc]
     return SearchData(prep.frame.iloc[:n][[tc, *cols]].reset_index(drop=True).copy(), cols, prep.state.freq, n, tc)
 
+
 def evaluate(trial: optuna.Trial, cfg: ExperimentConfig, data: SearchData, blas_threads: int | None = None) -> float:
-    "A trial's value: the mean of `cfg.tune.metric` over the folds before the test part; reports each fold to the pruner."
+    """A trial's value: the mean of `cfg.tune.metric` over the folds before the test part; reports each fold to the
+    pruner."""
     values = suggest(trial, cfg)
     tcfg = trial_config(cfg, values)
     cols_in, cols_out = mode_columns(tcfg, data.columns)
@@ -109,60 +134,91 @@ def evaluate(trial: optuna.Trial, cfg: ExperimentConfig, data: SearchData, blas_
     metric, rows = cfg.tune.metric, []
     for g in groups:
         for r in run_group(tcfg, data.frame, cols_in, cols_out, data.freq, g, blas_threads=blas_threads):
-            rows.append({'fold': r.fold.index, 'train_end': r.fold.train_end, 'test_start': r.fold.test_start,
-                         'test_end': r.fold.test_end, **{m: float(r.metrics[m]) for m in METRICS},
-                         'windows': int(r.metrics['windows']), 'fit_seconds': float(r.fit_seconds)})
+            rows.append(
+                {
+                    'fold': r.fold.index,
+                    'train_end': r.fold.train_end,
+                    'test_start': r.fold.test_start,
+                    'test_end': r.fold.test_end,
+                    **{m: float(r.metrics[m]) for m in METRICS},
+                    'windows': int(r.metrics['windows']),
+                    'fit_seconds': float(r.fit_seconds),
+                }
+            )
             trial.set_user_attr('folds', rows)
             mean = float(np.mean([x[metric] for x in rows]))
             trial.report(mean, r.fold.index)
-            if trial.should_prune(): raise optuna.TrialPruned(f'pruned after fold {r.fold.index} ({metric} {mean:.5f})')
+            if trial.should_prune():
+                raise optuna.TrialPruned(f'pruned after fold {r.fold.index} ({metric} {mean:.5f})')
     return float(np.mean([x[metric] for x in rows]))
+
 
 def objective(cfg: ExperimentConfig, data: SearchData, blas_threads: int | None = None):
     "The function Optuna optimises; an error is kept as the trial's `error` user attribute (the trial ends FAIL)."
+
     def f(trial: optuna.Trial) -> float:
         trial.set_user_attr('worker_pid', os.getpid())
-        try: return evaluate(trial, cfg, data, blas_threads)
-        except optuna.TrialPruned: raise
-        except BaseException as e:
-            with contextlib.suppress(Exception): trial.set_user_attr('error', f'{type(e).__name__}: {e}'[:4000])
+        try:
+            return evaluate(trial, cfg, data, blas_threads)
+        except optuna.TrialPruned:
             raise
+        except BaseException as e:
+            with contextlib.suppress(Exception):
+                trial.set_user_attr('error', f'{type(e).__name__}: {e}'[:4000])
+            raise
+
     return f
 
 # %% ../nbs/12_tune.ipynb #12-tune-020
 class BudgetSpent(Exception):
     "The study's trial queue is empty: this worker is done."
 
+
 def default_storage_url() -> str:
-    "The Optuna storage beside the MLflow store (`tracking.optuna_storage_url`: `$TSFORGE_OPTUNA_STORAGE` or `optuna.db`)."
+    """The Optuna storage beside the MLflow store (`tracking.optuna_storage_url`: `$TSFORGE_OPTUNA_STORAGE` or
+    `optuna.db`)."""
     from tsforge import tracking
+
     return tracking.optuna_storage_url()
+
 
 def masked(url: str) -> str:
     "`url` with its password hidden."
     try:
         from sqlalchemy.engine import make_url
+
         return make_url(url).render_as_string(hide_password=True)
-    except Exception: return re.sub(r'//([^:/@]*):[^@/]*@', r'//\1:***@', url)
+    except Exception:
+        return re.sub(r'//([^:/@]*):[^@/]*@', r'//\1:***@', url)
+
 
 def _with_driver(url: str) -> str:
-    "`postgresql://` with the PostgreSQL driver that is installed (SQLAlchemy 2.1 defaults to psycopg 3; psycopg2 is common)."
+    """`postgresql://` with the PostgreSQL driver that is installed (SQLAlchemy 2.1 defaults to psycopg 3; psycopg2
+    is common)."""
     if url.startswith('postgresql://'):
         import importlib.util
+
         if importlib.util.find_spec('psycopg') is None and importlib.util.find_spec('psycopg2') is not None:
-            return 'postgresql+psycopg2://' + url[len('postgresql://'):]
+            return 'postgresql+psycopg2://' + url[len('postgresql://') :]
     return url
 
+
 def _engine_kwargs(url: str) -> dict:
-    if url.startswith('sqlite'): return {'connect_args': {'timeout': 60}}
-    if url.startswith('postgresql'): return {'connect_args': {'connect_timeout': 10}, 'pool_pre_ping': True}
+    if url.startswith('sqlite'):
+        return {'connect_args': {'timeout': 60}}
+    if url.startswith('postgresql'):
+        return {'connect_args': {'connect_timeout': 10}, 'pool_pre_ping': True}
     return {}
+
 
 class QueuedTrialsStorage(optuna.storages.RDBStorage):
     "RDB storage for workers: trials come only from the study's queue; asking for another raises `BudgetSpent`."
+
     def _create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None):
-        if template_trial is None: raise BudgetSpent()
+        if template_trial is None:
+            raise BudgetSpent()
         return super()._create_new_trial(study_id, template_trial)
+
 
 def open_storage(url: str, tune: TuneConfig, queued_only: bool = False) -> optuna.storages.RDBStorage:
     "Open (and create if needed) the study database at `url`, heartbeats on; a `ConfigError` naming it if that fails."
@@ -170,35 +226,50 @@ def open_storage(url: str, tune: TuneConfig, queued_only: bool = False) -> optun
     try:
         with warnings.catch_warnings():
             warnings.simplefilter('ignore', optuna.exceptions.ExperimentalWarning)
-            return cls(_with_driver(url), engine_kwargs=_engine_kwargs(url), heartbeat_interval=tune.heartbeat_interval,
-                       grace_period=tune.grace_period or 2 * tune.heartbeat_interval)
+            return cls(
+                _with_driver(url),
+                engine_kwargs=_engine_kwargs(url),
+                heartbeat_interval=tune.heartbeat_interval,
+                grace_period=tune.grace_period or 2 * tune.heartbeat_interval,
+            )
     except Exception as e:
         reason = str(getattr(e, 'orig', None) or e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         try:
             from sqlalchemy.engine import make_url
-            if pw := make_url(url).password: reason = reason.replace(str(pw), '***')
-        except Exception: pass
+
+            if pw := make_url(url).password:
+                reason = reason.replace(str(pw), '***')
+        except Exception:
+            pass
         raise ConfigError(f'tune.storage: cannot open the study storage {masked(url)}: {reason}') from None
 
 # %% ../nbs/12_tune.ipynb #12-tune-023
 def make_sampler(tune: TuneConfig, seed: int, parallel: bool = False) -> optuna.samplers.BaseSampler:
-    "The sampler `tune.sampler` names, seeded; TPE is multivariate (grouped for conditional spaces), with a constant liar when trials run in parallel."
+    """The sampler `tune.sampler` names, seeded; TPE is multivariate (grouped for conditional spaces), with a
+    constant liar when trials run in parallel."""
     S, n0 = optuna.samplers, tune.n_startup_trials
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', optuna.exceptions.ExperimentalWarning)
         if tune.sampler == 'tpe':
             return S.TPESampler(seed=seed, n_startup_trials=n0, multivariate=True, group=True, constant_liar=parallel)
-        if tune.sampler == 'random': return S.RandomSampler(seed=seed)
-        if tune.sampler == 'cmaes': return S.CmaEsSampler(seed=seed, n_startup_trials=n0, warn_independent_sampling=False)
+        if tune.sampler == 'random':
+            return S.RandomSampler(seed=seed)
+        if tune.sampler == 'cmaes':
+            return S.CmaEsSampler(seed=seed, n_startup_trials=n0, warn_independent_sampling=False)
         return S.GPSampler(seed=seed, n_startup_trials=n0, deterministic_objective=True)
+
 
 def make_pruner(tune: TuneConfig, n_folds: int) -> optuna.pruners.BasePruner:
     "The pruner `tune.pruner` names; its steps are folds."
     P = optuna.pruners
-    if tune.pruner == 'median': return P.MedianPruner(n_startup_trials=tune.pruner_startup_trials, n_warmup_steps=0)
-    if tune.pruner == 'successive_halving': return P.SuccessiveHalvingPruner(min_resource=1, reduction_factor=2)
-    if tune.pruner == 'hyperband': return P.HyperbandPruner(min_resource=1, max_resource=max(n_folds, 1), reduction_factor=2)
+    if tune.pruner == 'median':
+        return P.MedianPruner(n_startup_trials=tune.pruner_startup_trials, n_warmup_steps=0)
+    if tune.pruner == 'successive_halving':
+        return P.SuccessiveHalvingPruner(min_resource=1, reduction_factor=2)
+    if tune.pruner == 'hyperband':
+        return P.HyperbandPruner(min_resource=1, max_resource=max(n_folds, 1), reduction_factor=2)
     return P.NopPruner()
+
 
 def worker_seed(seed: int, worker: int, n_done: int) -> int:
     "A sampler seed per worker and per run of a study (so workers and resumed runs do not repeat each other's draws)."
@@ -208,70 +279,109 @@ def worker_seed(seed: int, worker: int, n_done: int) -> int:
 @dataclass
 class WorkerSpec:
     "Everything a worker needs, picklable (the data holds the rows before the test part only)."
-    config: dict            # the validated experiment, as a plain dict
+
+    config: dict  # the validated experiment, as a plain dict
     data: SearchData
     url: str
     study_name: str
     seed: int
-    n_done: int             # finished trials when the job started (varies the seeds of a resumed study)
+    n_done: int  # finished trials when the job started (varies the seeds of a resumed study)
     n_folds: int
     parallel: bool = False
     blas_threads: int | None = None
 
-def _interrupt(signum, frame): raise KeyboardInterrupt(f'signal {signum}')
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f'signal {signum}')
+
 
 @contextlib.contextmanager
 def sigterm_interrupts():
     "SIGTERM raises `KeyboardInterrupt` (like Ctrl-C) while inside; only in the main thread."
     if threading.current_thread() is not threading.main_thread():
-        yield; return
+        yield
+        return
     old = signal.signal(signal.SIGTERM, _interrupt)
-    try: yield
-    finally: signal.signal(signal.SIGTERM, old)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
 
 def load_study(spec: WorkerSpec, worker: int = 0, queued_only: bool = True) -> optuna.Study:
     "The study of `spec`, with this worker's sampler and the pruner."
     cfg = validate_config(spec.config)
     storage = open_storage(spec.url, cfg.tune, queued_only)
-    return optuna.load_study(study_name=spec.study_name, storage=storage,
-                             sampler=make_sampler(cfg.tune, worker_seed(spec.seed, worker, spec.n_done), spec.parallel),
-                             pruner=make_pruner(cfg.tune, spec.n_folds))
+    return optuna.load_study(
+        study_name=spec.study_name,
+        storage=storage,
+        sampler=make_sampler(cfg.tune, worker_seed(spec.seed, worker, spec.n_done), spec.parallel),
+        pruner=make_pruner(cfg.tune, spec.n_folds),
+    )
+
 
 def run_worker(spec: WorkerSpec, worker: int = 0, callbacks: list | None = None) -> int:
     "Run queued trials of the study until none is left (or `tune.timeout`); returns how many this worker ran."
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     cfg = validate_config(spec.config)
     study, n = load_study(spec, worker), 0
+
     def count(study, trial):
-        nonlocal n; n += 1
+        nonlocal n
+        n += 1
+
     with sigterm_interrupts(), warnings.catch_warnings():
         warnings.simplefilter('ignore', optuna.exceptions.ExperimentalWarning)
         try:
-            study.optimize(objective(cfg, spec.data, spec.blas_threads), timeout=cfg.tune.timeout, catch=(Exception,),
-                           callbacks=[count, *(callbacks or [])])
-        except BudgetSpent: pass
+            study.optimize(
+                objective(cfg, spec.data, spec.blas_threads),
+                timeout=cfg.tune.timeout,
+                catch=(Exception,),
+                callbacks=[count, *(callbacks or [])],
+            )
+        except BudgetSpent:
+            pass
     return n
 
 # %% ../nbs/12_tune.ipynb #12-tune-026
 @contextlib.contextmanager
 def ray_session(num_cpus: int):
-    "Ray for the tune job: the connection this process has, `$RAY_ADDRESS`, or a local Ray on 127.0.0.1 only (shut down on exit)."
-    os.environ.setdefault('RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER', '0')  # before ray is imported: keep a local Ray on loopback
+    """Ray for the tune job: the connection this process has, `$RAY_ADDRESS`, or a local Ray on 127.0.0.1 only (shut
+    down on exit)."""
+    os.environ.setdefault(
+        'RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER', '0'
+    )  # before ray is imported: keep a local Ray on loopback
     import ray
+
     if ray.is_initialized():
-        yield ray; return
-    if addr := os.environ.get('RAY_ADDRESS'): ray.init(address=addr)
-    else: ray.init(address='local', num_cpus=num_cpus, include_dashboard=False, _node_ip_address='127.0.0.1',
-                   dashboard_host='127.0.0.1')
-    try: yield ray
-    finally: ray.shutdown()
+        yield ray
+        return
+    if addr := os.environ.get('RAY_ADDRESS'):
+        ray.init(address=addr)
+    else:
+        ray.init(
+            address='local',
+            num_cpus=num_cpus,
+            include_dashboard=False,
+            _node_ip_address='127.0.0.1',
+            dashboard_host='127.0.0.1',
+        )
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
 
 def _stop_processes(procs, timeout: float = 30):
     for p in procs:
-        if p.is_alive(): p.terminate()   # SIGTERM: the worker marks its running trial FAIL
+        if p.is_alive():
+            p.terminate()  # SIGTERM: the worker marks its running trial FAIL
     for p in procs:
         p.join(timeout)
-        if p.is_alive(): p.kill(); p.join()
+        if p.is_alive():
+            p.kill()
+            p.join()
+
 
 def run_trials(spec: WorkerSpec, executor: str, n_workers: int, poll=lambda: None, interval: float = 0.5):
     "Run the study's queued trials with `executor`; `poll()` is called as trials finish (the job logs them there)."
@@ -282,13 +392,17 @@ def run_trials(spec: WorkerSpec, executor: str, n_workers: int, poll=lambda: Non
         ctx = multiprocessing.get_context('spawn')
         procs = [ctx.Process(target=run_worker, args=(spec, i), name=f'tune-worker-{i}') for i in range(n_workers)]
         try:
-            for p in procs: p.start()
+            for p in procs:
+                p.start()
             while any(p.is_alive() for p in procs):
                 poll()
-                for p in procs: p.join(interval / len(procs))
-        finally: _stop_processes(procs)
+                for p in procs:
+                    p.join(interval / len(procs))
+        finally:
+            _stop_processes(procs)
         failed = [p.exitcode for p in procs if p.exitcode not in (0, None)]
-        if len(failed) == len(procs) and failed: warnings.warn(f'every tune worker exited with an error (exit codes {failed})')
+        if len(failed) == len(procs) and failed:
+            warnings.warn(f'every tune worker exited with an error (exit codes {failed})')
         return
     if executor == 'ray':
         with ray_session(n_workers) as ray:
@@ -303,8 +417,10 @@ def run_trials(spec: WorkerSpec, executor: str, n_workers: int, poll=lambda: Non
                 ray.get(refs)
             except BaseException:
                 for r in refs:
-                    with contextlib.suppress(Exception): ray.cancel(r)   # KeyboardInterrupt in the task: its trial ends FAIL
-                with contextlib.suppress(Exception): ray.wait(refs, num_returns=len(refs), timeout=30)
+                    with contextlib.suppress(Exception):
+                        ray.cancel(r)  # KeyboardInterrupt in the task: its trial ends FAIL
+                with contextlib.suppress(Exception):
+                    ray.wait(refs, num_returns=len(refs), timeout=30)
                 raise
         return
     raise ConfigError(f'tune.executor: unknown executor {executor!r}; allowed: local, ray, serial')
@@ -312,59 +428,105 @@ def run_trials(spec: WorkerSpec, executor: str, n_workers: int, poll=lambda: Non
 # %% ../nbs/12_tune.ipynb #12-tune-030
 RUN_STATUS = {TrialState.COMPLETE: 'FINISHED', TrialState.PRUNED: 'KILLED', TrialState.FAIL: 'FAILED'}
 
+
 def trial_values(t: FrozenTrial) -> dict[str, Any]:
     "A trial's config values by config key."
     return {config_key(k): v for k, v in t.params.items()}
 
+
 def trial_error(t: FrozenTrial, grace: float | None = None) -> str | None:
     "Why a trial failed: its error, or a lost heartbeat (its worker died)."
-    if t.state != TrialState.FAIL: return None
+    if t.state != TrialState.FAIL:
+        return None
     return t.user_attrs.get('error') or 'no heartbeat: the worker running this trial died or was stopped'
+
 
 def trials_table(study: optuna.Study, metric: str = 'mse') -> pd.DataFrame:
     "One row per trial: number, state, value, config values, folds done, seconds, error."
     rows = []
     for t in study.get_trials(deepcopy=False):
-        if t.state == TrialState.WAITING: continue
-        sec = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete and t.datetime_start else None
-        rows.append({'number': t.number, 'state': t.state.name, f'cv_{metric}': t.value, **trial_values(t),
-                     'folds': len(t.user_attrs.get('folds', [])), 'seconds': sec,
-                     'default': bool(t.user_attrs.get('tsforge.default')), 'error': trial_error(t)})  # default: the experiment's own values
+        if t.state == TrialState.WAITING:
+            continue
+        sec = (
+            (t.datetime_complete - t.datetime_start).total_seconds()
+            if t.datetime_complete and t.datetime_start
+            else None
+        )
+        rows.append(
+            {
+                'number': t.number,
+                'state': t.state.name,
+                f'cv_{metric}': t.value,
+                **trial_values(t),
+                'folds': len(t.user_attrs.get('folds', [])),
+                'seconds': sec,
+                'default': bool(t.user_attrs.get('tsforge.default')),
+                'error': trial_error(t),
+            }
+        )  # default: the experiment's own values
     return pd.DataFrame(rows)
+
 
 class TrialRecorder:
     "Logs each finished trial of `study` once as a child run of `parent_run_id`, and moves the progress bar."
-    def __init__(self, cfg: ExperimentConfig, study: optuna.Study, parent_run_id: str, bar=None, skip: set | None = None):
+
+    def __init__(
+        self, cfg: ExperimentConfig, study: optuna.Study, parent_run_id: str, bar=None, skip: set | None = None
+    ):
         self.cfg, self.study, self.parent, self.bar = cfg, study, parent_run_id, bar
         self.seen, self.run_ids = set(skip or ()), {}
 
     def __call__(self):
         from tsforge import tracking
+
         m = self.cfg.tune.metric
         for t in self.study.get_trials(deepcopy=False, states=tuple(RUN_STATUS)):
-            if t.number in self.seen: continue
+            if t.number in self.seen:
+                continue
             folds = t.user_attrs.get('folds', [])
             values = trial_values(t)
             steps = [(k, f[k], f['fold']) for f in folds for k in (*METRICS, 'fit_seconds')]
             steps += [(f'running_cv_{m}', v, s) for s, v in t.intermediate_values.items()]
             metrics = {}
-            if t.value is not None: metrics[f'cv_{m}'] = t.value
+            if t.value is not None:
+                metrics[f'cv_{m}'] = t.value
             for k in METRICS:
-                if folds: metrics[f'cv_{k}_mean'] = float(np.mean([f[k] for f in folds]))
+                if folds:
+                    metrics[f'cv_{k}_mean'] = float(np.mean([f[k] for f in folds]))
             metrics['folds_done'] = len(folds)
-            tags = {'tsforge.job': 'tune', 'tsforge.config': self.cfg.name, 'tsforge.model': values.get('model', self.cfg.model),
-                    'optuna.study_name': self.study.study_name, 'optuna.trial.number': t.number, 'optuna.trial.state': t.state.name}
-            if err := trial_error(t): tags['tune.error'] = err
-            if 'worker_pid' in t.user_attrs: tags['tune.worker_pid'] = t.user_attrs['worker_pid']
-            if t.user_attrs.get('tsforge.default'): tags['tune.default'] = 'true'
+            tags = {
+                'tsforge.job': 'tune',
+                'tsforge.config': self.cfg.name,
+                'tsforge.model': values.get('model', self.cfg.model),
+                'optuna.study_name': self.study.study_name,
+                'optuna.trial.number': t.number,
+                'optuna.trial.state': t.state.name,
+            }
+            if err := trial_error(t):
+                tags['tune.error'] = err
+            if 'worker_pid' in t.user_attrs:
+                tags['tune.worker_pid'] = t.user_attrs['worker_pid']
+            if t.user_attrs.get('tsforge.default'):
+                tags['tune.default'] = 'true'
             self.run_ids[t.number] = tracking.record_run(
-                self.cfg.tracking.experiment, f'trial-{t.number}', {'trial': t.number, 'model': self.cfg.model, **values}, metrics, steps, tags,
-                self.parent, RUN_STATUS[t.state], t.datetime_start, t.datetime_complete)
+                self.cfg.tracking.experiment,
+                f'trial-{t.number}',
+                {'trial': t.number, 'model': self.cfg.model, **values},
+                metrics,
+                steps,
+                tags,
+                self.parent,
+                RUN_STATUS[t.state],
+                t.datetime_start,
+                t.datetime_complete,
+            )
             self.seen.add(t.number)
             if self.bar is not None:
                 self.bar.update(1)
                 best = best_trial(self.study)
-                if best is not None: self.bar.set_postfix_str(f'best cv_{m} {best.value:.5f} (trial {best.number})')
+                if best is not None:
+                    self.bar.set_postfix_str(f'best cv_{m} {best.value:.5f} (trial {best.number})')
+
 
 def best_trial(study: optuna.Study) -> FrozenTrial | None:
     "The best COMPLETE trial, or None."
@@ -376,16 +538,23 @@ def _figure(ax):
     a = np.asarray(ax).ravel()[0] if isinstance(ax, np.ndarray) else ax
     return a.figure
 
+
 def study_figures(study: optuna.Study) -> dict[str, Any]:
     "Optuna's matplotlib plots of `study` by file name; a plot the study cannot make yet is left out."
     import matplotlib.pyplot as plt
     import optuna.visualization.matplotlib as ovm
-    plots = {'optimization_history.png': ovm.plot_optimization_history, 'param_importances.png': ovm.plot_param_importances,
-             'parallel_coordinate.png': ovm.plot_parallel_coordinate, 'slice.png': ovm.plot_slice}
+
+    plots = {
+        'optimization_history.png': ovm.plot_optimization_history,
+        'param_importances.png': ovm.plot_param_importances,
+        'parallel_coordinate.png': ovm.plot_parallel_coordinate,
+        'slice.png': ovm.plot_slice,
+    }
     out = {}
     done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     for name, plot in plots.items():
-        if name == 'param_importances.png' and (len(done) < 2 or not any(t.params for t in done)): continue
+        if name == 'param_importances.png' and (len(done) < 2 or not any(t.params for t in done)):
+            continue
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter('ignore')
@@ -395,7 +564,8 @@ def study_figures(study: optuna.Study) -> dict[str, Any]:
             out[name] = fig
         except Exception as e:
             warnings.warn(f'{name}: not plotted ({type(e).__name__}: {e})')
-    for f in out.values(): plt.close(f)  # shown by the job notebook, not where they are made
+    for f in out.values():
+        plt.close(f)  # shown by the job notebook, not where they are made
     return out
 
 # %% ../nbs/12_tune.ipynb #12-tune-035
@@ -404,35 +574,56 @@ def study_name(cfg: ExperimentConfig) -> str:
     model = 'models' if 'model' in cfg.tune.space else cfg.model
     return cfg.tune.study_name or f'tune-{cfg.name}-{model}-{cfg.mode}-h{cfg.horizon}'
 
+
 def check_tunable(cfg: ExperimentConfig, data: SearchData) -> int:
     "The number of folds the search uses; a `ConfigError` if there is nothing to search or the folds do not fit."
     if not cfg.tune.space and not cfg.tune.model_space:
-        raise ConfigError('tune.space: nothing to search; map at least one config key to a distribution, '
-                          'e.g. tune.space.input_length: {low: 96, high: 720, step: 48}')
-    try: return len(cv_folds(cfg, data.n_rows))
-    except ConfigError as e: raise ConfigError(f'{e} (the tune folds lie in the {data.n_rows} rows before the test part)') from None
+        raise ConfigError(
+            'tune.space: nothing to search; map at least one config key to a distribution, '
+            'e.g. tune.space.input_length: {low: 96, high: 720, step: 48}'
+        )
+    try:
+        return len(cv_folds(cfg, data.n_rows))
+    except ConfigError as e:
+        raise ConfigError(f'{e} (the tune folds lie in the {data.n_rows} rows before the test part)') from None
+
 
 def prepare_study(cfg: ExperimentConfig, url: str, name: str, n_folds: int) -> tuple[optuna.Study, int]:
-    "Create or resume the study and enqueue the trials missing from the budget; returns it and the trials already finished."
+    """Create or resume the study and enqueue the trials missing from the budget; returns it and the trials already
+    finished."""
     storage = open_storage(url, cfg.tune)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', optuna.exceptions.ExperimentalWarning)
-        study = optuna.create_study(study_name=name, storage=storage, direction='minimize', load_if_exists=True,
-                                    pruner=make_pruner(cfg.tune, n_folds))
+        study = optuna.create_study(
+            study_name=name,
+            storage=storage,
+            direction='minimize',
+            load_if_exists=True,
+            pruner=make_pruner(cfg.tune, n_folds),
+        )
         optuna.storages.fail_stale_trials(study)  # trials of a run that died
     trials = study.get_trials(deepcopy=False)
     if not trials:
-        study.set_user_attr('metric', f'cv_{cfg.tune.metric}'); study.set_user_attr('config', cfg.name)
+        study.set_user_attr('metric', f'cv_{cfg.tune.metric}')
+        study.set_user_attr('config', cfg.name)
         if cfg.tune.enqueue_default:
             params, complete = default_params(cfg)
-            if params: study.enqueue_trial(params, user_attrs={'tsforge.default': True, 'tsforge.default_complete': complete})
+            if params:
+                study.enqueue_trial(params, user_attrs={'tsforge.default': True, 'tsforge.default_complete': complete})
     elif (m := study.user_attrs.get('metric')) and m != f'cv_{cfg.tune.metric}':
-        raise ConfigError(f'tune.metric: study {name!r} minimises {m}, not cv_{cfg.tune.metric}; use another tune.study_name')
+        raise ConfigError(
+            f'tune.metric: study {name!r} minimises {m}, not cv_{cfg.tune.metric}; use another tune.study_name'
+        )
     elif (c := study.user_attrs.get('config')) and c != cfg.name:
-        raise ConfigError(f'tune.study_name: study {name!r} belongs to experiment {c!r}, not {cfg.name!r}; use another tune.study_name')
-    for _ in range(cfg.tune.n_trials - len(study.get_trials(deepcopy=False))): study.enqueue_trial({})
+        raise ConfigError(
+            f'tune.study_name: study {name!r} belongs to experiment {c!r}, not {cfg.name!r}; '
+            'use another tune.study_name'
+        )
+    for _ in range(cfg.tune.n_trials - len(study.get_trials(deepcopy=False))):
+        study.enqueue_trial({})
     n_done = len(study.get_trials(deepcopy=False, states=tuple(RUN_STATUS)))
     return study, n_done
+
 
 def wait_for_running(study: optuna.Study, grace: float, poll=lambda: None, max_wait: float | None = None):
     "Wait until no trial is RUNNING: trials of a dead worker are failed once their heartbeat is `grace` seconds stale."
@@ -441,36 +632,41 @@ def wait_for_running(study: optuna.Study, grace: float, poll=lambda: None, max_w
         with warnings.catch_warnings():
             warnings.simplefilter('ignore', optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)
-        poll(); time.sleep(0.5)
+        poll()
+        time.sleep(0.5)
     poll()
 
 # %% ../nbs/12_tune.ipynb #12-tune-036
 @dataclass
 class TuneResult:
     "What the tune job produced."
+
     run_id: str
-    config: ExperimentConfig      # the experiment searched
+    config: ExperimentConfig  # the experiment searched
     study_name: str
-    storage: str                  # masked
+    storage: str  # masked
     study: optuna.Study
     trials: pd.DataFrame
     best_number: int
     best_value: float
-    best_params: dict             # config key -> value
+    best_params: dict  # config key -> value
     best_config: ExperimentConfig
-    default_value: float | None   # cv value of the experiment's own config (its trial), if it ran
+    default_value: float | None  # cv value of the experiment's own config (its trial), if it ran
     default_test: dict | None = None  # test metrics of the experiment's own config (fitted when the best is retrained)
     figures: dict = field(default_factory=dict)
-    train: Any = None             # the retrain's TrainResult
+    train: Any = None  # the retrain's TrainResult
     child_run_ids: dict = field(default_factory=dict)
     seconds: float = 0.0
 
     def counts(self) -> dict[str, int]:
         "Trials by final state."
-        return {s: int((self.trials.state == s).sum()) if len(self.trials) else 0 for s in ('COMPLETE', 'PRUNED', 'FAIL')}
+        return {
+            s: int((self.trials.state == s).sum()) if len(self.trials) else 0 for s in ('COMPLETE', 'PRUNED', 'FAIL')
+        }
 
     def comparison(self) -> pd.DataFrame:
-        "The experiment's own values (and the cv value of its trial) beside the best trial's; test metrics of the retrain and the champion."
+        """The experiment's own values (and the cv value of its trial) beside the best trial's; test metrics of the
+        retrain and the champion."""
         raw = self.config.model_dump(mode='json')
         m = f'cv_{self.config.tune.metric}'
         default = {k: (_get(raw, k) if has_key(raw, k) else None) for k in self.best_params}
@@ -479,34 +675,58 @@ class TuneResult:
             metric = self.best_config.registry.metric
             p = self.train.promotion
             rows['best'][metric] = self.train.metrics.get(metric)
-            if self.default_test: rows['default'][metric] = self.default_test.get(metric)
-            if p is not None and p.champion is not None: rows[f'champion before (v{p.champion_version})'] = {metric: p.champion}
+            if self.default_test:
+                rows['default'][metric] = self.default_test.get(metric)
+            if p is not None and p.champion is not None:
+                rows[f'champion before (v{p.champion_version})'] = {metric: p.champion}
         return pd.DataFrame(rows)
+
 
 def _best_yaml(res_number: int, value: float, params: dict, metric: str, name: str) -> str:
     import yaml
-    return yaml.safe_dump({'study': name, 'trial': res_number, f'cv_{metric}': float(value), 'params': params}, sort_keys=False)
+
+    return yaml.safe_dump(
+        {'study': name, 'trial': res_number, f'cv_{metric}': float(value), 'params': params}, sort_keys=False
+    )
 
 # %% ../nbs/12_tune.ipynb #12-tune-037
 def tune(cfg: ExperimentConfig, progress: bool = True, retrain: bool | None = None) -> TuneResult:
-    "Run the tracked tune job for a validated config: search, log every trial, retrain and register the best, gate the alias."
+    """Run the tracked tune job for a validated config: search, log every trial, retrain and register the best, gate
+    the alias."""
     from tqdm import tqdm
     from tsforge import tracking
+
     t0, t = time.perf_counter(), cfg.tune
     retrain = t.retrain if retrain is None else retrain
     url, name = t.storage or default_storage_url(), study_name(cfg)
-    open_storage(url, t)                      # an unreachable storage fails here, before anything is logged
+    open_storage(url, t)  # an unreachable storage fails here, before anything is logged
     prep = prepare(cfg)
     data = search_data(cfg, prep)
     n_folds = check_tunable(cfg, data)
     study, n_done = prepare_study(cfg, url, name, n_folds)
     seed = cfg.seed if t.seed is None else t.seed
     parallel = t.executor != 'serial' and t.n_workers > 1
-    spec = WorkerSpec(cfg.model_dump(mode='json'), data, url, name, seed, n_done, n_folds, parallel,
-                      max(1, (os.cpu_count() or 1) // t.n_workers) if parallel else None)
-    tags = {'tsforge.job': 'tune', 'tune.study_name': name, 'tune.storage': masked(url), 'tune.executor': t.executor,
-            'tune.n_workers': t.n_workers, 'tune.sampler': t.sampler, 'tune.pruner': t.pruner}
-    with tracking.start_run(cfg, name, tags=tags) as run:   # SIGTERM / Ctrl-C: the run ends KILLED
+    spec = WorkerSpec(
+        cfg.model_dump(mode='json'),
+        data,
+        url,
+        name,
+        seed,
+        n_done,
+        n_folds,
+        parallel,
+        max(1, (os.cpu_count() or 1) // t.n_workers) if parallel else None,
+    )
+    tags = {
+        'tsforge.job': 'tune',
+        'tune.study_name': name,
+        'tune.storage': masked(url),
+        'tune.executor': t.executor,
+        'tune.n_workers': t.n_workers,
+        'tune.sampler': t.sampler,
+        'tune.pruner': t.pruner,
+    }
+    with tracking.start_run(cfg, name, tags=tags) as run:  # SIGTERM / Ctrl-C: the run ends KILLED
         tracking.log_context(cfg)
         tracking.log_context_data(prep.report)
         done_before = {x.number for x in study.get_trials(deepcopy=False, states=tuple(RUN_STATUS))}
@@ -515,41 +735,84 @@ def tune(cfg: ExperimentConfig, progress: bool = True, retrain: bool | None = No
         try:
             run_trials(spec, t.executor, t.n_workers, record)
         finally:
-            wait_for_running(study, t.grace_period or 2 * t.heartbeat_interval, record,
-                             max_wait=None if sys.exc_info()[0] is None else 5)
+            wait_for_running(
+                study,
+                t.grace_period or 2 * t.heartbeat_interval,
+                record,
+                max_wait=None if sys.exc_info()[0] is None else 5,
+            )
             bar.close()
         table = trials_table(study, t.metric)
         best = best_trial(study)
         if best is None:
             fails = [x for x in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))]
             first = trial_error(fails[0]) if fails else 'no trial finished'
-            raise RuntimeError(f'tune: no trial of study {name!r} completed ({len(fails)} failed); first error: {first}')
+            raise RuntimeError(
+                f'tune: no trial of study {name!r} completed ({len(fails)} failed); first error: {first}'
+            )
         params = trial_values(best)
         best_cfg = trial_config(cfg, params)
-        default = [x for x in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if x.user_attrs.get('tsforge.default_complete')]
+        default = [
+            x
+            for x in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if x.user_attrs.get('tsforge.default_complete')
+        ]
         default_value = default[0].value if default else None
         counts = {s.name: sum(x.state == s for x in study.get_trials(deepcopy=False)) for s in RUN_STATUS}
-        summary = {f'best_cv_{t.metric}': best.value, 'best_trial': best.number, 'trials_complete': counts['COMPLETE'],
-                   'trials_pruned': counts['PRUNED'], 'trials_failed': counts['FAIL'], 'tune_seconds': time.perf_counter() - t0}
-        if default_value is not None: summary[f'default_cv_{t.metric}'] = default_value
+        summary = {
+            f'best_cv_{t.metric}': best.value,
+            'best_trial': best.number,
+            'trials_complete': counts['COMPLETE'],
+            'trials_pruned': counts['PRUNED'],
+            'trials_failed': counts['FAIL'],
+            'tune_seconds': time.perf_counter() - t0,
+        }
+        if default_value is not None:
+            summary[f'default_cv_{t.metric}'] = default_value
         tracking.log_metrics(summary)
         tracking.log_params({f'best.{k}': v for k, v in params.items()})
         tracking.log_text(_best_yaml(best.number, best.value, params, t.metric, name), 'best_params.yaml')
         tracking.log_frame(table, 'trials.csv')
         figs = study_figures(study)
-        for fname, fig in figs.items(): tracking.log_figure(fig, f'plots/{fname}')
-        result = TuneResult(run.info.run_id, cfg, name, masked(url), study, table, best.number, best.value, params, best_cfg,
-                            default_value=default_value, figures=figs, child_run_ids=record.run_ids)
+        for fname, fig in figs.items():
+            tracking.log_figure(fig, f'plots/{fname}')
+        result = TuneResult(
+            run.info.run_id,
+            cfg,
+            name,
+            masked(url),
+            study,
+            table,
+            best.number,
+            best.value,
+            params,
+            best_cfg,
+            default_value=default_value,
+            figures=figs,
+            child_run_ids=record.run_ids,
+        )
         if retrain:
             result.train = tr = retrain_best(best_cfg)
             p = tr.promotion
-            tracking.set_tags({'tune.retrain_run_id': tr.run_id, 'tune.registered_version': tr.version or '',
-                               'tune.promoted': '' if p is None else str(p.promoted).lower(), 'tune.promotion': str(p or '')})
+            tracking.set_tags(
+                {
+                    'tune.retrain_run_id': tr.run_id,
+                    'tune.registered_version': tr.version or '',
+                    'tune.promoted': '' if p is None else str(p.promoted).lower(),
+                    'tune.promotion': str(p or ''),
+                }
+            )
             tracking.log_metrics({k: v for k, v in tr.metrics.items() if k.startswith('test_')})
-            if best_cfg.model_dump() != cfg.model_dump():   # the experiment's own config on the same test part, untracked
+            if (
+                best_cfg.model_dump() != cfg.model_dump()
+            ):  # the experiment's own config on the same test part, untracked
                 from tsforge.pipeline import fit_evaluate
-                result.default_test = {k: v for k, v in fit_evaluate(cfg, prep).metrics.items() if k.startswith('test_')}
-            else: result.default_test = {k: v for k, v in tr.metrics.items() if k.startswith('test_')}
+
+                result.default_test = {
+                    k: v for k, v in fit_evaluate(cfg, prep).metrics.items() if k.startswith('test_')
+                }
+            else:
+                result.default_test = {k: v for k, v in tr.metrics.items() if k.startswith('test_')}
             tracking.log_metrics({f'default_{k}': v for k, v in result.default_test.items()})
     result.seconds = time.perf_counter() - t0
     return result
@@ -560,4 +823,5 @@ def retrain_best(best_cfg: ExperimentConfig):
     tune run: fitted on the standard split, scored once on the test part, registered once its run has FINISHED, and
     promoted only past the gate (`registry.promote`, `registry.metric`)."""
     from tsforge.pipeline import train
+
     return train(best_cfg, nested=True)
