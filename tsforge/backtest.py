@@ -270,8 +270,11 @@ def run_group(
 # %% ../nbs/11_backtest.ipynb #11-backtest-014
 @contextlib.contextmanager
 def ray_session(num_cpus: int):
-    """Ray for the backtest: the connection this process already has, `$RAY_ADDRESS`, or a new local Ray (shut down on
-    exit)."""
+    """Ray for the backtest and the tune job: the connection this process already has, `$RAY_ADDRESS`, or a new local
+    Ray that listens on 127.0.0.1 only (shut down on exit; see the README's exposure table)."""
+    os.environ.setdefault(
+        'RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER', '0'
+    )  # before ray is imported: keep a local Ray on loopback
     import ray
 
     if ray.is_initialized():
@@ -280,7 +283,13 @@ def ray_session(num_cpus: int):
     if addr := os.environ.get('RAY_ADDRESS'):
         ray.init(address=addr)
     else:
-        ray.init(address='local', num_cpus=num_cpus, include_dashboard=False)
+        ray.init(
+            address='local',
+            num_cpus=num_cpus,
+            include_dashboard=False,
+            _node_ip_address='127.0.0.1',
+            dashboard_host='127.0.0.1',
+        )
     try:
         yield ray
     finally:

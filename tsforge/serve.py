@@ -203,10 +203,30 @@ _SECRET_PATTERNS = [
 ]
 
 
+def _project_prefix() -> str | None:
+    try:
+        from tsforge.tracking import project_root
+
+        return f'sqlite:///{project_root()}/'
+    except Exception:
+        return None
+
+
 def redact(text: str, limit: int = 300) -> str:
-    "`text` without credentials, database URLs or local file paths, cut to `limit` characters: safe for HTTP answers."
+    """`text` without credentials, database URLs or local file paths, cut to `limit` characters: safe for HTTP answers.
+    A local store inside the project is named relative to it (`sqlite:///<project>/mlruns/mlflow.db`), so a 503 says
+    where the server looked without giving away the machine's paths."""
+    kept = []
+    if (prefix := _project_prefix()) and prefix in text:
+
+        def keep(m):
+            kept.append(m.group(1))
+            return f'\x00{len(kept) - 1}\x00'
+
+        text = re.sub(re.escape(prefix) + r'([\w.\-/]+)', keep, text)
     for pat, rep in _SECRET_PATTERNS:
         text = pat.sub(rep, text)
+    text = re.sub('\x00(\\d+)\x00', lambda m: f'sqlite:///<project>/{kept[int(m.group(1))]}', text)
     return text if len(text) <= limit else text[:limit] + '...'
 
 

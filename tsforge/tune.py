@@ -14,14 +14,14 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from .config import ConfigError, Distribution, ExperimentConfig, TuneConfig, has_key, set_key, validate_config
-from .backtest import METRICS, cv_folds, refit_groups, run_group
+from .backtest import METRICS, cv_folds, ray_session, refit_groups, run_group
 from .pipeline import Prepared, mode_columns, prepare
 
 # %% auto #0
 __all__ = ['RUN_STATUS', 'param_name', 'config_key', 'suggest_value', 'suggest', 'trial_config', 'default_params', 'SearchData',
            'search_data', 'evaluate', 'objective', 'BudgetSpent', 'default_storage_url', 'masked',
            'QueuedTrialsStorage', 'open_storage', 'make_sampler', 'make_pruner', 'worker_seed', 'WorkerSpec',
-           'sigterm_interrupts', 'load_study', 'run_worker', 'ray_session', 'run_trials', 'trial_values', 'trial_error',
+           'sigterm_interrupts', 'load_study', 'run_worker', 'run_trials', 'trial_values', 'trial_error',
            'trials_table', 'TrialRecorder', 'best_trial', 'study_figures', 'study_name', 'check_tunable',
            'prepare_study', 'wait_for_running', 'TuneResult', 'tune', 'retrain_best']
 
@@ -344,34 +344,6 @@ def run_worker(spec: WorkerSpec, worker: int = 0, callbacks: list | None = None)
     return n
 
 # %% ../nbs/12_tune.ipynb #12-tune-026
-@contextlib.contextmanager
-def ray_session(num_cpus: int):
-    """Ray for the tune job: the connection this process has, `$RAY_ADDRESS`, or a local Ray on 127.0.0.1 only (shut
-    down on exit)."""
-    os.environ.setdefault(
-        'RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER', '0'
-    )  # before ray is imported: keep a local Ray on loopback
-    import ray
-
-    if ray.is_initialized():
-        yield ray
-        return
-    if addr := os.environ.get('RAY_ADDRESS'):
-        ray.init(address=addr)
-    else:
-        ray.init(
-            address='local',
-            num_cpus=num_cpus,
-            include_dashboard=False,
-            _node_ip_address='127.0.0.1',
-            dashboard_host='127.0.0.1',
-        )
-    try:
-        yield ray
-    finally:
-        ray.shutdown()
-
-
 def _stop_processes(procs, timeout: float = 30):
     for p in procs:
         if p.is_alive():
