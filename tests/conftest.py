@@ -25,6 +25,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def uvicorn_cmd(port: int, *args: str) -> list[str]:
+    "The command line of a real uvicorn serving tsforge on 127.0.0.1:`port` (the model comes from TSFORGE_MODEL)."
+    return [
+        str(BIN / 'uvicorn'),
+        'tsforge.serve:app',
+        '--host',
+        '127.0.0.1',
+        '--port',
+        str(port),
+        '--log-level',
+        'warning',
+        *args,
+    ]
+
+
 def papermill(notebook, out, config, overrides=(), env=None, cwd=ROOT, timeout=900):
     "Run a job notebook with papermill's command line, exactly as a user would; return the CompletedProcess."
     cmd = [str(BIN / 'papermill'), str(ROOT / 'nbs' / notebook), str(out), '-p', 'config', str(config)]
@@ -94,16 +109,7 @@ def server(trained):
     port = free_port()
     env = {**os.environ, 'TSFORGE_MODEL': 'models:/tsforge-etth1@champion'}
     proc = subprocess.Popen(
-        [
-            str(BIN / 'uvicorn'),
-            'tsforge.serve:app',
-            '--host',
-            '127.0.0.1',
-            '--port',
-            str(port),
-            '--log-level',
-            'warning',
-        ],
+        uvicorn_cmd(port),
         env=env,
         cwd=ROOT,
     )

@@ -201,22 +201,13 @@ def test_http_long_format_parity(trained_long, panel):
     """uvicorn serving the long-format model: one request with several series, each forecast equals the run's
     predictions."""
     import os, subprocess, requests
-    from conftest import BIN, ROOT, free_port, stop, wait_http
+    from conftest import ROOT, free_port, stop, uvicorn_cmd, wait_http
 
     run_id = trained_long['run_id']
     pred = pd.read_parquet(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path='predictions.parquet'))
     port = free_port()
     proc = subprocess.Popen(
-        [
-            str(BIN / 'uvicorn'),
-            'tsforge.serve:app',
-            '--host',
-            '127.0.0.1',
-            '--port',
-            str(port),
-            '--log-level',
-            'warning',
-        ],
+        uvicorn_cmd(port),
         cwd=ROOT,
         env={**os.environ, 'TSFORGE_MODEL': 'models:/tsforge-panel@champion'},
     )

@@ -7,7 +7,7 @@ import pytest
 import requests
 from mlflow import MlflowClient
 
-from conftest import BIN, ROOT, free_port, papermill, stop, wait_http
+from conftest import BIN, ROOT, free_port, papermill, stop, uvicorn_cmd, wait_http
 from tsforge.config import load_config
 from tsforge.pipeline import prepare
 
@@ -71,16 +71,7 @@ def test_train_logs_to_server_and_serving_loads_from_it(mlflow_server, tmp_path)
 
     port = free_port()
     proc = subprocess.Popen(
-        [
-            str(BIN / 'uvicorn'),
-            'tsforge.serve:app',
-            '--host',
-            '127.0.0.1',
-            '--port',
-            str(port),
-            '--log-level',
-            'warning',
-        ],
+        uvicorn_cmd(port),
         cwd=ROOT,
         env={**os.environ, **env, 'TSFORGE_MODEL': 'models:/tsforge-remote@champion'},
     )

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import requests
 
-from conftest import BIN, ROOT, free_port, stop, wait_http
+from conftest import ROOT, free_port, stop, uvicorn_cmd, wait_http
 from tsforge.config import load_config
 from tsforge.pipeline import train
 
@@ -38,16 +38,7 @@ def test_http_parity(store, case):
     res = train(cfg)
     port = free_port()
     proc = subprocess.Popen(
-        [
-            str(BIN / 'uvicorn'),
-            'tsforge.serve:app',
-            '--host',
-            '127.0.0.1',
-            '--port',
-            str(port),
-            '--log-level',
-            'warning',
-        ],
+        uvicorn_cmd(port),
         cwd=ROOT,
         env={**os.environ, 'TSFORGE_MODEL': f'models:/{name}@champion'},
     )

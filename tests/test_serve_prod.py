@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import requests
 
-from conftest import BIN, ROOT, free_port, stop, wait_http
+from conftest import ROOT, free_port, stop, uvicorn_cmd, wait_http
 from tsforge import tracking
 from tsforge.config import load_config
 from tsforge.models import Naive, SeasonalNaive
@@ -43,17 +43,7 @@ def body(k: int = 0, n: int = L, **edit) -> dict:
 def uvicorn(uri: str, env: dict | None = None, ready: bool = True, args: tuple = ()):
     port = free_port()
     proc = subprocess.Popen(
-        [
-            str(BIN / 'uvicorn'),
-            'tsforge.serve:app',
-            '--host',
-            '127.0.0.1',
-            '--port',
-            str(port),
-            '--log-level',
-            'warning',
-            *args,
-        ],
+        uvicorn_cmd(port, *args),
         cwd=ROOT,
         env={**os.environ, 'TSFORGE_MODEL': uri, **(env or {})},
         stderr=subprocess.PIPE,

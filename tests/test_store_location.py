@@ -5,7 +5,7 @@ import os, subprocess, time
 
 import requests
 
-from conftest import BIN, ROOT, free_port, stop, wait_http
+from conftest import BIN, ROOT, free_port, stop, uvicorn_cmd, wait_http
 
 from tsforge import tracking
 
@@ -62,16 +62,7 @@ def test_train_from_nbs_serve_from_root(tmp_path):
     assert (proj / 'mlruns' / 'mlflow.db').is_file() and not (proj / 'nbs' / 'mlruns').exists()
     port = free_port()
     proc = subprocess.Popen(
-        [
-            str(BIN / 'uvicorn'),
-            'tsforge.serve:app',
-            '--host',
-            '127.0.0.1',
-            '--port',
-            str(port),
-            '--log-level',
-            'warning',
-        ],
+        uvicorn_cmd(port),
         cwd=proj,
         env=_env(TSFORGE_MODEL='models:/tsforge-etth1@champion'),
     )
@@ -86,16 +77,7 @@ def test_server_without_store_says_where_it_looked_and_creates_nothing(tmp_path)
     proj = _project(tmp_path)
     port = free_port()
     proc = subprocess.Popen(
-        [
-            str(BIN / 'uvicorn'),
-            'tsforge.serve:app',
-            '--host',
-            '127.0.0.1',
-            '--port',
-            str(port),
-            '--log-level',
-            'warning',
-        ],
+        uvicorn_cmd(port),
         cwd=proj,
         env=_env(TSFORGE_MODEL='models:/tsforge-etth1@champion'),
     )
