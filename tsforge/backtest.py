@@ -207,26 +207,10 @@ def score_fold(fit: FoldFit, frame: pd.DataFrame, fold: Fold) -> FoldResult:
         k = codes >= 0
         o, j = series_origins(r.start[k], r.test_start[k], r.test_end[k], st.input_length, st.horizon)
         w = make_windows(st, _scale_long(st, frame, st.id_col), frame[tc].to_numpy(), o, series=codes[k][j])
-        pred = fit.model.predict(w)
-        own = fit.fold.index == fold.index
-        return FoldResult(
-            fold,
-            fit.fold.index,
-            fit.fold.train_start,
-            fit.fold.train_end,
-            fit.val_start,
-            st,
-            scores(w.Y, pred, st, series=w.series),
-            o,
-            pred,
-            w.Y,
-            fit.seconds if own else 0.0,
-            os.getpid(),
-            w.series,
-        )
-    rows = frame.iloc[: fold.test_end]
-    o = origins(fold.test_start, fold.test_end, st.input_length, st.horizon)
-    w = make_windows(st, st.transform(rows[st.columns_in].to_numpy()), rows[tc].to_numpy(), o)
+    else:
+        rows = frame.iloc[: fold.test_end]
+        o = origins(fold.test_start, fold.test_end, st.input_length, st.horizon)
+        w = make_windows(st, st.transform(rows[st.columns_in].to_numpy()), rows[tc].to_numpy(), o)
     pred = fit.model.predict(w)
     own = fit.fold.index == fold.index
     return FoldResult(
@@ -236,12 +220,13 @@ def score_fold(fit: FoldFit, frame: pd.DataFrame, fold: Fold) -> FoldResult:
         fit.fold.train_end,
         fit.val_start,
         st,
-        scores(w.Y, pred, st),
+        scores(w.Y, pred, st, series=w.series),
         o,
         pred,
         w.Y,
         fit.seconds if own else 0.0,
         os.getpid(),
+        w.series,
     )
 
 # %% ../nbs/11_backtest.ipynb #11-backtest-011
