@@ -7,20 +7,36 @@ export TSFORGE_DATA_DIR ?= $(abspath ../shared/data/ett)
 export OMP_NUM_THREADS ?= 1
 PORT   ?= 8765
 
-.PHONY: venv test demo bench lint-nbs style lint docs clean
+.PHONY: venv test test-fast demo bench lint-nbs style lint docs clean
 
-$(STAMP): settings.ini setup.py constraints.txt
+# the `tsforge` kernel the job notebooks name (nbs/25_kernel.ipynb): pip installs it from setup.py's data_files,
+# except in an editable install (as here), so it is installed into the venv explicitly
+KERNELSPEC := share/jupyter/kernels/tsforge
+
+$(STAMP): settings.ini setup.py constraints.txt $(KERNELSPEC)/kernel.json
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]"
+	$(BIN)/jupyter kernelspec install --sys-prefix --name tsforge $(KERNELSPEC)
 	touch $@
 
 venv: $(STAMP)
 
-# style (ruff), notebooks and package in sync, notebooks clean, notebook tests, then pytest
+# pytest-xdist workers: most slow tests wait on processes they started (servers, kernels, jobs), so two workers
+# overlap those waits on 2 cores; tests that start Ray share one worker (tests/conftest.py). TEST_WORKERS=0: one process
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=10
+
+# style (ruff), notebooks and package in sync, notebooks clean, notebook tests (with the cells flagged `#| slow`),
+# then every pytest test (with those marked slow: real servers, kernels, Ray, jobs killed)
 test: venv lint lint-nbs
+	$(BIN)/nbdev_test --flags slow
+	$(PYTEST) tests
+
+# the same without the slow notebook cells and slow tests: a developer's quick check
+test-fast: venv lint lint-nbs
 	$(BIN)/nbdev_test
-	$(BIN)/python -m pytest -q tests
+	$(PYTEST) -m "not slow" tests
 
 lint-nbs: venv
 	@rm -rf .cache/sync && mkdir -p .cache/sync && cp -r tsforge nbs .cache/sync/
@@ -46,7 +62,7 @@ lint: venv
 	$(BIN)/ruff format --check $(STYLE_PATHS)
 	$(BIN)/ruff check $(STYLE_PATHS)
 
-# the notebooks (with their committed outputs) and README.md as an HTML site: _docs/index.html
+# the documentation site: Getting started, guides (nbs/guides/*.md), an API page per module: _docs/index.html
 docs: venv
 	$(BIN)/python tools/docs.py --out _docs
 

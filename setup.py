@@ -27,7 +27,11 @@ setuptools.setup(
     extras_require={'dev': dev_requirements},
     python_requires='>=' + min_python,
     zip_safe=False,
+    # the `tsforge` Jupyter kernel the job notebooks name (nbs/25_kernel.ipynb): its kernelspec goes into the
+    # environment's share/jupyter/kernels, its provisioner (IPC sockets, no TCP ports) is found by entry point
+    data_files=[('share/jupyter/kernels/tsforge', ['share/jupyter/kernels/tsforge/kernel.json'])],
     entry_points={
         'nbdev': [f'{cfg.get("lib_path")}={cfg.get("lib_path")}._modidx:d'],
+        'jupyter_client.kernel_provisioners': ['tsforge-ipc = tsforge.kernel:IPCProvisioner'],
     },
 )

@@ -1,7 +1,7 @@
 """How time and memory grow with the data: synthetic hourly panels, fit + evaluate per model, each cell in its own
 process.
 
-    python bench/scale.py                           # the README table (long 10..10,000 series, wide 7..321 columns)
+    python bench/scale.py                           # the table in bench/tables/scale.md (long 10..10,000, wide 7..321)
     python bench/scale.py --long 10 100 --wide 7 --models linear   # a quick look
 
 Data: `tsforge.data.synthetic_panel` (daily + weekly seasonality, trend, noise; seeded), written once to parquet under
@@ -14,7 +14,7 @@ forecasts not kept). The torch and tree models use small budgets here (see MODEL
 grows, not accuracy.
 """
 
-import argparse, os, resource, shlex, subprocess, sys, time, json
+import argparse, os, resource, shlex, subprocess, sys, tempfile, time, json
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,7 +48,8 @@ def cell(kind: str, n: int, model: str, folder: str) -> dict:
     "One cell, run in a fresh process (`--cell`): prints a JSON line."
     import numpy as np  # noqa: F401
     from tsforge.config import load_config
-    from tsforge.pipeline import fit_evaluate, prepare
+    from tsforge.train import fit_evaluate
+    from tsforge.prepare import prepare
     from tsforge.models import model_class
     import pyarrow.parquet  # noqa: F401  (the parquet reader and the model's libraries are part of the baseline)
 
@@ -137,7 +138,11 @@ def main():
         help='skip wide cells above N columns for MODEL (time cap)',
     )
     ap.add_argument('--ett', action=argparse.BooleanOptionalAction, default=True, help='ETTh1 M H=720 linear cell')
-    ap.add_argument('--data', default='/tmp/tsforge-scale', help='folder for the generated parquet files')
+    ap.add_argument(
+        '--data',
+        default=os.path.join(tempfile.gettempdir(), 'tsforge-scale'),
+        help='folder for the generated parquet files',
+    )
     ap.add_argument('--timeout', type=int, default=600, help='seconds per cell')
     ap.add_argument('--out', default='bench/results/scale.md')
     ap.add_argument('--cell', nargs=4, help=argparse.SUPPRESS)

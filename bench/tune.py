@@ -6,9 +6,11 @@ pruner, and `local` with 2 workers against `serial`.
 
 The search uses fewer lightgbm rows and rounds than the defaults (`--search-rows`, `--search-rounds`, one thread per
 trial); the best parameters are then fitted with the default rows, rounds and threads. Each run uses a throw-away
-store (TSFORGE_HOME in a temporary folder). Run it through the bench lock:
+store (TSFORGE_HOME in a temporary folder). Run it alone on the machine (one benchmark at a time):
 
-    flock /work/coord/bench.lock env OMP_NUM_THREADS=1 python bench/tune.py
+    OMP_NUM_THREADS=1 python bench/tune.py
+
+The tables it made are in bench/tables/tune.md.
 """
 
 import argparse, os, sys, tempfile, time
@@ -30,9 +32,9 @@ FULL = {
     'num_threads': 2,
     'folds': 5,
 }  # lightgbm defaults, restored for the final fit
-# lightgbm with its defaults (L=336), S mode: the README's table (bench/ett.py, same code, deterministic with seed 0);
+# lightgbm with its defaults (L=336), S mode: bench/tables/ett.md (bench/ett.py, same code, deterministic with seed 0);
 # --recompute-defaults fits them again instead
-README_LIGHTGBM = {
+TABLE_LIGHTGBM = {
     ('ETTh1', 96): 0.0522,
     ('ETTh1', 192): 0.0677,
     ('ETTh1', 336): 0.0795,
@@ -55,6 +57,7 @@ def search_overrides(args, ds, H, model, trials, executor='serial', pruner='medi
         'tune.n_workers=2',
         f'tune.pruner={pruner}',
         'tune.retrain=false',
+        'intervals.levels=[]',  # the protocol's point forecasts, as the published figures
         f'tune.n_startup_trials={args.startup}',
         'tune.pruner_startup_trials=3',
         f'tune.study_name=bench{tag}-{ds}-{model}-h{H}',
@@ -74,7 +77,7 @@ def search_overrides(args, ds, H, model, trials, executor='serial', pruner='medi
 def final_fit(cfg, params, model):
     """Fit `cfg` with `params` applied on the standard split (lightgbm with its default rows / rounds / threads);
     test metrics."""
-    from tsforge.pipeline import fit_evaluate
+    from tsforge.train import fit_evaluate
     from tsforge.tune import trial_config
 
     best = trial_config(cfg, params)
@@ -118,13 +121,13 @@ def run_cell(args, ds, H, model, trials, executor='serial', pruner='median', tag
 
 
 def default_test(ds, H, model, recompute=False):
-    if model == 'lightgbm' and not recompute and (ds, H) in README_LIGHTGBM:
-        return README_LIGHTGBM[(ds, H)], 0.0
+    if model == 'lightgbm' and not recompute and (ds, H) in TABLE_LIGHTGBM:
+        return TABLE_LIGHTGBM[(ds, H)], 0.0
     from tsforge.config import load_config
-    from tsforge.pipeline import fit_evaluate
+    from tsforge.train import fit_evaluate
 
     t0 = time.perf_counter()
-    m = fit_evaluate(load_config(ds.lower(), [f'horizon={H}', f'model={model}'])).metrics
+    m = fit_evaluate(load_config(ds.lower(), [f'horizon={H}', f'model={model}', 'intervals.levels=[]'])).metrics
     return m['test_mse'], time.perf_counter() - t0
 
 
@@ -153,7 +156,7 @@ def main():
     ap.add_argument('--search-rows', type=int, default=20_000)
     ap.add_argument('--search-rounds', type=int, default=150)
     ap.add_argument(
-        '--recompute-defaults', action='store_true', help="fit lightgbm's default config instead of the README figures"
+        '--recompute-defaults', action='store_true', help="fit lightgbm's default config instead of bench/tables/ett.md"
     )
     ap.add_argument(
         '--compare-cell', default='ETTh1:96', help='dataset:H for the pruner and executor comparisons ("" to skip)'

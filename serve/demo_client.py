@@ -4,7 +4,8 @@
 
 This is what `make demo` runs after the train job. It starts `uvicorn tsforge.serve:app` on 127.0.0.1
 (`tsforge.serve.local_server`), waits for /ready, posts the last `input_length` rows before the first test origin,
-prints the forecast beside the actual values, and stops the server whatever happens.
+prints the forecast with its 80% and 95% bands beside the actual values (and any drift warnings), and stops the
+server whatever happens.
 """
 
 import argparse, json
@@ -13,9 +14,9 @@ import pandas as pd
 import requests
 
 from tsforge.config import load_config
-from tsforge.pipeline import prepare
+from tsforge.prepare import prepare
 from tsforge.serve import local_server
-from tsforge.tracking import tracking_uri
+from tsforge.store import tracking_uri
 
 
 def main():
@@ -30,7 +31,9 @@ def main():
         meta = requests.get(f'{url}/metadata', timeout=10).json()
         print(
             'model:',
-            json.dumps({k: meta[k] for k in ('name', 'version', 'model', 'horizon', 'input_length', 'frequency')}),
+            json.dumps(
+                {k: meta.get(k) for k in ('name', 'version', 'model', 'horizon', 'input_length', 'frequency', 'levels')}
+            ),
         )
         prep = prepare(cfg)
         o = int(prep.origins('test')[0])
@@ -38,15 +41,22 @@ def main():
         hist = prep.frame.iloc[o - L : o].copy()
         hist[tc] = hist[tc].astype(str)
         body = {'history': hist[meta['required_columns']].to_dict(orient='records')}
+        if meta.get('levels'):  # the calibrated interval levels: ask for the bands
+            body['levels'] = meta['levels']
         print(f'POST {url}/predict  ({len(hist)} history rows, last {hist[tc].iloc[-1]})')
         r = requests.post(f'{url}/predict', json=body, timeout=60)
         r.raise_for_status()
         fc = pd.DataFrame(r.json()['forecast'])
+        for w in r.json().get('warnings', []):
+            print('warning:', w)
         actual = prep.frame.iloc[o : o + len(fc)][meta['forecast_columns']].to_numpy()
         for i, c in enumerate(meta['forecast_columns']):
             fc[f'{c}_actual'] = actual[:, i]
         pd.set_option('display.width', 120)
-        print(f'{len(fc)}-step forecast:')
+        print(
+            f'{len(fc)}-step forecast'
+            + (f' with {", ".join(f"{v:g}" for v in meta["levels"])}% bands:' if meta.get('levels') else ':')
+        )
         print(fc.to_string())
     print('server stopped')
     print(

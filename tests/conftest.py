@@ -1,7 +1,13 @@
-"""Shared fixtures: the ETT data folder, throw-away MLflow stores, a trained etth1 model (by the real papermill job),
-and real server processes on 127.0.0.1 (uvicorn, mlflow server) that are always stopped."""
+"""Shared fixtures and helpers: the ETT data folder, throw-away MLflow stores (`isolated_store`: one way to point this
+process and the processes it starts at a store), a trained etth1 model (by the real papermill job), the app in this
+process (`app_client`) and real server processes on 127.0.0.1 (uvicorn, mlflow server) that are always stopped, and
+the queries tests make of a store (`artifacts`, `children`, `parent_runs`, `versions`, `champion`, `last_run`).
+
+Markers: `slow` marks process-level tests (real servers, kills, papermill kernels, Ray); `make test` runs them all,
+`make test-fast` (`pytest -m "not slow"`) leaves them out."""
 
 import os, signal, socket, subprocess, sys, time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -17,6 +23,35 @@ os.environ.setdefault(
     'RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER', '0'
 )  # before ray is imported: Ray keeps 127.0.0.1 (notes/ray-loopback.md)
 os.environ.pop('MLFLOW_TRACKING_URI', None)
+
+
+# fixtures that start processes (papermill kernels, uvicorn, mlflow server, PostgreSQL, Ray): a test using one is slow
+SLOW_FIXTURES = {
+    'trained',
+    'server',
+    'ray_local',
+    'ray_serve_url',
+    'mlflow_server',
+    'fuzz_server',
+    'cv_job',
+    'postgres',
+}
+
+
+# tests that start Ray (the session's `ray_local`, or Ray processes of their own): with pytest-xdist (`make test` runs
+# two workers) they all go to one worker (`--dist loadgroup`), so one Ray runs at a time and `ray_local` starts once
+RAY_MODULES = {'test_ray_serve', 'test_multinode'}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark `slow` every test that uses a process-level fixture (tests that start processes themselves say so); put
+    every test that starts Ray in one xdist group."""
+    for item in items:
+        names = set(getattr(item, 'fixturenames', ()))
+        if SLOW_FIXTURES & names:
+            item.add_marker(pytest.mark.slow)
+        if 'ray_local' in names or item.module.__name__ in RAY_MODULES:
+            item.add_marker(pytest.mark.xdist_group('ray'))
 
 
 def free_port() -> int:
@@ -40,13 +75,23 @@ def uvicorn_cmd(port: int, *args: str) -> list[str]:
     ]
 
 
-def papermill(notebook, out, config, overrides=(), env=None, cwd=ROOT, timeout=900):
-    "Run a job notebook with papermill's command line, exactly as a user would; return the CompletedProcess."
+def papermill_cmd(notebook, out, config, overrides=()) -> list[str]:
+    "The papermill command line a user types to run job notebook `notebook` (train.ipynb, cv.ipynb, tune.ipynb)."
     cmd = [str(BIN / 'papermill'), str(ROOT / 'nbs' / notebook), str(out), '-p', 'config', str(config)]
     if overrides:
         cmd += ['-y', 'overrides: [' + ', '.join(f'"{o}"' for o in overrides) + ']']
+    return cmd
+
+
+def papermill(notebook, out, config, overrides=(), env=None, cwd=ROOT, timeout=900):
+    "Run a job notebook with papermill's command line, exactly as a user would; return the CompletedProcess."
     return subprocess.run(
-        cmd, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout
+        papermill_cmd(notebook, out, config, overrides),
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -75,20 +120,187 @@ def wait_http(url, proc, timeout=120, ok=(200,)):
     raise TimeoutError(f'{url} did not answer within {timeout}s')
 
 
-@pytest.fixture(scope='session')
-def store(tmp_path_factory):
-    "A session-wide local MLflow store (SQLite + artifact folder) via TSFORGE_HOME."
-    home = tmp_path_factory.mktemp('mlruns')
-    old = os.environ.get('TSFORGE_HOME')
-    os.environ['TSFORGE_HOME'] = str(home)
-    from tsforge.tracking import configure
+# --- stores: one way to isolate them ------------------------------------------------------------------------------
 
+STORE_ENV = ('TSFORGE_HOME', 'MLFLOW_TRACKING_URI', 'MLFLOW_REGISTRY_URI', 'TSFORGE_OPTUNA_STORAGE')
+
+
+@contextmanager
+def isolated_store(home):
+    """Point this process (MLflow's tracking and registry) and the processes it starts (TSFORGE_HOME) at a store under
+    `home` (MLflow + Optuna SQLite); put the environment and MLflow back as they were afterwards."""
+    import mlflow
+
+    from tsforge.store import configure
+
+    old = {k: os.environ.get(k) for k in STORE_ENV}
+    for k in STORE_ENV:  # MLFLOW_TRACKING_URI would win over TSFORGE_HOME
+        os.environ.pop(k, None)
+    os.environ['TSFORGE_HOME'] = str(home)
     configure()  # this process's MlflowClient() talks to the same store as the jobs it starts
-    yield home
-    if old is None:
-        os.environ.pop('TSFORGE_HOME', None)
-    else:
-        os.environ['TSFORGE_HOME'] = old
+    try:
+        yield Path(home)
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        if os.environ.get('TSFORGE_HOME') or os.environ.get('MLFLOW_TRACKING_URI'):
+            configure()
+        else:
+            mlflow.set_tracking_uri(None)
+            mlflow.set_registry_uri(None)
+
+
+@pytest.fixture(scope='session', autouse=True)
+def store(tmp_path_factory):
+    """A session-wide local MLflow store (SQLite + artifact folder) via TSFORGE_HOME, shared by the session's jobs;
+    always set up first, so that no test writes to a store in the checkout and every other store nests inside it."""
+    with isolated_store(tmp_path_factory.mktemp('mlruns')) as home:
+        yield home
+
+
+@pytest.fixture
+def own_store(tmp_path):
+    "A throw-away store for one test; the previous store (the session's, if any) is restored afterwards."
+    with isolated_store(tmp_path / 'home') as home:
+        yield home
+
+
+@pytest.fixture(scope='module')
+def module_store(tmp_path_factory):
+    "A throw-away store for one test module (tests keep apart by names); the previous store is restored afterwards."
+    with isolated_store(tmp_path_factory.mktemp('home')) as home:
+        yield home
+
+
+def store_client(home):
+    "An MlflowClient on the SQLite store under `home` (the store of jobs started with TSFORGE_HOME=`home`)."
+    from mlflow import MlflowClient
+
+    uri = f'sqlite:///{Path(home) / "mlflow.db"}'
+    return MlflowClient(uri, uri)
+
+
+# --- what a store holds ------------------------------------------------------------------------------------------
+
+
+def _client(client=None):
+    from mlflow import MlflowClient
+
+    return client or MlflowClient()
+
+
+def artifacts(run_id, path='', client=None) -> list[str]:
+    "Every artifact file of run `run_id` (recursively, paths relative to the run's artifact root)."
+    c, out = _client(client), []
+    for f in c.list_artifacts(run_id, path):
+        out += artifacts(run_id, f.path, c) if f.is_dir else [f.path]
+    return out
+
+
+def children(run_id, client=None) -> list:
+    "The child runs of `run_id`; fold runs in fold order (others in MLflow's order)."
+    c = _client(client)
+    exp = c.get_run(run_id).info.experiment_id
+    runs = c.search_runs([exp], f"tags.mlflow.parentRunId = '{run_id}'")
+    return sorted(runs, key=lambda r: int(r.data.params.get('fold.index', -1)))
+
+
+def parent_runs(job, study=None, client=None) -> list:
+    "Top-level runs of job `job` ('cv', 'tune', ...) in experiment tsforge, newest first (of one tune study)."
+    c = _client(client)
+    exp = c.get_experiment_by_name('tsforge')
+    if exp is None:
+        return []
+    runs = c.search_runs([exp.experiment_id], f"tags.`tsforge.job` = '{job}'", order_by=['attribute.start_time DESC'])
+    return [
+        r
+        for r in runs
+        if 'mlflow.parentRunId' not in r.data.tags and study in (None, r.data.tags.get('tune.study_name'))
+    ]
+
+
+def last_run(client=None):
+    "The newest run of experiment tsforge."
+    c = _client(client)
+    exp = c.get_experiment_by_name('tsforge')
+    return c.search_runs([exp.experiment_id], order_by=['attribute.start_time DESC'], max_results=1)[0]
+
+
+def versions(name='tsforge-etth1', client=None) -> dict:
+    "The registered versions of model `name`, by version number (a string)."
+    return {str(v.version): v for v in _client(client).search_model_versions(f"name='{name}'")}
+
+
+def champion(name='tsforge-etth1', client=None) -> str | None:
+    "The version the alias `champion` of model `name` points at (None: no such alias)."
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(_client(client).get_model_version_by_alias(name, 'champion').version)
+    except MlflowException:
+        return None
+
+
+# --- serving: in this process, or a real uvicorn -------------------------------------------------------------------
+
+
+@contextmanager
+def app_client(uri: str, env: dict | None = None):
+    """The tsforge app serving `uri` in this process through fastapi's TestClient (no socket): the same ASGI app
+    `uvicorn tsforge.serve:app` runs, its settings read from the environment plus `env`; the first load has happened
+    (successfully or not) when it yields. For the app's behaviour; what is about the process (startup, hot reload
+    across processes, streamed bodies and timeouts, workers, signals) stays on a real uvicorn."""
+    from fastapi.testclient import TestClient
+
+    from tsforge.serve import create_app
+
+    from tsforge.store import configure
+
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            for k, v in (env or {}).items():
+                mp.setenv(k, v)
+            mp.setenv('TSFORGE_MODEL', uri)
+            with TestClient(create_app(uri, load_in_background=False), raise_server_exceptions=False) as client:
+                yield client
+    finally:  # loading points MLflow at the store of `env`: point it back at this process's store
+        configure(create=False)
+
+
+@contextmanager
+def uvicorn(uri: str, env: dict | None = None, ready: bool = True, args: tuple = (), cwd=ROOT):
+    "A real uvicorn serving `uri` on 127.0.0.1 (a free port); yields (base URL, process) once /ready (/health) is up."
+    port = free_port()
+    proc = subprocess.Popen(
+        uvicorn_cmd(port, *args),
+        cwd=cwd,
+        env={**os.environ, 'TSFORGE_MODEL': uri, **(env or {})},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f'http://127.0.0.1:{port}'
+    try:
+        wait_http(f'{url}/ready' if ready else f'{url}/health', proc)
+        yield url, proc
+    finally:
+        stop(proc)
+
+
+@contextmanager
+def serving(uri: str, env: dict | None = None, socket: bool = False):
+    """An HTTP client (httpx's API, paths relative to the server) of the app serving `uri`: in this process
+    (`app_client`), or with `socket=True` over a real uvicorn on 127.0.0.1 (the parity check over a real socket)."""
+    if not socket:
+        with app_client(uri, env) as client:
+            yield client
+        return
+    import httpx
+
+    with uvicorn(uri, env) as (url, _), httpx.Client(base_url=url, timeout=120) as client:
+        yield client
 
 
 @pytest.fixture(scope='session')
@@ -97,9 +309,9 @@ def trained(store, tmp_path_factory):
     out = tmp_path_factory.mktemp('jobs') / 'train-etth1.ipynb'
     r = papermill('train.ipynb', out, 'etth1', ['model=linear'])
     assert r.returncode == 0, r.stderr[-3000:]
-    from tsforge import tracking
+    from tsforge import bundle
 
-    info = tracking.resolve('models:/tsforge-etth1@champion')
+    info = bundle.resolve('models:/tsforge-etth1@champion')
     return {'out': out, **info}
 
 
@@ -121,6 +333,25 @@ def server(trained):
         stop(proc)
 
 
+def _kill_processes_naming(text: str):
+    "Kill this process's descendants whose command line contains `text`."
+    import psutil
+
+    procs = []
+    for p in psutil.Process().children(recursive=True):
+        try:
+            if any(text in a for a in p.cmdline()):
+                procs.append(p)
+        except psutil.Error:
+            pass
+    for p in procs:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(procs, timeout=10)
+
+
 @pytest.fixture(scope='session')
 def ray_local():
     "One local Ray for the whole session (2 CPUs, no dashboard, its own short temp dir); shut down at the end."
@@ -130,7 +361,15 @@ def ray_local():
     old = os.environ.get('RAY_AUTH_MODE')
     os.environ['RAY_AUTH_MODE'] = 'disabled'
     tmp = tempfile.mkdtemp(prefix='ray', dir='/tmp')  # short: Ray's socket paths live under it
-    ray.init(address='local', num_cpus=2, include_dashboard=False, _node_ip_address='127.0.0.1', _temp_dir=tmp)
+    for attempt in range(3):  # Ray gives its raylet a fixed 30 s to register; on a loaded 2-core machine it can miss it
+        try:
+            ray.init(address='local', num_cpus=2, include_dashboard=False, _node_ip_address='127.0.0.1', _temp_dir=tmp)
+            break
+        except Exception as e:
+            ray.shutdown()
+            _kill_processes_naming(tmp)  # what the failed start left running (its processes name the temp dir)
+            if 'timed out during startup' not in str(e) or attempt == 2:
+                raise
     try:
         yield ray
     finally:
@@ -140,3 +379,23 @@ def ray_local():
             os.environ.pop('RAY_AUTH_MODE', None)
         else:
             os.environ['RAY_AUTH_MODE'] = old
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    "Overrides that make a job take seconds: a small hourly series (600 rows, a CSV in tmp_path), short windows."
+    import numpy, pandas
+
+    t = pandas.date_range('2020-01-01', periods=600, freq='h')
+    y = numpy.sin(numpy.arange(600) * 2 * numpy.pi / 24) + 0.1 * numpy.random.default_rng(0).normal(size=600)
+    csv = tmp_path / 'tiny.csv'
+    pandas.DataFrame({'date': t.strftime('%Y-%m-%d %H:%M:%S'), 'OT': y}).to_csv(csv, index=False)
+    return [
+        'data.dataset=null',
+        f'data.path={csv}',
+        'input_length=24',
+        'horizon=8',
+        'cv.n_windows=2',
+        'cv.horizon=8',
+        'cv.step=8',
+    ]

@@ -33,11 +33,15 @@ def test_bad_config_names_field(overrides, expected):
 
 
 def test_unknown_experiment_lists_allowed():
-    with pytest.raises(
-        ConfigError,
-        match="unknown experiment 'etth3'; allowed: etth1, etth1_tune, etth1_tune_models, etth2, etth2_tune",
-    ):
+    from pathlib import Path
+
+    from tsforge.config import experiments_dir
+
+    names = ', '.join(sorted(p.stem for p in Path(experiments_dir()).glob('*.yaml') if p.stem != 'base'))
+    with pytest.raises(ConfigError) as e:
         load_config('etth3')
+    assert f"unknown experiment 'etth3'; allowed: {names} or a path to a YAML file" in str(e.value)
+    assert 'etth1, ' in str(e.value) and 'etth2_tune' in str(e.value)
 
 
 def test_user_yaml_anywhere(tmp_path):
@@ -59,7 +63,115 @@ def test_bad_yaml_file(tmp_path):
         load_config(str(f))
 
 
+@pytest.mark.slow
 def test_job_with_bad_config_fails_with_message(store, tmp_path):
     r = papermill('train.ipynb', tmp_path / 'out.ipynb', 'etth1', ['horizon=0'])
     assert r.returncode != 0
     assert 'ConfigError' in r.stderr and 'horizon: Input should be greater than or equal to 1' in r.stderr
+
+
+# --- names MLflow or Optuna would refuse later, and secrets from the environment (issue 16) ---
+
+
+@pytest.mark.parametrize(
+    'override, expected',
+    [
+        ('registry.model_name="../evil name/x"', "registry.model_name: '../evil name/x' contains '/'"),
+        ("registry.model_name='  my model .. '", "registry.model_name: '  my model .. ' has leading or trailing"),
+        ('registry.model_name="a:b"', "contains ':'"),
+        ('registry.model_name="50%"', "contains '%'"),
+        ('registry.model_name="..x"', 'reads as a relative path'),
+        ('registry.model_name=' + 'm' * 257, '257 characters; at most 256'),
+        ("tracking.experiment='exp '", "tracking.experiment: 'exp ' has leading or trailing whitespace"),
+        ("tune.study_name=' study'", "tune.study_name: ' study' has leading or trailing whitespace"),
+        ("name='etth1 '", "name: 'etth1 ' has leading or trailing whitespace"),
+        ('name=a/b', "name: 'a/b' contains '/'"),
+        ('registry.alias=latest', "registry.alias: 'latest': an alias is 1 to 255 letters"),
+        ('registry.alias=v2', 'MLflow reserves them'),
+    ],
+)
+def test_names_refused_at_validation(override, expected):
+    with pytest.raises(ConfigError) as e:
+        load_config('etth1', [override])
+    assert expected in str(e.value), str(e.value)
+
+
+SECRET = 'hunter2-not-for-mlflow'
+
+
+@pytest.fixture
+def secret_env(monkeypatch, tmp_path):
+    csv = tmp_path / f'{SECRET}.csv'
+    csv.write_text('ts,y\n' + '\n'.join(f'2024-01-{d:02d},{d}' for d in range(1, 29)))
+    monkeypatch.setenv('SOME_SECRET', SECRET)
+    monkeypatch.setenv('DATA_FILE', str(csv))
+    return csv
+
+
+@pytest.mark.parametrize(
+    'overrides',
+    [
+        ['name=${oc.env:SOME_SECRET}'],
+        ['registry.model_name=${oc.env:SOME_SECRET}'],
+        ["tune.study_name='${oc.decode:${oc.env:SOME_SECRET}}'"],
+        ['data.dataset=null', 'data.path=${oc.env:DATA_FILE}', 'tracking.experiment=exp-${data.path}'],
+    ],
+)
+def test_names_from_the_environment_are_refused(secret_env, overrides):
+    with pytest.raises(ConfigError) as e:
+        load_config('etth1', overrides)
+    msg = str(e.value)
+    assert 'comes from the environment' in msg and 'names are public' in msg and SECRET not in msg, msg
+
+
+def test_values_from_the_environment_are_redacted(secret_env):
+    from tsforge.config import EnvSecrets, validate_config
+
+    over = [
+        'data.dataset=null',
+        'data.path=${oc.env:DATA_FILE}',
+        'data.time_col=ts',
+        'data.target=y',
+        "tune.storage='${oc.decode:${oc.env:SOME_SECRET}}'",
+    ]
+    cfg = load_config('etth1', over)
+    assert cfg.data.path == str(secret_env) and cfg.tune.storage == SECRET  # the job sees the real values
+    assert cfg.secrets.paths == ['data.path', 'tune.storage']
+    assert set(cfg.secrets.secret_values) == {str(secret_env), SECRET}
+    red = cfg.redacted()
+    assert (
+        red['data']['path'] == '${oc.env:DATA_FILE}' and red['tune']['storage'] == '${oc.decode:${oc.env:SOME_SECRET}}'
+    )
+    for text in (cfg.to_yaml(), str(cfg.flat()), str(red)):
+        assert SECRET not in text and str(secret_env) not in text
+    assert cfg.flat()['data.path'] == '${oc.env:DATA_FILE}'
+    assert cfg.secrets.scrub(f'reading {secret_env} with {SECRET}') == (
+        'reading ${oc.env:DATA_FILE} with ${oc.env:SOME_SECRET}'
+    )
+    # a worker process rebuilds the config from a plain dict: the secrets travel beside it
+    again = validate_config(cfg.model_dump(mode='json'), EnvSecrets(**cfg.secrets.to_dict()))
+    assert again.redacted() == red and validate_config(cfg.model_dump(mode='json')).secrets.paths == []
+
+
+def test_config_error_messages_are_scrubbed(secret_env, monkeypatch):
+    monkeypatch.setenv('DATA_FILE', str(secret_env.with_name(f'{SECRET}-missing.csv')))
+    with pytest.raises(ConfigError) as e:
+        load_config('etth1', ['data.dataset=null', 'data.path=${oc.env:DATA_FILE}'])
+    assert 'data.path: file not found' in str(e.value) and SECRET not in str(e.value)
+    assert '${oc.env:DATA_FILE}' in str(e.value)
+
+
+def test_unknown_resolvers_are_refused():
+    from omegaconf import OmegaConf
+
+    OmegaConf.register_new_resolver('my_secret_reader', lambda: 'x')
+    try:
+        with pytest.raises(ConfigError, match="data.sha256: resolver 'my_secret_reader' is not allowed"):
+            load_config('etth1', ['data.sha256=${my_secret_reader:}'])
+    finally:
+        OmegaConf.clear_resolver('my_secret_reader')
+
+
+def test_plain_config_has_no_secrets():
+    cfg = load_config('etth1')
+    assert not cfg.secrets and cfg.redacted() == cfg.model_dump(mode='json') and cfg.to_yaml() == cfg.to_yaml(False)

@@ -2,22 +2,24 @@
 
 Each job is a separate `python -c` process calling the library exactly as the job notebooks do, with cheap models
 (naive, seasonal_naive, linear on L=48, H=24). `TSFORGE_KILL_AT=<phase>` makes a job kill itself at a phase boundary
-(`tracking.checkpoint`)."""
+(`store.checkpoint`)."""
 
-import os, subprocess, sys, time
+import os, signal, subprocess, sys, time
 from datetime import datetime, timedelta, timezone
 
-from mlflow import MlflowClient
+import pytest
 
-from conftest import BIN, ROOT
+from conftest import BIN, ROOT, champion, store_client, versions
+
+pytestmark = pytest.mark.slow  # real processes (jobs killed, kernels, servers)
 
 SMALL = ['input_length=48', 'horizon=24']
 TRAIN = (
-    'import sys; from tsforge.config import load_config; from tsforge.pipeline import train\n'
+    'import sys; from tsforge.config import load_config; from tsforge.train import train\n'
     "r = train(load_config('etth1', sys.argv[1:]))\nprint('PROMOTED' if r.promoted else 'KEPT', r.version)"
 )
 CV = (
-    'import sys; from tsforge.config import load_config; from tsforge.backtest import backtest\n'
+    'import sys; from tsforge.config import load_config; from tsforge.cv import backtest\n'
     "backtest(load_config('etth1', sys.argv[1:]))"
 )
 
@@ -35,6 +37,9 @@ def start(home, code, overrides, kill_at=None, env=None):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # a shell without job control starts background commands with SIGINT ignored, and Python keeps an ignored
+        # SIGINT: restore the default so Ctrl-C reaches the job however the test run itself was started
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
@@ -44,32 +49,16 @@ def run(home, code, overrides, kill_at=None, env=None, timeout=300):
     return p.returncode, out, err
 
 
-def client(home):
-    uri = f'sqlite:///{home / "mlflow.db"}'
-    return MlflowClient(uri, uri)
-
-
 def all_runs(c):
     exps = [e.experiment_id for e in c.search_experiments()]
     return c.search_runs(exps, max_results=1000)
 
 
-def versions(c, name='tsforge-etth1'):
-    return {str(v.version): v for v in c.search_model_versions(f"name='{name}'")}
-
-
-def champion(c, name='tsforge-etth1'):
-    try:
-        return str(c.get_model_version_by_alias(name, 'champion').version)
-    except Exception:
-        return None
-
-
 def check_invariants(c, name='tsforge-etth1'):
     "No version whose run is not FINISHED; the alias only on a FINISHED run's version."
-    for v in versions(c, name).values():
+    for v in versions(name, c).values():
         assert c.get_run(v.run_id).info.status == 'FINISHED', (v.version, c.get_run(v.run_id).info.status)
-    if (ch := champion(c, name)) is not None:
+    if (ch := champion(name, c)) is not None:
         assert c.get_run(c.get_model_version(name, ch).run_id).info.status == 'FINISHED'
 
 
@@ -79,12 +68,12 @@ PHASES = ['loading', 'fitting', 'logging', 'finished', 'registered']
 def test_sigkill_at_each_phase_leaves_store_consistent(tmp_path):
     """A naive champion, then a (better) linear job SIGKILLed at each phase in turn, then a normal job. After each kill
     the invariants hold and the alias has not moved; each next job's start closes the runs whose process is dead."""
-    c = client(tmp_path)
+    c = store_client(tmp_path)
     rc, out, err = run(tmp_path, TRAIN, ['model=naive', *SMALL])
     assert rc == 0 and 'PROMOTED 1' in out, err[-3000:]
     dead = []  # runs left RUNNING by a kill
     for phase in [*PHASES, None]:
-        before_versions, before_champion = set(versions(c)), champion(c)
+        before_versions, before_champion = set(versions(client=c)), champion(client=c)
         before_runs = {r.info.run_id for r in all_runs(c)}
         rc, out, err = run(tmp_path, TRAIN, ['model=linear' if phase else 'model=naive', *SMALL], kill_at=phase)
         for r in dead:  # this job's start reconciled the previous kill
@@ -93,13 +82,13 @@ def test_sigkill_at_each_phase_leaves_store_consistent(tmp_path):
             assert f'process {r.data.tags["tsforge.pid"]} on' in r2.data.tags['tsforge.reconciled']
         dead = []
         check_invariants(c)
-        assert champion(c) == before_champion, phase  # linear is better, but a killed job moves nothing
+        assert champion(client=c) == before_champion, phase  # linear is better, but a killed job moves nothing
         if phase is None:
             assert rc == 0, err[-3000:]
             break
         assert rc == -9, (phase, rc, err[-2000:])
         [killed] = [r for r in all_runs(c) if r.info.run_id not in before_runs]
-        new_versions = set(versions(c)) - before_versions
+        new_versions = set(versions(client=c)) - before_versions
         if phase in ('loading', 'fitting', 'logging'):
             assert killed.info.status == 'RUNNING' and not new_versions, phase
             dead.append(killed)
@@ -107,7 +96,7 @@ def test_sigkill_at_each_phase_leaves_store_consistent(tmp_path):
             assert killed.info.status == 'FINISHED' and not new_versions
         else:  # registered, killed before the promotion gate
             assert killed.info.status == 'FINISHED' and len(new_versions) == 1
-            assert versions(c)[new_versions.pop()].run_id == killed.info.run_id
+            assert versions(client=c)[new_versions.pop()].run_id == killed.info.run_id
     assert not [r for r in all_runs(c) if r.info.status == 'RUNNING']
 
 
@@ -144,14 +133,14 @@ def test_four_train_jobs_at_once_on_fresh_store(tmp_path):
     procs = [start(tmp_path, TRAIN, j) for j in jobs]
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0] * 4, [e[-2000:] for _, e in outs]
-    c = client(tmp_path)
+    c = store_client(tmp_path)
     runs = all_runs(c)
     assert len(runs) == 4 and {r.info.status for r in runs} == {'FINISHED'}
-    assert len(versions(c)) == 4
+    assert len(versions(client=c)) == 4
     check_invariants(c)
     best = min(runs, key=lambda r: r.data.metrics['test_mse'])
     assert c.get_model_version_by_alias('tsforge-etth1', 'champion').run_id == best.info.run_id
-    for v in versions(c).values():  # every version carries the gate's decision and both figures
+    for v in versions(client=c).values():  # every version carries the gate's decision and both figures
         assert v.tags['tsforge.promote.decision'] in ('promoted', 'kept') and v.tags['tsforge.promote.candidate']
 
 
@@ -162,7 +151,7 @@ def test_four_cv_jobs_at_once_on_fresh_store(tmp_path):
     procs = [start(tmp_path, CV, CV_SMALL) for _ in range(4)]
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0] * 4, [e[-2000:] for _, e in outs]
-    runs = all_runs(client(tmp_path))
+    runs = all_runs(store_client(tmp_path))
     parents = [r for r in runs if 'mlflow.parentRunId' not in r.data.tags]
     children = [r for r in runs if 'mlflow.parentRunId' in r.data.tags]
     assert len(parents) == 4 and len(children) == 8
@@ -172,7 +161,7 @@ def test_four_cv_jobs_at_once_on_fresh_store(tmp_path):
 def test_cv_job_killed_in_a_fold_is_closed_by_the_next_job(tmp_path):
     rc, out, err = run(tmp_path, CV, CV_SMALL, kill_at='fold')
     assert rc == -9, err[-2000:]
-    c = client(tmp_path)
+    c = store_client(tmp_path)
     dead = all_runs(c)
     assert sorted(r.info.status for r in dead) == ['RUNNING', 'RUNNING']  # the parent and its first fold
     rc, out, err = run(tmp_path, CV, CV_SMALL)
@@ -187,16 +176,16 @@ def test_ctrl_c_ends_the_run_killed(tmp_path):
     "SIGINT (Ctrl-C) during fitting: the run ends KILLED (not RUNNING, not FAILED), nothing registered."
     rc, out, err = run(tmp_path, TRAIN, ['model=naive', *SMALL], kill_at='fitting:INT')
     assert rc != 0 and 'KeyboardInterrupt' in err, err[-2000:]
-    c = client(tmp_path)
+    c = store_client(tmp_path)
     [r] = all_runs(c)
     assert r.info.status == 'KILLED' and r.info.end_time and r.data.tags['tsforge.killed'] == 'SIGINT (Ctrl-C)'
-    assert not versions(c)
+    assert not versions(client=c)
 
 
 def test_cv_sigterm_ends_parent_and_child_killed(tmp_path):
     rc, out, err = run(tmp_path, CV, CV_SMALL, kill_at='fold:TERM')
     assert rc != 0, err[-2000:]
-    runs = all_runs(client(tmp_path))
+    runs = all_runs(store_client(tmp_path))
     assert sorted(r.info.status for r in runs) == ['KILLED', 'KILLED']
 
 
@@ -214,14 +203,14 @@ def test_sigterm_from_outside(tmp_path):
     proc.resume()
     out, err = p.communicate(timeout=120)
     assert p.returncode != 0 and 'JobKilled' in err, err[-2000:]
-    c = client(tmp_path)
+    c = store_client(tmp_path)
     [r] = all_runs(c)
-    assert r.info.status == 'KILLED' and r.data.tags['tsforge.killed'] == 'SIGTERM' and not versions(c)
+    assert r.info.status == 'KILLED' and r.data.tags['tsforge.killed'] == 'SIGTERM' and not versions(client=c)
 
 
 def test_reconcile_command_uses_heartbeats_for_other_hosts(tmp_path):
     "A run on another host is closed once its heartbeat is older than the grace period; a fresh one is left alone."
-    c = client(tmp_path)
+    c = store_client(tmp_path)
     exp = c.create_experiment('tsforge')
     old = (datetime.now(timezone.utc) - timedelta(hours=1)).isoformat()
     new = datetime.now(timezone.utc).isoformat()
@@ -231,14 +220,14 @@ def test_reconcile_command_uses_heartbeats_for_other_hosts(tmp_path):
     legacy = c.create_run(exp).info.run_id  # no heartbeat: left alone unless asked
     env = {**os.environ, 'TSFORGE_HOME': str(tmp_path), 'PYTHONPATH': str(ROOT)}
     r = subprocess.run(
-        [sys.executable, '-m', 'tsforge.tracking', 'reconcile'], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, '-m', 'tsforge.runs', 'reconcile'], env=env, capture_output=True, text=True, timeout=120
     )
     assert r.returncode == 0 and '1 dead run(s) marked FAILED' in r.stdout, r.stdout + r.stderr
     assert c.get_run(stale).info.status == 'FAILED'
     assert 'last heartbeat' in c.get_run(stale).data.tags['tsforge.reconciled']
     assert c.get_run(alive).info.status == 'RUNNING' and c.get_run(legacy).info.status == 'RUNNING'
     r = subprocess.run(
-        [sys.executable, '-m', 'tsforge.tracking', 'reconcile', '--untagged-after', '0'],
+        [sys.executable, '-m', 'tsforge.runs', 'reconcile', '--untagged-after', '0'],
         env=env,
         capture_output=True,
         text=True,
@@ -276,7 +265,7 @@ def test_papermill_job_sigterm_ends_run_killed_with_notebook(tmp_path):
         c, t0 = None, time.time()
         while time.time() - t0 < 300:  # until the run exists and has its data logged
             if (tmp_path / 'mlflow.db').exists():
-                c = client(tmp_path)
+                c = store_client(tmp_path)
                 if [r for r in all_runs(c) if 'data.sha256' in r.data.tags]:
                     break
             time.sleep(0.2)

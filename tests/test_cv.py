@@ -9,34 +9,13 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from conftest import papermill
-from tsforge import tracking
-from tsforge.backtest import backtest, cv_folds, fit_fold, run_folds, score_fold
+from conftest import artifacts, children, papermill, parent_runs
+from tsforge.store import configure
+from tsforge.cv import backtest, cv_folds, fit_fold, run_folds, score_fold
 from tsforge.config import ConfigError, load_config
-from tsforge.pipeline import prepare
+from tsforge.prepare import prepare
 
 SMALL = ['model=linear', 'input_length=96', 'horizon=24', 'cv.n_windows=3']
-
-
-def artifacts(run_id, path=''):
-    out = []
-    for f in MlflowClient().list_artifacts(run_id, path):
-        out += artifacts(run_id, f.path) if f.is_dir else [f.path]
-    return out
-
-
-def children(run_id):
-    exp = MlflowClient().get_run(run_id).info.experiment_id
-    runs = MlflowClient().search_runs([exp], f"tags.mlflow.parentRunId = '{run_id}'")
-    return sorted(runs, key=lambda r: int(r.data.params['fold.index']))
-
-
-def parent_runs():
-    exp = MlflowClient().get_experiment_by_name('tsforge')
-    runs = MlflowClient().search_runs(
-        [exp.experiment_id], "tags.`tsforge.job` = 'cv'", order_by=['attribute.start_time DESC']
-    )
-    return [r for r in runs if 'mlflow.parentRunId' not in r.data.tags]
 
 
 @pytest.fixture(scope='module')
@@ -50,8 +29,8 @@ def cv_job(store, tmp_path_factory):
     out = tmp_path_factory.mktemp('jobs') / 'cv-etth2.ipynb'
     r = papermill('cv.ipynb', out, 'etth2', SMALL)
     assert r.returncode == 0, r.stderr[-3000:]
-    tracking.configure()
-    run = parent_runs()[0]
+    configure()
+    run = parent_runs('cv')[0]
     assert run.data.params['cv.n_windows'] == '3'
     return run
 
@@ -195,6 +174,7 @@ def _same(a, b):
     )
 
 
+@pytest.mark.slow
 def test_serial_and_local_executors_identical(prep2):
     serial = run_folds(load_config('etth2', SMALL + ['cv.executor=serial']), prep2)
     local = run_folds(load_config('etth2', SMALL + ['cv.executor=local', 'cv.n_jobs=2']), prep2)
@@ -211,6 +191,7 @@ def test_ray_executor_identical(ray_local, prep2):
     assert ray_local.is_initialized()  # a Ray the job did not start is left running
 
 
+@pytest.mark.slow
 def test_failed_job_bad_data_marks_failed(store, tmp_path):
     df = pd.read_csv(os.path.join(os.environ['TSFORGE_DATA_DIR'], 'ETTh2.csv'))
     df['OT'] = df['OT'].astype(object)
@@ -223,8 +204,8 @@ def test_failed_job_bad_data_marks_failed(store, tmp_path):
         SMALL + ['data.dataset=null', f'data.path={tmp_path / "broken.csv"}'],
     )
     assert r.returncode != 0 and 'DataError' in r.stderr
-    tracking.configure()
-    last = parent_runs()[0]
+    configure()
+    last = parent_runs('cv')[0]
     assert last.info.status == 'FAILED' and last.data.params['data.path'].endswith('broken.csv')
 
 
@@ -243,7 +224,7 @@ def test_failed_fold_marks_child_and_parent_failed(store):
     )
     with pytest.raises(ValueError, match='period=200 must be <= input_length=96'):
         backtest(cfg)
-    parent = parent_runs()[0]
+    parent = parent_runs('cv')[0]
     assert parent.info.status == 'FAILED' and parent.data.tags['tsforge.model'] == 'seasonal_naive'
     kids = children(parent.info.run_id)
     assert [(k.info.run_name, k.info.status) for k in kids] == [('fold-0', 'FAILED')]
@@ -253,4 +234,4 @@ def test_failed_fold_marks_child_and_parent_failed(store):
 def test_fold_too_short_marks_failed(store):
     with pytest.raises(ConfigError, match='fold 0 has'):
         backtest(load_config('etth2', SMALL + ['cv.n_windows=600', 'cv.executor=serial']))
-    assert parent_runs()[0].info.status == 'FAILED' and mlflow.active_run() is None
+    assert parent_runs('cv')[0].info.status == 'FAILED' and mlflow.active_run() is None

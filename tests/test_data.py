@@ -1,6 +1,6 @@
 """Loading: the ETT download path against a local HTTP server (never the internet), checksums, and malformed files."""
 
-import functools, http.server, os, shutil, threading
+import functools, http.server, os, re, shutil, threading
 from pathlib import Path
 
 import numpy as np
@@ -133,8 +133,11 @@ def test_issues_fail_or_fill(tmp_path):
         'data.on_issue=fill',
     ]:
         assert part in msg, (part, msg)
-    df, rep = load_frame(cfg(p, on_issue='fill'))
-    assert df.y.tolist() == [1, 2, 3, 4, 5, 6] and rep.filled and len(rep.issues) == 4
+    with pytest.raises(DataError) as e:  # 3 of 6 rows repaired: far more than the default bound of 5%
+        load_frame(cfg(p, on_issue='fill'))
+    assert 'would repair 3 of 6 rows (50.0%' in str(e.value) and 'data.max_repair_share=0.05' in str(e.value)
+    df, rep = load_frame(cfg(p, on_issue='fill', max_repair_share=0.5))
+    assert df.y.tolist() == [1, 2, 3, 4, 5, 6] and rep.filled and len(rep.issues) == 4 and rep.repaired == 3
     assert (df.ts.diff().dropna() == pd.Timedelta('1h')).all()
 
 
@@ -220,10 +223,180 @@ def test_unknown_time_zone_is_a_config_error():
         DataConfig(dataset='ETTh1', tz='Mars/Olympus')
 
 
-@pytest.mark.parametrize('text', ['ts,y\n2020-01-01,1\n', '', 'ts,y\n', 'ts;y\n2020-01-01;1\n2020-01-02;2\n'])
+@pytest.mark.parametrize('text', ['ts,y\n2020-01-01,1\n', '', 'ts,y\n', 'ts;y\n2020-01-01;1\n', 'ts,y\n01/02/2020,1\n'])
 def test_every_read_failure_names_the_file(tmp_path, text):
     p = tmp_path / 'short.csv'
     p.write_text(text)
     with pytest.raises(DataError) as e:
         load_frame(DataConfig(path=str(p), time_col='ts', target='y'))
     assert str(e.value).startswith(f'{p}: '), str(e.value)
+
+
+# --- timestamps are never guessed, repairs are bounded, CSV dialects (issue 16) ---
+
+
+@pytest.fixture(scope='module')
+def ett_variants(tmp_path_factory):
+    "ETTh1 rewritten: every timestamp dd/mm/yyyy HH:MM, every second one so (the rest ISO), 200 rows no day decides."
+    d = tmp_path_factory.mktemp('ett')
+    raw = pd.read_csv(SHARED / 'ETTh1.csv')
+    dd = pd.to_datetime(raw.date).dt.strftime('%d/%m/%Y %H:%M')
+    raw.assign(date=dd).to_csv(d / 'dayfirst.csv', index=False)
+    raw.assign(date=np.where(np.arange(len(raw)) % 2 == 1, dd, raw.date)).to_csv(d / 'mixed.csv', index=False)
+    raw.head(200).assign(date=dd.head(200)).to_csv(d / 'ambiguous.csv', index=False)
+    raw.to_csv(d / 'semicolon.csv', index=False, sep=';', decimal=',')
+    raw.drop(index=range(100, 1100)).to_csv(d / 'holes.csv', index=False)  # 1,000 hours missing (6%)
+    return d
+
+
+def ett_cfg(path, **kw):
+    return DataConfig(path=str(path), **kw)
+
+
+def test_mixed_formats_are_refused_naming_rows_and_formats(ett_variants):
+    for on_issue in ('fail', 'fill'):  # never repaired: a parse problem is not a gap
+        with pytest.raises(DataError) as e:
+            load_frame(ett_cfg(ett_variants / 'mixed.csv', on_issue=on_issue))
+        msg = str(e.value)
+        assert 'date: timestamps written in 2 formats' in msg, msg
+        assert 'YYYY-MM-DD (ISO 8601): 8710 row(s), first row 0 (2016-07-01 00:00:00)' in msg
+        assert 'DD/MM/YYYY: 8710 row(s), first row 1 (01/07/2016 01:00)' in msg
+        assert 'data.dayfirst=true' in msg and "data.time_format=['%Y-%m-%d %H:%M:%S', '%d/%m/%Y %H:%M']" in msg
+        assert 'out of order' not in msg and 'missing' not in msg  # the cause, not the symptoms
+
+
+@pytest.mark.parametrize(
+    'name, kw',
+    [
+        ('mixed.csv', {'dayfirst': True}),
+        ('mixed.csv', {'time_format': ['%Y-%m-%d %H:%M:%S', '%d/%m/%Y %H:%M']}),
+        ('dayfirst.csv', {}),  # days above 12 decide: only day-first fits
+        ('dayfirst.csv', {'time_format': '%d/%m/%Y %H:%M'}),
+        ('dayfirst.csv', {'dayfirst': True, 'on_issue': 'fill'}),
+    ],
+)
+def test_day_first_file_loads_with_the_setting(ett_variants, name, kw):
+    df, rep = load_frame(ett_cfg(ett_variants / name, **kw))
+    assert rep.n_rows == 17420 and rep.start == '2016-07-01 00:00:00' and not rep.issues and rep.freq == 'h'
+    ref, _ = load_frame(DataConfig(dataset='ETTh1'))
+    assert (df.date.to_numpy() == ref.date.to_numpy()).all() and np.allclose(df.OT, ref.OT)
+
+
+def test_ambiguous_day_month_needs_a_setting(ett_variants):
+    p = ett_variants / 'ambiguous.csv'
+    with pytest.raises(DataError) as e:
+        load_frame(ett_cfg(p))
+    msg = str(e.value)
+    assert 'DD/MM/YYYY and MM/DD/YYYY both fit every timestamp' in msg and 'first row 0 (01/07/2016 00:00)' in msg
+    assert 'data.dayfirst' in msg and "data.time_format='%d/%m/%Y %H:%M'" in msg
+    df, rep = load_frame(ett_cfg(p, dayfirst=True))
+    assert rep.n_rows == 200 and rep.start == '2016-07-01 00:00:00' and rep.time_formats == ['DD/MM/YYYY']
+
+
+def test_day_month_fitting_neither_order(tmp_path):
+    p = write(tmp_path, 'ts,y\n12/01/2020,1\n13/01/2020,2\n01/14/2020,3\n')
+    with pytest.raises(DataError, match=r'fit neither order: .*row 1 \(13/01/2020\).*row 2 \(01/14/2020\)'):
+        load_frame(cfg(p))
+
+
+def test_wrong_explicit_order_names_the_setting(tmp_path):
+    p = write(tmp_path, 'ts,y\n12/01/2020,1\n13/01/2020,2\n12/03/2020,3\n')
+    with pytest.raises(DataError, match=r'unparseable timestamp.*13/01/2020 \(rows 1;.*data.dayfirst=false'):
+        load_frame(cfg(p, dayfirst=False, freq='D'))
+
+
+def test_other_time_shapes(tmp_path):
+    from tsforge.data import parse_times
+
+    s = pd.Series(['2016-07-01 00:00 UTC', '2016-07-01 01:00 UTC'], name='t')
+    assert parse_times(s).tolist() == list(pd.date_range('2016-07-01', periods=2, freq='h', tz='UTC'))
+    s = pd.Series(['5 Jan 2020', 'Jan 6 2020'], name='t')
+    assert parse_times(s).tolist() == list(pd.date_range('2020-01-05', periods=2))
+    for unit, k in (('s', 1), ('ms', 1000)):  # Unix times: the unit is the one every value fits
+        s = pd.Series([1467331200 * k, 1467334800 * k], name='t')
+        assert parse_times(s).tolist() == list(pd.date_range('2016-07-01', periods=2, freq='h')), unit
+    assert str(parse_times(pd.Series([1467331200], name='t'), tz='Europe/Paris')[0]) == '2016-07-01 02:00:00+02:00'
+    with pytest.raises(DataError, match='not Unix times in one unit.*set data.time_format'):
+        parse_times(pd.Series([20160701, 20160702], name='t'))
+    assert parse_times(pd.Series([20160701], name='t'), time_format='%Y%m%d')[0] == pd.Timestamp('2016-07-01')
+    p = tmp_path / 'd.parquet'  # a datetime column passes as it is
+    pd.DataFrame({'ts': pd.date_range('2021', periods=5, freq='D'), 'y': np.arange(5.0)}).to_parquet(p)
+    assert load_frame(cfg(p))[1].time_formats == ['datetime column']
+
+
+def test_time_format_list_that_clashes(tmp_path):
+    p = write(tmp_path, 'ts,y\n01/02/2020,1\n02/02/2020,2\n')
+    with pytest.raises(DataError, match=r'read 1 row\(s\), first row 0 \(01/02/2020\) as different times'):
+        load_frame(cfg(p, time_format=['%d/%m/%Y', '%m/%d/%Y']))
+
+
+@pytest.mark.parametrize(
+    'kw, msg',
+    [
+        ({'time_format': 'dd/mm/yyyy'}, 'not a strptime format (no % directive)'),
+        ({'time_format': '%d/%m/%Q'}, 'unknown directive(s) %Q'),
+        ({'time_format': '%d/%m/%Y', 'dayfirst': True}, 'give data.time_format or data.dayfirst, not both'),
+        ({'sep': ';;'}, 'a separator is one character'),
+        ({'sep': ',', 'decimal': ','}, 'data.sep and data.decimal are both'),
+        ({'max_repair_share': 1.5}, 'less than or equal to 1'),
+    ],
+)
+def test_new_data_settings_are_checked(kw, msg):
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        DataConfig(dataset='ETTh1', **kw)
+
+
+def test_fill_is_bounded_by_max_repair_share(ett_variants):
+    p = ett_variants / 'holes.csv'
+    with pytest.raises(DataError) as e:
+        load_frame(ett_cfg(p, on_issue='fill'))
+    msg = str(e.value)
+    assert 'on_issue=fill would repair 1000 of 16420 rows (6.1%: 1000 inserted, 0 dropped, 0 with NaN' in msg, msg
+    assert 'more than data.max_repair_share=0.05' in msg and '1000 missing timestamp(s)' in msg
+    df, rep = load_frame(ett_cfg(p, on_issue='fill', max_repair_share=0.1))
+    assert rep.n_rows == 17420 and rep.filled and rep.repaired == 1000
+
+
+def test_fill_bound_per_series_in_long_format(tmp_path):
+    from tsforge.data import synthetic_panel
+
+    p = synthetic_panel(3, 100, seed=0)
+    p = p.drop(index=p.index[(p.unique_id == 's1').to_numpy()][10:20])  # 10 of s1's 100 hours missing
+    p.to_csv(tmp_path / 'long.csv', index=False)
+    c = DataConfig(path=str(tmp_path / 'long.csv'), format='long', id_col='unique_id', time_col='ds', target='y')
+    with pytest.raises(DataError, match=r"repair 10 of 90 rows of series 's1' \(11.1%"):
+        load_frame(c.model_copy(update={'on_issue': 'fill'}))
+    df, rep = load_frame(c.model_copy(update={'on_issue': 'fill', 'max_repair_share': 0.2}))
+    assert len(df) == 300 and rep.repaired == 10
+
+
+def test_semicolon_and_decimal_comma(ett_variants):
+    p = ett_variants / 'semicolon.csv'
+    assert (p.read_text().splitlines()[1]).startswith('2016-07-01 00:00:00;5,827')
+    ref, _ = load_frame(DataConfig(dataset='ETTh1'))
+    for kw in ({}, {'sep': ';', 'decimal': ','}, {'sep': ';'}):  # detected, or set
+        df, rep = load_frame(ett_cfg(p, **kw))
+        assert (rep.sep, rep.decimal, rep.n_rows) == (';', ',', 17420), kw
+        assert np.allclose(df[ref.columns[1:]], ref[ref.columns[1:]]) and (df.date == ref.date).all()
+    with pytest.raises(DataError) as e:  # a wrong separator: the error names the dialect
+        load_frame(ett_cfg(p, sep=','))
+    assert "the header 'date;HUFL;HULL;MUFL;MULL;LUFL;LULL;OT' looks ';'-separated: set data.sep=';'" in str(e.value)
+    assert "data.decimal=','" in str(e.value)
+    with pytest.raises(DataError, match="decimal commas: set data.decimal=','"):
+        load_frame(ett_cfg(p, sep=';', decimal='.'))
+
+
+def test_tab_separated(tmp_path):
+    p = write(tmp_path, 'ts\ty\n2020-01-01 00:00\t1.5\n2020-01-01 01:00\t2.5\n2020-01-01 02:00\t3\n', 'd.tsv')
+    df, rep = load_frame(cfg(p))
+    assert rep.sep == '\t' and df.y.tolist() == [1.5, 2.5, 3.0]
+
+
+def test_long_format_timestamps_are_not_guessed_either(tmp_path):
+    rows = [f'{s},0{d}/07/2016,{d}' for s in ('a', 'b') for d in range(1, 6)]
+    p = write(tmp_path, 'id,ts,y\n' + '\n'.join(rows) + '\n')
+    c = DataConfig(path=str(p), format='long', id_col='id', time_col='ts', target='y')
+    with pytest.raises(DataError, match='DD/MM/YYYY and MM/DD/YYYY both fit every timestamp'):
+        load_frame(c)
+    df, rep = load_frame(c.model_copy(update={'dayfirst': True}))
+    assert rep.freq == 'D' and df.ts.min() == pd.Timestamp('2016-07-01') and len(df) == 10

@@ -1,5 +1,5 @@
 """The torch models (tsforge.deep) on real ETTh1 windows: reproducible for a seed, identical after save/load,
-every mode. Small on purpose: L=96, H=24, one epoch, tiny PatchTST."""
+every mode, the training loss option. Small on purpose: L=96, H=24, one epoch, tiny PatchTST."""
 
 import numpy as np
 import pytest
@@ -7,7 +7,8 @@ import torch
 
 from tsforge.config import ConfigError, load_config
 from tsforge.models import Forecaster
-from tsforge.pipeline import fit_evaluate, prepare
+from tsforge.train import fit_evaluate
+from tsforge.prepare import prepare
 
 torch.set_num_threads(1)
 SMALL = ['input_length=96', 'horizon=24']
@@ -56,7 +57,7 @@ def test_dlinear_beats_naive_after_one_epoch(prep_s):
     assert dl['test_mse'] < 0.9 * naive['test_mse'], (dl, naive)
 
 
-@pytest.mark.parametrize('model', ['dlinear', 'patchtst'])
+@pytest.mark.parametrize('model', ['dlinear', 'patchtst', 'fits', 'sparsetsf'])
 def test_save_load_round_trip(model, prep_s, tmp_path):
     ev = fit_evaluate(cfg(model), prep_s)
     ev.model.save(tmp_path / 'm')
@@ -68,7 +69,7 @@ def test_save_load_round_trip(model, prep_s, tmp_path):
     assert ev.test_pred.dtype == np.float64
 
 
-@pytest.mark.parametrize('model', ['dlinear', 'patchtst'])
+@pytest.mark.parametrize('model', ['dlinear', 'patchtst', 'fits', 'sparsetsf'])
 def test_mode_m(model, prep_m):
     ev = fit_evaluate(cfg(model, 'mode=M'), prep_m)
     assert ev.test_pred.shape == (2857, 24, 7) and np.isfinite(ev.test_pred).all()
@@ -84,8 +85,31 @@ def test_mode_ms_forecasts_target_only(prep_s):
     assert np.array_equal(ms.test_pred, s.test_pred)
 
 
+@pytest.mark.parametrize('model', ['fits', 'sparsetsf'])
+def test_new_models_same_seed_same_forecasts(model, prep_m):
+    a, b = (fit_evaluate(cfg(model, 'mode=M', 'seed=5'), prep_m) for _ in range(2))
+    assert np.array_equal(a.test_pred, b.test_pred)
+
+
+def test_training_loss_option(prep_s):
+    # no bands: validation is not split into selection and calibration windows, so val_mse covers the windows the
+    # trainer selected its epoch on
+    mse = fit_evaluate(cfg('dlinear', 'intervals.levels=[]'), prep_s)
+    mae = fit_evaluate(cfg('dlinear', '+model_params.loss=mae', 'intervals.levels=[]'), prep_s)
+    assert mse.model.params.loss == 'mse' and mae.model.params.loss == 'mae'
+    assert not np.array_equal(mse.test_pred, mae.test_pred)  # the loss is really used
+    # the validation loss recorded per epoch stays the MSE: it equals the scored validation MSE of the best epoch
+    for ev in (mse, mae):
+        assert np.isclose(min(h['val_loss'] for h in ev.model.history_), ev.metrics['val_mse'], rtol=1e-4)
+    assert mae.metrics['test_mse'] < 0.9 * fit_evaluate(cfg('naive'), prep_s).metrics['test_mse']
+
+
 def test_unknown_or_bad_params_are_named():
     with pytest.raises(ConfigError, match='kernal_size'):
         cfg('dlinear', '+model_params.kernal_size=5')
     with pytest.raises(ConfigError, match='device'):
         cfg('patchtst', '+model_params.device=gpu')
+    with pytest.raises(ConfigError, match='loss'):
+        cfg('fits', '+model_params.loss=l3')
+    with pytest.raises(ConfigError, match='cut_freq'):
+        cfg('fits', '+model_params.cut_freq=0')

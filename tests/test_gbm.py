@@ -6,8 +6,9 @@ import pytest
 
 from tsforge.config import ConfigError, load_config
 from tsforge.models import Forecaster
-from tsforge.pipeline import fit_evaluate, prepare
-from tsforge.preprocess import request_windows
+from tsforge.train import fit_evaluate
+from tsforge.prepare import prepare
+from tsforge.request import request_windows
 
 SMALL = [
     'model=lightgbm',

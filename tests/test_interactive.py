@@ -1,9 +1,6 @@
 """The train notebook run as JupyterLab runs it ("Run All" in a kernel whose cwd is nbs/, no papermill): it tracks the
 run but registers nothing and leaves `champion` where it was unless `register = True`; it says so in words."""
 
-import os
-from contextlib import contextmanager
-
 import nbformat
 import pytest
 from mlflow import MlflowClient
@@ -11,27 +8,7 @@ from nbclient import NotebookClient
 
 from conftest import ROOT
 
-
-@contextmanager
-def isolated_store(home):
-    "Point this process and the processes it starts at a store under `home`; put everything back afterwards."
-    import mlflow
-
-    from tsforge.tracking import configure
-
-    old = {k: os.environ.get(k) for k in ('TSFORGE_HOME', 'MLFLOW_TRACKING_URI')}
-    os.environ.pop('MLFLOW_TRACKING_URI', None)  # mlflow.set_tracking_uri exports it, and it wins over TSFORGE_HOME
-    os.environ['TSFORGE_HOME'] = str(home)
-    configure()
-    try:
-        yield home
-    finally:
-        if old['TSFORGE_HOME'] is None:
-            os.environ.pop('TSFORGE_HOME', None)
-        else:
-            os.environ['TSFORGE_HOME'] = old['TSFORGE_HOME']
-        mlflow.set_tracking_uri(old['MLFLOW_TRACKING_URI'])  # None: unset, as it was
-        mlflow.set_registry_uri(old['MLFLOW_TRACKING_URI'])
+pytestmark = pytest.mark.slow  # real processes (jobs killed, kernels, servers)
 
 
 def run_all(params: str = '') -> str:
@@ -40,9 +17,7 @@ def run_all(params: str = '') -> str:
     if params:  # what a user does: edit the parameters cell
         cell = next(c for c in nb.cells if 'parameters' in c.metadata.get('tags', []))
         cell.source += '\n' + params
-    NotebookClient(
-        nb, timeout=600, kernel_name='python3', resources={'metadata': {'path': str(ROOT / 'nbs')}}
-    ).execute()
+    NotebookClient(nb, timeout=600, resources={'metadata': {'path': str(ROOT / 'nbs')}}).execute()
     return '\n'.join(
         o.get('text', '')
         for c in nb.cells
@@ -50,13 +25,6 @@ def run_all(params: str = '') -> str:
         for o in c.get('outputs', [])
         if o.output_type == 'stream'
     )
-
-
-@pytest.fixture
-def own_store(tmp_path):
-    "A throw-away store for this test only; the session's store is restored afterwards."
-    with isolated_store(tmp_path / 'home') as home:
-        yield home
 
 
 def test_run_all_outside_papermill_moves_no_alias(own_store):

@@ -1,5 +1,6 @@
 """Long format (one row per series and timestamp, Nixtla's unique_id / ds / y with any names): loading and its errors,
-per-series scaling and windows, the train job through papermill, the bundle's long forecast, and the cv job."""
+per-series scaling and windows, the train job (`train`, what nbs/train.ipynb calls), the bundle's long forecast, and
+the cv job."""
 
 import os
 
@@ -9,13 +10,14 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from conftest import papermill
-from tsforge import tracking
-from tsforge.backtest import run_folds
+from conftest import serving
+from tsforge import bundle
+from tsforge.cv import run_folds
 from tsforge.config import ConfigError, load_config
 from tsforge.data import DataError, load_frame, synthetic_panel
-from tsforge.pipeline import fit_evaluate, prepare
-from tsforge.preprocess import RequestError
+from tsforge.train import fit_evaluate, train
+from tsforge.prepare import prepare
+from tsforge.request import RequestError
 
 L, H = 48, 12
 
@@ -138,11 +140,11 @@ def test_models_share_weights_across_series(panel):
 
 
 @pytest.fixture(scope='module')
-def trained_long(store, panel, tmp_path_factory):
-    out = tmp_path_factory.mktemp('jobs') / 'train-panel.ipynb'
-    r = papermill('train.ipynb', out, panel / 'panel.yaml', ['model=linear'])
-    assert r.returncode == 0, r.stderr[-3000:]
-    return tracking.resolve('models:/tsforge-panel@champion')
+def trained_long(store, panel):
+    "The panel experiment trained by the train job's library call (the papermill job itself: test_train_job.py)."
+    res = train(cfg(panel, 'model=linear'))
+    assert res.version and res.promoted
+    return bundle.resolve('models:/tsforge-panel@champion')
 
 
 def test_train_job_predictions_and_bundle_parity(trained_long, panel):
@@ -151,10 +153,12 @@ def test_train_job_predictions_and_bundle_parity(trained_long, panel):
     pred = pd.read_parquet(
         mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path='predictions.parquet')
     )
-    assert list(pred.columns) == ['item', 'origin', 'target_time', 'step', 'series', 'y_true', 'y_pred']
+    assert list(pred.columns) == ['item', 'origin', 'target_time', 'step', 'series', 'y_true', 'y_pred'] + [
+        f'{s}_{lv}' for lv in (80, 95) for s in ('lo', 'hi')
+    ]  # the conformal bands (intervals.levels)
     assert pred.item.nunique() == 11 and 's7' not in set(pred.item)
     assert np.isclose(((pred.y_true - pred.y_pred) ** 2).mean(), run.data.metrics['test_mse_orig'])
-    m = tracking.load_model('models:/tsforge-panel@champion')
+    m = bundle.load_model('models:/tsforge-panel@champion')
     prep = prepare(cfg(panel))
     f = prep.frame
     hist, want = [], []
@@ -198,23 +202,12 @@ def test_cv_on_long_data(panel, ray_local):
 
 
 def test_http_long_format_parity(trained_long, panel):
-    """uvicorn serving the long-format model: one request with several series, each forecast equals the run's
+    """The app serving the long-format model: one request with several series, each forecast equals the run's
     predictions."""
-    import os, subprocess, requests
-    from conftest import ROOT, free_port, stop, uvicorn_cmd, wait_http
-
     run_id = trained_long['run_id']
     pred = pd.read_parquet(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path='predictions.parquet'))
-    port = free_port()
-    proc = subprocess.Popen(
-        uvicorn_cmd(port),
-        cwd=ROOT,
-        env={**os.environ, 'TSFORGE_MODEL': 'models:/tsforge-panel@champion'},
-    )
-    try:
-        url = f'http://127.0.0.1:{port}'
-        wait_http(f'{url}/ready', proc)
-        meta = requests.get(f'{url}/metadata').json()
+    with serving('models:/tsforge-panel@champion') as http:
+        meta = http.get('/metadata').json()
         assert (
             meta['required_columns'] == ['item', 'ts', 'sales'] and meta['id_column'] == 'item' and meta['series'] == 11
         )
@@ -226,7 +219,7 @@ def test_http_long_format_parity(trained_long, panel):
             h = rows[rows.ts <= origin].tail(L + 3)
             recs += [{'item': sid, 'ts': str(t), 'sales': float(v)} for t, v in zip(h.ts, h.sales)]
             want[sid] = pred[(pred.item == sid) & (pred.origin == origin)].sort_values('step')
-        r = requests.post(f'{url}/predict', json={'history': recs})
+        r = http.post('/predict', json={'history': recs})
         assert r.status_code == 200, r.text
         fc = pd.DataFrame(r.json()['forecast'])
         assert list(fc.columns) == ['item', 'ts', 'sales'] and list(fc.item.unique()) == ['s4', 's10', 's0']
@@ -234,28 +227,24 @@ def test_http_long_format_parity(trained_long, panel):
             got = fc[fc.item == sid]
             assert len(got) == H and np.abs(got.sales.to_numpy() - w.y_pred.to_numpy()).max() < 1e-6
             assert (pd.to_datetime(got.ts).to_numpy() == w.target_time.to_numpy()).all()
-        r = requests.post(f'{url}/predict', json={'history': recs, 'horizon': 3})
+        r = http.post('/predict', json={'history': recs, 'horizon': 3})
         assert r.status_code == 200 and len(r.json()['forecast']) == 9
         bad = [{**x, 'item': 'zzz'} if i == 0 else x for i, x in enumerate(recs)]
-        r = requests.post(f'{url}/predict', json={'history': bad})
+        r = http.post('/predict', json={'history': bad})
         assert r.status_code == 422 and 'unknown series' in r.text
-        r = requests.post(
-            f'{url}/predict', json={'history': [{k: v for k, v in x.items() if k != 'item'} for x in recs]}
-        )
+        r = http.post('/predict', json={'history': [{k: v for k, v in x.items() if k != 'item'} for x in recs]})
         assert r.status_code == 422 and r.json()['errors'][0]['field'] == 'history.item'
         gap = recs[: L + 13] + recs[L + 14 :]  # s10 loses one of its last L records (request row L + 13)
-        r = requests.post(f'{url}/predict', json={'history': gap})
+        r = http.post('/predict', json={'history': gap})
         assert r.status_code == 422 and "series 's10'" in r.text, r.text
         assert (
             r.json()['errors'][0]['field'] == f'history[{L + 13}].ts'
         )  # the request's own row (the one after the gap)
-    finally:
-        stop(proc)
 
 
 def test_tracked_cv_job_on_long_data(store, panel):
     "The tracked cv job (`backtest`, what nbs/cv.ipynb calls) on long data: fold runs, predictions with the series id."
-    from tsforge.backtest import backtest
+    from tsforge.cv import backtest
 
     res = backtest(cfg(panel, 'cv.n_windows=2'))
     run = MlflowClient().get_run(res.run_id)

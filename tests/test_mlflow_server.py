@@ -9,7 +9,9 @@ from mlflow import MlflowClient
 
 from conftest import BIN, ROOT, free_port, papermill, stop, uvicorn_cmd, wait_http
 from tsforge.config import load_config
-from tsforge.pipeline import prepare
+from tsforge.prepare import prepare
+
+pytestmark = pytest.mark.slow  # real processes (jobs killed, kernels, servers)
 
 
 @pytest.fixture(scope='module')

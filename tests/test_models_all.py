@@ -1,7 +1,8 @@
 """Every registered model (`tsforge.models.MODELS`, nothing hard-coded here): trained on a small slice of ETTh1 with
 tiny settings, logged as the pyfunc bundle and loaded back, and the bundle's forecast from a history equals the
 model's own prediction on the same window (1e-6). Registering a model in MODELS is enough for it to be tested here.
-The README's model table and experiments/base.yaml's `model:` comment are checked against MODELS too."""
+The models guide's table (nbs/guides/models.md) and experiments/base.yaml's `model:` comment are checked against
+MODELS too."""
 
 import re
 
@@ -47,19 +48,17 @@ def slice_csv(tmp_path_factory):
 
 
 @pytest.fixture(scope='module')
-def own_store(tmp_path_factory):
+def own_store(module_store):
     "A throw-away store for this module; the session's store is restored afterwards."
-    from test_interactive import isolated_store
-
-    with isolated_store(tmp_path_factory.mktemp('home')) as home:
-        yield home
+    return module_store
 
 
 @pytest.mark.parametrize('name', sorted(MODELS))
 def test_every_model_trains_round_trips_and_serves_the_same(name, slice_csv, own_store):
-    from tsforge import tracking
+    from tsforge import bundle, runs
     from tsforge.config import load_config
-    from tsforge.pipeline import fit_evaluate, prepare
+    from tsforge.train import fit_evaluate
+    from tsforge.prepare import prepare
 
     params = tiny_params(name)
     cfg = load_config(
@@ -79,8 +78,8 @@ def test_every_model_trains_round_trips_and_serves_the_same(name, slice_csv, own
     prep = prepare(cfg)
     ev = fit_evaluate(cfg, prep)
     assert np.isfinite(ev.metrics['test_mse']) and ev.test_pred.shape[1:] == (H, 2)
-    with tracking.start_run(cfg, f'all-models-{name}'):
-        info = tracking.log_model(ev.model, cfg, prep.frame.iloc[: prep.borders.train_end])
+    with runs.start_run(cfg, f'all-models-{name}'):
+        info = bundle.log_model(ev.model, cfg, prep.frame.iloc[: prep.borders.train_end])
     bundle = mlflow.pyfunc.load_model(info.model_uri)  # from the store: saved, then loaded from its files
     st, tc = prep.state, cfg.data.time_col
     for i in (0, len(ev.test_origins) // 2, -1):
@@ -93,13 +92,25 @@ def test_every_model_trains_round_trips_and_serves_the_same(name, slice_csv, own
         assert pd.to_datetime(fc[tc]).tolist() == list(prep.frame[tc].iloc[o : o + H])
 
 
-def test_readme_and_base_yaml_list_every_model():
-    readme = (ROOT / 'README.md').read_text()
-    section = readme.split('\n## Models\n', 1)[1].split('\n## ', 1)[0]
+def test_guide_and_base_yaml_list_every_model():
+    guide = (ROOT / 'nbs' / 'guides' / 'models.md').read_text()
+    section = guide.split('\n## The models\n', 1)[1].split('\n## ', 1)[0]
     table = re.findall(r'^\| `([a-z0-9_]+)` \|', section, flags=re.M)
-    assert sorted(table) == sorted(MODELS), 'README.md ## Models table: one row per name in tsforge.models.MODELS'
+    assert sorted(table) == sorted(MODELS), (
+        'nbs/guides/models.md ## The models: one row per name in tsforge.models.MODELS'
+    )
     base = (ROOT / 'experiments' / 'base.yaml').read_text()
     comment = re.search(r'^model: \w+ +# (.*)$', base, flags=re.M).group(1)
     assert sorted(re.findall(r'[a-z][a-z0-9_]+', comment)) == sorted(MODELS), (
         'base.yaml: the model comment lists MODELS'
     )
+
+
+@pytest.mark.parametrize('name', sorted(p.stem for p in (ROOT / 'experiments').glob('*.yaml') if p.stem != 'base'))
+def test_every_experiment_file_loads(name):
+    "Each committed experiment (the per-cell ones of bench/tables/ett_m.md too) composes and validates, with params."
+    from tsforge.config import load_config
+
+    cfg = load_config(name)
+    assert cfg.name and cfg.model in MODELS
+    model_class(cfg.model).Params(**cfg.model_params)

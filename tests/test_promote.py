@@ -7,27 +7,19 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from tsforge import tracking
+from conftest import champion
+
+from tsforge import registry, runs
 from tsforge.config import load_config
-from tsforge.pipeline import train
+from tsforge.train import train
 
 SMALL = ['input_length=48', 'horizon=24', 'registry.model_name=gate']
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch):
-    "A fresh TSFORGE_HOME for one test; MLflow is pointed back at the previous store afterwards."
-    monkeypatch.setenv('TSFORGE_HOME', str(tmp_path))
-    monkeypatch.delenv('MLFLOW_TRACKING_URI', raising=False)
-    tracking.configure()
-    yield tmp_path
-    monkeypatch.undo()
-    if os.environ.get('TSFORGE_HOME'):
-        tracking.configure()
-
-
-def _champion(name='gate'):
-    return str(MlflowClient().get_model_version_by_alias(name, 'champion').version)
+def home(own_store):
+    "A fresh store for one test; MLflow is pointed back at the previous store afterwards."
+    return own_store
 
 
 def test_gate_moves_alias_only_for_a_better_model(home):
@@ -35,10 +27,10 @@ def test_gate_moves_alias_only_for_a_better_model(home):
     assert first.promoted and first.version == '1' and first.champion_metric is None
     assert 'no version held @champion' in first.promotion.reason
     better = train(load_config('etth1', ['model=linear', *SMALL]))
-    assert better.promoted and _champion() == '2'
+    assert better.promoted and champion('gate') == '2'
     assert better.champion_metric == first.metrics['test_mse'] and better.candidate_metric == better.metrics['test_mse']
     worse = train(load_config('etth1', ['model=naive', *SMALL]))
-    assert not worse.promoted and worse.version == '3' and _champion() == '2'
+    assert not worse.promoted and worse.version == '3' and champion('gate') == '2'
     assert worse.promotion.reason.startswith('test_mse ') and 'of v2' in worse.promotion.reason
     c = MlflowClient()
     for tags in (c.get_model_version('gate', '3').tags, c.get_run(worse.run_id).data.tags):
@@ -54,16 +46,16 @@ def test_gate_moves_alias_only_for_a_better_model(home):
 def test_gate_refuses_models_scored_on_another_test_part(home):
     train(load_config('etth1', ['model=naive', *SMALL]))
     other = train(load_config('etth1', ['model=naive', *SMALL[:1], 'horizon=12', SMALL[2]]))
-    assert not other.promoted and _champion() == '1'
+    assert not other.promoted and champion('gate') == '1'
     assert other.promotion.reason.startswith('not comparable') and 'horizon: 12 vs 24' in other.promotion.reason
     forced = train(load_config('etth1', ['model=naive', *SMALL[:1], 'horizon=12', SMALL[2], 'registry.promote=always']))
-    assert forced.promoted and _champion() == '3' and forced.promotion.reason == 'registry.promote=always'
+    assert forced.promoted and champion('gate') == '3' and forced.promotion.reason == 'registry.promote=always'
 
 
 def test_gate_refuses_a_champion_without_test_part(home):
     "A champion trained before tsforge recorded test parts is not silently replaced."
     first = train(load_config('etth1', ['model=naive', *SMALL]))
-    MlflowClient().delete_tag(first.run_id, tracking.TEST_PART_TAG)
+    MlflowClient().delete_tag(first.run_id, registry.TEST_PART_TAG)
     nxt = train(load_config('etth1', ['model=linear', *SMALL]))
     assert not nxt.promoted and 'does not record the test part' in nxt.promotion.reason
     assert 'registry.promote=always' in nxt.promotion.reason
@@ -84,7 +76,7 @@ def test_bad_policy_is_a_config_error(home):
 
 def test_train_nested_under_a_parent_run(home):
     cfg = load_config('etth1', ['model=naive', *SMALL])
-    with tracking.start_run(cfg, 'parent', tags={'tsforge.job': 'tune'}) as parent:
+    with runs.start_run(cfg, 'parent', tags={'tsforge.job': 'tune'}) as parent:
         r = train(cfg, nested=True)
         assert mlflow.active_run().info.run_id == parent.info.run_id  # the parent is active again
     c = MlflowClient()
@@ -98,7 +90,7 @@ def test_train_nested_under_a_parent_run(home):
 def test_runs_carry_where_they_run_and_a_heartbeat(home, monkeypatch):
     monkeypatch.setenv('TSFORGE_HEARTBEAT_S', '0.1')
     cfg = load_config('etth1', ['model=naive', *SMALL])
-    with tracking.start_run(cfg, 'beating') as run:
+    with runs.start_run(cfg, 'beating') as run:
         tags = run.data.tags
         assert tags['tsforge.pid'] == str(os.getpid()) and tags['tsforge.host'] and tags['tsforge.started']
         first, t0 = tags['tsforge.heartbeat'], time.time()
@@ -106,15 +98,15 @@ def test_runs_carry_where_they_run_and_a_heartbeat(home, monkeypatch):
             time.sleep(0.05)
         assert MlflowClient().get_run(run.info.run_id).data.tags['tsforge.heartbeat'] > first
     # a RUNNING run of this live process is never reconciled
-    with tracking.start_run(cfg, 'alive') as run:
-        assert tracking.reconcile(grace=3600) == []
+    with runs.start_run(cfg, 'alive') as run:
+        assert runs.reconcile(grace=3600) == []
     assert MlflowClient().get_run(run.info.run_id).info.status == 'FINISHED'
 
 
 def test_failed_body_marks_failed_with_reason(home):
     cfg = load_config('etth1', ['model=naive', *SMALL])
     with pytest.raises(RuntimeError):
-        with tracking.start_run(cfg, 'fails') as run:
+        with runs.start_run(cfg, 'fails') as run:
             raise RuntimeError('boom')
     r = MlflowClient().get_run(run.info.run_id)
     assert r.info.status == 'FAILED' and r.data.tags['tsforge.error'] == 'RuntimeError: boom'

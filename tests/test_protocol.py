@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from tsforge.config import load_config
-from tsforge.pipeline import fit_evaluate, prepare
+from tsforge.train import fit_evaluate
+from tsforge.prepare import prepare
 
 NAIVE_ETTH1 = {96: (0.069, 0.203), 192: (0.092, 0.236), 336: (0.113, 0.265), 720: (0.129, 0.283)}
 SNAIVE_ETTH2 = {96: 0.155, 192: 0.202, 336: 0.261, 720: 0.302}

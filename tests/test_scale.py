@@ -6,11 +6,13 @@ import pytest
 import torch
 
 import tsforge.preprocess as pp
+from tsforge.request import request_windows
 from tsforge.config import load_config
 from tsforge.deep import fit_module, DLinearNet
 from tsforge.metrics import scores
 from tsforge.models import make_model
-from tsforge.pipeline import fit_evaluate, prepare
+from tsforge.train import fit_evaluate
+from tsforge.prepare import prepare
 
 SMALL = ['input_length=96', 'horizon=24']
 
@@ -36,7 +38,7 @@ def test_windows_are_views(prep_m):
     assert np.array_equal(picked[1], w.X[3000])
     # a request window is a view of the request's own scaled rows, built by the same function
     hist = prep_m.frame.iloc[o - 96 : o]
-    rw, _ = pp.request_windows(prep_m.state, hist)
+    rw, _ = request_windows(prep_m.state, hist)
     assert np.allclose(rw.X[0], w.X[100]) and rw.X.base is not None
 
 
@@ -51,7 +53,8 @@ BEFORE = {
 
 @pytest.mark.parametrize('ds,mode,model,h', list(BEFORE))
 def test_figures_unchanged(ds, mode, model, h):
-    m = fit_evaluate(load_config(ds, [f'mode={mode}', f'model={model}', f'horizon={h}'])).metrics
+    # the protocol's point forecast: no bands (every validation window selects the model, as before intervals)
+    m = fit_evaluate(load_config(ds, [f'mode={mode}', f'model={model}', f'horizon={h}', 'intervals.levels=[]'])).metrics
     assert abs(m['test_mse'] - BEFORE[(ds, mode, model, h)]) < 1e-9
 
 

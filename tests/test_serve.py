@@ -1,5 +1,5 @@
-"""HTTP serving with a real uvicorn on 127.0.0.1: readiness, metadata, parity with the run's predictions, bad
-requests."""
+"""HTTP serving: readiness, metadata, parity with the run's predictions and body limits with a real uvicorn on
+127.0.0.1; shorter horizons, bad requests and the OpenAPI document with the same app in this process."""
 
 import json
 
@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 import requests
 
+from conftest import app_client
 from tsforge.config import load_config
-from tsforge.pipeline import prepare
+from tsforge.prepare import prepare
 
 
 @pytest.fixture(scope='module')
@@ -20,12 +21,19 @@ def prep():
 
 @pytest.fixture(scope='module')
 def predictions(trained):
-    from tsforge.tracking import configure
+    from tsforge.store import configure
 
     configure()
     return pd.read_parquet(
         mlflow.artifacts.download_artifacts(run_id=trained['run_id'], artifact_path='predictions.parquet')
     )
+
+
+@pytest.fixture(scope='module')
+def app(trained):
+    "The app serving the trained etth1 champion in this process (the same app as the `server` fixture's uvicorn)."
+    with app_client('models:/tsforge-etth1@champion') as client:
+        yield client
 
 
 def history(prep, o, extra=0):
@@ -63,9 +71,9 @@ def test_parity_with_run_predictions(server, prep, predictions):
         assert body['model']['name'] == 'tsforge-etth1'
 
 
-def test_shorter_horizon(server, prep, predictions):
+def test_shorter_horizon(app, prep, predictions):
     o = int(prep.origins('test')[0])
-    r = requests.post(f'{server}/predict', json={'history': history(prep, o), 'horizon': 5})
+    r = app.post('/predict', json={'history': history(prep, o), 'horizon': 5})
     fc = pd.DataFrame(r.json()['forecast'])
     exp = predictions[predictions.origin == prep.frame.date.iloc[o - 1]].sort_values('step').y_pred.to_numpy()[:5]
     assert len(fc) == 5 and np.allclose(fc.OT, exp, atol=1e-6)
@@ -122,19 +130,19 @@ def _bad(prep):
 
 
 @pytest.mark.parametrize('case', range(19))
-def test_bad_requests_get_4xx(server, prep, case):
+def test_bad_requests_get_4xx(app, prep, case):
     name, body, status, expected = _bad(prep)[case]
-    r = requests.post(f'{server}/predict', data=json.dumps(body), headers={'content-type': 'application/json'})
+    r = app.post('/predict', content=json.dumps(body), headers={'content-type': 'application/json'})
     assert r.status_code == status, (name, r.status_code, r.text[:300])
     assert expected in r.json()['detail'], (name, r.json()['detail'])
 
 
-def test_malformed_bodies(server):
-    r = requests.post(f'{server}/predict', data='', headers={'content-type': 'application/json'})
+def test_malformed_bodies(app):
+    r = app.post('/predict', content='', headers={'content-type': 'application/json'})
     assert r.status_code == 422 and 'body' in r.json()['detail'].lower()
-    r = requests.post(f'{server}/predict', data='{"history": [', headers={'content-type': 'application/json'})
+    r = app.post('/predict', content='{"history": [', headers={'content-type': 'application/json'})
     assert r.status_code == 422 and 'invalid JSON' in r.json()['detail']
-    r = requests.post(f'{server}/predict', data=b'\xff\xfe', headers={'content-type': 'application/json'})
+    r = app.post('/predict', content=b'\xff\xfe', headers={'content-type': 'application/json'})
     assert r.status_code == 422
 
 
@@ -151,9 +159,9 @@ def test_oversized_body_413(server):
     assert r.status_code == 413
 
 
-def test_openapi_documents_schema(server):
-    assert requests.get(f'{server}/docs').status_code == 200
-    spec = requests.get(f'{server}/openapi.json').json()
+def test_openapi_documents_schema(app):
+    assert app.get('/docs').status_code == 200
+    spec = app.get('/openapi.json').json()
     req = spec['components']['schemas']['PredictRequest']
     assert 'history' in req['properties'] and req['examples'][0]['history'][0]['date'].startswith('2018')
     assert '422' in spec['paths']['/predict']['post']['responses']

@@ -1,16 +1,14 @@
 """HTTP parity for every model family (trees, torch, ensembles; S and M): train on small settings, serve the
-registered model with a real uvicorn, and check test-set windows sent over HTTP reproduce the run's predictions."""
-
-import os, subprocess
+registered model (in this process; one family over a real uvicorn), and check test-set windows sent over HTTP
+reproduce the run's predictions."""
 
 import numpy as np
 import pandas as pd
 import pytest
-import requests
 
-from conftest import ROOT, free_port, stop, uvicorn_cmd, wait_http
+from conftest import serving
 from tsforge.config import load_config
-from tsforge.pipeline import train
+from tsforge.train import train
 
 CASES = {
     'lightgbm-S': ('lightgbm', 'S', ['+model_params.n_estimators=40', '+model_params.num_threads=1']),
@@ -27,7 +25,10 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize('case', list(CASES))
+SOCKET = 'dlinear-M'  # served by a real uvicorn process (the others by the same app in this process)
+
+
+@pytest.mark.parametrize('case', [pytest.param(c, marks=pytest.mark.slow) if c == SOCKET else c for c in CASES])
 def test_http_parity(store, case):
     model, mode, extra = CASES[case]
     name = f'tsforge-{case}'
@@ -36,22 +37,14 @@ def test_http_parity(store, case):
         [f'model={model}', f'mode={mode}', 'input_length=96', 'horizon=24', f'registry.model_name={name}', *extra],
     )
     res = train(cfg)
-    port = free_port()
-    proc = subprocess.Popen(
-        uvicorn_cmd(port),
-        cwd=ROOT,
-        env={**os.environ, 'TSFORGE_MODEL': f'models:/{name}@champion'},
-    )
-    try:
-        url = f'http://127.0.0.1:{port}'
-        wait_http(f'{url}/ready', proc)
-        meta = requests.get(f'{url}/metadata').json()
+    with serving(f'models:/{name}@champion', socket=case == SOCKET) as http:
+        meta = http.get('/metadata').json()
         assert meta['model'] == model and meta['forecast_columns'] == res.prep.state.columns_out
         prep, pred = res.prep, res.predictions
         for o in prep.origins('test')[[0, 1234, -1]]:
             h = prep.frame.iloc[o - 96 : o][meta['required_columns']].copy()
             h['date'] = h['date'].astype(str)
-            r = requests.post(f'{url}/predict', json={'history': h.to_dict(orient='records')})
+            r = http.post('/predict', json={'history': h.to_dict(orient='records')})
             assert r.status_code == 200, r.text
             fc = pd.DataFrame(r.json()['forecast'])
             exp = pred[pred.origin == prep.frame.date.iloc[o - 1]].pivot(
@@ -60,5 +53,3 @@ def test_http_parity(store, case):
             got = fc[list(exp.columns)].to_numpy()
             assert got.shape == (24, len(res.prep.state.columns_out))
             assert np.abs(got - exp.to_numpy()).max() < 1e-6, case
-    finally:
-        stop(proc)

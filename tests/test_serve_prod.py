@@ -1,15 +1,16 @@
 """Production serving with real uvicorn processes on 127.0.0.1: hot reload under load, failed loads and retries,
 bearer auth, the model allow-list, /metrics, redacted errors, read timeouts, UTC offsets, pandas' limits, overflow."""
 
-import contextlib, gzip, json, os, socket, subprocess, threading, time
+import gzip, json, socket, threading, time
 
 import numpy as np
 import pandas as pd
 import pytest
 import requests
+from mlflow import MlflowClient
 
-from conftest import ROOT, free_port, stop, uvicorn_cmd, wait_http
-from tsforge import tracking
+from conftest import ROOT, app_client, uvicorn, wait_http
+from tsforge import bundle, registry, runs
 from tsforge.config import load_config
 from tsforge.models import Naive, SeasonalNaive
 from tsforge.preprocess import fit_state
@@ -27,9 +28,9 @@ def log_version(name: str, model_cls=Naive, L: int = L, H: int = H) -> tuple[str
     "Log and register a small model under `name` (L=24, H=6, hourly OT); returns (version, ModelInfo)."
     cfg = load_config('etth1', ['model=naive', f'input_length={L}', f'horizon={H}', f'registry.model_name={name}'])
     st = fit_state(FRAME, 'date', ['OT'], ['OT'], L, H, 'h', train_end=300)
-    with tracking.start_run(cfg, f'serve-test-{name}') as run:
-        info = tracking.log_model(model_cls({}, st), cfg, FRAME)
-    return tracking.register(info.model_uri, name, run.info.run_id), info
+    with runs.start_run(cfg, f'serve-test-{name}') as run:
+        info = bundle.log_model(model_cls({}, st), cfg, FRAME)
+    return registry.register(info.model_uri, name, run.info.run_id), info
 
 
 def body(k: int = 0, n: int = L, **edit) -> dict:
@@ -39,37 +40,30 @@ def body(k: int = 0, n: int = L, **edit) -> dict:
     return {'history': rec, **edit}
 
 
-@contextlib.contextmanager
-def uvicorn(uri: str, env: dict | None = None, ready: bool = True, args: tuple = ()):
-    port = free_port()
-    proc = subprocess.Popen(
-        uvicorn_cmd(port, *args),
-        cwd=ROOT,
-        env={**os.environ, 'TSFORGE_MODEL': uri, **(env or {})},
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f'http://127.0.0.1:{port}'
-    try:
-        wait_http(f'{url}/ready' if ready else f'{url}/health', proc)
-        yield url, proc
-    finally:
-        stop(proc)
+def wait_until(cond, timeout=60):
+    "Poll `cond()` until true (a bound on waiting, not a timing assert)."
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if cond():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f'not within {timeout}s')
 
 
 @pytest.fixture(scope='module')
 def small(store):
     "A registered model `serve-small` (naive, L=24, H=6) with alias champion."
     v, info = log_version('serve-small')
-    tracking.set_alias('serve-small', 'champion', v)
+    registry.set_alias('serve-small', 'champion', v)
     return {'version': v, 'info': info}
 
 
+@pytest.mark.slow
 def test_hot_reload_under_load(small):
     "16 clients keep sending while a new version is registered and the alias moves: 0 failures, answers switch to it."
     name = 'serve-reload'
     v1, _ = log_version(name, Naive)
-    tracking.set_alias(name, 'champion', v1)
+    registry.set_alias(name, 'champion', v1)
     with uvicorn(f'models:/{name}@champion', {'TSFORGE_RELOAD_S': '1'}) as (url, _):
         stop_at, seen, lock = [None], [], threading.Lock()
 
@@ -96,7 +90,7 @@ def test_hot_reload_under_load(small):
         time.sleep(1.0)
         v2, _ = log_version(name, SeasonalNaive)
         moved = time.time()
-        tracking.set_alias(name, 'champion', v2)
+        registry.set_alias(name, 'champion', v2)
         deadline = time.time() + 90
         while time.time() < deadline and not any(s[3] == v2 for s in seen):
             time.sleep(0.1)
@@ -122,6 +116,7 @@ def test_hot_reload_under_load(small):
     )
 
 
+@pytest.mark.slow
 def test_failed_reload_keeps_old_model_and_first_load_retries(small, tmp_path):
     name = 'serve-retry'
     with uvicorn(f'models:/{name}@champion', {'TSFORGE_RELOAD_S': '0.5', 'TSFORGE_RETRY_S': '0.5'}, ready=False) as (
@@ -132,17 +127,17 @@ def test_failed_reload_keeps_old_model_and_first_load_retries(small, tmp_path):
         assert r.status_code == 503 and r.json()['status'] in ('loading', 'failed')
         assert requests.post(f'{url}/predict', json=body()).status_code == 503
         v1, _ = log_version(name)  # the model appears: the server recovers without a restart
-        tracking.set_alias(name, 'champion', v1)
+        registry.set_alias(name, 'champion', v1)
         wait_http(f'{url}/ready', proc, timeout=60)
         assert requests.post(f'{url}/predict', json=body()).json()['model']['version'] == v1
         v2, info2 = log_version(name)  # a version whose artifacts are gone: the reload fails, v1 keeps serving
-        client = tracking.MlflowClient()
+        client = MlflowClient()
         import shutil
         from urllib.parse import urlparse
 
         lm = client.get_logged_model(info2.model_id)
         shutil.rmtree(urlparse(lm.artifact_location).path)
-        tracking.set_alias(name, 'champion', v2)
+        registry.set_alias(name, 'champion', v2)
         t0 = time.time()
         while time.time() - t0 < 60 and 'reload_error' not in requests.get(f'{url}/ready').json():
             time.sleep(0.2)
@@ -152,29 +147,56 @@ def test_failed_reload_keeps_old_model_and_first_load_retries(small, tmp_path):
         m = requests.get(f'{url}/metrics').text
         assert 'tsforge_model_loads_total{kind="reload",outcome="failed"}' in m
         assert '/tmp' not in json.dumps(ready) and str(ROOT) not in json.dumps(ready)
+        # the registry answers, the version does not load: no failed check, nothing overdue
+        assert ready['check_failures'] == 0 and ready['check_overdue'] is False, ready
+        assert 'tsforge_reload_failures_total{stage="check"} 0.0' in m
+        assert 'tsforge_reload_failures_total{stage="load"} 0.0' not in m
+
+        registry.set_alias(name, 'champion', v1)  # back to v1: the error clears
+        wait_until(lambda: 'reload_error' not in requests.get(f'{url}/ready').json())
+        v3, info3 = log_version(name)  # a version whose artifacts are corrupt: every file overwritten
+        from pathlib import Path
+
+        for p in Path(urlparse(client.get_logged_model(info3.model_id).artifact_location).path).rglob('*'):
+            if p.is_file():
+                p.write_bytes(b'\x00 not a model')
+        registry.set_alias(name, 'champion', v3)
+        wait_until(lambda: 'reload_error' in requests.get(f'{url}/ready').json())
+        ready = requests.get(f'{url}/ready').json()
+        assert ready['status'] == 'ready' and ready['version'] == v1 and ready['check_failures'] == 0, ready
+        assert requests.post(f'{url}/predict', json=body()).json()['model']['version'] == v1
+        # the store is as the operator left it: the server never moves an alias or deletes a version
+        assert str(client.get_model_version_by_alias(name, 'champion').version) == v3
+        assert sorted(int(v.version) for v in client.search_model_versions(f"name = '{name}'")) == [
+            int(v1),
+            int(v2),
+            int(v3),
+        ]
+        assert client.get_run(client.get_model_version(name, v3).run_id).info.status == 'FINISHED'
+        assert proc.poll() is None
 
 
 def test_auth_allow_list_and_open_routes(small):
     uri = 'models:/serve-small@champion'
-    with uvicorn(uri, {'TSFORGE_API_TOKEN': 's3cret-token'}) as (url, _):
+    with app_client(uri, {'TSFORGE_API_TOKEN': 's3cret-token'}) as http:
         for route in ('/health', '/ready', '/metrics'):
-            assert requests.get(url + route).status_code == 200
+            assert http.get(route).status_code == 200
         for hdr in ({}, {'Authorization': 'Bearer wrong'}, {'Authorization': 's3cret-token'}):
-            r = requests.post(f'{url}/predict', json=body(), headers=hdr)
+            r = http.post('/predict', json=body(), headers=hdr)
             assert r.status_code == 401 and r.headers['www-authenticate'].startswith('Bearer'), r.text
-            assert requests.get(f'{url}/metadata', headers=hdr).status_code == 401
+            assert http.get('/metadata', headers=hdr).status_code == 401
         ok = {'Authorization': 'Bearer s3cret-token'}
-        assert requests.post(f'{url}/predict', json=body(), headers=ok).status_code == 200
-        assert requests.get(f'{url}/metadata', headers=ok).json()['input_length'] == L
-        spec = requests.get(f'{url}/openapi.json').json()
+        assert http.post('/predict', json=body(), headers=ok).status_code == 200
+        assert http.get('/metadata', headers=ok).json()['input_length'] == L
+        spec = http.get('/openapi.json').json()
         assert spec['paths']['/predict']['post']['security'] == [{'bearer': []}]
-    with uvicorn(uri, {'TSFORGE_ALLOWED_MODELS': 'tsforge-etth1, models:/other-'}, ready=False) as (url, _):
-        r = requests.get(f'{url}/ready')
+    with app_client(uri, {'TSFORGE_ALLOWED_MODELS': 'tsforge-etth1, models:/other-'}) as http:
+        r = http.get('/ready')
         assert (
             r.status_code == 503 and r.json()['status'] == 'refused' and 'TSFORGE_ALLOWED_MODELS' in r.json()['detail']
         )
-    with uvicorn(uri, {'TSFORGE_ALLOWED_MODELS': 'serve-small'}) as (url, _):
-        assert requests.post(f'{url}/predict', json=body()).status_code == 200
+    with app_client(uri, {'TSFORGE_ALLOWED_MODELS': 'serve-small'}) as http:
+        assert http.post('/predict', json=body()).status_code == 200
 
 
 def test_errors_carry_no_secrets_or_paths(small, tmp_path):
@@ -189,27 +211,27 @@ def test_errors_carry_no_secrets_or_paths(small, tmp_path):
         (str(tmp_path / 'no' / 'such' / 'model'), {}),
         ('runs:/0123456789abcdef/model', {}),
     ]:
-        with uvicorn(uri, env, ready=False) as (url, _):
+        with app_client(uri, env) as http:
             t0 = time.time()
-            while time.time() - t0 < 60 and requests.get(f'{url}/ready').json()['status'] == 'loading':
+            while time.time() - t0 < 60 and http.get('/ready').json()['status'] == 'loading':
                 time.sleep(0.2)
             texts = [
-                requests.get(f'{url}/ready').text,
-                requests.get(f'{url}/metadata').text,
-                requests.post(f'{url}/predict', json=body()).text,
+                http.get('/ready').text,
+                http.get('/metadata').text,
+                http.post('/predict', json=body()).text,
             ]
             for t in texts:
                 assert 'pa55w0rd' not in t and 'alice' not in t and str(tmp_path) not in t and 'Traceback' not in t, t
                 assert '/tmp/' not in t and str(ROOT) not in t, t
-            assert requests.get(f'{url}/ready').json()['status'] == 'failed'
+            assert http.get('/ready').json()['status'] == 'failed'
 
 
 def test_metrics_and_version_header(small):
-    with uvicorn('models:/serve-small@champion') as (url, _):
-        r = requests.post(f'{url}/predict', json=body())
+    with app_client('models:/serve-small@champion') as http:
+        r = http.post('/predict', json=body())
         assert r.status_code == 200 and r.headers['x-tsforge-model-version'] == small['version']
-        requests.post(f'{url}/predict', json=body(n=3))
-        m = requests.get(f'{url}/metrics').text
+        http.post('/predict', json=body(n=3))
+        m = http.get('/metrics').text
         assert 'tsforge_requests_total{method="POST",route="/predict",status="200"} 1.0' in m
         assert 'tsforge_requests_total{method="POST",route="/predict",status="422"} 1.0' in m
         assert 'tsforge_request_seconds_bucket{le="0.5",route="/predict",status="200"} 1.0' in m
@@ -223,6 +245,7 @@ def test_metrics_and_version_header(small):
         )
 
 
+@pytest.mark.slow
 def test_metrics_with_workers_multiprocess(small, tmp_path):
     """uvicorn --workers 2 with PROMETHEUS_MULTIPROC_DIR: /metrics sums the workers' counters and lists each worker's
     model."""
@@ -239,11 +262,12 @@ def test_metrics_with_workers_multiprocess(small, tmp_path):
 
 
 def test_logged_model_id_uri(small):
-    with uvicorn(f'models:/{small["info"].model_id}') as (url, _):
-        r = requests.post(f'{url}/predict', json=body())
+    with app_client(f'models:/{small["info"].model_id}') as http:
+        r = http.post('/predict', json=body())
         assert r.status_code == 200 and r.json()['model']['run_id'] == small['info'].run_id
 
 
+@pytest.mark.slow
 def test_stalled_body_gzip_utf8(small):
     with uvicorn('models:/serve-small@champion', {'TSFORGE_BODY_TIMEOUT_S': '1'}) as (url, _):
         port = int(url.rsplit(':', 1)[1])
@@ -274,10 +298,8 @@ def test_stalled_body_gzip_utf8(small):
 
 
 def test_offsets_limits_overflow(small):
-    with uvicorn('models:/serve-small@champion') as (url, _):
-        post = lambda b: requests.post(
-            f'{url}/predict', data=json.dumps(b), headers={'content-type': 'application/json'}
-        )
+    with app_client('models:/serve-small@champion') as http:
+        post = lambda b: http.post('/predict', content=json.dumps(b), headers={'content-type': 'application/json'})
         good = body()
         plain = post(good).json()['forecast']
         aware = post({'history': [dict(r, date=r['date'] + '+02:00') for r in good['history']]})
@@ -332,15 +354,15 @@ def test_offsets_limits_overflow(small):
 
 
 def test_openapi_is_precise_and_docs_offline(small):
-    with uvicorn('models:/serve-small@champion') as (url, _):
-        spec = requests.get(f'{url}/openapi.json').json()
+    with app_client('models:/serve-small@champion') as http:
+        spec = http.get('/openapi.json').json()
         req = spec['components']['schemas']['PredictRequest']
         assert req['properties']['history']['minItems'] == L
         rec = spec['components']['schemas']['Record']
         assert rec['required'] == ['date', 'OT'] and rec['properties']['OT'] == {'type': 'number'}
         ex = req['examples'][0]
-        r = requests.post(f'{url}/predict', json=ex)
+        r = http.post('/predict', json=ex)
         assert r.status_code == 200, r.text  # the documented example is itself a valid request
         assert set(spec['paths']['/predict']['post']['responses']) >= {'200', '408', '413', '415', '422', '503'}
-        docs = requests.get(f'{url}/docs').text
+        docs = http.get('/docs').text
         assert '<script' not in docs and 'cdn' not in docs.lower() and '/predict' in docs

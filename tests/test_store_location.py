@@ -3,11 +3,12 @@ project root find the same store; looking for a model never creates one."""
 
 import os, subprocess, time
 
+import pytest
 import requests
 
 from conftest import BIN, ROOT, free_port, stop, uvicorn_cmd, wait_http
 
-from tsforge import tracking
+from tsforge import store
 
 
 def _env(**extra):
@@ -26,18 +27,19 @@ def _project(tmp_path):
 
 def test_project_root_and_home(tmp_path, monkeypatch):
     proj = _project(tmp_path)
-    assert tracking.project_root(proj / 'nbs') == proj.resolve()
+    assert store.project_root(proj / 'nbs') == proj.resolve()
     monkeypatch.delenv('TSFORGE_HOME', raising=False)
     monkeypatch.delenv('MLFLOW_TRACKING_URI', raising=False)
     monkeypatch.chdir(proj / 'nbs')
-    assert tracking.tsforge_home() == proj.resolve() / 'mlruns'
-    assert tracking.tracking_uri() == f'sqlite:///{proj.resolve() / "mlruns" / "mlflow.db"}'
-    assert not tracking.store_exists() and not (proj / 'mlruns').exists()  # nothing created by looking
-    assert tracking.optuna_storage_url() == f'sqlite:///{proj.resolve() / "mlruns" / "optuna.db"}'
+    assert store.tsforge_home() == proj.resolve() / 'mlruns'
+    assert store.tracking_uri() == f'sqlite:///{proj.resolve() / "mlruns" / "mlflow.db"}'
+    assert not store.store_exists() and not (proj / 'mlruns').exists()  # nothing created by looking
+    assert store.optuna_storage_url() == f'sqlite:///{proj.resolve() / "mlruns" / "optuna.db"}'
     monkeypatch.setenv('TSFORGE_HOME', str(tmp_path / 'elsewhere'))
-    assert tracking.tsforge_home() == tmp_path / 'elsewhere'
+    assert store.tsforge_home() == tmp_path / 'elsewhere'
 
 
+@pytest.mark.slow
 def test_train_from_nbs_serve_from_root(tmp_path):
     proj = _project(tmp_path)
     out = proj / 'nbs' / 'train-out.ipynb'
@@ -73,6 +75,7 @@ def test_train_from_nbs_serve_from_root(tmp_path):
         stop(proc)
 
 
+@pytest.mark.slow
 def test_server_without_store_says_where_it_looked_and_creates_nothing(tmp_path):
     proj = _project(tmp_path)
     port = free_port()

@@ -8,23 +8,17 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from conftest import ROOT, papermill
-from tsforge import tracking
+from conftest import ROOT, artifacts, champion, last_run, papermill, versions
+from tsforge import bundle, store
 from tsforge.config import load_config
 from tsforge.data import ETT_SHA256
-from tsforge.pipeline import prepare
-
-
-def artifacts(run_id, path=''):
-    out = []
-    for f in MlflowClient().list_artifacts(run_id, path):
-        out += artifacts(run_id, f.path) if f.is_dir else [f.path]
-    return out
+from tsforge.prepare import prepare
+from tsforge.train import train
 
 
 @pytest.fixture(scope='module')
 def run(trained):
-    tracking.configure()
+    store.configure()
     return MlflowClient().get_run(trained['run_id'])
 
 
@@ -67,7 +61,9 @@ def test_predictions_table(run):
     pred = pd.read_parquet(
         mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path='predictions.parquet')
     )
-    assert list(pred.columns) == ['origin', 'target_time', 'step', 'series', 'y_true', 'y_pred']
+    assert list(pred.columns) == ['origin', 'target_time', 'step', 'series', 'y_true', 'y_pred'] + [
+        f'{s}_{lv}' for lv in (80, 95) for s in ('lo', 'hi')
+    ]  # the conformal bands (intervals.levels)
     assert len(pred) == 2785 * 96 and pred.step.min() == 1 and pred.step.max() == 96
     assert np.isclose(((pred.y_true - pred.y_pred) ** 2).mean(), run.data.metrics['test_mse_orig'])
     prep = prepare(load_config('etth1'))
@@ -91,7 +87,7 @@ def test_bundle_loads_in_fresh_process(trained, run, tmp_path):
     hist.to_csv(tmp_path / 'hist.csv', index=False)
     code = (
         'import mlflow, pandas as pd, sys\n'
-        'from tsforge.tracking import configure\n'
+        'from tsforge.store import configure\n'
         'configure()\n'
         "m = mlflow.pyfunc.load_model('models:/tsforge-etth1@champion')\n"
         f"out = m.predict(pd.read_csv({str(tmp_path / 'hist.csv')!r}), params={{'horizon': 24}})\n"
@@ -107,21 +103,9 @@ def test_bundle_loads_in_fresh_process(trained, run, tmp_path):
     assert len(fc) == 24 and np.allclose(fc.OT.to_numpy(), exp, atol=1e-6)
 
 
-def _champion():
-    return MlflowClient().get_model_version_by_alias('tsforge-etth1', 'champion').version
-
-
-def _versions(name='tsforge-etth1'):
-    return sorted(int(v.version) for v in MlflowClient().search_model_versions(f"name='{name}'"))
-
-
-def _last_run():
-    exp = MlflowClient().get_experiment_by_name('tsforge')
-    return MlflowClient().search_runs([exp.experiment_id], order_by=['attribute.start_time DESC'], max_results=1)[0]
-
-
 def test_failed_job_bad_data_marks_failed_and_moves_no_alias(trained, tmp_path):
-    before_alias, before_versions = _champion(), _versions()
+    before_alias, before_versions = champion(), set(versions())
+    assert before_alias is not None
     df = pd.read_csv(os.path.join(os.environ['TSFORGE_DATA_DIR'], 'ETTh1.csv'))
     df['OT'] = df['OT'].astype(object)
     df.loc[500, 'OT'] = 'broken'
@@ -134,19 +118,22 @@ def test_failed_job_bad_data_marks_failed_and_moves_no_alias(trained, tmp_path):
         and 'DataError' in r.stderr
         and 'OT: 1 non-numeric value(s), first at: 2016-07-21 20:00:00' in r.stderr
     )
-    last = _last_run()
+    last = last_run()
     assert last.info.status == 'FAILED' and last.data.params['data.path'].endswith('broken.csv')
-    assert _champion() == before_alias and _versions() == before_versions
+    assert champion() == before_alias and set(versions()) == before_versions
 
 
-def test_failed_job_in_fit_marks_failed(trained, tmp_path):
-    before_alias, before_versions = _champion(), _versions()
-    r = papermill('train.ipynb', tmp_path / 'out.ipynb', 'etth1', ['model=seasonal_naive', '+model_params.period=400'])
-    assert r.returncode != 0 and 'model_params.period=400 must be <= input_length=336' in r.stderr
-    assert _last_run().info.status == 'FAILED'
-    assert _champion() == before_alias and _versions() == before_versions
+def test_failed_job_in_fit_marks_failed(trained):
+    "The job's library call (`train`, what nbs/train.ipynb calls) failing in fit: the run FAILED, no alias moved."
+    before_alias, before_versions = champion(), set(versions())
+    assert before_alias is not None
+    with pytest.raises(ValueError, match='model_params.period=400 must be <= input_length=336'):
+        train(load_config('etth1', ['model=seasonal_naive', '+model_params.period=400']))
+    assert last_run().info.status == 'FAILED'
+    assert champion() == before_alias and set(versions()) == before_versions
 
 
+@pytest.mark.slow
 def test_overrides_as_documented(store, tmp_path):
     "`-y 'overrides: [model=naive, horizon=96]'` works, and registers under the config's name."
     r = papermill(
@@ -175,12 +162,12 @@ def test_own_csv_with_minimal_config(store, tmp_path):
         f'defaults: [base, _self_]\nname: sales\ndata:\n  path: {tmp_path / "sales.csv"}\n'
         '  time_col: day\n  target: units\ninput_length: 28\nhorizon: 7\n'
     )
-    r = papermill('train.ipynb', tmp_path / 'out.ipynb', tmp_path / 'sales.yaml')
-    assert r.returncode == 0, r.stderr[-3000:]
+    res = train(load_config(str(tmp_path / 'sales.yaml')))  # the job's library call (the job itself: above)
     mv = MlflowClient().get_model_version_by_alias('tsforge-sales', 'champion')
+    assert mv.run_id == res.run_id
     run = MlflowClient().get_run(mv.run_id)
     assert run.data.params['split.kind'] == 'auto' and run.data.metrics['test_mse'] < 0.05
-    m = tracking.load_model('models:/tsforge-sales@champion')
+    m = bundle.load_model('models:/tsforge-sales@champion')
     assert m.state.freq == 'D'
     fc = m.forecast(df.iloc[-40:])
     assert fc.day.astype(str).tolist()[0] == '2023-08-24' and len(fc) == 7

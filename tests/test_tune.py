@@ -9,8 +9,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from conftest import ROOT, free_port, papermill
-from tsforge import tracking
+from conftest import ROOT, artifacts, children, free_port, papermill, parent_runs
 from tsforge.config import ConfigError, load_config
 from tsforge.tune import tune
 
@@ -44,41 +43,14 @@ def small(*extra, space=SPACE, config='etth1'):
 
 
 @pytest.fixture(scope='module')
-def home(tmp_path_factory):
+def home(module_store):
     "A throw-away store (MLflow + Optuna) for this module; tests keep apart by study and experiment names."
-    h = tmp_path_factory.mktemp('tunehome')
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv('TSFORGE_HOME', str(h))
-        mp.delenv('TSFORGE_OPTUNA_STORAGE', raising=False)
-        yield h
+    return module_store
 
 
 def tune_runs(study=None):
     "Parent tune runs, newest first (of one study)."
-    tracking.configure()
-    exp = MlflowClient().get_experiment_by_name('tsforge')
-    if exp is None:
-        return []
-    runs = MlflowClient().search_runs(
-        [exp.experiment_id], "tags.`tsforge.job` = 'tune'", order_by=['attribute.start_time DESC']
-    )
-    return [
-        r
-        for r in runs
-        if 'mlflow.parentRunId' not in r.data.tags and study in (None, r.data.tags.get('tune.study_name'))
-    ]
-
-
-def children(run_id):
-    exp = MlflowClient().get_run(run_id).info.experiment_id
-    return MlflowClient().search_runs([exp], f"tags.mlflow.parentRunId = '{run_id}'")
-
-
-def artifacts(run_id, path=''):
-    out = []
-    for f in MlflowClient().list_artifacts(run_id, path):
-        out += artifacts(run_id, f.path) if f.is_dir else [f.path]
-    return out
+    return parent_runs('tune', study)
 
 
 # --- validation: one ConfigError naming the field, before any trial ---------------------------------------------------
@@ -307,6 +279,7 @@ def running_trial(url, name, proc, timeout=120):
     raise TimeoutError('no running trial')
 
 
+@pytest.mark.slow
 def test_sigkilled_worker_trial_fails_and_study_completes(home, tmp_path):
     url = f'sqlite:///{tmp_path / "kill.db"}'
     proc = start_job(
@@ -344,6 +317,7 @@ def test_sigkilled_worker_trial_fails_and_study_completes(home, tmp_path):
     assert kid.info.status == 'FAILED' and 'no heartbeat' in kid.data.tags['tune.error']
 
 
+@pytest.mark.slow
 def test_sigterm_fails_running_trials_kills_run_registers_nothing(home, tmp_path):
     url = f'sqlite:///{tmp_path / "term.db"}'
     proc = start_job(
@@ -372,8 +346,9 @@ def test_sigterm_fails_running_trials_kills_run_registers_nothing(home, tmp_path
 # --- the papermill job, the gate, and all trials failing --------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_tune_job_papermill_with_gate(home, tmp_path):
-    from tsforge.pipeline import train
+    from tsforge.train import train
 
     weak = train(
         load_config('etth1', ['name=gate', 'model=naive', 'input_length=96', 'horizon=24'])
@@ -414,15 +389,18 @@ def test_tune_job_papermill_with_gate(home, tmp_path):
     )
     nb = (tmp_path / 'out.ipynb').read_text()
     assert 'moved to v2' in nb and 'image/png' in nb
-    # the same search again: nothing left in the budget, the same best retrained; not better, so the alias stays
+    assert MlflowClient().get_model_version('tsforge-gate', '2').tags['tune.best_trial'] == str(int(m['best_trial']))
+    # the same search again: nothing left in the budget and the best trial unchanged: nothing retrained or registered
     again = tune(load_config('etth1', overrides), progress=False)
-    assert len(again.trials) == 4 and again.train.version == '3' and not again.train.promoted
+    assert len(again.trials) == 4 and again.train is None and 'tsforge-gate version 2' in again.retrain_skipped
+    assert sorted(str(v.version) for v in MlflowClient().search_model_versions("name = 'tsforge-gate'")) == ['1', '2']
     assert str(MlflowClient().get_model_version_by_alias('tsforge-gate', 'champion').version) == '2'
-    assert tune_runs()[0].data.tags['tune.promoted'] == 'false'
+    tags = tune_runs()[0].data.tags
+    assert tags['tune.retrain'] == 'skipped' and tags['tune.registered_version'] == '2' and 'tune.promoted' not in tags
 
 
 def test_all_trials_fail_job_fails_and_moves_no_alias(home):
-    from tsforge.pipeline import train
+    from tsforge.train import train
 
     train(load_config('etth1', ['name=allfail', 'model=naive', 'input_length=96', 'horizon=24']))
     cfg = small(
@@ -477,3 +455,244 @@ def test_every_sampler_and_pruner(home, sampler, pruner):
         .__name__.lower()
         .startswith({'hyperband': 'hyperband', 'successive_halving': 'successive', 'none': 'nop'}[pruner])
     )
+
+
+# --- faults (issue 16): a killed job resumed, PostgreSQL stopped mid-search ------------------------------------------
+
+
+def killed_study(url, name, proc, timeout=60):
+    "After the job's process group is killed: fail its trials once their heartbeat is stale, as any process would."
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', optuna.exceptions.ExperimentalWarning)
+        storage = optuna.storages.RDBStorage(url, heartbeat_interval=1, grace_period=2)  # the job's settings
+        study = optuna.load_study(study_name=name, storage=storage)
+        t0 = time.time()
+        while study.get_trials(states=(optuna.trial.TrialState.RUNNING,)) and time.time() - t0 < timeout:
+            optuna.storages.fail_stale_trials(study)
+            time.sleep(0.5)
+    return study
+
+
+@pytest.mark.slow
+def test_killed_job_resumed_every_trial_has_a_child_run(home, tmp_path):
+    url, name = f'sqlite:///{tmp_path / "resume.db"}', 'resume-after-kill'
+    overrides = SMALL + GBM
+    overrides += [f'tune.storage={url}', f'tune.study_name={name}', 'tune.executor=local', 'tune.n_workers=2']
+    overrides += ['tune.n_trials=4', 'tune.heartbeat_interval=1', 'tune.grace_period=2', 'tune.pruner=none']
+    overrides += ['tune.retrain=false']
+    script = tmp_path / 'job.py'
+    script.write_text(JOB)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), *overrides],
+        env={**os.environ, 'PYTHONPATH': str(ROOT)},
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        running_trial(url, name, proc)
+        os.killpg(proc.pid, signal.SIGKILL)  # the job and its workers
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    failed = [t.number for t in killed_study(url, name, proc).get_trials() if t.state.name == 'FAIL']
+    assert failed, 'the killed job left no trial to fail:\n' + out[-2000:]
+    killed_run = tune_runs(name)[0]
+
+    res = tune(load_config('etth1', overrides), progress=False)
+    trials = {t.number: t for t in res.study.get_trials()}
+    assert sorted(trials) == [0, 1, 2, 3]
+    kids = [
+        r
+        for r in MlflowClient().search_runs(
+            [killed_run.info.experiment_id], f"tags.`optuna.study_name` = '{name}'", max_results=1000
+        )
+    ]
+    kids = [k for k in kids if 'tsforge.reconciled' not in k.data.tags]  # records a killed job left unfinished
+    numbers = [int(k.data.tags['optuna.trial.number']) for k in kids]
+    assert sorted(numbers) == sorted(trials), numbers  # every trial once, whatever ended it
+    for k in kids:
+        t = trials[int(k.data.tags['optuna.trial.number'])]
+        assert k.data.tags['optuna.trial.state'] == t.state.name and k.info.status != 'RUNNING', k
+        if t.number in failed:
+            assert k.info.status == 'FAILED' and 'no heartbeat' in k.data.tags['tune.error']
+            assert k.data.tags['tune.recorded_late'] == 'true' and k.data.tags['mlflow.parentRunId'] == res.run_id
+    dead = MlflowClient().get_run(killed_run.info.run_id)
+    assert dead.info.status == 'FAILED' and 'tsforge.reconciled' in dead.data.tags
+    assert MlflowClient().get_run(res.run_id).data.metrics['trials_failed'] == len(failed)
+
+
+@pytest.mark.slow
+def test_postgres_stopped_mid_search_names_the_cause_first(home, tmp_path):
+    pgserver = pytest.importorskip('pgserver')
+    import shutil, tempfile
+
+    d = tempfile.mkdtemp(prefix='pg', dir='/tmp')  # short: the Unix socket lives in it
+    srv = pgserver.get_server(d, cleanup_mode='stop')
+    url, name = srv.get_uri(), 'pg-stopped'
+    proc = start_job(
+        tmp_path,
+        SMALL
+        + GBM
+        + [f"tune.storage='{url}'", f'tune.study_name={name}', 'tune.executor=serial', 'tune.n_trials=8']
+        + ['tune.pruner=none', 'tune.retrain=false'],
+    )
+    try:
+        from tsforge.tune import _with_driver
+
+        running_trial(_with_driver(url), name, proc)
+        srv.cleanup()  # PostgreSQL shuts down under the running search
+        out, _ = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        srv.cleanup()
+        shutil.rmtree(d, ignore_errors=True)
+    assert proc.returncode != 0
+    last = [l for l in out.splitlines() if l.strip()][-1]
+    assert last.startswith('tsforge.tune.StudyStorageError: '), out[-3000:]
+    msg = last[len('tsforge.tune.StudyStorageError: ') :]
+    cause = msg.split(' (study storage ')[0]
+    assert 'StorageInternalError' not in cause and 'invalid data in the commit' not in cause, msg
+    assert any(w in cause.lower() for w in ('shutting down', 'terminating connection', 'connection', 'server')), msg
+    assert '(study storage postgresql' in msg
+    run = tune_runs(name)[0]
+    assert run.info.status == 'FAILED' and run.data.tags['tsforge.error'].startswith(f'StudyStorageError: {cause}')
+
+
+def test_optuna_db_beside_a_sqlite_tracking_uri(home, tmp_path):
+    "With only MLFLOW_TRACKING_URI set (a SQLite file), optuna.db goes beside that file, as the guides say."
+    target = tmp_path / 'elsewhere'
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv('TSFORGE_HOME', raising=False)
+        mp.delenv('TSFORGE_OPTUNA_STORAGE', raising=False)
+        mp.setenv('MLFLOW_TRACKING_URI', f'sqlite:///{target / "mlflow.db"}')
+        before = (ROOT / 'mlruns' / 'optuna.db').stat().st_mtime if (ROOT / 'mlruns' / 'optuna.db').exists() else None
+        cfg = small('tune.executor=serial', 'tune.n_trials=1', 'tune.retrain=false', 'tune.study_name=beside')
+        res = tune(cfg, progress=False)
+        assert res.storage == f'sqlite:///{target / "optuna.db"}' and (target / 'optuna.db').is_file()
+        after = (ROOT / 'mlruns' / 'optuna.db').stat().st_mtime if (ROOT / 'mlruns' / 'optuna.db').exists() else None
+        assert after == before  # the project's own optuna.db is untouched
+    from tsforge import store
+
+    store.configure()  # this process back on the module's store
+
+
+# --- feature sets (issue 14): searched like any key, logged per trial, carried into the bundle ------------------------
+
+
+@pytest.mark.parametrize(
+    'extra, expected',
+    [
+        (
+            ['+tune.space.features.calendar=[[],[hour,hours]]'],
+            "tune.space.features.calendar: value ['hour', 'hours'] is not valid for features.calendar",
+        ),
+        (
+            ['+tune.space.features={choices: {none: {}, cal: {calendr: [hour]}}}'],
+            "tune.space.features: value {'calendr': ['hour']} is not valid for features: features.calendr: unknown key",
+        ),
+        (['+tune.space.features.calendar=[[hour],[hour]]'], 'tune.space.features.calendar: choices repeat: [hour]'),
+        (
+            ['+tune.space.features.future=[[],[OT]]'],
+            "tune.space.features.future: choice [OT]: features.future: 'OT' is a target",
+        ),
+        (
+            ['+tune.space.features.future=[[],[HUFL, HULX]]'],
+            "tune.space.features.future: choice [HUFL, HULX]: features.future: column 'HULX' is not in the data",
+        ),
+        (
+            ['mode=M', '+tune.space.features.future=[[],[HUFL]]'],
+            "tune.space.features.future: in mode M, column(s) ['HUFL'] would be a series in the trials",
+        ),
+    ],
+)
+def test_bad_feature_space_names_field_before_any_trial(home, extra, expected):
+    before = len(tune_runs())
+    with pytest.raises(ConfigError) as e:
+        tune(small(*extra, 'tune.executor=serial', 'tune.study_name=badfeat', space=[]), progress=False)
+    assert expected in str(e.value), str(e.value)
+    assert len(tune_runs()) == before  # nothing was logged, no trial ran
+    assert 'badfeat' not in optuna.get_all_study_names(f'sqlite:///{home / "optuna.db"}')
+
+
+def test_feature_sets_searched_logged_and_registered(home):
+    """Named feature sets: each trial's set is a child-run param and tag; the best set is what the registered bundle
+    builds."""
+    from tsforge.bundle import load_model
+
+    sets = (
+        '{choices: {none: {}, hod: {calendar: [hour, dayofweek], cyclic: true}, '
+        'hol: {calendar: [hour], future: [HUFL]}}}'
+    )
+    cfg = small(
+        'name=featsearch',
+        f'+tune.space.features={sets}',
+        'tune.executor=serial',
+        'tune.n_trials=4',
+        'tune.sampler=random',
+        'tune.pruner=none',
+        'cv.n_windows=2',
+        space=[],
+    )
+    res = tune(cfg, progress=False)
+    trials = res.study.get_trials()
+    assert trials[0].params == {'features': 'none'} and trials[0].user_attrs['tsforge.default']  # the experiment's own
+    assert {t.params['features'] for t in trials} <= {'none', 'hod', 'hol'}
+    assert set(res.trials.features) <= {'none', 'hod', 'hol'}
+    want = {
+        'none': '{}',
+        'hod': '{calendar: [hour, dayofweek], cyclic: true}',
+        'hol': '{calendar: [hour], future: [HUFL]}',
+    }
+    kids = {k.data.params['trial']: k for k in children(res.run_id) if 'trial' in k.data.params}
+    for t in trials:
+        k = kids[str(t.number)]
+        assert k.data.params['features'] == t.params['features']
+        assert k.data.tags['tune.features'] == want[t.params['features']]
+    best = res.study.best_trial.params['features']
+    assert res.best_params['features'] == cfg.tune.space['features'].value(best)
+    run = MlflowClient().get_run(res.run_id)
+    assert run.data.params['best.features'] == best and run.data.tags['tune.best_features'] == want[best]
+    # the retrained, registered model builds the best set's features (so the server does too)
+    m = load_model(f'models:/tsforge-featsearch/{res.train.version}', check_requirements=False)
+    fs = m.state.feature_state
+    expected = res.best_config.features
+    if expected.any:
+        assert fs.calendar == expected.calendar and fs.future == expected.future and fs.cyclic == expected.cyclic
+    else:
+        assert fs is None
+    assert res.comparison().loc['features', 'best'] == best or res.comparison().loc['features', 'best'] == want[best]
+
+
+def test_feature_field_choices_decode_and_default(home):
+    """Choices of one field (lists): Optuna sees `[hour]`, the trial's config gets ['hour']; the default [] is trial
+    0; a column only some sets read is loaded for the search."""
+    cfg = small(
+        '+tune.space.features.calendar=[[],[hour],[hour,dayofweek]]',
+        '+tune.space.features.future=[[],[HUFL]]',
+        'data.columns=[OT]',  # HUFL is read for the search only (joined on the time column)
+        'tune.executor=serial',
+        'tune.n_trials=4',
+        'tune.sampler=random',
+        'tune.retrain=false',
+        'tune.study_name=featfield',
+        space=[],
+    )
+    res = tune(cfg, progress=False)
+    t0 = res.study.get_trials()[0]
+    assert t0.params == {'features.calendar': '[]', 'features.future': '[]'}
+    assert t0.user_attrs['tsforge.default_complete']
+    labels = {t.params['features.calendar'] for t in res.study.get_trials()}
+    assert labels <= {'[]', '[hour]', '[hour, dayofweek]'}
+    assert all(t.state.name == 'COMPLETE' for t in res.study.get_trials())
+    assert any(t.params['features.future'] == '[HUFL]' for t in res.study.get_trials())  # the joined column was read
+    assert res.best_config.features.calendar == res.best_params['features.calendar']
+    assert isinstance(res.best_params['features.calendar'], list)

@@ -4,7 +4,8 @@
 
 # %% ../nbs/00_config.ipynb #00-config-003
 from __future__ import annotations
-import os
+import os, re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -13,18 +14,57 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 # %% auto #0
-__all__ = ['NOT_SEARCHABLE', 'ConfigError', 'DataConfig', 'SplitConfig', 'CVConfig', 'TrackingConfig', 'RegistryConfig',
-           'Distribution', 'TuneConfig', 'flatten_space', 'ExperimentConfig', 'has_key', 'set_key', 'family_config',
-           'check_tune_space', 'validate_config', 'experiments_dir', 'compose_config', 'load_config']
+__all__ = ['NAME_MAX', 'CALENDAR_FIELDS', 'NOT_SEARCHABLE', 'ENV_RESOLVERS', 'SAFE_RESOLVERS', 'PUBLIC_NAMES', 'MIN_SCRUB',
+           'ConfigError', 'check_name', 'DataConfig', 'SplitConfig', 'CVConfig', 'TrackingConfig', 'RegistryConfig',
+           'Distribution', 'choice_label', 'TuneConfig', 'flatten_space', 'HolidaysConfig', 'FeaturesConfig',
+           'IntervalsConfig', 'ExperimentConfig', 'has_key', 'set_key', 'family_config', 'check_tune_space',
+           'validate_config', 'experiments_dir', 'compose_config', 'load_config', 'EnvSecrets', 'env_secrets']
 
 # %% ../nbs/00_config.ipynb #00-config-004
 class ConfigError(ValueError):
     "A configuration problem: the message names the field, the value and what is allowed."
 
 # %% ../nbs/00_config.ipynb #00-config-006
+_NAME_CHARS = ('/', '\\', ':', '%')  # MLflow refuses '/' and ':' in registered model names, its file store '\\' and '%'
+NAME_MAX = {  # the longest name each store holds
+    'name': 200,  # it is part of run names (train-<name>-<model>-<mode>-h<horizon>) that MLflow keeps to 250
+    'tracking.experiment': 256,  # MLflow's experiments.name column
+    'registry.model_name': 256,  # MLflow's registered_models.name column
+    'tune.study_name': 512,  # Optuna's studies.study_name column
+}
+
+
+def check_name(v: str, field: str) -> str:
+    """A public name (experiment, registered model, study, and `name`, which goes into run names) as MLflow and Optuna
+    will take it later: not empty, no leading or trailing whitespace (never stripped silently), no control characters,
+    none of `/ \\ : %`, not a relative path such as `..x` (MLflow reads names as paths), at most `NAME_MAX[field]`
+    characters. Raises `ValueError` naming the rule."""
+    if not isinstance(v, str) or not v:
+        raise ValueError('a name must be a non-empty string')
+    if v != v.strip():
+        raise ValueError(
+            f'{v!r} has leading or trailing whitespace; names are used as written (never stripped): write it without'
+        )
+    if any(ord(c) < 32 or ord(c) == 127 for c in v):
+        raise ValueError(f'{v!r} contains a control character (newline, tab, ...); names are one printable line')
+    if bad := [c for c in _NAME_CHARS if c in v]:
+        raise ValueError(
+            f"{v!r} contains {', '.join(map(repr, bad))}: MLflow refuses '/', ':', '\\' and '%' in names; "
+            f"use letters, digits, '-', '_', '.' and spaces"
+        )
+    if v in ('.', '..') or v.startswith('..'):
+        raise ValueError(f'{v!r} reads as a relative path (MLflow treats names as paths): it may not start with ..')
+    if len(v) > (n := NAME_MAX.get(field, 256)):
+        raise ValueError(f'{len(v)} characters; at most {n} (the longest {field} the MLflow/Optuna store keeps)')
+    return v
+
+# %% ../nbs/00_config.ipynb #e0f82936
+_STRPTIME = set('aAbBcdfGHIjmMpSuUVwWxXyYzZ%')
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra='forbid', validate_assignment=True)
 
@@ -41,6 +81,36 @@ class DataConfig(_Strict):
     on_issue: Literal['fail', 'fill'] = 'fail'
     sha256: str | None = None  # expected checksum of `path`
     tz: str | None = None  # time zone (e.g. UTC, Europe/Paris) to convert timestamps to; None: keep as read
+    time_format: str | list[str] | None = None  # strptime format(s) of the time column; None: recognised shapes only
+    dayfirst: bool | None = None  # 01/07/2016: true 1 July, false 7 January; None: only when the values decide
+    sep: str | None = None  # CSV field separator (, ; tab |); None: detected from the first lines
+    decimal: Literal['.', ','] | None = None  # CSV decimal mark; None: detected (',' only beside another separator)
+    max_repair_share: float = Field(0.05, ge=0, le=1)  # on_issue=fill: most rows a repair may insert/drop/interpolate
+
+    @field_validator('time_format')
+    @classmethod
+    def _strptime(cls, v):
+        if v is None:
+            return v
+        fmts = [v] if isinstance(v, str) else v
+        if not fmts:
+            raise ValueError('give a strptime format such as %d/%m/%Y %H:%M, or a list of them')
+        for f in fmts:
+            codes = re.findall(r'%(.)', f)
+            if not codes or (bad := [c for c in codes if c not in _STRPTIME]):
+                what = f'unknown directive(s) {", ".join("%" + c for c in bad)}' if codes else 'no % directive'
+                raise ValueError(f'{f!r} is not a strptime format ({what}); e.g. %Y-%m-%d %H:%M:%S or %d/%m/%Y %H:%M')
+        return v
+
+    @field_validator('sep')
+    @classmethod
+    def _one_char(cls, v):
+        if v is None:
+            return v
+        v = {'\\t': '\t', 'tab': '\t'}.get(v, v)
+        if len(v) != 1 or v.isalnum() or v in '"\'\n\r.':
+            raise ValueError(f"a separator is one character such as ',', ';', '|' or a tab; got {v!r}")
+        return v
 
     @field_validator('tz')
     @classmethod
@@ -83,9 +153,13 @@ class DataConfig(_Strict):
             raise ValueError('data.format=long needs data.id_col (the column naming each series, e.g. unique_id)')
         if self.format == 'long' and self.dataset is not None:
             raise ValueError(f'data.format=long reads data.path; the ETT dataset {self.dataset} is wide')
+        if self.time_format is not None and self.dayfirst is not None:
+            raise ValueError('give data.time_format or data.dayfirst, not both (a format already fixes the day order)')
+        if self.sep is not None and self.sep == self.decimal:
+            raise ValueError(f'data.sep and data.decimal are both {self.sep!r}; they must differ')
         return self
 
-
+# %% ../nbs/00_config.ipynb #4e98bf43
 class SplitConfig(_Strict):
     "How rows are split into train / validation / test."
 
@@ -103,7 +177,7 @@ class SplitConfig(_Strict):
             raise ValueError('split.kind=date needs split.val_start and split.test_start (timestamps)')
         return self
 
-
+# %% ../nbs/00_config.ipynb #6fcb29dd
 class CVConfig(_Strict):
     "Rolling-origin backtest settings (the cv job)."
 
@@ -117,11 +191,18 @@ class CVConfig(_Strict):
     executor: Literal['local', 'ray', 'serial'] = 'local'
     n_jobs: int = Field(2, ge=1)
 
-
+# %% ../nbs/00_config.ipynb #cebf2145
 class TrackingConfig(_Strict):
-    experiment: str = 'tsforge'
+    "Where runs are grouped in MLflow: the experiment name (checked against MLflow's naming rules at validation)."
 
+    experiment: str = 'tsforge'  # the MLflow experiment
 
+    @field_validator('experiment')
+    @classmethod
+    def _name(cls, v):
+        return check_name(v, 'tracking.experiment')
+
+# %% ../nbs/00_config.ipynb #70fbc2cc
 class RegistryConfig(_Strict):
     "Where the trained model is registered, and when the alias moves to it."
 
@@ -131,9 +212,27 @@ class RegistryConfig(_Strict):
     promote: Literal['always', 'if_better'] = 'if_better'  # if_better: only when `metric` beats the alias's version
     metric: str = 'test_mse'  # run metric the promotion gate compares (lower is better)
 
+    @field_validator('model_name')
+    @classmethod
+    def _name(cls, v):
+        return check_name(v, 'registry.model_name')
+
+    @field_validator('alias')
+    @classmethod
+    def _alias(cls, v):  # MLflow's alias rule
+        if not re.fullmatch(r'[\w\-]{1,255}', v) or v.lower() == 'latest' or re.fullmatch(r'[vV]\d+', v):
+            raise ValueError(
+                f"{v!r}: an alias is 1 to 255 letters, digits, '_' or '-', and not 'latest' or v<number> "
+                f'(MLflow reserves them)'
+            )
+        return v
+
 # %% ../nbs/00_config.ipynb #tune-code-1
 class Distribution(_Strict):
-    "One searched config key: an int or float range (`low`, `high`, optional `log` or `step`) or `choices`."
+    """One searched config key: an int or float range (`low`, `high`, optional `log` or `step`) or `choices`. A choice
+    is a plain value, a list of plain values (`features.calendar: [[], [hour], [hour, dayofweek]]`) or a mapping (a
+    whole section, e.g. a feature set); `choices` may also map names to values (`{none: {}, calendar: {calendar:
+    [hour]}}`): Optuna then sees the names. `labels()` are what Optuna sees, `value(label)` what the config gets."""
 
     type: Literal['int', 'float', 'categorical'] | None = (
         None  # None: inferred (choices -> categorical, int bounds -> int)
@@ -142,7 +241,7 @@ class Distribution(_Strict):
     high: int | float | None = None
     step: int | float | None = None
     log: bool = False
-    choices: list[Any] | None = None
+    choices: list[Any] | dict[str, Any] | None = None  # values, or name -> value
 
     @model_validator(mode='before')
     @classmethod
@@ -158,9 +257,20 @@ class Distribution(_Strict):
                 raise ValueError('a categorical distribution takes only choices (no low, high, step or log)')
             if not self.choices:
                 raise ValueError('empty choices: give at least one value')
-            bad = [c for c in self.choices if c is not None and not isinstance(c, (bool, int, float, str))]
+            bad = [c for c in self.values() if not _choice_ok(c)]
             if bad:
-                raise ValueError(f'choices must be plain values (str, int, float, bool, null); got {bad[0]!r}')
+                raise ValueError(
+                    'a choice is a plain value (str, int, float, bool, null), a list of them, or a mapping of such '
+                    f'values (a config section); got {bad[0]!r}'
+                )
+            if isinstance(self.choices, dict):
+                bad = [k for k in self.choices if not isinstance(k, str) or not re.fullmatch(r'[A-Za-z0-9_-]+', k)]
+                if bad:  # names become parts of logged param keys (tune.space.features.choices.NAME...)
+                    raise ValueError(f'named choices: {bad[0]!r}: a name is letters, digits, _ and - only')
+            labels = self.labels()
+            dup = sorted({str(x) for x in labels if labels.count(x) > 1})
+            if dup:
+                raise ValueError(f'choices repeat: {", ".join(dup)}')
             object.__setattr__(self, 'type', 'categorical')
             return self
         if self.low is None or self.high is None:
@@ -184,11 +294,50 @@ class Distribution(_Strict):
         object.__setattr__(self, 'type', kind)
         return self
 
+    def values(self) -> list:
+        "The config values of the choices (of a mapping: its values)."
+        return list(self.choices.values() if isinstance(self.choices, dict) else self.choices or [])
+
+    def labels(self) -> list:
+        """What Optuna sees for each choice: its name (named choices), the value itself (a plain value) or a short
+        YAML text of a list or mapping (`[hour, dayofweek]`, `{calendar: [hour]}`)."""
+        if isinstance(self.choices, dict):
+            return list(self.choices)
+        return [choice_label(c) for c in self.choices or []]
+
+    def value(self, label):
+        "The config value of the choice Optuna calls `label`."
+        import copy
+
+        for lab, v in zip(self.labels(), self.values()):
+            if lab == label and type(lab) is type(label):
+                return copy.deepcopy(v)
+        raise KeyError(label)
+
     def bounds(self) -> list:
         "The values a config must accept for this distribution to be valid: both ends of a range, or every choice."
-        return list(self.choices) if self.type == 'categorical' else [self.low, self.high]
+        return self.values() if self.type == 'categorical' else [self.low, self.high]
 
 
+def _choice_ok(c, depth: int = 0) -> bool:
+    if c is None or isinstance(c, (bool, int, float, str)):
+        return True
+    if depth > 3:
+        return False
+    if isinstance(c, (list, tuple)):
+        return all(_choice_ok(x, depth + 1) for x in c)
+    if isinstance(c, dict):
+        return all(isinstance(k, str) and _choice_ok(x, depth + 1) for k, x in c.items())
+    return False
+
+
+def choice_label(c):
+    "Optuna's name for choice `c`: a plain value as is, a list or mapping as one line of YAML."
+    if c is None or isinstance(c, (bool, int, float, str)):
+        return c
+    return yaml.safe_dump(c, default_flow_style=True, sort_keys=False, width=10**6).strip()
+
+# %% ../nbs/00_config.ipynb #12813c8d
 class TuneConfig(_Strict):
     "The hyperparameter search of the tune job: budget, sampler, pruner, storage, workers and the search space."
 
@@ -199,7 +348,7 @@ class TuneConfig(_Strict):
     n_startup_trials: int = Field(10, ge=0)  # random trials before tpe / gp / cmaes use their model
     pruner: Literal['median', 'successive_halving', 'hyperband', 'none'] = 'median'
     pruner_startup_trials: int = Field(5, ge=0)  # median: finished trials before any trial is pruned
-    metric: Literal['mse', 'mae'] = 'mse'  # minimised: the mean over the backtest folds (scaled values)
+    metric: Literal['mse', 'mae', 'msis', 'winkler'] = 'mse'  # minimised: mean over the backtest folds (scaled)
     study_name: str | None = None  # None: tune-<name>-<model>-<mode>-h<horizon>
     storage: str | None = None  # SQLAlchemy URL; None: an SQLite file beside the MLflow store
     executor: Literal['serial', 'local', 'ray'] = 'local'
@@ -211,6 +360,11 @@ class TuneConfig(_Strict):
     space: dict[str, Distribution] = {}
     model_space: dict[str, dict[str, Distribution]] = {}
 
+    @field_validator('study_name')
+    @classmethod
+    def _name(cls, v):
+        return v if v is None else check_name(v, 'tune.study_name')
+
     @field_validator('space', mode='before')
     @classmethod
     def _flat_space(cls, v):
@@ -221,7 +375,7 @@ class TuneConfig(_Strict):
     def _flat_model_space(cls, v):
         return {k: flatten_space(s) for k, s in v.items()} if isinstance(v, dict) else v
 
-
+# %% ../nbs/00_config.ipynb #35949dee
 _DIST_KEYS = set(Distribution.model_fields)
 
 
@@ -237,11 +391,118 @@ def flatten_space(space, prefix: str = ''):
             out[f'{prefix}{k}'] = v
     return out
 
+# %% ../nbs/00_config.ipynb #features-code-1
+CALENDAR_FIELDS = ('minute', 'hour', 'dayofweek', 'day', 'dayofyear', 'weekofyear', 'month', 'quarter', 'weekend')
+
+
+class HolidaysConfig(_Strict):
+    "Public holidays of a country (and optionally a subdivision), from the `holidays` package."
+
+    country: str  # ISO 3166-1 alpha-2 code, e.g. AU, US, FR
+    subdiv: str | None = None  # a subdivision the package knows for the country, e.g. VIC for AU
+
+    @model_validator(mode='after')
+    def _known(self):
+        import holidays
+
+        known = holidays.list_supported_countries()
+        if self.country not in known:
+            raise ValueError(
+                f'country: unknown {self.country!r}; allowed: ISO codes such as {", ".join(sorted(known)[:8])} ...'
+            )
+        subs = known[self.country]
+        if self.subdiv is not None and str(self.subdiv) not in subs:
+            raise ValueError(
+                f'subdiv: unknown {self.subdiv!r} for {self.country}; allowed: {", ".join(map(str, subs))}'
+            )
+        return self
+
+
+class FeaturesConfig(_Strict):
+    """What is known about the forecast period and what else the models read: calendar fields and holidays of each
+    target time, `future` covariates (known for the whole horizon), `past` covariates (known up to the origin) and
+    `static` per-series attributes (long format)."""
+
+    calendar: list[Literal[CALENDAR_FIELDS]] = []  # fields of each target time (and of each input time)
+    cyclic: bool = False  # encode each periodic calendar field as sin and cos of its phase instead of its value
+    holidays: HolidaysConfig | None = None  # a 0/1 holiday flag of each time
+    future: list[str] = []  # columns known for the whole horizon: their values at the target times are inputs
+    past: list[str] = []  # columns known only up to the forecast origin
+    static: list[str] = []  # long format: per-series attributes, constant within a series
+
+    @field_validator('calendar', 'future', 'past', 'static', mode='before')
+    @classmethod
+    def _listify(cls, v):
+        return [v] if isinstance(v, str) else v
+
+    @model_validator(mode='after')
+    def _disjoint(self):
+        for name in ('calendar', 'future', 'past', 'static'):
+            v = getattr(self, name)
+            dup = sorted({c for c in v if v.count(c) > 1})
+            if dup:
+                raise ValueError(f'{name}: listed twice: {dup}')
+        pairs = [('future', 'past'), ('future', 'static'), ('past', 'static')]
+        for a, b in pairs:
+            both = sorted(set(getattr(self, a)) & set(getattr(self, b)))
+            if both:
+                raise ValueError(f'column(s) {both} are in both features.{a} and features.{b}; a column is one kind')
+        return self
+
+    @property
+    def any(self) -> bool:
+        "Whether any feature is configured (none: the models behave exactly as without this section)."
+        return bool(self.calendar or self.holidays or self.future or self.past or self.static)
+
+# %% ../nbs/00_config.ipynb #intervals-code-1
+class IntervalsConfig(_Strict):
+    "Prediction intervals calibrated at training time, and the input drift reference."
+
+    levels: list[float] = [80, 95]  # nominal coverage in percent; [] = no bands
+    method: Literal['conformal', 'conformal_signed', 'cqr'] = 'conformal'  # cqr: models with quantile outputs
+    source: Literal['val', 'cv'] = 'val'  # val: held-out validation windows; cv: refits on earlier cut-offs
+    holdout: float = Field(0.33, gt=0, lt=1)  # source val: the last share of validation windows, kept for calibration
+    folds: int = Field(3, ge=1)  # source cv: expanding rolling-origin refits inside the train and validation rows
+    drift: bool = True  # keep per-column statistics of the training windows; requests get drift warnings
+
+    @field_validator('levels', mode='before')
+    @classmethod
+    def _listify(cls, v):
+        return [v] if isinstance(v, (int, float)) and not isinstance(v, bool) else v
+
+    @field_validator('levels')
+    @classmethod
+    def _levels(cls, v):
+        bad = [x for x in v if not 0 < x < 100]
+        if bad:
+            raise ValueError(f'each level is a percentage strictly between 0 and 100 (e.g. 80, 95); got {bad[0]}')
+        if len(set(v)) != len(v):
+            raise ValueError(f'levels repeat: {v}')
+        return sorted(v)
+
+    def check_model(self, model: str, params: dict):
+        """`method: cqr` needs a model with quantile outputs whose quantiles hold each level's pair (80 -> 0.1 and
+        0.9); a `ValueError` naming `intervals.method` / `intervals.levels` and the model otherwise."""
+        if self.method != 'cqr' or not self.levels:
+            return
+        from tsforge.intervals import cqr_pairs
+        from tsforge.models import model_class
+
+        if not hasattr(model_class(model), 'predict_quantiles') or 'quantiles' not in params:
+            raise ValueError(
+                f"intervals.method: cqr conformalises a model's own quantiles; model {model!r} forecasts none "
+                f'(use conformal or conformal_signed, or a model with quantile outputs: tft)'
+            )
+        try:
+            cqr_pairs(params['quantiles'], self.levels)
+        except ValueError as e:
+            raise ValueError(f'intervals.levels: with method cqr and model {model!r}, {e}') from None
+
 # %% ../nbs/00_config.ipynb #00-config-007
 class ExperimentConfig(_Strict):
     "One validated experiment: what to load, how to split and window it, which model, where to log it."
 
-    name: str
+    name: str  # public: part of run, study and (by default) registered model names
     data: DataConfig
     mode: Literal['S', 'M', 'MS'] = 'S'
     input_length: int = Field(336, ge=1)
@@ -254,6 +515,15 @@ class ExperimentConfig(_Strict):
     tracking: TrackingConfig = TrackingConfig()
     registry: RegistryConfig
     tune: TuneConfig = TuneConfig()
+    features: FeaturesConfig = FeaturesConfig()  # calendar, holidays, future / past / static covariates
+    _secrets: EnvSecrets | None = PrivateAttr(default=None)  # set by load_config: values read from the environment
+
+    @field_validator('name')
+    @classmethod
+    def _public_name(cls, v):
+        return check_name(v, 'name')
+
+    intervals: IntervalsConfig = IntervalsConfig()
 
     @model_validator(mode='after')
     def _model_known(self):
@@ -271,7 +541,16 @@ class ExperimentConfig(_Strict):
         return self
 
     @model_validator(mode='after')
+    def _intervals_model(self):
+        self.intervals.check_model(self.model, self.model_params)  # cqr: the model's quantiles hold the levels
+        return self
+
+    @model_validator(mode='after')
     def _tune_space(self):
+        if self.tune.metric in ('msis', 'winkler') and not self.intervals.levels:
+            raise ValueError(
+                f'tune.metric={self.tune.metric} scores intervals: it needs intervals.levels (e.g. [80, 95])'
+            )
         check_tune_space(self)
         return self
 
@@ -280,11 +559,22 @@ class ExperimentConfig(_Strict):
         "Columns the model reads (None: decided by the data, for M/MS without explicit columns)."
         return list(self.data.target) if self.mode == 'S' else self.data.columns
 
-    def to_yaml(self) -> str:
-        return yaml.safe_dump(self.model_dump(mode='json'), sort_keys=False)
+    @property
+    def secrets(self) -> EnvSecrets:
+        "Which config values came from the environment (`${oc.env:...}`): set by `load_config`, empty otherwise."
+        return self._secrets or EnvSecrets()
 
-    def flat(self) -> dict[str, Any]:
-        "Dotted key -> value, for logging as MLflow params."
+    def redacted(self) -> dict[str, Any]:
+        """The config as a plain dict, safe to log: values from the environment replaced by their unresolved text
+        (`${oc.env:DB_URL}`), and any other string scrubbed of them."""
+        return self.secrets.redact(self.model_dump(mode='json'))
+
+    def to_yaml(self, redact: bool = True) -> str:
+        "The config as YAML (what runs log as `config.yaml`); redacted unless `redact=False`."
+        return yaml.safe_dump(self.redacted() if redact else self.model_dump(mode='json'), sort_keys=False)
+
+    def flat(self, redact: bool = True) -> dict[str, Any]:
+        "Dotted key -> value, for logging as MLflow params; redacted unless `redact=False`."
         out = {}
 
         def walk(d, pre):
@@ -294,7 +584,7 @@ class ExperimentConfig(_Strict):
                 else:
                     out[f'{pre}{k}'] = v
 
-        walk(self.model_dump(mode='json'), '')
+        walk(self.redacted() if redact else self.model_dump(mode='json'), '')
         return out
 
 # %% ../nbs/00_config.ipynb #tune-code-2
@@ -318,7 +608,7 @@ def has_key(d: dict, key: str) -> bool:
         d = d[p]
     return True
 
-
+# %% ../nbs/00_config.ipynb #9ca5865e
 def set_key(d: dict, key: str, value):
     "Set dotted `key` in nested dict `d` (in place)."
     *head, last = key.split('.')
@@ -326,7 +616,7 @@ def set_key(d: dict, key: str, value):
         d = d.setdefault(p, {})
     d[last] = value
 
-
+# %% ../nbs/00_config.ipynb #70f513d8
 def family_config(raw: dict, family: str, base_model: str) -> dict:
     """A plain config dict for model `family`: the experiment's model params if it is the experiment's model, else the
     family's defaults."""
@@ -339,7 +629,7 @@ def family_config(raw: dict, family: str, base_model: str) -> dict:
     out['tune'] = {}
     return ExperimentConfig(**out).model_dump(mode='json')
 
-
+# %% ../nbs/00_config.ipynb #305e9b5d
 def _check_dist(raw: dict, key: str, dist: Distribution, field: str):
     import copy
 
@@ -366,7 +656,7 @@ def check_tune_space(cfg: ExperimentConfig):
         d = t.space['model']
         if d.type != 'categorical':
             raise ValueError('tune.space.model: the model is searched over choices (a list of model names)')
-        models = list(d.choices)
+        models = d.values()
     for key, dist in t.space.items():
         field, top = f'tune.space.{key}', key.split('.')[0]
         if top in NOT_SEARCHABLE:
@@ -426,12 +716,17 @@ def _format_errors(e: ValidationError, prefix: str = '') -> str:
     return '; '.join(lines)
 
 
-def validate_config(raw: dict) -> ExperimentConfig:
-    "Validate a plain dict (already composed) into an `ExperimentConfig`, or raise one `ConfigError`."
+def validate_config(raw: dict, secrets: EnvSecrets | None = None) -> ExperimentConfig:
+    """Validate a plain dict (already composed) into an `ExperimentConfig`, or raise one `ConfigError` (scrubbed of
+    `secrets`). `secrets` (from `load_config`, or `EnvSecrets(**d)` in a worker) says which values came from the
+    environment, so that `redacted()` masks them."""
     try:
-        return ExperimentConfig(**raw)
+        cfg = ExperimentConfig(**raw)
     except ValidationError as e:
-        raise ConfigError(f'invalid config: {_format_errors(e)}') from None
+        msg = f'invalid config: {_format_errors(e)}'
+        raise ConfigError(secrets.scrub(msg) if secrets else msg) from None
+    cfg._secrets = secrets or None
+    return cfg
 
 # %% ../nbs/00_config.ipynb #00-config-011
 def experiments_dir() -> Path:
@@ -460,8 +755,7 @@ def _config_file(config: str | os.PathLike) -> Path:
     return f
 
 
-def compose_config(config: str | os.PathLike = 'etth1', overrides: list[str] | tuple = ()) -> dict:
-    "Compose experiment `config` (a name in `experiments/` or a YAML path) with Hydra `overrides`; return a plain dict."
+def _compose(config: str | os.PathLike, overrides) -> tuple[dict, EnvSecrets]:
     if isinstance(overrides, str):
         overrides = [overrides]
     f = _config_file(config)
@@ -469,6 +763,7 @@ def compose_config(config: str | os.PathLike = 'etth1', overrides: list[str] | t
     try:
         with initialize_config_dir(config_dir=str(f.parent), version_base=None):
             cfg = compose(config_name=f.stem, overrides=list(overrides) + extra)
+        secrets = env_secrets(cfg)
         raw = OmegaConf.to_container(cfg, resolve=True)
     except (HydraException, OmegaConfBaseException) as e:
         msg = str(e).strip().replace('\n', ' ')
@@ -476,9 +771,189 @@ def compose_config(config: str | os.PathLike = 'etth1', overrides: list[str] | t
     except yaml.YAMLError as e:
         raise ConfigError(f'config {str(config)!r}: not valid YAML: {e}') from None
     raw.pop('hydra', None)
-    return raw
+    return raw, secrets
+
+
+def compose_config(config: str | os.PathLike = 'etth1', overrides: list[str] | tuple = ()) -> dict:
+    """Compose experiment `config` (a name in `experiments/` or a YAML path) with Hydra `overrides`; return a plain dict
+    (resolved: it may hold values from the environment; log `load_config(...).redacted()` instead)."""
+    return _compose(config, overrides)[0]
 
 
 def load_config(config: str | os.PathLike = 'etth1', overrides: list[str] | tuple = ()) -> ExperimentConfig:
-    "Compose and validate an experiment: the one entry point jobs use."
-    return validate_config(compose_config(config, overrides))
+    """Compose and validate an experiment: the one entry point jobs use. The config knows which of its values came
+    from the environment (`cfg.secrets`, `cfg.redacted()`)."""
+    return validate_config(*_compose(config, overrides))
+
+# %% ../nbs/00_config.ipynb #00-config-secrets-code
+ENV_RESOLVERS = ('oc.env',)  # resolvers that read the environment: their values are secrets
+SAFE_RESOLVERS = (
+    'oc.create',
+    'oc.decode',
+    'oc.deprecated',
+    'oc.dict.keys',
+    'oc.dict.values',
+    'oc.select',
+    'hydra',
+    'now',
+    'python_version',
+)  # OmegaConf's and Hydra's own resolvers; any other resolver is refused (it may read anything)
+PUBLIC_NAMES = ('name', 'tracking.experiment', 'registry.model_name', 'registry.alias', 'tune.study_name')
+MIN_SCRUB = 4  # shorter secret values are masked in the config, not scrubbed from free text (it would shred it)
+
+_INNER = re.compile(r'\$\{([^${}]*)\}')  # an innermost interpolation
+_CALL = re.compile(r'^\s*([\w.\-]+)\s*:(.*)$', re.S)  # resolver:args
+_NODE = re.compile(r'^\s*(\.*[A-Za-z_][\w\-]*(?:\.[\w\-]+)*)\s*$')  # a node path, maybe relative (.x, ..x)
+_ENV_VAR = re.compile(r'\$\{\s*oc\.env\s*:\s*([^,}\s]+)')
+
+
+@dataclass(frozen=True)
+class EnvSecrets:
+    """The config values that came from the environment: `raw` maps each dotted path to its unresolved text
+    (`${oc.env:DB_URL}`), `values` maps each secret value to the text that replaces it. Holds the secrets themselves:
+    never log it (log `redact(...)` and `scrub(...)` of things instead)."""
+
+    raw: dict[str, str] = field(default_factory=dict)
+    values: dict[str, str] = field(default_factory=dict)
+
+    def __bool__(self):
+        return bool(self.raw)
+
+    @property
+    def paths(self) -> list[str]:
+        "Dotted config paths whose value came from the environment."
+        return list(self.raw)
+
+    @property
+    def secret_values(self) -> list[str]:
+        "The secret values, longest first (scrub them from any free text that leaves the process)."
+        return sorted(self.values, key=len, reverse=True)
+
+    def scrub(self, text: str) -> str:
+        "`text` with every secret value (of at least `MIN_SCRUB` characters) replaced by its unresolved text."
+        if not isinstance(text, str):
+            return text
+        for v in self.secret_values:
+            if len(v) >= MIN_SCRUB and v in text:
+                text = text.replace(v, self.values[v])
+        return text
+
+    def redact(self, d: dict) -> dict:
+        "A copy of config dict `d`: every string scrubbed, then each secret path set to its unresolved text."
+
+        def walk(x):
+            if isinstance(x, dict):
+                return {k: walk(v) for k, v in x.items()}
+            if isinstance(x, list):
+                return [walk(v) for v in x]
+            return self.scrub(x)
+
+        out = walk(d)
+        for path, text in self.raw.items():
+            *head, last = path.split('.')
+            node = out
+            for p in head:
+                node = node.get(p) if isinstance(node, dict) else _index(node, p)
+            if isinstance(node, dict) and last in node:
+                node[last] = text
+            elif isinstance(node, list) and _index(node, last) is not None:
+                node[int(last)] = text
+        return out
+
+    def to_dict(self) -> dict:
+        "Plain dict (for a worker process: `EnvSecrets(**d)`); it holds the secrets."
+        return {'raw': dict(self.raw), 'values': dict(self.values)}
+
+# %% ../nbs/00_config.ipynb #0375bd2c
+def _index(node, p):
+    return node[int(p)] if isinstance(node, list) and p.isdigit() and int(p) < len(node) else None
+
+
+def _leaves(d, pre=''):
+    if isinstance(d, dict) and d:
+        for k, v in d.items():
+            yield from _leaves(v, f'{pre}{k}.')
+    elif isinstance(d, list) and d:
+        for i, v in enumerate(d):
+            yield from _leaves(v, f'{pre}{i}.')
+    else:
+        yield pre[:-1], d
+
+
+def _scan(text: str, path: str) -> tuple[list[str], list[str]]:
+    "Resolvers called and node paths referenced by the interpolations in one raw config string."
+    calls, refs = [], []
+    while m := _INNER.search(text):
+        body = m.group(1)
+        call = _CALL.match(body)
+        args = call.group(2).split(',') if call else [body]
+        if call:
+            calls.append(call.group(1))
+        for a in args:
+            if node := _NODE.match(a):
+                ref = node.group(1)
+                if ref.startswith('.'):  # relative: one dot is the node's own container, each more goes up one
+                    dots = len(ref) - len(ref.lstrip('.'))
+                    parent = path.split('.')[:-1]
+                    ref = '.'.join(parent[: len(parent) - (dots - 1)] + [ref.lstrip('.')])
+                refs.append(ref)
+        text = text[: m.start()] + '\0' + text[m.end() :]
+    return calls, refs
+
+
+def _related(a: str, b: str) -> bool:
+    return a == b or a.startswith(b + '.') or b.startswith(a + '.')
+
+
+def env_secrets(conf) -> EnvSecrets:
+    """Which values of composed config `conf` (an OmegaConf `DictConfig`, before resolving) come from the environment:
+    leaves that call `oc.env` (also inside `oc.decode` etc.) and leaves that interpolate them (`tsforge-${name}`).
+    A resolver other than OmegaConf's and Hydra's own is a `ConfigError`, and so is a public name (`PUBLIC_NAMES`)
+    from the environment: names are shown in MLflow and Optuna and a registered model's name cannot be masked."""
+    raw = OmegaConf.to_container(conf, resolve=False)
+    resolved = OmegaConf.to_container(conf, resolve=True)
+    scans, env = {}, set()
+    for path, v in _leaves(raw):
+        if isinstance(v, str) and '${' in v:
+            calls, refs = _scan(v, path)
+            if bad := [c for c in calls if c not in ENV_RESOLVERS + SAFE_RESOLVERS]:
+                raise ConfigError(
+                    f'{path}: resolver {bad[0]!r} is not allowed (tsforge cannot tell what it reads); allowed: '
+                    f'{", ".join(ENV_RESOLVERS + SAFE_RESOLVERS)}'
+                )
+            scans[path] = refs
+            if any(c in ENV_RESOLVERS for c in calls):
+                env.add(path)
+    tainted, grew = set(env), True
+    while grew:  # leaves that interpolate a tainted node (or a container holding one) are tainted too
+        grew = False
+        for path, refs in scans.items():
+            if path not in tainted and any(_related(r, t) for r in refs for t in tainted):
+                tainted.add(path)
+                grew = True
+    if public := [p for p in PUBLIC_NAMES if any(_related(p, t) for t in tainted)]:
+        raise ConfigError(
+            f'{", ".join(public)}: the value comes from the environment ({_raw_text(raw, public[0])}); names are '
+            f'public (MLflow and Optuna show them, and a registered model name cannot be masked): write the name itself'
+        )
+    values = {}
+    for path in sorted(tainted):
+        text = _raw_text(raw, path)
+        for var in _ENV_VAR.findall(text):
+            if os.environ.get(var, '').strip():
+                values[os.environ[var]] = f'${{oc.env:{var}}}'
+        node = resolved
+        for p in path.split('.'):
+            node = node.get(p) if isinstance(node, dict) else _index(node, p)
+        for _, v in _leaves(node):
+            if v is not None and str(v).strip() and str(v) not in values:
+                values[str(v)] = text
+    return EnvSecrets({p: _raw_text(raw, p) for p in sorted(tainted)}, values)
+
+
+def _raw_text(raw: dict, path: str) -> str:
+    "The unresolved text at dotted `path` of a raw (unresolved) config container."
+    node = raw
+    for p in path.split('.'):
+        node = node.get(p) if isinstance(node, dict) else _index(node, p)
+    return node if isinstance(node, str) else str(node)

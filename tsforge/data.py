@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_data.ipynb #01-data-002
 from __future__ import annotations
-import hashlib, os, shutil, tempfile, urllib.request, warnings
+import csv, hashlib, os, re, shutil, tempfile, urllib.request, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,8 +15,8 @@ from pandas.tseries.frequencies import to_offset
 from .config import DataConfig
 
 # %% auto #0
-__all__ = ['ETT_BASE_URL', 'ETT_SHA256', 'DataError', 'file_sha256', 'cache_dir', 'download', 'ett_path', 'DataReport',
-           'infer_freq', 'parse_times', 'load_frame', 'synthetic_panel']
+__all__ = ['ETT_BASE_URL', 'ETT_SHA256', 'SEPARATORS', 'ISO', 'TIME_SHAPES', 'DataError', 'file_sha256', 'cache_dir', 'download',
+           'ett_path', 'DataReport', 'sniff_csv', 'infer_freq', 'parse_times', 'load_frame', 'synthetic_panel']
 
 # %% ../nbs/01_data.ipynb #01-data-003
 class DataError(ValueError):
@@ -40,6 +40,7 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 
 def cache_dir() -> Path:
+    "Where downloaded datasets are cached: `TSFORGE_CACHE_DIR`, else `~/.cache/tsforge`."
     return Path(os.environ.get('TSFORGE_CACHE_DIR', Path.home() / '.cache' / 'tsforge'))
 
 
@@ -95,6 +96,10 @@ class DataReport:
     filled: bool = False
     series: int = 0  # long format: number of series kept
     skipped: list = field(default_factory=list)  # long format: ids of series too short to use
+    sep: str = ''  # CSV: the field separator read with (given or detected)
+    decimal: str = ''  # CSV: the decimal mark read with
+    time_formats: list = field(default_factory=list)  # the timestamp format(s) found (or data.time_format)
+    repaired: int = 0  # on_issue=fill: rows inserted, dropped or with values interpolated
 
     def summary(self) -> pd.DataFrame:
         "One-row table for notebooks."
@@ -118,17 +123,58 @@ def _first(ts, k=3) -> str:
     return ', '.join(str(t) for t in list(ts)[:k])
 
 
-def _read(path: Path) -> pd.DataFrame:
+SEPARATORS = (',', ';', '\t', '|')
+
+
+def sniff_csv(path: Path, sep: str | None = None, decimal: str | None = None, lines: int = 20) -> tuple[str, str]:
+    """The separator and decimal mark of a CSV file, from its first `lines` lines: the separator (of `SEPARATORS`)
+    that splits every line into the same number (> 1) of fields, ',' when several do or none does; the decimal
+    mark ',' when that separator is not ',' and numbers are written `1,5` (and none `1.5`), else '.'. Given values
+    are kept."""
+    if sep is not None and decimal is not None:
+        return sep, decimal
+    with open(path, newline='', encoding='utf-8', errors='replace') as f:
+        head = [ln.rstrip('\r\n') for _, ln in zip(range(lines + 1), f)]
+    head = [ln for ln in head if ln.strip()]
+    if sep is None:
+        fits = [s for s in SEPARATORS if len(n := {len(r) for r in csv.reader(head, delimiter=s)}) == 1 and n.pop() > 1]
+        sep = ',' if ',' in fits or not fits else fits[0]
+    if decimal is None:
+        cells = [c.strip() for r in csv.reader(head[1:], delimiter=sep) for c in r]
+        comma = sep != ',' and any(re.fullmatch(r'[+-]?\d+,\d+', c) for c in cells)
+        decimal = ',' if comma and not any(re.fullmatch(r'[+-]?\d*\.\d+(?:[eE][+-]?\d+)?', c) for c in cells) else '.'
+    return sep, decimal
+
+
+def _read(path: Path, data: DataConfig | None = None) -> tuple[pd.DataFrame, str, str]:
+    "The file as read, with the CSV separator and decimal mark used ('' for parquet)."
     if not path.is_file():
         raise DataError(f'data file not found: {path}')
+    parquet = path.suffix.lower() in ('.parquet', '.pq')
     try:
-        if path.suffix.lower() in ('.parquet', '.pq'):
-            return pd.read_parquet(path)
-        return pd.read_csv(path)
+        if parquet:
+            return pd.read_parquet(path), '', ''
+        sep, decimal = sniff_csv(path, data.sep if data else None, data.decimal if data else None)
+        return pd.read_csv(path, sep=sep, decimal=decimal), sep, decimal
     except Exception as e:  # pandas/pyarrow raise many types for malformed files
-        raise DataError(
-            f'{path}: cannot read as {"parquet" if path.suffix.lower() in (".parquet", ".pq") else "CSV"}: {e}'
-        ) from None
+        raise DataError(f'{path}: cannot read as {"parquet" if parquet else "CSV"}: {e}') from None
+
+
+def _dialect_hint(path: Path, col: str, sep: str) -> str:
+    "When column `col` is missing: which separator the header seems to use, if not `sep`."
+    try:
+        with open(path, encoding='utf-8', errors='replace') as f:
+            header = f.readline().strip()
+    except OSError:
+        return ''
+    for s in SEPARATORS:
+        if s != sep and col in [c.strip().strip('"') for c in header.split(s)]:
+            shown = header if len(header) <= 40 else header[:37] + '...'
+            return (
+                f"; the header {shown!r} looks {s!r}-separated: set data.sep={s!r} (and data.decimal=',' if numbers "
+                f'use decimal commas)'
+            )
+    return ''
 
 # %% ../nbs/01_data.ipynb #01-data-008
 def infer_freq(times: pd.DatetimeIndex) -> str:
@@ -151,6 +197,219 @@ def _offset(freq: str):
         return to_offset(freq)
     except ValueError:
         raise DataError(f'data.freq: {freq!r} is not a pandas frequency alias (e.g. h, 15min, D)') from None
+
+# %% ../nbs/01_data.ipynb #data-times-code
+_T = r'(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)?'  # optional time of day
+_Z = r'(?:\s?(?:Z|[+-]\d{2}(?::?\d{2})?))?'  # optional UTC offset
+_DMY = rf'^(\d{{1,2}})([/.-])(\d{{1,2}})([/.-])(\d{{4}})({_T}{_Z})$'  # plain strings: pyarrow's regex engine runs them
+_MONTH = r'(?i)\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b'
+_EPOCH = (('s', 1e8, 1e10), ('ms', 1e11, 1e13), ('us', 1e14, 1e16), ('ns', 1e17, 1e19))  # 1973 to 2286
+ISO = 'YYYY-MM-DD (ISO 8601)'
+TIME_SHAPES = (
+    'ISO 8601 (YYYY-MM-DD[ HH:MM[:SS]], also YYYY/MM/DD, with or without a UTC offset); DD/MM/YYYY or MM/DD/YYYY '
+    '(the values or data.dayfirst decide which); dates with month names (5 Jan 2020); Unix times (numbers in s, '
+    'ms, us or ns); datetime columns of a parquet file'
+)
+
+
+class _MixedOffsets(Exception):
+    pass
+
+
+def _to_datetime(values, **kw) -> pd.Series:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            return pd.to_datetime(values, errors='coerce', **kw)
+    except (ValueError, TypeError):  # pandas refuses different offsets (or offsets beside naive timestamps)
+        raise _MixedOffsets from None
+
+
+def _where(col: pd.Series, pos, k: int = 2) -> str:
+    "Rows (0-based data rows) and values at positions `pos`, for messages."
+    pos = list(pos)
+    shown = ', '.join(f'row {col.index[i]} ({col.iloc[i]})' for i in pos[:k])
+    return f'{len(pos)} row(s), first {shown}'
+
+
+def _strptime_of(value: str, date: str) -> str:
+    "A strptime format for `value` whose date part is `date` (e.g. %d/%m/%Y): for suggestions in messages."
+    m = re.search(r'([T ])\d{1,2}:\d{2}(:\d{2})?(\.\d+)?(\s?)(Z|[+-]\d{2}:?\d{2})?$', value.strip())
+    if not m:
+        return date
+    sep, sec, frac, sp, off = m.groups()
+    return f'{date}{sep}%H:%M{":%S" if sec else ""}{".%f" if frac else ""}{sp + "%z" if off else ""}'
+
+
+def _read_strings(u: pd.Series, col: pd.Series, codes: np.ndarray, dayfirst: bool | None, utc: bool) -> tuple:
+    """Parse distinct time strings `u` by their shape; a `DataError` when that would mean guessing: day/month values
+    that fit both orders (or neither), or a column written in more than one format. Returns the timestamps (one per
+    value of `u`) and the formats found."""
+    t = _to_datetime(u, format='ISO8601', utc=utc)  # the common case: one vectorised pass, no regex
+    if t.isna().any() and u[t.isna()].str.contains(r'\d\s?(?:UTC|GMT)$', regex=True).fillna(False).any():
+        u = u.str.replace(r'(\d)\s?(?:UTC|GMT)$', r'\1+00:00', regex=True)  # 2016-07-01 00:00 UTC
+        t = _to_datetime(u, format='ISO8601', utc=utc)
+    if not (nat := t.isna().to_numpy()).any():
+        return t, [ISO] if len(u) else []  # one format, nothing to decide
+    fam = np.where(nat, '', ISO).astype(object)
+    order, evidence = dayfirst, {}
+    if (rest := nat & (u != '').to_numpy()).any():
+        r = u[rest]
+        x = r.str.extract(_DMY)
+        if (m := (x[0].notna() & (x[1] == x[3])).to_numpy()).any():
+            x = x[m]
+            a, b = x[0].astype(int), x[2].astype(int)
+            evidence = {'day first': x.index[(a > 12).to_numpy()], 'month first': x.index[(b > 12).to_numpy()]}
+            if order is None and bool(len(evidence['day first'])) != bool(len(evidence['month first'])):
+                order = bool(len(evidence['day first']))  # the only order every value fits
+            day, month = (x[0], x[2]) if order in (None, True) else (x[2], x[0])
+            iso = x[4] + '-' + month.str.zfill(2) + '-' + day.str.zfill(2) + x[5]
+            t[x.index] = _to_datetime(iso, format='ISO8601', utc=utc)
+            s = x[1].iloc[0]
+            fam[x.index] = (
+                f'DD{s}MM{s}YYYY or MM{s}DD{s}YYYY'
+                if order is None
+                else (f'DD{s}MM{s}YYYY' if order else f'MM{s}DD{s}YYYY')
+            )
+            r = r.drop(x.index)
+        named = r.str.contains(_MONTH, regex=True) & r.str.contains(r'\d', regex=True)
+        if len(text := r[named.fillna(False).to_numpy(bool)]):  # month names: unambiguous
+            p = _to_datetime(text, format='mixed', dayfirst=bool(dayfirst), utc=utc)
+            ok = text.index[p.notna().to_numpy()]
+            t[ok], fam[ok] = p[ok], 'dates with month names'
+    rowfam = np.where(codes >= 0, fam[np.maximum(codes, 0)], '')
+    found = [f for f in dict.fromkeys(rowfam) if f]
+    name = col.name
+
+    def rows_of(f):
+        return _where(col, np.flatnonzero(rowfam == f))
+
+    def example(f):
+        v = str(col.iloc[np.flatnonzero(rowfam == f)[0]])
+        if f == ISO:
+            date = '%Y-%m-%d' if re.match(r'\s*\d{4}-', v) else None
+        elif f[:2] in ('DD', 'MM'):
+            s = f[2]
+            date = f'%m{s}%d{s}%Y' if f.startswith('MM') else f'%d{s}%m{s}%Y'
+        else:
+            date = None
+        return repr(_strptime_of(v, date)) if date else None
+
+    fix = (
+        'set data.dayfirst=true (01/07/2016 is 1 July) or data.dayfirst=false (7 January), or data.time_format '
+        'to the format(s) the file uses'
+    )
+    if len(found) > 1 and dayfirst is None:
+        fmts = [e for f in found if (e := example(f))]
+        raise DataError(
+            f'{name}: timestamps written in {len(found)} formats: '
+            + '; '.join(f'{f}: {rows_of(f)}' for f in found)
+            + f'. tsforge does not guess which dates these are: {fix}'
+            + (f', e.g. data.time_format=[{", ".join(fmts)}]' if len(fmts) == len(found) else '')
+        )
+    if evidence and dayfirst is None:
+        dfirst, mfirst = (np.flatnonzero(np.isin(codes, ev)) for ev in evidence.values())
+        if len(dfirst) and len(mfirst):
+            raise DataError(
+                f'{name}: day/month dates that fit neither order: a first field above 12 (day first) in '
+                f'{_where(col, dfirst)}, a second field above 12 (month first) in {_where(col, mfirst)}; '
+                f'set data.time_format to the format the file uses'
+            )
+        if order is None:
+            f = found[0]
+            raise DataError(
+                f'{name}: {f.replace(" or ", " and ")} both fit every timestamp (no day above 12 decides): '
+                f'{rows_of(f)}; tsforge does not guess: {fix}, e.g. data.time_format={example(f)}'
+            )
+    return t, found
+
+
+def _epoch(col: pd.Series) -> pd.Series:
+    "Unix times: the unit (s, ms, us or ns) is the one every value fits between 1973 and 2286, else a `DataError`."
+    a = col.astype('float64').abs()
+    a = a[a.notna()]
+    for unit, lo, hi in _EPOCH:
+        if len(a) and ((a >= lo) & (a < hi)).all():
+            return pd.to_datetime(col, unit=unit, errors='coerce')
+    raise DataError(
+        f'{col.name}: numbers ({a.min():.0f} to {a.max():.0f}) that are not Unix times in one unit (s, ms, us or ns, '
+        f'1973 to 2286); if they are dates such as 20160701, set data.time_format (e.g. %Y%m%d)'
+    )
+
+
+def _times(col: pd.Series, time_format, dayfirst, utc: bool) -> tuple[pd.Series, list]:
+    if pd.api.types.is_datetime64_any_dtype(col):
+        return (col.dt.tz_convert('UTC') if utc and col.dt.tz is not None else col), ['datetime column']
+    if time_format is None and pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+        return _epoch(col), ['Unix time']
+    if (
+        time_format is None
+        and col.dtype == object
+        and pd.api.types.infer_dtype(col, skipna=True) in ('datetime', 'date')
+    ):
+        return _to_datetime(col, utc=utc), ['datetime values']
+    if pd.api.types.is_float_dtype(col):  # 20160701.0 (a numeric column read with time_format)
+        col = col.astype('Int64')
+    codes, uniq = pd.factorize(col)
+    u = pd.Series(uniq)
+    u = (u if isinstance(u.dtype, pd.StringDtype) else u.astype(str)).str.strip()
+    if time_format is not None:
+        fmts = [time_format] if isinstance(time_format, str) else list(time_format)
+        parsed = [_to_datetime(u, format=f, utc=utc) for f in fmts]
+        t = parsed[0]
+        for f, p in zip(fmts[1:], parsed[1:]):
+            if (clash := (t.notna() & p.notna() & (t != p)).to_numpy()).any():
+                pos = np.flatnonzero(np.isin(codes, np.flatnonzero(clash)))
+                raise DataError(
+                    f'{col.name}: the formats of data.time_format read {_where(col, pos)} as different times '
+                    f'(e.g. {fmts[0]!r} and {f!r}); give formats that cannot both fit one value'
+                )
+            t = t.fillna(p)
+        found = list(fmts)
+    else:
+        t, found = _read_strings(u, col, codes, dayfirst, utc)
+    if len(u) == len(col):  # every value distinct (the usual time column): codes are 0..n-1
+        return pd.Series(t.array, index=col.index, name=col.name), found
+    times = t.array.take(codes, allow_fill=True)
+    return pd.Series(times, index=col.index, name=col.name), found
+
+
+def parse_times(
+    col: pd.Series, tz: str | None = None, time_format: str | list[str] | None = None, dayfirst: bool | None = None
+) -> pd.Series:
+    """Timestamps of a time column, never guessed. Strings are read by their shape (`TIME_SHAPES`), or by
+    `time_format` (one strptime format or a list; a value must match one of them). Day/month dates are read in the
+    only order all values fit (a day above 12 decides), or as `dayfirst` says; values that fit both orders, or a
+    column written in more than one format, are a `DataError` naming rows and formats unless `dayfirst` or
+    `time_format` says which. Offsets are never dropped: one uniform offset is kept (or converted to `tz`);
+    different offsets need `tz`; naive timestamps are localised to `tz`. Values that cannot be read come back as NaT
+    (the caller reports them). The formats found are in `.attrs['formats']`."""
+    try:
+        times, found = _times(col, time_format, dayfirst, utc=False)
+    except _MixedOffsets:
+        groups = _offset_groups(col)
+        if tz is None or 'no offset' in groups:
+            fix = (
+                'set data.tz (e.g. data.tz=UTC) to convert them to one time zone'
+                if 'no offset' not in groups
+                else 'write every timestamp with its offset, or none of them'
+            )
+            raise DataError(f'{col.name}: timestamps with different UTC offsets ({groups}); {fix}') from None
+        times, found = _times(col, time_format, dayfirst, utc=True)
+    if tz is not None and found == ['Unix time']:  # Unix times count from midnight UTC
+        times = times.dt.tz_localize('UTC')
+    if tz is not None and times.dt.tz is not None:
+        times = times.dt.tz_convert(tz)
+    elif tz is not None:
+        try:
+            times = times.dt.tz_localize(tz, ambiguous='raise', nonexistent='raise')
+        except (ValueError, TypeError) as e:  # pytz/zoneinfo errors for ambiguous or nonexistent local times
+            raise DataError(
+                f'{col.name}: cannot place the naive timestamps in time zone {tz}: {e} (a daylight-saving '
+                f'change; write the timestamps with their UTC offsets)'
+            ) from None
+    times.attrs['formats'] = found
+    return times
 
 # %% ../nbs/01_data.ipynb #94909034
 def _offset_label(s) -> str:
@@ -177,38 +436,6 @@ def _offset_groups(col: pd.Series) -> str:
         parts.append(f'{"no offset" if lab == "none" else lab}: {len(rows)} row(s), first {first}')
     return '; '.join(parts)
 
-
-def parse_times(col: pd.Series, tz: str | None = None) -> pd.Series:
-    """Timestamps of a time column. Offsets are never dropped: one uniform offset is kept (or converted to `tz`);
-    different offsets (a daylight-saving change, files joined from two sources) need `tz`, and are then converted
-    to it; naive timestamps are localised to `tz`. Otherwise one `DataError` says which rows carry which offset.
-    Unparseable values come back as NaT (the caller reports them)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore')
-            times = pd.to_datetime(col, errors='coerce', format='mixed')
-    except (ValueError, TypeError):  # pandas refuses different offsets (or offsets beside naive timestamps)
-        groups = _offset_groups(col)
-        if tz is None or 'no offset' in groups:
-            fix = (
-                'set data.tz (e.g. data.tz=UTC) to convert them to one time zone'
-                if 'no offset' not in groups
-                else 'write every timestamp with its offset, or none of them'
-            )
-            raise DataError(f'{col.name}: timestamps with different UTC offsets ({groups}); {fix}') from None
-        times = pd.to_datetime(col, errors='coerce', format='mixed', utc=True)
-    if tz is None:
-        return times
-    if times.dt.tz is not None:
-        return times.dt.tz_convert(tz)
-    try:
-        return times.dt.tz_localize(tz, ambiguous='raise', nonexistent='raise')
-    except (ValueError, TypeError) as e:  # pytz/zoneinfo errors for ambiguous or nonexistent local times
-        raise DataError(
-            f'{col.name}: cannot place the naive timestamps in time zone {tz}: {e} (a daylight-saving '
-            f'change; write the timestamps with their UTC offsets)'
-        ) from None
-
 # %% ../nbs/01_data.ipynb #01-data-009
 def load_frame(data: DataConfig) -> tuple[pd.DataFrame, DataReport]:
     """Read, check and (if allowed) repair the file `data` describes; return the frame and a `DataReport`. Any
@@ -225,15 +452,16 @@ def load_frame(data: DataConfig) -> tuple[pd.DataFrame, DataReport]:
 
 
 def _load_frame(data: DataConfig, path: Path) -> tuple[pd.DataFrame, DataReport]:
-    raw = _read(path)
+    raw, sep, decimal = _read(path, data)
     sha = file_sha256(path)
     if data.sha256 and sha != data.sha256:
         raise DataError(f'{path}: sha256 mismatch: data.sha256 expects {data.sha256}, file has {sha}')
-    rep, fatal = DataReport(str(path), sha), []
+    rep, fatal = DataReport(str(path), sha, sep=sep, decimal=decimal), []
     tc = data.time_col
     if tc not in raw.columns:
         raise DataError(
             f'{path}: data.time_col {tc!r} is not a column; columns are: {", ".join(map(str, raw.columns))}'
+            + (_dialect_hint(path, tc, sep) if sep else '')
         )
     if data.format == 'long':
         return _load_long(data, path, raw, rep)
@@ -244,9 +472,10 @@ def _load_frame(data: DataConfig, path: Path) -> tuple[pd.DataFrame, DataReport]
     if raw.empty:
         raise DataError(f'{path}: no rows')
 
-    times = parse_times(raw[tc], data.tz)
+    times = parse_times(raw[tc], data.tz, data.time_format, data.dayfirst)
+    rep.time_formats = times.attrs.get('formats', [])
     if (bad := times.isna()).any():
-        fatal.append(f'{tc}: {bad.sum()} unparseable timestamp(s), first: {_first(raw.loc[bad, tc])}')
+        fatal.append(_unparseable(raw[tc], bad, data))
     df = pd.DataFrame({tc: times})
     if data.columns is None:  # default: every numeric column (non-numeric ones are skipped unless named)
         wanted = [c for c in wanted if c in data.target or pd.api.types.is_numeric_dtype(raw[c])]
@@ -254,10 +483,13 @@ def _load_frame(data: DataConfig, path: Path) -> tuple[pd.DataFrame, DataReport]
         v = pd.to_numeric(raw[c], errors='coerce')
         nonnum = v.isna() & raw[c].notna()
         if nonnum.any():
-            line = f'{c}: {nonnum.sum()} non-numeric value(s), first at: {_first(times[nonnum])}'
+            line = f'{c}: {nonnum.sum()} non-numeric value(s), first at: {_first(times[nonnum])}' + _comma_hint(
+                raw.loc[nonnum, c]
+            )
             (rep.issues if data.on_issue == 'fill' else fatal).append(line)
         df[c] = v.astype('float64')
     df = df[times.notna()]
+    n_read = len(df)
 
     dup = df[tc].duplicated(keep='last')
     if dup.any():
@@ -266,11 +498,12 @@ def _load_frame(data: DataConfig, path: Path) -> tuple[pd.DataFrame, DataReport]
     if back.any():
         rep.issues.append(f'{tc}: {back.sum()} timestamp(s) out of order, first: {_first(df.loc[back, tc])}')
     df = df[~dup].sort_values(tc, kind='stable').reset_index(drop=True)
+    with_nan = int(df[wanted].isna().any(axis=1).sum())  # rows read whose NaN values a fill interpolates
 
     freq = data.freq or infer_freq(pd.DatetimeIndex(df[tc]))
     off = _offset(freq)
     grid = pd.date_range(df[tc].iloc[0], df[tc].iloc[-1], freq=off)
-    off_grid = ~df[tc].isin(grid)
+    off_grid, gaps = ~df[tc].isin(grid), []
     if off_grid.any():
         fatal.append(
             f'{tc}: {off_grid.sum()} timestamp(s) not on the {off.freqstr} grid starting {grid[0]}, '
@@ -292,11 +525,48 @@ def _load_frame(data: DataConfig, path: Path) -> tuple[pd.DataFrame, DataReport]
         hint = '' if fatal else ' (set data.on_issue=fill to repair)'
         raise DataError(f'{path}: ' + '; '.join(fatal + rep.issues) + hint)
     if rep.issues:
+        rep.repaired = int(dup.sum()) + len(gaps) + with_nan
+        what = f'{len(gaps)} inserted, {dup.sum()} dropped, {with_nan} with NaN interpolated'
+        _check_share(data, path, rep, rep.repaired, n_read, what)
         df[wanted] = df.set_index(tc)[wanted].interpolate(method='time', limit_direction='both').to_numpy()
         rep.filled = True
     rep.n_rows, rep.freq, rep.columns = len(df), off.freqstr, wanted
     rep.start, rep.end = str(df[tc].iloc[0]), str(df[tc].iloc[-1])
     return df, rep
+
+
+def _time_hint(data: DataConfig) -> str:
+    if data.time_format is not None:
+        return f'they match no format of data.time_format {data.time_format!r}'
+    if data.dayfirst is not None:
+        order = 'DD/MM/YYYY (data.dayfirst=true)' if data.dayfirst else 'MM/DD/YYYY (data.dayfirst=false)'
+        return f'not valid as {order}, nor as any other shape read without data.time_format: {TIME_SHAPES}'
+    return f'read without data.time_format: {TIME_SHAPES}; set data.time_format for any other'
+
+
+def _unparseable(col: pd.Series, bad: pd.Series, data: DataConfig) -> str:
+    "The message for timestamps that could not be read: how many, which rows, and what would read them."
+    return (
+        f'{col.name}: {bad.sum()} unparseable timestamp(s), first: {_first(col[bad])} '
+        f'(rows {_rows(np.flatnonzero(bad.to_numpy()))}; {_time_hint(data)})'
+    )
+
+
+def _comma_hint(values: pd.Series) -> str:
+    if values.astype(str).str.fullmatch(r'\s*[+-]?\d+,\d+\s*').any():
+        return " (numbers with decimal commas: set data.decimal=',', and data.sep to a separator other than ',')"
+    return ''
+
+
+def _check_share(data: DataConfig, path: Path, rep: DataReport, repaired: int, n_read: int, what: str, where=''):
+    "A repair (`on_issue: fill`) of more than `data.max_repair_share` of the rows read is a `DataError`."
+    share = repaired / max(n_read, 1)
+    if share > data.max_repair_share:
+        raise DataError(
+            f'{path}: on_issue=fill would repair {repaired} of {n_read} rows{where} ({share:.1%}: {what}), more '
+            f'than data.max_repair_share={data.max_repair_share:g}; a repair this large changes the series: check '
+            f'the file (its timestamps, its frequency), or raise data.max_repair_share. Found: ' + '; '.join(rep.issues)
+        )
 
 
 def _rows(idx, k: int = 5) -> str:
@@ -342,9 +612,11 @@ def _load_long(data: DataConfig, path: Path, raw: pd.DataFrame, rep: DataReport)
     unseen = np.setdiff1d(np.arange(len(ids.cat.categories)), first_seen)
     ids = ids.cat.reorder_categories(ids.cat.categories[np.r_[first_seen, unseen].astype(int)].tolist())
     # series keep the order in which they first appear in the file
-    times = pd.to_datetime(raw[tc], errors='coerce', format='mixed')
+    times = parse_times(raw[tc], data.tz, data.time_format, data.dayfirst)
+    rep.time_formats = times.attrs.get('formats', [])
     if (bad := times.isna() & ~noid).any():
         fatal += _per_series(bad, ids, f'unparseable {tc} value(s)')
+        fatal.append(_time_hint(data))
     df = pd.DataFrame({ic: ids, tc: times})
     if data.columns is None:
         wanted = [c for c in wanted if c in data.target or pd.api.types.is_numeric_dtype(raw[c])]
@@ -360,11 +632,13 @@ def _load_long(data: DataConfig, path: Path, raw: pd.DataFrame, rep: DataReport)
     df = df[~noid]
     code, tv = df[ic].cat.codes.to_numpy(), df[tc].to_numpy()
     grouped = (np.diff(code) >= 0).all() and ((np.diff(code) > 0) | (np.diff(tv) > np.timedelta64(0))).all()
+    dropped = pd.Series(0, index=df[ic].cat.categories)  # duplicate rows dropped, per series
     if grouped:  # already one block per series, in time order: nothing to sort, no duplicate possible
         rowno = pd.Series(df.index.to_numpy())
         df = df.reset_index(drop=True)
     else:
         dup = df.duplicated([ic, tc], keep='last')
+        dropped = df.loc[dup, ic].value_counts().reindex(dropped.index, fill_value=0)
         if dup.any():
             rep.issues += _per_series(dup, df[ic], f'duplicate ({ic}, {tc}) pair(s)', df[tc])
         df = df[~dup].rename_axis('__row').reset_index().sort_values([ic, tc], kind='stable').reset_index(drop=True)
@@ -422,6 +696,19 @@ def _load_long(data: DataConfig, path: Path, raw: pd.DataFrame, rep: DataReport)
         shown = rep.issues[:20] + ([f'... and {len(rep.issues) - 20} more'] if len(rep.issues) > 20 else [])
         raise DataError(f'{path}: ' + '; '.join(shown) + ' (set data.on_issue=fill to repair)')
     if rep.issues:
+        per = pd.DataFrame(
+            {
+                'inserted': gaps.clip(lower=0),
+                'dropped': dropped.reindex(gaps.index, fill_value=0),
+                'nan': nan.groupby(df[ic], sort=False, observed=True).sum().reindex(gaps.index, fill_value=0),
+            }
+        ).astype('int64')
+        n_read = lengths.reindex(gaps.index) + per.dropped
+        share = per.sum(axis=1) / n_read
+        rep.repaired = int(per.to_numpy().sum())
+        w = share.idxmax()
+        what = f'{per.inserted[w]} inserted, {per.dropped[w]} dropped, {per.nan[w]} with NaN interpolated'
+        _check_share(data, path, rep, int(per.loc[w].sum()), int(n_read[w]), what, f' of series {w!r}')
         if (gaps > 0).any():  # every series onto its full grid (from its first to its last timestamp)
             sids = span.index.to_numpy()
             full_pos = np.arange(span.sum()) - np.repeat(np.cumsum(span.to_numpy()) - span.to_numpy(), span.to_numpy())

@@ -16,13 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .preprocess import WindowState, Windows
 from .models import Forecaster, Linear
+from .features import calendar_values
 
 # %% auto #0
 __all__ = ['Calendar', 'FeatureSpec', 'step_times', 'window_scale', 'window_features', 'LightGBM']
 
 # %% ../nbs/06_gbm.ipynb #06-gbm-007
 Calendar = Literal['minute', 'hour', 'dayofweek', 'day', 'dayofyear', 'month', 'quarter']
-_CALENDAR_ATTR = {'dayofweek': 'day_of_week', 'dayofyear': 'day_of_year'}  # pandas attribute names
 
 
 class FeatureSpec(BaseModel):
@@ -116,8 +116,20 @@ def window_features(
         cols['season'] = (x[i, L + h - p * (h // p + 1), c] - li) / si
     cols.update({k: v[i, c] for k, v in per.items()})
     if spec.calendar:
-        t = step_times(w.times[i], h, state.freq)
-        cols.update({a: np.asarray(getattr(t, _CALENDAR_ATTR.get(a, a)), 'float64') for a in spec.calendar})
+        cols.update(calendar_values(step_times(w.times[i], h, state.freq), spec.calendar))
+    if w.cov is not None:  # covariates (`features:`): known ones at the target time, past ones over the input, static
+        fs = state.feature_state
+        Z = w.future().all()
+        cols.update({f'x_{k}': Z[i, h, j] for j, k in enumerate(fs.known_names)})
+        K = w.known_inputs().all()[:, -1]  # at the last input time
+        cols.update({f'x_{k}_last': K[i, j] for j, k in enumerate(fs.known_names)})
+        if fs.past:
+            Pv = w.past().all()
+            for j, k in enumerate(fs.past):
+                cols[f'{k}_last'], cols[f'{k}_mean'] = Pv[i, -1, j], Pv[:, :, j].mean(1)[i]
+        if fs.static:
+            S = w.static()
+            cols.update({f'static_{k}': S[i, j] for j, k in enumerate(fs.static)})
     F = np.empty((len(i), len(cols)), dtype='float32')
     for j, v in enumerate(cols.values()):
         F[:, j] = v

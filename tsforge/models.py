@@ -6,6 +6,7 @@
 from __future__ import annotations
 import importlib, json
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -13,13 +14,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from .preprocess import WindowState, Windows
 
 # %% auto #0
-__all__ = ['MODELS', 'Forecaster', 'model_class', 'make_model', 'Naive', 'SeasonalNaive', 'Moments', 'Linear', 'Ensemble']
+__all__ = ['MODELS', 'Forecaster', 'model_class', 'make_model', 'Naive', 'SeasonalNaive', 'Moments', 'StepMoments', 'solve_steps',
+           'Linear', 'Ensemble']
 
 # %% ../nbs/05_models.ipynb #05-models-004
 class Forecaster:
     "Base class of every tsforge model."
 
     name: str = 'base'
+    uses_covariates: bool = True  # reads the covariates of `features:` (naive models ignore them)
 
     class Params(BaseModel):
         model_config = ConfigDict(extra='forbid')
@@ -84,6 +87,9 @@ MODELS: dict[str, str] = {
     'lightgbm': 'tsforge.gbm:LightGBM',
     'dlinear': 'tsforge.deep:DLinear',
     'patchtst': 'tsforge.deep:PatchTST',
+    'fits': 'tsforge.deep:FITS',
+    'sparsetsf': 'tsforge.deep:SparseTSF',
+    'tft': 'tsforge.tft:TFT',
     'ensemble': 'tsforge.models:Ensemble',
 }
 
@@ -102,9 +108,10 @@ def make_model(name: str, params: dict, state: WindowState, seed: int = 0) -> Fo
 
 # %% ../nbs/05_models.ipynb #05-models-008
 class Naive(Forecaster):
-    "Repeat the last observed value for every step."
+    "Repeat the last observed value for every step (covariates are ignored)."
 
     name = 'naive'
+    uses_covariates = False
 
     def _predict_batch(self, w: Windows) -> np.ndarray:
         last = self._out(w.X)[:, -1:, :]
@@ -112,9 +119,11 @@ class Naive(Forecaster):
 
 
 class SeasonalNaive(Forecaster):
-    "Repeat the last observed season: step h takes the value `period * ceil(h / period)` steps earlier."
+    """Repeat the last observed season: step h takes the value `period * ceil(h / period)` steps earlier (covariates are
+    ignored)."""
 
     name = 'seasonal_naive'
+    uses_covariates = False
 
     class Params(BaseModel):
         model_config = ConfigDict(extra='forbid')
@@ -177,9 +186,74 @@ class Moments:
         sse = n * float((W * (G @ W)).sum()) - 2 * n * float((W * AB).sum()) + Sbb + n * float(e @ e)
         return sse / (n * len(mb))
 
+# %% ../nbs/05_models.ipynb #f6011492
+class StepMoments(Moments):
+    """`Moments` plus per-step covariates `z` (m, H, F): the cross products each forecast step h needs when its own
+    covariates z[:, h] enter its equation (z_h' a, z_h' b_h, z_h' z_h), accumulated in the same single pass."""
 
+    def add(self, a: np.ndarray, b: np.ndarray, z: np.ndarray):
+        if len(a) == 0:
+            return
+        if self.n == 0:
+            self.Kz = z.mean(0)
+            self.sz, self.Sbh = np.zeros(z.shape[1:]), np.zeros(b.shape[1])
+            H, Fz = z.shape[1:]
+            self.Sza, self.Szb, self.Szz = np.zeros((H, Fz, a.shape[1])), np.zeros((H, Fz)), np.zeros((H, Fz, Fz))
+        super().add(a, b)
+        ac, bc, zc = a - self.Ka, b - self.Kb, z - self.Kz
+        self.Sbh += (bc**2).sum(0)
+        self.sz += zc.sum(0)
+        self.Sza += np.einsum('mhf,md->hfd', zc, ac, optimize=True)
+        self.Szb += np.einsum('mhf,mh->hf', zc, bc)
+        self.Szz += np.einsum('mhf,mhg->hfg', zc, zc, optimize=True)
+
+    def step_centred(self):
+        "Means and centred (co)variances: ma, mb, mz, G, AB, ZA (H, F, D), ZB (H, F), ZZ (H, F, F), BB (H,), n."
+        n = self.n
+        da, db, dz = self.sa / n, self.sb / n, self.sz / n
+        G = (self.Saa - n * np.outer(da, da)) / n
+        AB = (self.Sab - n * np.outer(da, db)) / n
+        ZA = (self.Sza - n * dz[:, :, None] * da[None, None, :]) / n
+        ZB = (self.Szb - n * dz * db[:, None]) / n
+        ZZ = (self.Szz - n * dz[:, :, None] * dz[:, None, :]) / n
+        BB = (self.Sbh - n * db**2) / n
+        return self.Ka + da, self.Kb + db, self.Kz + dz, G, AB, ZA, ZB, ZZ, BB, n
+
+    def step_mse(self, W: np.ndarray, g: np.ndarray, b: np.ndarray) -> float:
+        "MSE of the forecasts a @ W + b + (z_h . g_h) over every row added."
+        ma, mb, mz, G, AB, ZA, ZB, ZZ, BB, n = self.step_centred()
+        var = (
+            BB
+            - 2 * ((W * AB).sum(0) + (g * ZB).sum(1))
+            + (W * (G @ W)).sum(0)
+            + 2 * np.einsum('hf,hfd,dh->h', g, ZA, W)
+            + np.einsum('hf,hfg,hg->h', g, ZZ, g)
+        )
+        e = mb - ma @ W - (mz * g).sum(1) - b
+        return float((var + e**2).mean())
+
+# %% ../nbs/05_models.ipynb #4ed2f085
+def solve_steps(ma, mb, mz, G, AB, ZA, ZB, ZZ, alphas):
+    """Ridge solutions (W (D, H), g (H, F), b (H,)) for each alpha when step h's equation has its own covariates: the
+    shared block by one eigendecomposition of G, each step's covariate block by its Schur complement (F x F)."""
+    s, V = np.linalg.eigh(G)
+    Pm = np.einsum('dk,hfd->hkf', V, ZA)  # V' ZA_h' for every step (H, D, F)
+    VAB, eye = V.T @ AB, np.eye(ZZ.shape[1])
+    for a in alphas:
+        inv = 1 / (s + a)
+        w0 = V @ (VAB * inv[:, None])
+        S = ZZ + a * eye - np.einsum('hkf,hkg->hfg', Pm * inv[None, :, None], Pm)
+        rhs = ZB - np.einsum('hfd,dh->hf', ZA, w0)
+        g = np.linalg.solve(S, rhs[..., None])[..., 0]
+        W = w0 - V @ (inv[:, None] * np.einsum('hkf,hf->kh', Pm, g))
+        yield W, g, mb - ma @ W - (mz * g).sum(1)
+
+# %% ../nbs/05_models.ipynb #a5261dcf
 class Linear(Forecaster):
-    "NLinear as closed-form ridge: y[t+h] - x[t-1] = b_h + sum_i w_hi (x[t-L+i] - x[t-1])."
+    """NLinear as closed-form ridge: y[t+h] - x[t-1] = b_h + sum_i w_hi (x[t-L+i] - x[t-1]). With covariates
+    (`features:`), past and static covariates join the shared inputs and each step h adds its own term g_h . z[t+h]
+    of the known covariates at its target time (those at the last input time join the shared inputs, so that a
+    step's change from the last value can follow their change); still solved in one pass over the windows."""
 
     name = 'linear'
 
@@ -188,13 +262,51 @@ class Linear(Forecaster):
         alpha: float | str = 'auto'  # ridge penalty per sample, or 'auto' (chosen on validation)
         alphas: list[float] = np.logspace(-5, 2, 29).tolist()  # quarter-decade grid
         individual: bool = False  # one weight matrix per output series
+        norm: Literal['last', 'mean'] = 'last'  # subtract (and add back) the window's last value, or its mean
 
     def _design(self, X, Y=None):
         x = self._out(X)  # (n, L, C)
-        last = x[:, -1:, :]
+        last = x.mean(1, keepdims=True) if self.params.norm == 'mean' else x[:, -1:, :]  # the reference level
         A = (x - last).transpose(0, 2, 1)  # (n, C, L)
         B = None if Y is None else (Y - last).transpose(0, 2, 1)  # (n, C, H)
         return A, B, last
+
+    @property
+    def _covariates(self) -> bool:
+        return any(self.state.cov_sizes)
+
+    def _cov_design(self, w: Windows, A: np.ndarray):
+        "Shared inputs [A, past, static] (n, C, D) and per-step known covariates (n, H, F) of the windows `w`."
+        n, C = A.shape[:2]
+        last = w.known_inputs().all()[:, -1]  # known covariates at the last input time: the pair of its value
+        extra = [w.past().all().reshape(n, -1), w.static(), last]
+        q = np.concatenate(extra, axis=1)
+        A = np.concatenate([A, np.broadcast_to(q[:, None, :], (n, C, q.shape[1]))], axis=2)
+        return A, w.future().all()
+
+    def _fit_steps(self, train: Windows, val: Windows | None, alphas):
+        "Fit with per-step covariates: moments of every group in one pass, then every alpha solved and scored."
+        groups = self._groups()
+
+        def moments(w):
+            acc = [StepMoments() for _ in groups]
+            for _, b in w.batches():
+                A, B, _ = self._design(b.X, b.Y)
+                A, Z = self._cov_design(b, A)
+                for m, g in zip(acc, groups):
+                    k = A[:, g].shape[1]
+                    m.add(A[:, g].reshape(-1, A.shape[2]), B[:, g].reshape(-1, B.shape[2]), np.repeat(Z, k, axis=0))
+            return acc
+
+        sols = [list(solve_steps(*m.step_centred()[:8], alphas)) for m in moments(train)]
+        ks = [0] * len(groups)
+        if len(alphas) > 1:
+            ks = [int(np.argmin([m.step_mse(*sol) for sol in sols_g])) for m, sols_g in zip(moments(val), sols)]
+        self.W = [sols[g][k][0] for g, k in enumerate(ks)]
+        self.g = [sols[g][k][1] for g, k in enumerate(ks)]
+        self.b = [sols[g][k][2] for g, k in enumerate(ks)]
+        self.alpha_ = [alphas[k] for k in ks]
+        return self
 
     @staticmethod
     def _solve_moments(ma, mb, G, AtB, alphas):
@@ -236,6 +348,8 @@ class Linear(Forecaster):
         alphas = self.params.alphas if self.params.alpha == 'auto' else [float(self.params.alpha)]
         if self.params.alpha == 'auto' and val is None:
             raise ValueError("model_params.alpha='auto' needs validation windows")
+        if self._covariates:
+            return self._fit_steps(train, val, alphas)
         sols = [list(self._solve_moments(*m.centred()[:4], alphas)) for m in self._moments(train, groups)]
         ks = [0] * len(groups)
         if len(alphas) > 1:  # validation MSE of every alpha, from the validation moments
@@ -247,6 +361,14 @@ class Linear(Forecaster):
 
     def _predict_batch(self, w: Windows) -> np.ndarray:
         A, _, last = self._design(w.X)
+        if self._covariates:
+            A, Z = self._cov_design(w, A)
+            zt = [np.einsum('nhf,hf->nh', Z, g) for g in self.g]  # (n, H) per group
+            if len(self.W) == 1:
+                out = A @ self.W[0] + self.b[0] + zt[0][:, None, :]
+            else:
+                out = np.stack([A[:, c] @ self.W[c] + self.b[c] + zt[c] for c in range(A.shape[1])], axis=1)
+            return out.transpose(0, 2, 1) + last
         if len(self.W) == 1:
             out = A @ self.W[0] + self.b[0]  # (n, C, H)
         else:
@@ -254,11 +376,14 @@ class Linear(Forecaster):
         return out.transpose(0, 2, 1) + last
 
     def _save(self, path: Path):
-        np.savez(path / 'linear.npz', W=np.stack(self.W), b=np.stack(self.b), alpha=np.array(self.alpha_))
+        extra = {'g': np.stack(self.g)} if self._covariates else {}
+        np.savez(path / 'linear.npz', W=np.stack(self.W), b=np.stack(self.b), alpha=np.array(self.alpha_), **extra)
 
     def _load(self, path: Path):
         z = np.load(path / 'linear.npz')
         self.W, self.b, self.alpha_ = list(z['W']), list(z['b']), z['alpha'].tolist()
+        if 'g' in z:
+            self.g = list(z['g'])
 
 # %% ../nbs/05_models.ipynb #05-models-012
 def _val_mse(model: Forecaster, val: Windows) -> float:

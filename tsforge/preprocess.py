@@ -4,8 +4,9 @@
 
 # %% ../nbs/03_preprocess.ipynb #03-preprocess-002
 from __future__ import annotations
-import datetime, functools, json, re, warnings
-from dataclasses import dataclass, asdict, field
+
+import json
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -14,20 +15,10 @@ from pandas.tseries.frequencies import to_offset
 from pandas.tseries.offsets import Tick
 
 # %% auto #0
-__all__ = ['CHUNK_VALUES', 'RequestError', 'WindowState', 'fit_state', 'fit_series_state', 'WindowArray', 'Windows',
-           'make_windows', 'stack_windows', 'future_times', 'RequestTail', 'parse_times', 'check_arrays',
-           'future_times64', 'tail_windows', 'frame_tail', 'check_history', 'request_windows', 'series_tails',
-           'request_windows_long']
+__all__ = ['CHUNK_VALUES', 'WindowState', 'fit_state', 'fit_series_state', 'WindowArray', 'CovRows', 'Windows', 'make_windows',
+           'stack_windows', 'future_times']
 
-# %% ../nbs/03_preprocess.ipynb #03-preprocess-004
-class RequestError(ValueError):
-    "A forecast request that cannot be served; `field` names the offending part of the request."
-
-    def __init__(self, field: str, msg: str):
-        super().__init__(f'{field}: {msg}')
-        self.field, self.msg = field, msg
-
-
+# %% ../nbs/03_preprocess.ipynb #7fb27b941602401d91542211134fc71a
 @dataclass
 class WindowState:
     """Fitted preprocessing: standard-scaler stats (ddof=0, train rows only) per input column, plus the window layout.
@@ -46,6 +37,25 @@ class WindowState:
     series_ids: list[str] = field(default_factory=list)
     series_mean: list[list[float]] = field(default_factory=list)  # (series, C_in)
     series_std: list[list[float]] = field(default_factory=list)
+    features: dict | None = None  # the fitted feature spec (`tsforge.features.FeatureState` as a dict); None: none
+
+    @property
+    def feature_state(self):
+        "The fitted `tsforge.features.FeatureState` (None without a `features:` section)."
+        if self.features is None:
+            return None
+        fs = self.__dict__.get('_fs')
+        if fs is None:
+            from tsforge.features import FeatureState
+
+            fs = self.__dict__['_fs'] = FeatureState(**self.features)
+        return fs
+
+    @property
+    def cov_sizes(self) -> tuple[int, int, int]:
+        "(F, P, S): known, past and static covariates the models read; (0, 0, 0) without features."
+        fs = self.feature_state
+        return (0, 0, 0) if fs is None else fs.sizes
 
     @property
     def out_idx(self) -> list[int]:
@@ -94,7 +104,10 @@ class WindowState:
         return pd.Index(self.series_ids).get_indexer(pd.Index(np.asarray(ids).astype(str)))
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if d['features'] is None:
+            del d['features']  # without features the saved state is what it always was
+        return d
 
     def save(self, path: str | Path):
         Path(path).write_text(json.dumps(self.to_dict(), indent=1))
@@ -206,7 +219,21 @@ class WindowArray:
     def all(self) -> np.ndarray:
         return self.take(self.starts) if len(self) else np.zeros(self.shape)
 
+# %% ../nbs/03_preprocess.ipynb #926e9ac2
+@dataclass
+class CovRows:
+    """Scaled covariates of each row (built by `tsforge.features.covariate_rows`), aligned with the scaled rows:
+    `known` (rows, F) calendar / holiday / future covariates, `past` (rows, P), `static` (rows, S)."""
 
+    known: np.ndarray
+    past: np.ndarray
+    static: np.ndarray
+
+    @staticmethod
+    def stack(rows: list['CovRows']) -> 'CovRows':
+        return CovRows(*(np.vstack([getattr(r, k) for r in rows]) for k in ('known', 'past', 'static')))
+
+# %% ../nbs/03_preprocess.ipynb #a735c0dd
 class Windows:
     """Windows at forecast `origins` (the row of each first forecast step) over a scaled array `scaled` (rows, C_in)
     with row timestamps `row_times`. Nothing is copied up front: `X` (n, L, C_in) and `Y` (n, H, C_out) are strided
@@ -222,11 +249,13 @@ class Windows:
         origins: np.ndarray,
         with_targets: bool = True,
         series: np.ndarray | None = None,
+        cov: CovRows | None = None,
     ):
         self.state, self.scaled, self.row_times = state, scaled, row_times
         self.origins = np.asarray(origins, dtype='int64')
         self.with_targets = with_targets
         self.series = None if series is None else np.asarray(series, dtype='int64')
+        self.cov = cov  # covariates of every row (None: the model reads none)
 
     def __len__(self):
         return len(self.origins)
@@ -241,6 +270,22 @@ class Windows:
         if not self.with_targets:
             return None
         return WindowArray(self.scaled, self.origins, self.state.horizon, _as_slice(self.state.out_idx))
+
+    def future(self) -> WindowArray:
+        "Known covariates (calendar, holidays, future columns) at each window's target steps: (n, H, F)."
+        return WindowArray(self.cov.known, self.origins, self.state.horizon)
+
+    def known_inputs(self) -> WindowArray:
+        "Known covariates over each window's input rows: (n, L, F)."
+        return WindowArray(self.cov.known, self.origins - self.state.input_length, self.state.input_length)
+
+    def past(self) -> WindowArray:
+        "Past covariates over each window's input rows: (n, L, P)."
+        return WindowArray(self.cov.past, self.origins - self.state.input_length, self.state.input_length)
+
+    def static(self) -> np.ndarray:
+        "Static covariates of each window's series: (n, S)."
+        return self.cov.static[self.origins - 1]
 
     @property
     def X(self) -> np.ndarray:
@@ -270,6 +315,7 @@ class Windows:
             self.origins[idx],
             self.with_targets,
             None if self.series is None else self.series[idx],
+            self.cov,
         )
 
     def batch_size(self, values: int | None = None) -> int:
@@ -285,7 +331,7 @@ class Windows:
             sl = slice(a, min(a + size, len(self)))
             yield sl, self.subset(sl)
 
-
+# %% ../nbs/03_preprocess.ipynb #802a0014
 def make_windows(
     state: WindowState,
     scaled: np.ndarray,
@@ -293,11 +339,13 @@ def make_windows(
     origins: np.ndarray,
     with_targets: bool = True,
     series: np.ndarray | None = None,
+    cov: CovRows | None = None,
 ) -> Windows:
-    "Windows at `origins` over a scaled array (rows, C_in) whose timestamps are `times` (rows,); no data is copied."
-    return Windows(state, scaled, np.asarray(times), origins, with_targets, series)
+    """Windows at `origins` over a scaled array (rows, C_in) whose timestamps are `times` (rows,), with the covariates
+    `cov` of the same rows (None: none); no data is copied."""
+    return Windows(state, scaled, np.asarray(times), origins, with_targets, series, cov)
 
-
+# %% ../nbs/03_preprocess.ipynb #3ece1303
 def stack_windows(ws: list[Windows]) -> Windows:
     "Windows over their own scaled rows (requests) as one `Windows` over the rows stacked: one `predict` call for all."
     if len(ws) == 1:
@@ -311,338 +359,10 @@ def stack_windows(ws: list[Windows]) -> Windows:
         np.concatenate([w.origins + o for w, o in zip(ws, offs)]),
         False,
         series,
+        None if ws[0].cov is None else CovRows.stack([w.cov for w in ws]),
     )
 
-
+# %% ../nbs/03_preprocess.ipynb #29037e3d
 def future_times(state: WindowState, last: pd.Timestamp, horizon: int | None = None) -> pd.DatetimeIndex:
     "The next `horizon` timestamps after `last` at the state's frequency."
     return pd.date_range(pd.Timestamp(last), periods=(horizon or state.horizon) + 1, freq=state.freq)[1:]
-
-# %% ../nbs/03_preprocess.ipynb #03-preprocess-009
-_OFFSET = re.compile(r'^(.*\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)\s*(Z|z|UTC|[+-]\d{2}(?::?\d{2})?)$')
-_MIN64, _MAX64 = pd.Timestamp.min.ceil('s').to_datetime64(), pd.Timestamp.max.floor('s').to_datetime64()
-_NS, _BOUNDS = np.dtype('datetime64[ns]'), {}
-
-
-@dataclass
-class RequestTail:
-    """A checked request: the last `L` timestamps (wall clock, datetime64[ns]), raw values (L, C_in), the one UTC offset
-    the timestamps carried (None: naive) and the row index of the first of them."""
-
-    times: np.ndarray
-    values: np.ndarray
-    offset: str | None = None
-    first_row: int = 0
-
-    @property
-    def last(self) -> pd.Timestamp:
-        return pd.Timestamp(self.times[-1])
-
-
-@functools.lru_cache(maxsize=64)
-def _step(freq: str):
-    """The fixed step (timedelta64[ns]) of a Tick frequency (h, min, s, D, ...); None for calendar frequencies
-    (MS, W, B, ...)."""
-    off = to_offset(freq)
-    return np.timedelta64(off.nanos, 'ns') if isinstance(off, Tick) else None
-
-
-def _offset_minutes(s: str | None) -> int | None:
-    if s is None:
-        return None
-    if s in ('Z', 'z', 'UTC'):
-        return 0
-    sign, d = (-1 if s[0] == '-' else 1), s[1:].replace(':', '')
-    return sign * (int(d[:2]) * 60 + int(d[2:4] or 0))
-
-
-def _slow_times(raw: list, field) -> tuple[np.ndarray, str | None]:
-    """Timestamps numpy cannot parse in one go: with UTC offsets, other formats, datetime objects -> (datetime64[us]
-    wall clock, offset)."""
-    walls, offs = [], []
-    for i, v in enumerate(raw):
-        off = None
-        if isinstance(v, str):
-            if m := _OFFSET.match(v.strip()):
-                v, off = m.group(1), m.group(2)
-        elif isinstance(v, datetime.datetime) and v.tzinfo is not None:
-            mins = int(v.utcoffset().total_seconds() // 60)
-            off, v = f'{"-" if mins < 0 else "+"}{abs(mins) // 60:02d}:{abs(mins) % 60:02d}', v.replace(tzinfo=None)
-        elif not isinstance(v, (datetime.datetime, np.datetime64)):
-            raise RequestError(field(i), f'unparseable timestamp {v!r}')
-        walls.append(v)
-        offs.append(off)
-    first = _offset_minutes(offs[0])
-    for i, o in enumerate(offs):
-        if _offset_minutes(o) != first:
-            raise RequestError(
-                field(i),
-                f'UTC offset {o or "none"} differs from {offs[0] or "none"} of the first record; '
-                'send every timestamp with one offset (e.g. all in UTC) or none',
-            )
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter('error')
-            t = np.array(walls, dtype='datetime64[us]')
-    except (ValueError, TypeError, OverflowError, Warning):
-        t = np.empty(len(walls), dtype='datetime64[us]')
-        for i, v in enumerate(walls):
-            try:
-                ts = pd.Timestamp(v)
-                t[i] = (
-                    np.datetime64('NaT') if ts is pd.NaT or ts.tzinfo is not None else ts.as_unit('us').to_datetime64()
-                )
-            except (ValueError, TypeError, OverflowError):
-                t[i] = np.datetime64('NaT')
-    return t, offs[0]
-
-
-def parse_times(state: WindowState, raw, first_row: int = 0) -> tuple[np.ndarray, str | None]:
-    """Request timestamps -> (datetime64[ns] wall clock, UTC offset or None). `raw`: ISO 8601 strings (all without an
-    offset, or all with the same one), other formats pandas reads, datetimes or a datetime64 array. Checks: parseable,
-    one offset, inside pandas' range, strictly increasing."""
-    tc = state.time_col
-    field = lambda i: f'history[{first_row + i}].{tc}'
-    t, off = None, None
-    if isinstance(raw, np.ndarray) and raw.dtype.kind == 'M':
-        t = raw
-    else:
-        raw = raw if isinstance(raw, list) else list(raw)
-        if set(map(type, raw)) == {str}:
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter('error')
-                    t = np.array(raw, dtype='datetime64[us]')  # ISO 8601 without an offset: numpy parses it in C
-            except (ValueError, TypeError, OverflowError, Warning):
-                t = None
-        if t is None:
-            t, off = _slow_times(raw, field)
-    nat = np.isnat(t)
-    if nat.any():
-        i = int(np.flatnonzero(nat)[0])
-        raise RequestError(field(i), f'unparseable timestamp {raw[i]!r}')
-    if t.dtype != _NS:
-        lo, hi = _BOUNDS.get(t.dtype) or _BOUNDS.setdefault(t.dtype, (_MIN64.astype(t.dtype), _MAX64.astype(t.dtype)))
-        out = (t < lo) | (t > hi)
-        if out.any():
-            i = int(np.flatnonzero(out)[0])
-            raise RequestError(field(i), f'timestamp {raw[i]!r} is outside the supported range {_MIN64} to {_MAX64}')
-        t = t.astype(_NS)
-    d = np.diff(t)
-    if (d <= np.timedelta64(0)).any():
-        i = int(np.flatnonzero(d <= np.timedelta64(0))[0]) + 1
-        raise RequestError(
-            field(i), f'timestamps must be strictly increasing; {pd.Timestamp(t[i])} follows {pd.Timestamp(t[i - 1])}'
-        )
-    return t, off
-
-
-def _describe(raw) -> str:
-    if isinstance(raw, str):
-        return f'non-numeric value {raw!r}'
-    if raw is None:
-        return 'missing value (NaN or null)'
-    if isinstance(raw, (bool, np.bool_)) or not isinstance(raw, (int, float, np.integer, np.floating)):
-        return f'non-numeric value {raw!r}'
-    return 'missing value (NaN or null)' if np.isnan(float(raw)) else f'infinite value {float(raw)}'
-
-
-def _floats(col, field) -> np.ndarray:
-    """One column's raw values -> float64. Numbers and numeric strings pass; NaN, null, infinities, text, booleans and
-    nested values name their row."""
-    if isinstance(col, np.ndarray) and col.dtype.kind in 'fiu':
-        x = col.astype('float64', copy=False)
-    else:
-        col = col if isinstance(col, list) else list(col)
-        if set(map(type, col)) <= {float, int}:
-            x = np.array(col, dtype='float64')
-        else:
-            x = np.empty(len(col))
-            for j, v in enumerate(col):
-                ok = (
-                    v is None
-                    or isinstance(v, (int, float, str, np.integer, np.floating))
-                    and not isinstance(v, (bool, np.bool_))
-                )
-                try:
-                    x[j] = np.nan if v is None else float(v) if ok else np.nan
-                except (ValueError, OverflowError):
-                    ok = False
-                if not ok or isinstance(v, str) and not np.isfinite(x[j]):
-                    raise RequestError(field(j), f'{_describe(v)}; a finite number is required')
-    bad = ~np.isfinite(x)
-    if bad.any():
-        j = int(np.flatnonzero(bad)[0])
-        raise RequestError(field(j), f'{_describe(col[j])}; a finite number is required')
-    return x
-
-
-def check_arrays(state: WindowState, times, columns: dict, n_rows: int | None = None) -> RequestTail:
-    """The request check on arrays. `times`: (n,) raw timestamps; `columns`: {name: (n,) raw values} with every input
-    column (extra names are ignored). Returns the checked last `L` rows. `check_history` (a frame, for the pyfunc) and
-    the server (a parsed JSON body) both call it, so every check and message is defined once, here."""
-    tc, L = state.time_col, state.input_length
-    n = len(times) if n_rows is None else n_rows
-    if n == 0:
-        raise RequestError('history', f'empty; send at least {L} records')
-    missing = [c for c in state.columns_in if c not in columns]
-    if missing:
-        raise RequestError(f'history.{missing[0]}', f'missing column(s) {missing}; required: {[tc, *state.columns_in]}')
-    if n < L:
-        raise RequestError('history', f'has {n} records; the model needs at least {L} (input_length)')
-    t, off = parse_times(state, times)
-    ttail, step = t[-L:], _step(state.freq)
-    if step is not None:
-        expected = ttail[0] + step * np.arange(L)
-    else:
-        try:
-            expected = pd.date_range(ttail[0], periods=L, freq=state.freq).to_numpy()
-        except (OverflowError, ValueError):
-            expected = np.full(L, np.datetime64('NaT'), 'datetime64[ns]')
-    wrong = ttail != expected
-    if wrong.any():
-        j = int(np.flatnonzero(wrong)[0])
-        raise RequestError(
-            f'history[{n - L + j}].{tc}',
-            f'the last {L} records must be one {state.freq} step apart; '
-            f'expected {pd.Timestamp(expected[j])}, got {pd.Timestamp(ttail[j])}',
-        )
-    vals = np.empty((L, len(state.columns_in)))
-    for k, c in enumerate(state.columns_in):
-        vals[:, k] = _floats(columns[c][n - L :], lambda j, c=c: f'history[{n - L + j}].{c}')
-    return RequestTail(ttail, vals, off, n - L)
-
-
-def future_times64(state: WindowState, last, horizon: int | None = None) -> np.ndarray:
-    """The next `horizon` timestamps after `last` (datetime64[ns]); a `RequestError` if they would pass pandas' last
-    timestamp."""
-    h, step = horizon or state.horizon, _step(state.freq)
-    last = np.datetime64(last, 'ns')
-    try:
-        if step is not None:
-            if (_MAX64 - last) // step < h:
-                raise OverflowError
-            return last + step * np.arange(1, h + 1)
-        return pd.date_range(pd.Timestamp(last), periods=h + 1, freq=state.freq)[1:].to_numpy()
-    except (OverflowError, ValueError):
-        raise RequestError(
-            'history',
-            f'a {h}-step forecast after {pd.Timestamp(last)} would pass {_MAX64}, the last supported timestamp',
-        ) from None
-
-
-def tail_windows(state: WindowState, tail: RequestTail, series: int | None = None) -> Windows:
-    """A checked request -> one `Windows` by `make_windows`, the code that windowed the training data. Values that
-    overflow once scaled name their field. Long format: `series` is the series' code (its own scaler)."""
-    codes = None if series is None else np.full(len(tail.values), series)
-    with np.errstate(over='ignore', invalid='ignore'):
-        scaled = state.transform(tail.values, codes)
-    bad = ~np.isfinite(scaled)
-    if bad.any():
-        j, k = map(int, np.argwhere(bad)[0])
-        raise RequestError(
-            f'history[{tail.first_row + j}].{state.columns_in[k]}',
-            f'value {tail.values[j, k]} is too large for this model (it overflows once scaled)',
-        )
-    return make_windows(
-        state,
-        scaled,
-        tail.times,
-        np.array([state.input_length]),
-        with_targets=False,
-        series=None if series is None else np.array([series]),
-    )
-
-
-def frame_tail(state: WindowState, history: pd.DataFrame) -> RequestTail:
-    "`check_arrays` for a frame of history records (the pyfunc's input)."
-    tc = state.time_col
-    if not isinstance(history, pd.DataFrame) or history.empty:
-        raise RequestError('history', f'empty; send at least {state.input_length} records')
-    if tc not in history.columns:
-        raise RequestError(f'history.{tc}', 'missing time column')
-    t = history[tc]
-    times = t.to_numpy() if isinstance(t.dtype, np.dtype) and t.dtype.kind == 'M' else t.tolist()
-    return check_arrays(
-        state, times, {c: history[c].to_numpy() for c in state.columns_in if c in history.columns}, len(history)
-    )
-
-
-def check_history(state: WindowState, history: pd.DataFrame) -> pd.DataFrame:
-    "Validate a request's history; return its last `L` rows as (time, columns_in) with float values (wall-clock times)."
-    tail = frame_tail(state, history)
-    return pd.DataFrame({state.time_col: tail.times, **{c: tail.values[:, k] for k, c in enumerate(state.columns_in)}})
-
-
-def request_windows(state: WindowState, history: pd.DataFrame) -> tuple[Windows, pd.Timestamp]:
-    "One request's history (a frame) -> a single `Windows` (by `make_windows`) and the last observed timestamp."
-    tail = frame_tail(state, history)
-    return tail_windows(state, tail), tail.last
-
-# %% ../nbs/03_preprocess.ipynb #03-preprocess-009b
-def _in_series(e: RequestError, rows: np.ndarray, sid: str) -> RequestError:
-    "A series' own check error, renamed to the request's row and naming the series."
-    m = re.match(r'^history\[(\d+)\]\.(.*)$', e.field)
-    field = f'history[{int(rows[int(m.group(1))])}].{m.group(2)}' if m and int(m.group(1)) < len(rows) else e.field
-    return RequestError(field, f'series {sid!r}: {e.msg}')
-
-
-def series_tails(
-    state: WindowState, times, columns: dict, n_rows: int | None = None
-) -> tuple[list[str], np.ndarray, list[RequestTail]]:
-    """Long format: a request's rows (`times`, `columns` holding the state's `id_col` and every input column) split by
-    series, in order of first appearance; each series is checked by `check_arrays` on its own rows (errors name the
-    request's row and the series). Returns the series ids, their codes in the state and their checked tails."""
-    ic, L = state.id_col, state.input_length
-    n = len(times) if n_rows is None else n_rows
-    if n == 0:
-        raise RequestError('history', f'empty; send at least {L} records per series')
-    if ic not in columns:
-        raise RequestError(
-            f'history.{ic}', f'missing series id column; required: {[ic, state.time_col, *state.columns_in]}'
-        )
-    raw = columns[ic]
-    for i, v in enumerate(raw):
-        if v is None or isinstance(v, (dict, list, bool, np.bool_)) or (isinstance(v, float) and not np.isfinite(v)):
-            raise RequestError(
-                f'history[{i}].{ic}', f'missing or invalid series id {v!r}; a string or a number is required'
-            )
-    ids = np.array([str(v) for v in raw], dtype=object)
-    groups = pd.Series(np.arange(n)).groupby(ids, sort=False).indices
-    order = list(dict.fromkeys(ids.tolist()))
-    codes = state.series_code(order)
-    if (codes < 0).any():
-        unknown = [i for i, c in zip(order, codes) if c < 0]
-        raise RequestError(
-            f'history.{ic}',
-            f'unknown series {unknown[:5]}; the model was trained on {len(state.series_ids)} '
-            f'series (e.g. {state.series_ids[:3]})',
-        )
-    tails = []
-    for sid in order:
-        r = groups[sid]
-        take = lambda v: v[r] if isinstance(v, np.ndarray) else [v[i] for i in r]
-        try:
-            tails.append(check_arrays(state, take(times), {c: take(v) for c, v in columns.items() if c != ic}, len(r)))
-        except RequestError as e:
-            raise _in_series(e, r, sid) from None
-    return order, codes, tails
-
-
-def request_windows_long(state: WindowState, history: pd.DataFrame) -> tuple[Windows, list[str], list[RequestTail]]:
-    """Long format, a frame of history records of one or more series: one window per series (each scaled with its own
-    statistics, all in one `Windows`), the series ids (in order of first appearance) and their checked tails."""
-    tc, ic = state.time_col, state.id_col
-    if not isinstance(history, pd.DataFrame) or history.empty:
-        raise RequestError('history', f'empty; send at least {state.input_length} records per series')
-    if tc not in history.columns:
-        raise RequestError(f'history.{tc}', 'missing time column')
-    t = history[tc]
-    times = t.to_numpy() if isinstance(t.dtype, np.dtype) and t.dtype.kind == 'M' else t.tolist()
-    cols = {
-        c: (history[c].tolist() if c == ic else history[c].to_numpy())
-        for c in [ic, *state.columns_in]
-        if c in history.columns
-    }
-    order, codes, tails = series_tails(state, times, cols, len(history))
-    return stack_windows([tail_windows(state, tl, int(c)) for tl, c in zip(tails, codes)]), order, tails

@@ -1,0 +1,126 @@
+"""MLflow on a real PostgreSQL (pgserver), with the URL written as users write it: a bare `postgresql://...`
+(SQLAlchemy 2.1 reads it as psycopg 3, which tsforge installs). As the backend of `mlflow server`, with the train job
+logging and registering through the server, and as MLFLOW_TRACKING_URI of the job itself, with no server."""
+
+import os, shutil, signal, subprocess, tempfile
+
+import pytest
+from mlflow import MlflowClient
+
+from conftest import BIN, free_port, papermill, stop, wait_http
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope='module')
+def postgres():
+    "A real PostgreSQL on a Unix socket (no TCP port); stopped and removed at the end."
+    pgserver = pytest.importorskip('pgserver')
+    d = tempfile.mkdtemp(prefix='pg', dir='/tmp')  # short: the Unix socket lives in it
+    srv = pgserver.get_server(d, cleanup_mode='stop')
+    try:
+        yield srv
+    finally:
+        srv.cleanup()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def database(srv, name: str) -> str:
+    "A new database `name`; its URL as a user writes it: postgresql://user:@/db?host=<socket folder>."
+    srv.psql(f'CREATE DATABASE {name};')
+    url = srv.get_uri(name)
+    assert url.startswith('postgresql://') and '+' not in url.split('://')[0]  # no driver named
+    return url
+
+
+def column(url: str, sql: str) -> list:
+    "The first column of a query on the database at `url` (through SQLAlchemy and psycopg 3, as MLflow reads it)."
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url)
+    try:
+        with engine.connect() as con:
+            return [r[0] for r in con.execute(sqlalchemy.text(sql))]
+    finally:
+        engine.dispose()
+
+
+def test_bare_postgresql_url_means_psycopg3():
+    import sqlalchemy
+
+    assert sqlalchemy.engine.make_url('postgresql://u:p@127.0.0.1/db').get_dialect().driver == 'psycopg'
+    import psycopg  # noqa: F401  (installed with tsforge: the driver a bare URL needs)
+
+
+@pytest.fixture(scope='module')
+def mlflow_on_postgres(postgres, tmp_path_factory):
+    "`mlflow server` with a bare postgresql:// backend and proxied artifacts, on 127.0.0.1."
+    d = tmp_path_factory.mktemp('mlflow-pg')
+    url, port = database(postgres, 'mlflow_server'), free_port()
+    proc = subprocess.Popen(
+        [
+            str(BIN / 'mlflow'),
+            'server',
+            '--backend-store-uri',
+            url,
+            '--artifacts-destination',
+            str(d / 'artifacts'),
+            '--host',
+            '127.0.0.1',
+            '--port',
+            str(port),
+            '--workers',
+            '1',
+        ],
+        cwd=d,
+        stdout=open(d / 'server.log', 'w'),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_http(f'http://127.0.0.1:{port}/health', proc, timeout=300)
+        yield f'http://127.0.0.1:{port}', url
+    finally:
+        try:  # the server runs its workers in a process group of its own: stop all of them
+            os.killpg(proc.pid, signal.SIGINT)
+        except ProcessLookupError:
+            pass
+        stop(proc)
+
+
+def test_server_on_bare_postgresql_url(mlflow_on_postgres, tiny, tmp_path):
+    server, url = mlflow_on_postgres
+    r = papermill(
+        'train.ipynb',
+        tmp_path / 'out.ipynb',
+        'etth1',
+        [*tiny, 'model=naive', 'registry.model_name=tsforge-pg'],
+        env={'MLFLOW_TRACKING_URI': server},
+        cwd=tmp_path,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    client = MlflowClient(tracking_uri=server, registry_uri=server)
+    mv = client.get_model_version_by_alias('tsforge-pg', 'champion')
+    run = client.get_run(mv.run_id)
+    assert run.info.status == 'FINISHED' and run.info.artifact_uri.startswith('mlflow-artifacts:')
+    assert 'notebook' in [f.path for f in client.list_artifacts(mv.run_id)]
+    # the run and the version live in PostgreSQL
+    assert mv.run_id in column(url, 'SELECT run_uuid FROM runs')
+    assert 'tsforge-pg' in column(url, 'SELECT name FROM model_versions')
+
+
+def test_job_with_bare_postgresql_tracking_uri(postgres, tiny, tmp_path):
+    url = database(postgres, 'mlflow_direct')
+    r = papermill(
+        'train.ipynb',
+        tmp_path / 'out.ipynb',
+        'etth1',
+        [*tiny, 'model=naive', 'registry.model_name=tsforge-pgdirect'],
+        env={'MLFLOW_TRACKING_URI': url},
+        cwd=tmp_path,  # a client with a database URL keeps artifacts under ./mlruns (MLflow's default artifact root)
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    client = MlflowClient(tracking_uri=url, registry_uri=url)
+    mv = client.get_model_version_by_alias('tsforge-pgdirect', 'champion')
+    assert client.get_run(mv.run_id).info.status == 'FINISHED'
+    assert mv.run_id in column(url, 'SELECT run_uuid FROM runs')
