@@ -120,6 +120,37 @@ def wait_http(url, proc, timeout=120, ok=(200,)):
     raise TimeoutError(f'{url} did not answer within {timeout}s')
 
 
+def start_mlflow(d, port, backend=None, log=False):
+    """An `mlflow server` (one worker) on 127.0.0.1:`port`, in a process group of its own: `backend` (default a SQLite
+    file `server.db` in `d`), artifacts proxied from `d/artifacts`, cwd `d`; its output to `d/server.log` if `log`."""
+    out = open(Path(d) / 'server.log', 'w') if log else subprocess.DEVNULL
+    backend = backend or f'sqlite:///{Path(d) / "server.db"}'
+    cmd = [str(BIN / 'mlflow'), 'server', '--backend-store-uri', backend, '--artifacts-destination']
+    cmd += [str(Path(d) / 'artifacts'), '--host', '127.0.0.1', '--port', str(port), '--workers', '1']
+    return subprocess.Popen(cmd, cwd=d, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def kill_group(proc, sig=signal.SIGINT):
+    "Signal the process group of a process started with `start_new_session` (a server and its workers), then stop it."
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass
+    stop(proc)
+
+
+@contextmanager
+def mlflow_server_at(d, backend=None, log=False, timeout=240):
+    "`start_mlflow` on a free port; yields its URL once `/health` answers; stops its whole process group."
+    port = free_port()
+    proc = start_mlflow(d, port, backend, log)
+    try:
+        wait_http(f'http://127.0.0.1:{port}/health', proc, timeout=timeout)
+        yield f'http://127.0.0.1:{port}'
+    finally:
+        kill_group(proc)
+
+
 # --- stores: one way to isolate them ------------------------------------------------------------------------------
 
 STORE_ENV = ('TSFORGE_HOME', 'MLFLOW_TRACKING_URI', 'MLFLOW_REGISTRY_URI', 'TSFORGE_OPTUNA_STORAGE')

@@ -3,13 +3,13 @@
 started from another working directory, with no store path, loading the model through the tracking server only.
 tests/test_multinode.py adds the two-node Ray cluster to this layout."""
 
-import os, shutil, signal, subprocess, tempfile
+import os, shutil, subprocess, tempfile
 
 import pytest
 import requests
 from mlflow import MlflowClient
 
-from conftest import BIN, free_port, papermill, stop, uvicorn_cmd, wait_http
+from conftest import free_port, mlflow_server_at, papermill, stop, uvicorn_cmd, wait_http
 from tsforge.config import load_config
 from tsforge.prepare import prepare
 
@@ -32,40 +32,9 @@ def postgres():
 def mlflow_pg(postgres, tmp_path_factory):
     "mlflow server on PostgreSQL, artifacts proxied from a folder only it knows."
     d = tmp_path_factory.mktemp('mlflow-pg')
-    backend = postgres.get_uri(
-        database='mlflow'
-    )  # a bare postgresql:// URL, as users write it (SQLAlchemy 2.1 maps it to psycopg 3, pinned)
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            str(BIN / 'mlflow'),
-            'server',
-            '--backend-store-uri',
-            backend,
-            '--artifacts-destination',
-            str(d / 'artifacts'),
-            '--host',
-            '127.0.0.1',
-            '--port',
-            str(port),
-            '--workers',
-            '1',
-        ],
-        cwd=d,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    url = f'http://127.0.0.1:{port}'
-    try:
-        wait_http(f'{url}/health', proc, timeout=240)
+    backend = postgres.get_uri(database='mlflow')  # a bare postgresql:// URL, as users write it (psycopg 3, pinned)
+    with mlflow_server_at(d, backend=backend) as url:
         yield url, d / 'artifacts'
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGINT)
-        except ProcessLookupError:
-            pass
-        stop(proc)
 
 
 def history_body(horizon=24) -> dict:

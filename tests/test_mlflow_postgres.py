@@ -2,12 +2,12 @@
 (SQLAlchemy 2.1 reads it as psycopg 3, which tsforge installs). As the backend of `mlflow server`, with the train job
 logging and registering through the server, and as MLFLOW_TRACKING_URI of the job itself, with no server."""
 
-import os, shutil, signal, subprocess, tempfile
+import shutil, tempfile
 
 import pytest
 from mlflow import MlflowClient
 
-from conftest import BIN, free_port, papermill, stop, wait_http
+from conftest import mlflow_server_at, papermill
 
 pytestmark = pytest.mark.slow
 
@@ -56,36 +56,9 @@ def test_bare_postgresql_url_means_psycopg3():
 def mlflow_on_postgres(postgres, tmp_path_factory):
     "`mlflow server` with a bare postgresql:// backend and proxied artifacts, on 127.0.0.1."
     d = tmp_path_factory.mktemp('mlflow-pg')
-    url, port = database(postgres, 'mlflow_server'), free_port()
-    proc = subprocess.Popen(
-        [
-            str(BIN / 'mlflow'),
-            'server',
-            '--backend-store-uri',
-            url,
-            '--artifacts-destination',
-            str(d / 'artifacts'),
-            '--host',
-            '127.0.0.1',
-            '--port',
-            str(port),
-            '--workers',
-            '1',
-        ],
-        cwd=d,
-        stdout=open(d / 'server.log', 'w'),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        wait_http(f'http://127.0.0.1:{port}/health', proc, timeout=300)
-        yield f'http://127.0.0.1:{port}', url
-    finally:
-        try:  # the server runs its workers in a process group of its own: stop all of them
-            os.killpg(proc.pid, signal.SIGINT)
-        except ProcessLookupError:
-            pass
-        stop(proc)
+    url = database(postgres, 'mlflow_server')
+    with mlflow_server_at(d, backend=url, log=True, timeout=300) as server:
+        yield server, url
 
 
 def test_server_on_bare_postgresql_url(mlflow_on_postgres, tiny, tmp_path):

@@ -7,7 +7,7 @@ import pytest
 import requests
 from mlflow import MlflowClient
 
-from conftest import BIN, ROOT, free_port, papermill, stop, uvicorn_cmd, wait_http
+from conftest import ROOT, free_port, mlflow_server_at, papermill, stop, uvicorn_cmd, wait_http
 from tsforge.config import load_config
 from tsforge.prepare import prepare
 
@@ -16,41 +16,8 @@ pytestmark = pytest.mark.slow  # real processes (jobs killed, kernels, servers)
 
 @pytest.fixture(scope='module')
 def mlflow_server(tmp_path_factory):
-    d = tmp_path_factory.mktemp('mlflow-server')
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            str(BIN / 'mlflow'),
-            'server',
-            '--backend-store-uri',
-            f'sqlite:///{d / "server.db"}',
-            '--artifacts-destination',
-            str(d / 'artifacts'),
-            '--host',
-            '127.0.0.1',
-            '--port',
-            str(port),
-            '--workers',
-            '1',
-        ],
-        cwd=d,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    url = f'http://127.0.0.1:{port}'
-    try:
-        wait_http(f'{url}/health', proc, timeout=180)
+    with mlflow_server_at(tmp_path_factory.mktemp('mlflow-server'), timeout=180) as url:
         yield url
-    finally:
-        # the server runs its workers under a process group of its own: stop all of them
-        import signal
-
-        try:
-            os.killpg(proc.pid, signal.SIGINT)
-        except ProcessLookupError:
-            pass
-        stop(proc)
 
 
 def test_train_logs_to_server_and_serving_loads_from_it(mlflow_server, tmp_path):

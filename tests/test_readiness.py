@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import requests
 
-from conftest import BIN, ROOT, free_port, stop, uvicorn_cmd, wait_http
+from conftest import ROOT, free_port, kill_group, start_mlflow, stop, uvicorn_cmd, wait_http
 
 pytestmark = pytest.mark.slow
 
@@ -20,38 +20,6 @@ from tsforge.train import train
 r = train(load_config('etth1', ['model=naive', 'input_length=24', 'horizon=6', 'registry.model_name={NAME}']))
 assert r.version == '1', r.version
 """
-
-
-def start_mlflow(d, port):
-    "An `mlflow server` (one worker) on 127.0.0.1:`port` over the store in `d`, in a process group of its own."
-    return subprocess.Popen(
-        [
-            str(BIN / 'mlflow'),
-            'server',
-            '--backend-store-uri',
-            f'sqlite:///{d / "server.db"}',
-            '--artifacts-destination',
-            str(d / 'artifacts'),
-            '--host',
-            '127.0.0.1',
-            '--port',
-            str(port),
-            '--workers',
-            '1',
-        ],
-        cwd=d,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-
-
-def kill_group(proc, sig=signal.SIGKILL):
-    try:
-        os.killpg(proc.pid, sig)
-    except ProcessLookupError:
-        pass
-    stop(proc)
 
 
 def until(cond, timeout=90, what='condition'):
@@ -102,7 +70,8 @@ def test_ready_reports_a_dead_tracking_server_and_recovers(tmp_path):
         assert ok['check_overdue'] is False and ok['check_failures'] == 0 and 'reload_error' not in ok, ok
         assert requests.post(f'{url}/predict', json=history()).status_code == 200
 
-        kill_group(mlf)  # the tracking server dies: the registry checks fail, the loaded model keeps serving
+        # the tracking server dies: the registry checks fail, the loaded model keeps serving
+        kill_group(mlf, signal.SIGKILL)
         failing = until(
             lambda: (
                 (b := requests.get(f'{url}/ready')).status_code == 200
@@ -138,4 +107,4 @@ def test_ready_reports_a_dead_tracking_server_and_recovers(tmp_path):
     finally:
         if srv is not None:
             stop(srv)
-        kill_group(mlf, signal.SIGINT)
+        kill_group(mlf)
