@@ -10,10 +10,11 @@ from dataclasses import dataclass
 import numpy as np
 
 # %% auto #0
-__all__ = ['STATISTICS', 'DriftReference', 'window_scores', 'fit_drift', 'drift_warnings']
+__all__ = ['STATISTICS', 'FEW_WINDOWS', 'DriftReference', 'window_scores', 'fit_drift', 'drift_warnings']
 
 # %% ../nbs/29_drift.ipynb #26-drift-006
 STATISTICS = ('z', 'outside', 'psi')
+FEW_WINDOWS = 8  # up to this many windows, `window_scores` sums each window directly
 
 
 @dataclass
@@ -43,15 +44,21 @@ def window_scores(ref: DriftReference, scaled: np.ndarray, origins: np.ndarray, 
     call this."""
     x = np.asarray(scaled, 'float64')
     o = np.asarray(origins, 'int64')
-    cs = lambda a: np.concatenate([np.zeros((1,) + a.shape[1:]), np.cumsum(a, axis=0)])
-    wsum = lambda a: (lambda c: c[o] - c[o - length])(cs(a))
-    mean = wsum(x) / length
+    low, high, edges = np.asarray(ref.low), np.asarray(ref.high), np.asarray(ref.deciles)  # edges (9, C)
+    if len(o) <= FEW_WINDOWS:  # a request's window(s): sums over each window (no cumulative sums over every row)
+        w = np.stack([x[i - length : i] for i in o])  # (n, length, C)
+        mean = w.mean(axis=1)
+        outside = ((w < low) | (w > high)).mean(axis=1)
+        bins = np.stack([np.searchsorted(edges[:, c], w[:, :, c], side='right') for c in range(x.shape[1])], axis=-1)
+        share = (bins[..., None] == np.arange(10)).mean(axis=1)  # (n, C, 10)
+    else:  # many windows (thresholds over validation): differences of cumulative sums, one pass over the rows
+        cs = lambda a: np.concatenate([np.zeros((1,) + a.shape[1:]), np.cumsum(a, axis=0)])
+        wsum = lambda a: (lambda c: c[o] - c[o - length])(cs(a))
+        mean = wsum(x) / length
+        outside = wsum(((x < low) | (x > high)).astype('float64')) / length
+        bins = np.stack([np.searchsorted(edges[:, c], x[:, c], side='right') for c in range(x.shape[1])], axis=1)
+        share = np.stack([wsum((bins == b).astype('float64')) for b in range(10)], axis=-1) / length  # (n, C, 10)
     z = np.abs(mean - np.asarray(ref.window_mean)) / np.maximum(np.asarray(ref.window_sd), 1e-12)
-    out = (x < np.asarray(ref.low)) | (x > np.asarray(ref.high))
-    outside = wsum(out.astype('float64')) / length
-    edges = np.asarray(ref.deciles)  # (9, C)
-    bins = np.stack([np.searchsorted(edges[:, c], x[:, c], side='right') for c in range(x.shape[1])], axis=1)
-    share = np.stack([wsum((bins == b).astype('float64')) for b in range(10)], axis=-1) / length  # (n, C, 10)
     a = np.maximum(share, 1e-3)
     psi = ((a - 0.1) * np.log(a / 0.1)).sum(axis=-1)
     return {'z': z, 'outside': outside, 'psi': psi}
