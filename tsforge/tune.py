@@ -333,6 +333,20 @@ class QueuedTrialsStorage(optuna.storages.RDBStorage):
             raise BudgetSpent()
         return super()._create_new_trial(study_id, template_trial)
 
+    def set_trial_state_values(self, trial_id: int, state: TrialState, values=None) -> bool:
+        """Claiming a queued trial (WAITING -> RUNNING) is one conditional UPDATE: SQLite has no `SELECT ... FOR
+        UPDATE`, so with Optuna's read-then-write two workers could both pop the same trial and the second would fail
+        with "Cannot tell a COMPLETE trial" (optuna#4621). Other state changes are Optuna's own."""
+        if state != TrialState.RUNNING or values is not None:
+            return super().set_trial_state_values(trial_id, state, values)
+        from optuna.storages._rdb import models
+
+        with self.engine.begin() as conn:
+            t = models.TrialModel.__table__
+            claim = t.update().where(t.c.trial_id == trial_id, t.c.state == TrialState.WAITING)
+            n = conn.execute(claim.values(state=TrialState.RUNNING, datetime_start=datetime.datetime.now())).rowcount
+        return n == 1
+
 # %% ../nbs/17_tune.ipynb #1ef3a3cb
 def open_storage(url: str, tune: TuneConfig, queued_only: bool = False) -> optuna.storages.RDBStorage:
     "Open (and create if needed) the study database at `url`, heartbeats on; a `ConfigError` naming it if that fails."
