@@ -346,10 +346,12 @@ def band_columns(table: pd.DataFrame, lo: np.ndarray, hi: np.ndarray, levels) ->
 
 
 def plot_bands(pred: pd.DataFrame, n: int = 3, series: str | None = None, levels=None):
-    "Forecasts, actuals and bands for `n` origins spread over a forecast table with band columns (original units)."
+    """Forecasts, actuals and bands for `n` origins spread over a forecast table with band columns (original units);
+    `levels`: the bands drawn (None: every level in the table, `()`: none, the plain forecast plot of the train job)."""
     import matplotlib.pyplot as plt
 
-    levels = levels or sorted((float(c[3:]) for c in pred.columns if c.startswith('lo_')), reverse=True)
+    if levels is None:
+        levels = sorted((float(c[3:]) for c in pred.columns if c.startswith('lo_')), reverse=True)
     series = series or pred.series.iloc[-1]
     p = pred[pred.series == series]
     if pred.columns[0] != 'origin':  # long format: one series
@@ -374,6 +376,6 @@ def plot_bands(pred: pd.DataFrame, n: int = 3, series: str | None = None, levels
         ax.set_title(f'origin {pd.Timestamp(o):%Y-%m-%d %H:%M}', fontsize=9)
         ax.tick_params(axis='x', labelsize=7, rotation=30)
     axes[0][0].set_ylabel(series)
-    axes[0][0].legend(fontsize=7)
+    axes[0][0].legend(fontsize=8)
     fig.tight_layout()
     return fig

@@ -26,6 +26,7 @@ from tsforge.intervals import (
     interval_scores,
     model_quantiles,
     msis_scale,
+    plot_bands,
 )
 from .metrics import Scores
 from .models import Forecaster, make_model
@@ -200,25 +201,7 @@ def predictions_frame(prep: Prepared, ev: Evaluation) -> pd.DataFrame:
 # %% ../nbs/14_train.ipynb #09-pipeline-010
 def plot_forecasts(pred: pd.DataFrame, n: int = 4, series: str | None = None):
     "Forecasts against actuals for `n` test origins spread over the test part (original units)."
-    import matplotlib.pyplot as plt
-
-    series = series or pred.series.iloc[-1]
-    p = pred[pred.series == series]
-    if pred.columns[0] != 'origin':  # long format: the first column is the series id; plot one series
-        p = p[p[pred.columns[0]] == p[pred.columns[0]].iloc[0]]
-    origins_ = p.origin.unique()
-    picks = origins_[np.linspace(0, len(origins_) - 1, n).astype(int)]
-    fig, axes = plt.subplots(1, n, figsize=(4 * n, 3), sharey=True, squeeze=False)
-    for ax, o in zip(axes[0], picks):
-        w = p[p.origin == o]
-        ax.plot(w.target_time, w.y_true, label='actual', color='k', lw=1)
-        ax.plot(w.target_time, w.y_pred, label='forecast', color='tab:orange', lw=1.5)
-        ax.set_title(f'origin {pd.Timestamp(o):%Y-%m-%d %H:%M}', fontsize=9)
-        ax.tick_params(axis='x', labelsize=7, rotation=30)
-    axes[0][0].set_ylabel(series)
-    axes[0][0].legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    return plot_bands(pred, n, series, levels=())
 
 
 @dataclass
@@ -334,8 +317,6 @@ def train(cfg: ExperimentConfig, nested: bool = False, parent_run_id: str | None
         runs.log_figure(fig, 'forecast.png')
         plt.close(fig)  # shown by the job notebook, not where it is made
         if ev.test_bands is not None:
-            from tsforge.intervals import plot_bands
-
             bf = plot_bands(pred)
             runs.log_figure(bf, 'bands.png')
             plt.close(bf)
