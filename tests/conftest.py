@@ -156,6 +156,31 @@ def mlflow_server_at(d, backend=None, log=False, timeout=240):
 STORE_ENV = ('TSFORGE_HOME', 'MLFLOW_TRACKING_URI', 'MLFLOW_REGISTRY_URI', 'TSFORGE_OPTUNA_STORAGE')
 
 
+@pytest.fixture(scope='session')
+def postgres():
+    """A real PostgreSQL (pgserver: Unix socket only, no TCP port), one per test process, stopped and removed at the
+    end; a test takes a database of its own with `pg_database`."""
+    pgserver = pytest.importorskip('pgserver')
+    import shutil, tempfile
+
+    d = tempfile.mkdtemp(prefix='pg', dir='/tmp')  # short: the Unix socket lives in it
+    srv = pgserver.get_server(d, cleanup_mode='stop')
+    try:
+        yield srv
+    finally:
+        srv.cleanup()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def pg_database(srv, name: str = '') -> str:
+    "A new database on pgserver `srv` (`name`, or a fresh one); its URL as users write it: postgresql://user:@/db?host=..."
+    import uuid
+
+    name = name or f'db_{uuid.uuid4().hex[:12]}'
+    srv.psql(f'CREATE DATABASE {name};')
+    return srv.get_uri(database=name)
+
+
 @contextmanager
 def isolated_store(home):
     """Point this process (MLflow's tracking and registry) and the processes it starts (TSFORGE_HOME) at a store under

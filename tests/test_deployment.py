@@ -3,36 +3,22 @@
 started from another working directory, with no store path, loading the model through the tracking server only.
 tests/test_multinode.py adds the two-node Ray cluster to this layout."""
 
-import os, shutil, subprocess, tempfile
+import os, subprocess
 
 import pytest
 import requests
 from mlflow import MlflowClient
 
-from conftest import free_port, mlflow_server_at, papermill, stop, uvicorn_cmd, wait_http
+from conftest import free_port, mlflow_server_at, papermill, pg_database, stop, uvicorn_cmd, wait_http
 from tsforge.config import load_config
 from tsforge.prepare import prepare
-
-
-@pytest.fixture(scope='module')
-def postgres():
-    "A real PostgreSQL (pgserver, on a Unix socket only) with a database `mlflow`; yields the pgserver handle."
-    pgserver = pytest.importorskip('pgserver')
-    d = tempfile.mkdtemp(prefix='pg', dir='/tmp')  # short: the Unix socket lives in it
-    srv = pgserver.get_server(d, cleanup_mode='stop')
-    try:
-        srv.psql('CREATE DATABASE mlflow;')
-        yield srv
-    finally:
-        srv.cleanup()
-        shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture(scope='module')
 def mlflow_pg(postgres, tmp_path_factory):
     "mlflow server on PostgreSQL, artifacts proxied from a folder only it knows."
     d = tmp_path_factory.mktemp('mlflow-pg')
-    backend = postgres.get_uri(database='mlflow')  # a bare postgresql:// URL, as users write it (psycopg 3, pinned)
+    backend = pg_database(postgres)  # a bare postgresql:// URL, as users write it (psycopg 3, pinned)
     with mlflow_server_at(d, backend=backend) as url:
         yield url, d / 'artifacts'
 

@@ -2,35 +2,13 @@
 (SQLAlchemy 2.1 reads it as psycopg 3, which tsforge installs). As the backend of `mlflow server`, with the train job
 logging and registering through the server, and as MLFLOW_TRACKING_URI of the job itself, with no server."""
 
-import shutil, tempfile
 
 import pytest
 from mlflow import MlflowClient
 
-from conftest import mlflow_server_at, papermill
+from conftest import mlflow_server_at, papermill, pg_database
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope='module')
-def postgres():
-    "A real PostgreSQL on a Unix socket (no TCP port); stopped and removed at the end."
-    pgserver = pytest.importorskip('pgserver')
-    d = tempfile.mkdtemp(prefix='pg', dir='/tmp')  # short: the Unix socket lives in it
-    srv = pgserver.get_server(d, cleanup_mode='stop')
-    try:
-        yield srv
-    finally:
-        srv.cleanup()
-        shutil.rmtree(d, ignore_errors=True)
-
-
-def database(srv, name: str) -> str:
-    "A new database `name`; its URL as a user writes it: postgresql://user:@/db?host=<socket folder>."
-    srv.psql(f'CREATE DATABASE {name};')
-    url = srv.get_uri(name)
-    assert url.startswith('postgresql://') and '+' not in url.split('://')[0]  # no driver named
-    return url
 
 
 def column(url: str, sql: str) -> list:
@@ -56,7 +34,8 @@ def test_bare_postgresql_url_means_psycopg3():
 def mlflow_on_postgres(postgres, tmp_path_factory):
     "`mlflow server` with a bare postgresql:// backend and proxied artifacts, on 127.0.0.1."
     d = tmp_path_factory.mktemp('mlflow-pg')
-    url = database(postgres, 'mlflow_server')
+    url = pg_database(postgres)
+    assert url.startswith('postgresql://') and '+' not in url.split('://')[0]  # no driver named
     with mlflow_server_at(d, backend=url, log=True, timeout=300) as server:
         yield server, url
 
@@ -83,7 +62,7 @@ def test_server_on_bare_postgresql_url(mlflow_on_postgres, tiny, tmp_path):
 
 
 def test_job_with_bare_postgresql_tracking_uri(postgres, tiny, tmp_path):
-    url = database(postgres, 'mlflow_direct')
+    url = pg_database(postgres)
     r = papermill(
         'train.ipynb',
         tmp_path / 'out.ipynb',

@@ -15,8 +15,8 @@ import pytest
 if __name__ != '__main__':  # the test (the cluster's process imports none of this)
     import requests
 
-    from conftest import ROOT, children, free_port, papermill, parent_runs, stop, uvicorn_cmd, wait_http
-    from test_deployment import history_body, mlflow_pg, postgres  # noqa: F401 (fixtures)
+    from conftest import ROOT, children, free_port, papermill, parent_runs, pg_database, stop, uvicorn_cmd, wait_http
+    from test_deployment import history_body, mlflow_pg  # noqa: F401 (fixtures)
     from test_ray_serve import non_loopback_listeners
 
 pytestmark = pytest.mark.slow
@@ -137,12 +137,11 @@ def test_jobs_and_serving_on_a_two_node_cluster(cluster, mlflow_pg, postgres, tm
 
     url, artifacts = mlflow_pg
     client = MlflowClient(tracking_uri=url, registry_uri=url)
-    postgres.psql('CREATE DATABASE optuna;')
     env = {
         'MLFLOW_TRACKING_URI': url,
         'RAY_ADDRESS': cluster['address'],
         'RAY_AUTH_MODE': 'disabled',
-        'TSFORGE_OPTUNA_STORAGE': postgres.get_uri(database='optuna'),
+        'TSFORGE_OPTUNA_STORAGE': pg_database(postgres),
     }
 
     # cv: four folds as Ray tasks, two at a time (one CPU per node): both nodes compute folds

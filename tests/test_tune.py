@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from conftest import ROOT, artifacts, children, free_port, papermill, parent_runs
+from conftest import ROOT, artifacts, children, free_port, papermill, parent_runs, pg_database
 from tsforge.config import ConfigError, load_config
 from tsforge.tune import tune
 
@@ -189,25 +189,9 @@ def test_same_study_resumes_to_the_budget(home):
 # --- two workers on one real PostgreSQL study -------------------------------------------------------------------------
 
 
-@pytest.fixture
-def postgres(tmp_path):
-    pgserver = pytest.importorskip('pgserver')
-    import tempfile
-
-    d = tempfile.mkdtemp(prefix='pg', dir='/tmp')  # short: the Unix socket lives in it
-    srv = pgserver.get_server(d, cleanup_mode='stop')
-    try:
-        yield srv.get_uri()
-    finally:
-        srv.cleanup()
-        import shutil
-
-        shutil.rmtree(d, ignore_errors=True)
-
-
 def test_two_local_workers_on_postgres_run_exactly_the_budget(home, postgres):
     cfg = small(
-        f"tune.storage='{postgres}'",
+        f"tune.storage='{pg_database(postgres)}'",
         'tune.executor=local',
         'tune.n_workers=2',
         'tune.n_trials=4',
