@@ -15,10 +15,11 @@ chosen that way, and the test part is scored once per chosen configuration. `--e
 files as they are (each names its dataset, mode, horizon, input length and model) instead of the grid.
 """
 
-import argparse, os, resource, shlex, sys, time
+import argparse, resource, time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
-from pathlib import Path
+
+from report import Report  # bench/report.py: the command line and the table
 
 PUBLISHED = {  # MSE, from DESIGN.md
     ('ETTh1', 'S'): {'NLinear': [0.053, 0.069, 0.081, 0.080], 'PatchTST/42': [0.055, 0.071, 0.081, 0.087]},
@@ -101,16 +102,8 @@ def main():
     a = ap.parse_args()
     if not a.bands:
         a.set = ['intervals.levels=[]', *a.set]
-    cmd = 'python bench/ett.py ' + shlex.join(sys.argv[1:])
-    env = ' '.join(f'{k}={os.environ[k]}' for k in ('OMP_NUM_THREADS',) if k in os.environ)
-    rows, lines = [], []
-
-    def emit(s=''):
-        print(s, flush=True)
-        lines.append(s)
-
-    emit(f'`{(env + " " if env else "") + cmd}`  ({os.cpu_count()} CPUs)')
-    emit()
+    rows, report = [], Report('bench/ett.py')
+    emit = report.emit
     part = 'validation ' if a.score == 'val' else ''
     emit(
         f'| dataset | mode | H | model | L | {part}MSE | {part}MAE | windows | best published MSE | vs published | '
@@ -158,9 +151,7 @@ def main():
     for model in dict.fromkeys(m for *_, m, _ in rows):
         tot = sum(r['seconds'] for *_, m, r in rows if m == model)
         emit(f'- {model}: {tot:.0f} s')
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text('\n'.join(lines) + '\n')
+    report.write(a.out)
 
 
 if __name__ == '__main__':

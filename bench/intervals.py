@@ -22,11 +22,13 @@ MSIS (seasonal period 24, scale from the train rows) and worst-step coverage; ts
 test window is shown too. Prints a markdown table (and writes it to --out), headed by the command that made it.
 """
 
-import argparse, json, os, shlex, subprocess, sys, time
+import argparse, json, subprocess, sys, time
 from pathlib import Path
 
 import numpy as np
 from scipy.stats import norm
+
+from report import Report  # bench/report.py: the command line and the table
 
 HORIZONS = [96, 192, 336, 720]
 LEVELS = [80, 95]
@@ -150,16 +152,8 @@ def main():
     args = [x for x in sys.argv[1:]]
     if a.peer_python:  # the command as committed names no machine path
         args[args.index(a.peer_python)] = 'PEERS_VENV/bin/python'
-    cmd = 'python bench/intervals.py ' + shlex.join(args)
-    env = ' '.join(f'{k}={os.environ[k]}' for k in ('OMP_NUM_THREADS',) if k in os.environ)
-    lines = []
-
-    def emit(s=''):
-        print(s, flush=True)
-        lines.append(s)
-
-    emit(f'`{(env + " " if env else "") + cmd}`  ({os.cpu_count()} CPUs)')
-    emit()
+    report = Report('bench/intervals.py', args)
+    emit = report.emit
     emit(
         '| dataset | H | model | method | cov 80 [95% CI] | cov 95 [95% CI] | width 80 | width 95 | MSIS 80 | MSIS 95 '
         '| worst-step cov 95 | MSE |'
@@ -193,8 +187,7 @@ def main():
                     file=sys.stderr,
                     flush=True,
                 )
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text('\n'.join(lines) + '\n')
+    report.write(a.out)
 
 
 if __name__ == '__main__':

@@ -14,8 +14,10 @@ forecasts not kept). The torch and tree models use small budgets here (see MODEL
 grows, not accuracy.
 """
 
-import argparse, os, resource, shlex, subprocess, sys, tempfile, time, json
+import argparse, os, resource, subprocess, sys, tempfile, time, json
 from pathlib import Path
+
+from report import Report  # bench/report.py: the command line and the table
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL_PARAMS = {
@@ -154,16 +156,8 @@ def main():
         k: {m: int(v) for m, v in (x.split('=') for x in lim)}
         for k, lim in (('long', a.max_long), ('wide', a.max_wide))
     }
-    cmd = 'python bench/scale.py ' + shlex.join(sys.argv[1:])
-    env = ' '.join(f'{k}={os.environ[k]}' for k in ('OMP_NUM_THREADS',) if k in os.environ)
-    lines = []
-
-    def emit(s=''):
-        print(s, flush=True)
-        lines.append(s)
-
-    emit(f'`{(env + " " if env else "") + cmd}`  ({os.cpu_count()} CPUs)')
-    emit()
+    report = Report('bench/scale.py')
+    emit = report.emit
     emit(
         '| data | series / columns | rows | model | load s | fit+eval s | base MB | peak MB | data MB | '
         '(peak-base)/data | test MSE |'
@@ -209,8 +203,7 @@ def main():
             f'{res["test_mse"]:.4f} |'
         )
     if a.out:
-        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.out).write_text('\n'.join(lines) + '\n')
+        report.write(a.out)
 
 
 if __name__ == '__main__':
