@@ -2,7 +2,6 @@
 (SQLAlchemy 2.1 reads it as psycopg 3, which tsforge installs). As the backend of `mlflow server`, with the train job
 logging and registering through the server, and as MLFLOW_TRACKING_URI of the job itself, with no server."""
 
-
 import pytest
 from mlflow import MlflowClient
 
