@@ -5,7 +5,8 @@
 # %% ../nbs/29_drift.ipynb #26-drift-003
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import cached_property
 
 import numpy as np
 
@@ -33,6 +34,20 @@ class DriftReference:
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
+    @cached_property
+    def arrays(self) -> dict:
+        """The reference as float arrays, made once per reference (a request scores one short window: converting the
+        lists on every call cost more than the scores)."""
+        f = lambda v: np.asarray(v, 'float64')
+        return {
+            'low': f(self.low),
+            'high': f(self.high),
+            'edges_t': f(self.deciles).T,  # (C, 9)
+            'mean': f(self.window_mean),
+            'sd': np.maximum(f(self.window_sd), 1e-12),
+            'thresholds': {k: f(v) for k, v in self.thresholds.items()},
+        }
+
     @classmethod
     def from_dict(cls, d: dict) -> 'DriftReference':
         return cls(**d)
@@ -44,21 +59,26 @@ def window_scores(ref: DriftReference, scaled: np.ndarray, origins: np.ndarray, 
     call this."""
     x = np.asarray(scaled, 'float64')
     o = np.asarray(origins, 'int64')
-    low, high, edges = np.asarray(ref.low), np.asarray(ref.high), np.asarray(ref.deciles)  # edges (9, C)
-    if len(o) <= FEW_WINDOWS:  # a request's window(s): sums over each window (no cumulative sums over every row)
-        w = np.stack([x[i - length : i] for i in o])  # (n, length, C)
-        mean = w.mean(axis=1)
-        outside = ((w < low) | (w > high)).mean(axis=1)
-        bins = np.stack([np.searchsorted(edges[:, c], w[:, :, c], side='right') for c in range(x.shape[1])], axis=-1)
-        share = (bins[..., None] == np.arange(10)).mean(axis=1)  # (n, C, 10)
+    r = ref.arrays
+    low, high, edges_t = r['low'], r['high'], r['edges_t']
+    n, C = len(o), x.shape[1]
+    if n <= FEW_WINDOWS:  # a request's window(s): each window summed directly (no cumulative sums over every row)
+        w = x[o[0] - length : o[0]][None] if n == 1 else x[o[:, None] + np.arange(-length, 0)]  # (n, length, C)
+        mean = w.sum(axis=1) / length
+        outside = ((w < low) | (w > high)).sum(axis=1) / length
+        bins = np.empty(w.shape, 'int64')  # the decile of each value
+        for c in range(C):
+            bins[..., c] = np.searchsorted(edges_t[c], w[..., c], side='right')
+        slot = bins + 10 * np.arange(n * C).reshape(n, 1, C)  # one run of 10 counters per (window, column)
+        share = np.bincount(slot.ravel(), minlength=10 * n * C).reshape(n, C, 10) / length
     else:  # many windows (thresholds over validation): differences of cumulative sums, one pass over the rows
         cs = lambda a: np.concatenate([np.zeros((1,) + a.shape[1:]), np.cumsum(a, axis=0)])
         wsum = lambda a: (lambda c: c[o] - c[o - length])(cs(a))
         mean = wsum(x) / length
         outside = wsum(((x < low) | (x > high)).astype('float64')) / length
-        bins = np.stack([np.searchsorted(edges[:, c], x[:, c], side='right') for c in range(x.shape[1])], axis=1)
+        bins = np.stack([np.searchsorted(edges_t[c], x[:, c], side='right') for c in range(C)], axis=1)
         share = np.stack([wsum((bins == b).astype('float64')) for b in range(10)], axis=-1) / length  # (n, C, 10)
-    z = np.abs(mean - np.asarray(ref.window_mean)) / np.maximum(np.asarray(ref.window_sd), 1e-12)
+    z = np.abs(mean - r['mean']) / r['sd']
     a = np.maximum(share, 1e-3)
     psi = ((a - 0.1) * np.log(a / 0.1)).sum(axis=-1)
     return {'z': z, 'outside': outside, 'psi': psi}
@@ -87,15 +107,14 @@ def fit_drift(
         {},
     )
     s = window_scores(ref, x, val_origins, length)
-    ref.thresholds = {k: np.quantile(v, 0.99, axis=0).tolist() for k, v in s.items()}
-    return ref
+    return replace(ref, thresholds={k: np.quantile(v, 0.99, axis=0).tolist() for k, v in s.items()})
 
 
 def drift_warnings(ref: DriftReference, scores: dict[str, np.ndarray]) -> list[str]:
     "The warnings of one window's scores {statistic: (C,)}: one line per (column, statistic) above its threshold."
     out = []
     for k in STATISTICS:
-        v, t = np.asarray(scores[k]).reshape(-1), np.asarray(ref.thresholds[k])
+        v, t = np.asarray(scores[k]).reshape(-1), ref.arrays['thresholds'][k]
         for c in np.flatnonzero(v > t):
             out.append(
                 f'input drift: {ref.columns[c]} {k} {v[c]:.3g} is above the training threshold {t[c]:.3g} '

@@ -137,9 +137,7 @@ class Guard:
             else:
                 await self.app(scope, receive, send_wrapped)
         finally:
-            m = srv.metrics
-            m.requests.labels(route, scope['method'], str(status)).inc()
-            m.latency.labels(route, str(status)).observe(time.perf_counter() - t0)
+            srv.metrics.request(route, scope['method'], status, time.perf_counter() - t0)
 
     async def _read(self, scope, receive, send) -> bytes | None:
         s = self.server.settings

@@ -107,15 +107,32 @@ class Metrics:
             ['column', 'statistic'],
             registry=r,
         )
+        self._drift_children = {}  # `drift`: id of the model's reference -> (reference, labelled gauges)
+        self._request_children = {}  # `request`: (route, method, status) -> (counter, histogram) children
+
+    def request(self, route: str, method: str, status: int, seconds: float):
+        "Count and time one HTTP request (the labelled children looked up once per route, method and status)."
+        key = (route, method, status)
+        kids = self._request_children.get(key)
+        if kids is None:
+            kids = (self.requests.labels(route, method, str(status)), self.latency.labels(route, str(status)))
+            if len(self._request_children) < 256:  # methods come from clients: the cache stays bounded
+                self._request_children[key] = kids
+        kids[0].inc()
+        kids[1].observe(seconds)
 
     def drift(self, ref, scores: dict):
         "Export one request's drift scores {statistic: (C_in,)} against `ref` (a `drift.DriftReference`)."
+        kids = self._drift_children.get(id(ref))
+        if kids is None or kids[0] is not ref:  # the labelled children of a model's columns, looked up once per model
+            kids = (ref, {k: [self.drift_score.labels(col, k) for col in ref.columns] for k in scores})
+            self._drift_children = {id(ref): kids}
         for k, v in scores.items():
             thr = ref.thresholds[k]
-            for c, col in enumerate(ref.columns):
-                self.drift_score.labels(col, k).set(float(v[c]))
+            for c, gauge in enumerate(kids[1][k]):
+                gauge.set(float(v[c]))
                 if v[c] > thr[c]:
-                    self.drift_warnings.labels(col, k).inc()
+                    self.drift_warnings.labels(ref.columns[c], k).inc()
 
     def loaded(self, kind: str, live: Live, seconds: float, old: Live | None):
         self.loads.labels(kind, 'ok').inc()
