@@ -7,7 +7,7 @@ export TSFORGE_DATA_DIR ?= $(abspath ../shared/data/ett)
 export OMP_NUM_THREADS ?= 1
 PORT   ?= 8765
 
-.PHONY: venv test test-fast demo bench lint-nbs style lint docs clean
+.PHONY: venv test test-fast demo bench lint-nbs compiled style lint docs clean
 
 # the `tsforge` kernel the job notebooks name (nbs/25_kernel.ipynb): pip installs it from setup.py's data_files,
 # except in an editable install (as here), so it is installed into the venv explicitly
@@ -29,14 +29,19 @@ PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --durat
 
 # style (ruff), notebooks and package in sync, notebooks clean, notebook tests (with the cells flagged `#| slow`),
 # then every pytest test (with those marked slow: real servers, kernels, Ray, jobs killed)
-test: venv lint lint-nbs
+test: venv lint lint-nbs compiled
 	$(BIN)/nbdev_test --flags slow
 	$(PYTEST) tests
 
 # the same without the slow notebook cells and slow tests: a developer's quick check
-test-fast: venv lint lint-nbs
+test-fast: venv lint lint-nbs compiled
 	$(BIN)/nbdev_test
 	$(PYTEST) -m "not slow" tests
+
+# tsforge's bytecode, written once: where PYTHONDONTWRITEBYTECODE is set (as on CI machines), every process a test starts
+# (kernels, servers, jobs) would otherwise compile the package again (~0.25 s each); pip did this for the rest of .venv
+compiled: venv
+	$(BIN)/python -m compileall -q tsforge
 
 lint-nbs: venv
 	@rm -rf .cache/sync && mkdir -p .cache/sync && cp -r tsforge nbs .cache/sync/

@@ -8,6 +8,7 @@ Markers: `slow` marks process-level tests (real servers, kills, papermill kernel
 
 import os, signal, socket, subprocess, sys, time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,7 @@ SLOW_FIXTURES = {
     'fuzz_server',
     'cv_job',
     'postgres',
+    'mlflow_pg',
 }
 
 
@@ -149,6 +151,26 @@ def mlflow_server_at(d, backend=None, log=False, timeout=240):
         yield f'http://127.0.0.1:{port}'
     finally:
         kill_group(proc)
+
+
+@dataclass
+class PgMlflow:
+    "An `mlflow server` on PostgreSQL: its URL, its backend's URL (as users write it) and the folder it proxies."
+
+    url: str
+    backend: str
+    artifacts: Path
+
+
+@pytest.fixture(scope='session')
+def mlflow_pg(postgres, tmp_path_factory):
+    """`mlflow server` on a real PostgreSQL with a bare `postgresql://` backend URL and proxied artifacts (clients see
+    `mlflow-artifacts:`), on 127.0.0.1; one per test process (its migrations take tens of seconds): tests using it
+    register models of their own names."""
+    d = tmp_path_factory.mktemp('mlflow-pg')
+    backend = pg_database(postgres)  # psycopg 3, installed with tsforge, is what a bare URL means to SQLAlchemy
+    with mlflow_server_at(d, backend=backend, log=True, timeout=300) as url:
+        yield PgMlflow(url, backend, d / 'artifacts')
 
 
 # --- stores: one way to isolate them ------------------------------------------------------------------------------

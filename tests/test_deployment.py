@@ -5,22 +5,12 @@ tests/test_multinode.py adds the two-node Ray cluster to this layout."""
 
 import os, subprocess
 
-import pytest
 import requests
 from mlflow import MlflowClient
 
-from conftest import free_port, mlflow_server_at, papermill, pg_database, stop, uvicorn_cmd, wait_http
+from conftest import free_port, papermill, stop, uvicorn_cmd, wait_http
 from tsforge.config import load_config
 from tsforge.prepare import prepare
-
-
-@pytest.fixture(scope='module')
-def mlflow_pg(postgres, tmp_path_factory):
-    "mlflow server on PostgreSQL, artifacts proxied from a folder only it knows."
-    d = tmp_path_factory.mktemp('mlflow-pg')
-    backend = pg_database(postgres)  # a bare postgresql:// URL, as users write it (psycopg 3, pinned)
-    with mlflow_server_at(d, backend=backend) as url:
-        yield url, d / 'artifacts'
 
 
 def history_body(horizon=24) -> dict:
@@ -32,7 +22,7 @@ def history_body(horizon=24) -> dict:
 
 
 def test_train_registers_through_server_and_a_server_elsewhere_loads_it(mlflow_pg, tmp_path):
-    url, artifacts = mlflow_pg
+    url, artifacts = mlflow_pg.url, mlflow_pg.artifacts
     env = {'MLFLOW_TRACKING_URI': url}
     r = papermill(
         'train.ipynb',

@@ -1,5 +1,5 @@
 """Jobs started at the same moment all start (issue 18): 8 papermill jobs at once (train, cv and tune, as a scheduler
-starts them), two rounds, on one fresh store. With the python3 kernel some of them died before the first cell now
+starts them) on one fresh store. With the python3 kernel some of them died before the first cell now
 and then (`zmq.error.ZMQError: Address already in use`, the kernel port race of nteract/papermill#511); the job
 notebooks name the `tsforge` kernel, which connects over Unix sockets and picks no TCP port. How often the race hits is
 measured by `bench/kernels_at_once.py` (hundreds of kernels), not here."""
@@ -12,7 +12,7 @@ from jupyter_client.kernelspec import KernelSpecManager
 
 from conftest import BIN, ROOT, free_port, papermill_cmd, stop, store_client, wait_http
 
-N, ROUNDS = 8, 2
+N, ROUNDS = 8, 1
 JOBS = ('train.ipynb', 'cv.ipynb', 'tune.ipynb')
 
 

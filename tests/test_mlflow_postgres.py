@@ -5,7 +5,7 @@ logging and registering through the server, and as MLFLOW_TRACKING_URI of the jo
 import pytest
 from mlflow import MlflowClient
 
-from conftest import mlflow_server_at, papermill, pg_database
+from conftest import papermill, pg_database
 
 pytestmark = pytest.mark.slow
 
@@ -29,18 +29,9 @@ def test_bare_postgresql_url_means_psycopg3():
     import psycopg  # noqa: F401  (installed with tsforge: the driver a bare URL needs)
 
 
-@pytest.fixture(scope='module')
-def mlflow_on_postgres(postgres, tmp_path_factory):
-    "`mlflow server` with a bare postgresql:// backend and proxied artifacts, on 127.0.0.1."
-    d = tmp_path_factory.mktemp('mlflow-pg')
-    url = pg_database(postgres)
+def test_server_on_bare_postgresql_url(mlflow_pg, tiny, tmp_path):
+    server, url = mlflow_pg.url, mlflow_pg.backend
     assert url.startswith('postgresql://') and '+' not in url.split('://')[0]  # no driver named
-    with mlflow_server_at(d, backend=url, log=True, timeout=300) as server:
-        yield server, url
-
-
-def test_server_on_bare_postgresql_url(mlflow_on_postgres, tiny, tmp_path):
-    server, url = mlflow_on_postgres
     r = papermill(
         'train.ipynb',
         tmp_path / 'out.ipynb',

@@ -16,7 +16,7 @@ if __name__ != '__main__':  # the test (the cluster's process imports none of th
     import requests
 
     from conftest import ROOT, children, free_port, papermill, parent_runs, pg_database, stop, uvicorn_cmd, wait_http
-    from test_deployment import history_body, mlflow_pg  # noqa: F401 (fixtures)
+    from test_deployment import history_body
     from test_ray_serve import non_loopback_listeners
 
 pytestmark = pytest.mark.slow
@@ -132,10 +132,10 @@ def _processes(pgid, tmp):
     return out
 
 
-def test_jobs_and_serving_on_a_two_node_cluster(cluster, mlflow_pg, postgres, tmp_path):  # noqa: F811
+def test_jobs_and_serving_on_a_two_node_cluster(cluster, mlflow_pg, postgres, tmp_path):
     from mlflow import MlflowClient
 
-    url, artifacts = mlflow_pg
+    url, artifacts = mlflow_pg.url, mlflow_pg.artifacts
     client = MlflowClient(tracking_uri=url, registry_uri=url)
     env = {
         'MLFLOW_TRACKING_URI': url,

@@ -20,6 +20,8 @@ from tsforge.train import train
 r = train(load_config('etth1', ['model=naive', 'input_length=24', 'horizon=6', 'registry.model_name={NAME}']))
 assert r.version == '1', r.version
 """
+# a check gives up after 2 s without retrying: overdue after 2 * 2 + 2 s (`Settings.overdue_after`), not 14 s
+FAST_CHECKS = {'TSFORGE_CHECK_TIMEOUT_S': '2', 'TSFORGE_CHECK_RETRIES': '0'}
 
 
 def until(cond, timeout=90, what='condition'):
@@ -62,7 +64,7 @@ def test_ready_reports_a_dead_tracking_server_and_recovers(tmp_path):
         srv = subprocess.Popen(
             uvicorn_cmd(sport),
             cwd=ROOT,
-            env={**env, 'TSFORGE_MODEL': f'models:/{NAME}@champion', 'TSFORGE_RELOAD_S': '2'},
+            env={**env, 'TSFORGE_MODEL': f'models:/{NAME}@champion', 'TSFORGE_RELOAD_S': '2', **FAST_CHECKS},
         )
         wait_http(f'{url}/ready', srv)
         until(lambda: requests.get(f'{url}/ready').json()['last_check'], what='a first check')
