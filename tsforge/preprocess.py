@@ -5,6 +5,7 @@
 # %% ../nbs/03_preprocess.ipynb #03-preprocess-002
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -197,7 +198,11 @@ class WindowArray:
 
     def __init__(self, data: np.ndarray, starts: np.ndarray, length: int, columns=slice(None)):
         self.data, self.starts, self.length, self.columns = data, np.asarray(starts, dtype='int64'), length, columns
-        self.view = np.lib.stride_tricks.sliding_window_view(data, length, axis=0).transpose(0, 2, 1)  # no copy
+
+    @functools.cached_property
+    def view(self) -> np.ndarray:
+        "Every window of `data` (rows - length + 1, length, C): a strided view, no copy."
+        return np.lib.stride_tricks.sliding_window_view(self.data, self.length, axis=0).transpose(0, 2, 1)
 
     def __len__(self):
         return len(self.starts)
@@ -212,6 +217,8 @@ class WindowArray:
 
     def take(self, starts: np.ndarray) -> np.ndarray:
         s = np.asarray(starts)
+        if s.shape == (1,) and 0 <= s[0] <= len(self.data) - self.length:  # one window (a request): a plain slice
+            return self.data[s[0] : s[0] + self.length, self.columns][None]
         if s.ndim == 1 and len(s) > 0 and s[-1] - s[0] == len(s) - 1 and (len(s) < 2 or (np.diff(s) == 1).all()):
             return self.view[s[0] : s[-1] + 1, :, self.columns]  # consecutive: a strided view
         return self.view[s][:, :, self.columns]
