@@ -157,8 +157,12 @@ class _Heartbeat:
             self.runs.pop(run_id, None)
 
     def _beat(self):
+        last = time.monotonic()
         while True:
-            time.sleep(heartbeat_seconds())
+            time.sleep(min(1.0, heartbeat_seconds()))  # wakes at least every second: a changed interval takes effect
+            if time.monotonic() - last < heartbeat_seconds():
+                continue
+            last = time.monotonic()
             with self.lock:
                 runs = dict(self.runs)
             for run_id, (uri, _) in runs.items():
