@@ -16,7 +16,10 @@ KERNELSPEC := share/jupyter/kernels/tsforge
 $(STAMP): settings.ini setup.py constraints.txt $(KERNELSPEC)/kernel.json
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]"
+	$(BIN)/python -m pip install -q --no-compile -c constraints.txt -e ".[dev]"
+	@# the bytecode of every installed module, on every core (pip compiles one file after another: ~25 s slower); as
+	@# under pip, a few third-party files that are not Python 3.11 (torch's py312 test helpers) fail to compile
+	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib > /dev/null 2>&1 || true
 	$(BIN)/jupyter kernelspec install --sys-prefix --name tsforge $(KERNELSPEC)
 	touch $@
 
