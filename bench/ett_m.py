@@ -13,13 +13,14 @@ With `--write-experiments` it is written as `experiments/<dataset>_m<H>_<model>.
 --out) headed by the command that made it, beside the best figures that score every test window (issue 15).
 """
 
-import argparse, json, os, shlex, sys, time
+import argparse, json, os, sys, time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from ett import HONEST, HORIZONS  # noqa: E402
+from report import command  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 BEFORE = {  # tsforge's best M figure before issue 15 (its table in the issue)
@@ -133,11 +134,7 @@ def main():
     ap.add_argument('--write-experiments', action='store_true')
     ap.add_argument('--out', default='bench/tables/ett_m.md')
     a = ap.parse_args()
-    env = ' '.join(f'{k}={os.environ[k]}' for k in ('OMP_NUM_THREADS',) if k in os.environ)
-    lines = [
-        f'`{(env + " " if env else "")}python bench/ett_m.py {shlex.join(sys.argv[1:])}`  ({os.cpu_count()} CPUs)',
-        '',
-    ]
+    lines = [f'`{command("bench/ett_m.py")}`  ({os.cpu_count()} CPUs)', '']
     lines += [
         '| dataset | H | chosen (validation) | L | val MSE | test MSE | test MAE | windows | best honest MSE '
         '| vs honest | tsforge before | fit s | experiment |',

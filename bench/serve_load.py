@@ -31,11 +31,14 @@ rounds as the plain one: its requests are test-set histories of its own config w
 it reads future covariates, one `future` record per forecast step (see `covariate_bodies`).
 """
 
-import argparse, asyncio, json, os, shlex, signal, subprocess, sys, time, urllib.error, urllib.request
+import argparse, asyncio, json, os, signal, subprocess, sys, time, urllib.error, urllib.request
 from pathlib import Path
 
 import numpy as np
 import psutil
+
+sys.path.insert(0, str(Path(__file__).parent))  # bench/: also when a test loads this file as a module
+from report import command  # noqa: E402  (bench/report.py: the command line as a user types it)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -477,7 +480,7 @@ def main():
         *(['covariates'] if a.covariates_model else []),
     ]
     results, procs, adjacent = {}, {}, {}
-    cmd = 'python bench/serve_load.py ' + shlex.join(sys.argv[1:])
+    cmd = command('bench/serve_load.py')
     print(
         f'`{cmd}`\n{os.cpu_count()} CPUs, load average {" / ".join(f"{x:.1f}" for x in os.getloadavg())} at the start; '
         f'model {a.model} = {model.model.name} v{info.get("version")}, L={L}, H={st.horizon}, '

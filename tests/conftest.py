@@ -194,11 +194,11 @@ def postgres():
         shutil.rmtree(d, ignore_errors=True)
 
 
-def pg_database(srv, name: str = '') -> str:
-    "A new database on pgserver `srv` (`name`, or a fresh one); its URL as users write it: postgresql://user:@/db?host=..."
+def pg_database(srv) -> str:
+    "A new database on pgserver `srv`; its URL as users write it: postgresql://user:@/db?host=<socket folder>."
     import uuid
 
-    name = name or f'db_{uuid.uuid4().hex[:12]}'
+    name = f'db_{uuid.uuid4().hex[:12]}'
     srv.psql(f'CREATE DATABASE {name};')
     return srv.get_uri(database=name)
 

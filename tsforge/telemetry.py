@@ -107,7 +107,7 @@ class Metrics:
             ['column', 'statistic'],
             registry=r,
         )
-        self._drift_children = {}  # `drift`: id of the model's reference -> (reference, labelled gauges)
+        self._drift_gauges = (None, {})  # `drift`: (the reference they belong to, {statistic: a gauge per column})
         self._request_children = {}  # `request`: (route, method, status) -> (counter, histogram) children
 
     def request(self, route: str, method: str, status: int, seconds: float):
@@ -123,13 +123,11 @@ class Metrics:
 
     def drift(self, ref, scores: dict):
         "Export one request's drift scores {statistic: (C_in,)} against `ref` (a `drift.DriftReference`)."
-        kids = self._drift_children.get(id(ref))
-        if kids is None or kids[0] is not ref:  # the labelled children of a model's columns, looked up once per model
-            kids = (ref, {k: [self.drift_score.labels(col, k) for col in ref.columns] for k in scores})
-            self._drift_children = {id(ref): kids}
+        if self._drift_gauges[0] is not ref:  # a model's labelled gauges, looked up once per loaded model
+            self._drift_gauges = (ref, {k: [self.drift_score.labels(col, k) for col in ref.columns] for k in scores})
         for k, v in scores.items():
             thr = ref.thresholds[k]
-            for c, gauge in enumerate(kids[1][k]):
+            for c, gauge in enumerate(self._drift_gauges[1][k]):
                 gauge.set(float(v[c]))
                 if v[c] > thr[c]:
                     self.drift_warnings.labels(ref.columns[c], k).inc()
