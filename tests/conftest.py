@@ -32,7 +32,6 @@ SLOW_FIXTURES = {
     'server',
     'ray_local',
     'ray_serve_url',
-    'mlflow_server',
     'fuzz_server',
     'cv_job',
     'postgres',
@@ -44,16 +43,22 @@ SLOW_FIXTURES = {
 # two workers) they all go to one worker (`--dist loadgroup`), so one Ray runs at a time and `ray_local` starts once
 RAY_MODULES = {'test_ray_serve', 'test_multinode'}
 
+# modules whose module-scoped fixtures run a job or build a site (the cv job, the docs site, covariate models): their
+# tests go to one worker each, so the fixture runs once, not once per worker
+MODULE_GROUPS = {'test_cv', 'test_docs', 'test_covariates'}
+
 
 def pytest_collection_modifyitems(config, items):
     """Mark `slow` every test that uses a process-level fixture (tests that start processes themselves say so); put
-    every test that starts Ray in one xdist group."""
+    every test that starts Ray in one xdist group, and the tests of each of `MODULE_GROUPS` in one of its own."""
     for item in items:
         names = set(getattr(item, 'fixturenames', ()))
         if SLOW_FIXTURES & names:
             item.add_marker(pytest.mark.slow)
         if 'ray_local' in names or item.module.__name__ in RAY_MODULES:
             item.add_marker(pytest.mark.xdist_group('ray'))
+        elif item.module.__name__ in MODULE_GROUPS:
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
 
 
 def free_port() -> int:
@@ -323,6 +328,17 @@ def champion(name='tsforge-etth1', client=None) -> str | None:
 
 
 # --- serving: in this process, or a real uvicorn -------------------------------------------------------------------
+
+
+def history_body(horizon=24) -> dict:
+    "A /predict body: the 336 etth1 rows (date, OT) before row 2000."
+    from tsforge.config import load_config
+    from tsforge.prepare import prepare
+
+    prep = prepare(load_config('etth1', [f'horizon={horizon}']))
+    h = prep.frame.iloc[2000 - 336 : 2000][['date', 'OT']].copy()
+    h['date'] = h['date'].astype(str)
+    return {'history': h.to_dict(orient='records')}
 
 
 @contextmanager

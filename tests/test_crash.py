@@ -1,4 +1,5 @@
-"""Jobs killed for real (SIGKILL at each phase, SIGTERM, Ctrl-C) and started together: the store stays consistent.
+"""Jobs killed for real (SIGKILL at each phase, SIGTERM, Ctrl-C): the store stays consistent. (Jobs started together
+on a fresh store: tests/test_jobs_at_once.py.)
 
 Each job is a separate `python -c` process calling the library exactly as the job notebooks do, with cheap models
 (naive, seasonal_naive, linear on L=48, H=24). `TSFORGE_KILL_AT=<phase>` makes a job kill itself at a phase boundary
@@ -122,40 +123,7 @@ def test_half_created_store_is_reported(tmp_path):
     assert f'holds no runs: delete it (rm {tmp_path / "mlflow.db"})' in err
 
 
-def test_four_train_jobs_at_once_on_fresh_store(tmp_path):
-    "All four finish, and the promotion gate leaves champion on the best of them whatever order they finish in."
-    jobs = [
-        ['model=naive', *SMALL],
-        ['model=seasonal_naive', '+model_params.period=24', *SMALL],
-        ['model=linear', *SMALL],
-        ['model=naive', 'input_length=96', 'horizon=24'],
-    ]
-    procs = [start(tmp_path, TRAIN, j) for j in jobs]
-    outs = [p.communicate(timeout=300) for p in procs]
-    assert [p.returncode for p in procs] == [0] * 4, [e[-2000:] for _, e in outs]
-    c = store_client(tmp_path)
-    runs = all_runs(c)
-    assert len(runs) == 4 and {r.info.status for r in runs} == {'FINISHED'}
-    assert len(versions(client=c)) == 4
-    check_invariants(c)
-    best = min(runs, key=lambda r: r.data.metrics['test_mse'])
-    assert c.get_model_version_by_alias('tsforge-etth1', 'champion').run_id == best.info.run_id
-    for v in versions(client=c).values():  # every version carries the gate's decision and both figures
-        assert v.tags['tsforge.promote.decision'] in ('promoted', 'kept') and v.tags['tsforge.promote.candidate']
-
-
 CV_SMALL = ['model=naive', *SMALL, 'cv.n_windows=2', 'cv.executor=serial']
-
-
-def test_four_cv_jobs_at_once_on_fresh_store(tmp_path):
-    procs = [start(tmp_path, CV, CV_SMALL) for _ in range(4)]
-    outs = [p.communicate(timeout=300) for p in procs]
-    assert [p.returncode for p in procs] == [0] * 4, [e[-2000:] for _, e in outs]
-    runs = all_runs(store_client(tmp_path))
-    parents = [r for r in runs if 'mlflow.parentRunId' not in r.data.tags]
-    children = [r for r in runs if 'mlflow.parentRunId' in r.data.tags]
-    assert len(parents) == 4 and len(children) == 8
-    assert {r.info.status for r in runs} == {'FINISHED'}
 
 
 def test_cv_job_killed_in_a_fold_is_closed_by_the_next_job(tmp_path):

@@ -1,6 +1,7 @@
 """MLflow on a real PostgreSQL (pgserver), with the URL written as users write it: a bare `postgresql://...`
-(SQLAlchemy 2.1 reads it as psycopg 3, which tsforge installs). As the backend of `mlflow server`, with the train job
-logging and registering through the server, and as MLFLOW_TRACKING_URI of the job itself, with no server."""
+(SQLAlchemy 2.1 reads it as psycopg 3, which tsforge installs), as MLFLOW_TRACKING_URI of the job itself, with no
+server. As the backend of `mlflow server`, with the train job logging and registering through the server and a server
+elsewhere loading the model through it: tests/test_multinode.py (the whole deployment layout)."""
 
 import pytest
 from mlflow import MlflowClient
@@ -27,28 +28,6 @@ def test_bare_postgresql_url_means_psycopg3():
 
     assert sqlalchemy.engine.make_url('postgresql://u:p@127.0.0.1/db').get_dialect().driver == 'psycopg'
     import psycopg  # noqa: F401  (installed with tsforge: the driver a bare URL needs)
-
-
-def test_server_on_bare_postgresql_url(mlflow_pg, tiny, tmp_path):
-    server, url = mlflow_pg.url, mlflow_pg.backend
-    assert url.startswith('postgresql://') and '+' not in url.split('://')[0]  # no driver named
-    r = papermill(
-        'train.ipynb',
-        tmp_path / 'out.ipynb',
-        'etth1',
-        [*tiny, 'model=naive', 'registry.model_name=tsforge-pg'],
-        env={'MLFLOW_TRACKING_URI': server},
-        cwd=tmp_path,
-    )
-    assert r.returncode == 0, r.stderr[-3000:]
-    client = MlflowClient(tracking_uri=server, registry_uri=server)
-    mv = client.get_model_version_by_alias('tsforge-pg', 'champion')
-    run = client.get_run(mv.run_id)
-    assert run.info.status == 'FINISHED' and run.info.artifact_uri.startswith('mlflow-artifacts:')
-    assert 'notebook' in [f.path for f in client.list_artifacts(mv.run_id)]
-    # the run and the version live in PostgreSQL
-    assert mv.run_id in column(url, 'SELECT run_uuid FROM runs')
-    assert 'tsforge-pg' in column(url, 'SELECT name FROM model_versions')
 
 
 def test_job_with_bare_postgresql_tracking_uri(postgres, tiny, tmp_path):

@@ -2,8 +2,10 @@
 each one CPU, every listener on 127.0.0.1), an MLflow server on a real PostgreSQL (pgserver) with proxied artifacts,
 Optuna's study storage on the same PostgreSQL. The cv and tune jobs connect through `RAY_ADDRESS` and their tasks run
 on both nodes (each fold's and trial's run is tagged with its Ray node); the train job registers through the server;
-Ray Serve replicas on both nodes and a plain server load the model through the tracking server only: the nodes and
-the plain server run in an empty working directory with no store path and no MLflow setting of the test's.
+Ray Serve replicas on both nodes, throughput-optimised (`RAY_SERVE_THROUGHPUT_OPTIMIZED=1`: each replica answers HTTP
+on a loopback port of its own, as well as behind Ray's proxy), and a plain server load the model through the tracking
+server only: the nodes and the plain server run in an empty working directory with no store path and no MLflow
+setting of the test's.
 
 Run as a script (`python tests/test_multinode.py`), this file is the cluster: the test starts it in its own process
 group, and everything Ray starts (GCS, raylets, agents, workers, Serve actors) descends from it."""
@@ -15,8 +17,9 @@ import pytest
 if __name__ != '__main__':  # the test (the cluster's process imports none of this)
     import requests
 
-    from conftest import ROOT, children, free_port, papermill, parent_runs, pg_database, stop, uvicorn_cmd, wait_http
-    from test_deployment import history_body
+    from conftest import ROOT, children, free_port, history_body, papermill, parent_runs, pg_database, stop
+    from conftest import uvicorn_cmd, wait_http
+    from test_mlflow_postgres import column
     from test_ray_serve import non_loopback_listeners
 
 pytestmark = pytest.mark.slow
@@ -62,7 +65,7 @@ def _serve(address, port, tracking_uri, model):
     import ray
     from ray import serve
 
-    from tsforge.ray_serve import ray_app
+    from tsforge.ray_serve import ray_app, replica_endpoints
 
     ray.init(address=address)
     serve.start(proxy_location='HeadOnly', http_options={'host': '127.0.0.1', 'port': int(port)})
@@ -70,13 +73,17 @@ def _serve(address, port, tracking_uri, model):
     serve.run(ray_app(args), name='tsforge', route_prefix='/')
     alive = [a for a in ray._private.state.actors().values() if a['State'] == 'ALIVE']
     replicas = [a['Address']['NodeID'] for a in alive if 'ServeReplica' in a['ActorClassName']]
-    print('REPLICAS', json.dumps(replicas), flush=True)
+    t0 = time.time()
+    while len(urls := replica_endpoints('tsforge')) < 2 and time.time() - t0 < 120:
+        time.sleep(0.2)
+    print('REPLICAS', json.dumps({'nodes': replicas, 'endpoints': urls}), flush=True)
 
 
 def _clean_env(**extra):
-    "The environment of a machine that has tsforge installed and nothing of this test's store: no TSFORGE_*, MLFLOW_*."
+    """The environment of a machine that has tsforge installed and nothing of this test's store (no TSFORGE_*,
+    MLFLOW_*), where Ray runs throughput-optimised (the variable is read where Ray's processes start)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(('TSFORGE_', 'MLFLOW_', 'RAY_ADDRESS'))}
-    return {**env, 'PYTHONPATH': str(ROOT), 'RAY_AUTH_MODE': 'disabled', **extra}
+    return {**env, 'PYTHONPATH': str(ROOT), 'RAY_AUTH_MODE': 'disabled', 'RAY_SERVE_THROUGHPUT_OPTIMIZED': '1', **extra}
 
 
 @pytest.fixture(scope='module')
@@ -177,12 +184,18 @@ def test_jobs_and_serving_on_a_two_node_cluster(cluster, mlflow_pg, postgres, tm
     assert len(trials) == 4
     assert {t.data.tags.get('tsforge.ray_node') for t in trials} == cluster['nodes']
 
-    # train: registers through the server; the artifacts live where only the server looks
+    # train: registers through the server (its backend a bare postgresql:// URL, as users write it); the run and the
+    # version live in PostgreSQL, the artifacts (the bundle, the executed notebook) where only the server looks
+    assert mlflow_pg.backend.startswith('postgresql://') and '+' not in mlflow_pg.backend.split('://')[0]
     r = papermill('train.ipynb', tmp_path / 'train.ipynb', 'etth1', JOB + ['registry.model_name=mn-model'], env=env)
     assert r.returncode == 0, r.stderr[-3000:]
     mv = client.get_model_version_by_alias('mn-model', 'champion')
-    assert client.get_run(mv.run_id).info.artifact_uri.startswith('mlflow-artifacts:')
+    run = client.get_run(mv.run_id)
+    assert run.info.status == 'FINISHED' and run.info.artifact_uri.startswith('mlflow-artifacts:')
+    assert {'notebook', 'predictions.parquet'} <= {f.path for f in client.list_artifacts(mv.run_id)}
     assert any(artifacts.rglob('MLmodel'))
+    assert mv.run_id in column(mlflow_pg.backend, 'SELECT run_uuid FROM runs')
+    assert 'mn-model' in column(mlflow_pg.backend, 'SELECT name FROM model_versions')
     model, body = 'models:/mn-model@champion', history_body()
 
     # Ray Serve: one replica per node, loading through the tracking server (the nodes have no store path)
@@ -197,11 +210,23 @@ def test_jobs_and_serving_on_a_two_node_cluster(cluster, mlflow_pg, postgres, tm
     )
     assert s.returncode == 0, s.stderr[-3000:]
     replicas = json.loads(s.stdout.split('REPLICAS', 1)[1])
-    assert sorted(replicas) == sorted(cluster['nodes'])
+    assert sorted(replicas['nodes']) == sorted(cluster['nodes'])
+    proxied = []
     for _ in range(6):  # the proxy spreads requests over both replicas
         a = requests.post(f'http://127.0.0.1:{port}/predict', json=body, timeout=60)
         assert a.status_code == 200, a.text
         assert a.json()['model']['version'] == mv.version and len(a.json()['forecast']) == 24
+        proxied.append(a.json()['forecast'])
+    # direct ingress: each replica answers on a loopback port of its own, as the proxy does
+    urls = replicas['endpoints']
+    assert len(urls) == 2 and len(set(urls)) == 2, urls
+    for u in urls:
+        host, p = u.removeprefix('http://').rsplit(':', 1)
+        assert host == '127.0.0.1' and 30000 <= int(p) <= 31000, u
+        assert requests.get(f'{u}/ready', timeout=30).status_code == 200
+        r = requests.post(f'{u}/predict', json=body, timeout=60)
+        assert r.status_code == 200, r.text
+        assert r.json()['forecast'] == proxied[0] and r.headers['x-tsforge-model-version'] == mv.version
     assert non_loopback_listeners(cluster['pid']) == []
 
     # a plain server, started elsewhere with only MLFLOW_TRACKING_URI

@@ -1,5 +1,6 @@
 """Ray Serve: the same app on two replicas of a real local Ray, batching concurrent forecasts, answering like uvicorn
-does, and listening on loopback only."""
+does, and listening on loopback only. The throughput-optimised mode (replicas answering on ports of their own) runs on
+the two-node cluster of tests/test_multinode.py."""
 
 import ipaddress, os, socket
 from concurrent.futures import ThreadPoolExecutor
@@ -138,75 +139,3 @@ def test_ray_listens_on_loopback_only(ray_serve_url):
     "Every socket Ray and Serve opened (GCS, raylet, workers, proxy, replicas' gRPC) is bound to loopback."
     assert requests.get(f'{ray_serve_url}/health', timeout=30).status_code == 200
     assert non_loopback_listeners(os.getpid()) == []
-
-
-_OPTIMISED_CHILD = """
-import json, os, signal, sys, time
-os.environ['RAY_SERVE_THROUGHPUT_OPTIMIZED'] = '1'  # before Ray starts: its processes inherit it
-import ray
-from ray import serve
-from tsforge.ray_serve import ray_app, replica_endpoints
-port, out, tmp = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-ray.init(address='local', num_cpus=2, include_dashboard=False, _node_ip_address='127.0.0.1', _temp_dir=tmp)
-serve.start(http_options={'host': '127.0.0.1', 'port': port})
-app = ray_app({'model': 'models:/tsforge-etth1@champion', 'num_replicas': 2, 'num_cpus': 0.25,
-               'tracking_uri': os.environ['MLFLOW_TRACKING_URI']})
-serve.run(app, name='tsforge', route_prefix='/')
-while len(urls := replica_endpoints('tsforge')) < 2:
-    time.sleep(0.2)
-open(out + '.tmp', 'w').write(json.dumps(urls))
-os.replace(out + '.tmp', out)
-done = []
-for s in (signal.SIGINT, signal.SIGTERM):
-    signal.signal(s, lambda *_: done.append(1))
-while not done:
-    time.sleep(0.2)
-serve.shutdown()
-ray.shutdown()
-"""
-
-
-def test_throughput_optimised_replicas_answer_on_their_own_loopback_ports(trained, tmp_path):
-    """RAY_SERVE_THROUGHPUT_OPTIMIZED=1 (its own Ray, in a child process): each of 2 replicas listens for HTTP itself,
-    `replica_endpoints` lists them, they answer like the proxy does, and every socket is on loopback."""
-    import json, shutil, subprocess, sys, tempfile, time
-
-    from conftest import stop
-
-    out, port = tmp_path / 'endpoints.json', free_port()
-    ray_tmp = tempfile.mkdtemp(prefix='rayopt', dir='/tmp')  # short: Ray's socket paths live under it
-    env = {
-        **os.environ,
-        'RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER': '0',
-        'RAY_AUTH_MODE': 'disabled',
-        'RAY_agent_register_timeout_ms': '120000',  # a busy machine: Ray's agents may start slower than 15 s
-        'RAY_raylet_start_wait_time_s': '120',
-        'MLFLOW_TRACKING_URI': tracking_uri(),
-    }
-    proc = subprocess.Popen([sys.executable, '-c', _OPTIMISED_CHILD, str(port), str(out), ray_tmp], env=env)
-    try:
-        t0 = time.time()
-        while not out.exists():
-            assert proc.poll() is None, 'the Ray Serve child exited'
-            assert time.time() - t0 < 300, 'replicas not up within 300 s'
-            time.sleep(0.5)
-        urls = json.loads(out.read_text())
-        assert len(urls) == 2 and len(set(urls)) == 2
-        prep = prepare(load_config('etth1'))
-        h = prep.frame.iloc[2000 - 336 : 2000].copy()
-        h['date'] = h['date'].astype(str)
-        body = {'history': h.to_dict(orient='records')}
-        via_proxy = requests.post(f'http://127.0.0.1:{port}/predict', json=body, timeout=60)
-        assert via_proxy.status_code == 200, via_proxy.text
-        for u in urls:
-            host, p = u.removeprefix('http://').rsplit(':', 1)
-            assert host == '127.0.0.1' and 30000 <= int(p) <= 31000, u
-            assert requests.get(f'{u}/ready', timeout=30).status_code == 200
-            r = requests.post(f'{u}/predict', json=body, timeout=60)
-            assert r.status_code == 200, r.text
-            assert r.json()['forecast'] == via_proxy.json()['forecast']
-            assert r.headers['x-tsforge-model-version'] == trained['version']
-        assert non_loopback_listeners(proc.pid) == []
-    finally:
-        stop(proc, timeout=60)
-        shutil.rmtree(ray_tmp, ignore_errors=True)
