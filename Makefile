@@ -30,11 +30,16 @@ venv: $(STAMP)
 TEST_WORKERS ?= 2
 PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=10
 
-# style (ruff), notebooks and package in sync, notebooks clean, notebook tests (with the cells flagged `#| slow`),
-# then every pytest test (with those marked slow: real servers, kernels, Ray, jobs killed)
+# style (ruff), notebooks and package in sync, notebooks clean, then the notebook tests (with the cells flagged
+# `#| slow`) beside every pytest test (with those marked slow: real servers, kernels, Ray, jobs killed): the notebooks
+# run while pytest's workers start up and wait on their first processes; their output follows pytest's
 test: venv lint lint-nbs compiled
-	$(BIN)/nbdev_test --flags slow
-	$(PYTEST) tests
+	@mkdir -p .cache
+	@$(BIN)/nbdev_test --flags slow > .cache/nbdev_test.log 2>&1 & nb=$$!; \
+	$(PYTEST) tests; rc=$$?; \
+	wait $$nb; nbrc=$$?; \
+	echo "--- nbdev_test --flags slow (exit $$nbrc)"; cat .cache/nbdev_test.log; \
+	test $$rc -eq 0 && test $$nbrc -eq 0
 
 # the same without the slow notebook cells and slow tests: a developer's quick check
 test-fast: venv lint lint-nbs compiled
