@@ -31,6 +31,7 @@ SLOW_FIXTURES = {
     'trained',
     'server',
     'ray_local',
+    'serve_port',
     'ray_serve_url',
     'fuzz_server',
     'cv_job',
@@ -473,6 +474,20 @@ def ray_local():
             os.environ.pop('RAY_AUTH_MODE', None)
         else:
             os.environ['RAY_AUTH_MODE'] = old
+
+
+@pytest.fixture(scope='session')
+def serve_port(ray_local):
+    """Ray Serve on the session's Ray, its HTTP proxy on 127.0.0.1 (a free port), started once: a test module deploys
+    its application at `/` with `serve.run` and deletes it afterwards (`serve.delete`); shut down at the end."""
+    from ray import serve
+
+    port = free_port()
+    serve.start(http_options={'host': '127.0.0.1', 'port': port})
+    try:
+        yield port
+    finally:
+        serve.shutdown()
 
 
 @pytest.fixture

@@ -211,13 +211,11 @@ def test_eviction_and_reload_under_load_on_uvicorn(models, frame, tmp_path):
 
 
 @pytest.fixture(scope='module')
-def ray_multi_url(ray_local, models):
+def ray_multi_url(serve_port, models):
     from ray import serve
     from tsforge.ray_serve import ray_app
     from tsforge.store import tracking_uri
 
-    port = free_port()
-    serve.start(http_options={'host': '127.0.0.1', 'port': port})
     old = os.environ.get('TSFORGE_MODEL_CACHE_SIZE')
     os.environ['TSFORGE_MODEL_CACHE_SIZE'] = str(CACHE)
     allowed = os.environ.pop('TSFORGE_ALLOWED_MODELS', None)  # the app's settings are read here, in the driver
@@ -234,7 +232,7 @@ def ray_multi_url(ray_local, models):
             name='tsforge-multi',
             route_prefix='/',
         )
-        yield f'http://127.0.0.1:{port}'
+        yield f'http://127.0.0.1:{serve_port}'
     finally:
         if old is None:
             os.environ.pop('TSFORGE_MODEL_CACHE_SIZE', None)
@@ -243,7 +241,6 @@ def ray_multi_url(ray_local, models):
         if allowed is not None:
             os.environ['TSFORGE_ALLOWED_MODELS'] = allowed
         serve.delete('tsforge-multi')
-        serve.shutdown()
 
 
 def test_two_ray_replicas_multiplex_20_models(ray_multi_url, models, frame):

@@ -17,8 +17,8 @@ import pytest
 if __name__ != '__main__':  # the test (the cluster's process imports none of this)
     import requests
 
-    from conftest import ROOT, children, free_port, history_body, papermill, parent_runs, pg_database, stop
-    from conftest import uvicorn_cmd, wait_http
+    from conftest import ROOT, children, free_port, history_body, papermill, papermill_cmd, parent_runs, pg_database
+    from conftest import stop, uvicorn_cmd, wait_http
     from test_mlflow_postgres import column
     from test_ray_serve import non_loopback_listeners
 
@@ -151,6 +151,11 @@ def test_jobs_and_serving_on_a_two_node_cluster(cluster, mlflow_pg, postgres, tm
         'TSFORGE_OPTUNA_STORAGE': pg_database(postgres),
     }
 
+    # train (no Ray) runs beside cv and tune: it registers through the server (below)
+    log = open(tmp_path / 'train.log', 'w')
+    cmd = papermill_cmd('train.ipynb', tmp_path / 'train.ipynb', 'etth1', JOB + ['registry.model_name=mn-model'])
+    train = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
+
     # cv: four folds as Ray tasks, two at a time (one CPU per node): both nodes compute folds
     r = papermill(
         'cv.ipynb',
@@ -187,8 +192,12 @@ def test_jobs_and_serving_on_a_two_node_cluster(cluster, mlflow_pg, postgres, tm
     # train: registers through the server (its backend a bare postgresql:// URL, as users write it); the run and the
     # version live in PostgreSQL, the artifacts (the bundle, the executed notebook) where only the server looks
     assert mlflow_pg.backend.startswith('postgresql://') and '+' not in mlflow_pg.backend.split('://')[0]
-    r = papermill('train.ipynb', tmp_path / 'train.ipynb', 'etth1', JOB + ['registry.model_name=mn-model'], env=env)
-    assert r.returncode == 0, r.stderr[-3000:]
+    try:
+        train.wait(timeout=600)
+    finally:
+        stop(train)
+        log.close()
+    assert train.returncode == 0, (tmp_path / 'train.log').read_text()[-3000:]
     mv = client.get_model_version_by_alias('mn-model', 'champion')
     run = client.get_run(mv.run_id)
     assert run.info.status == 'FINISHED' and run.info.artifact_uri.startswith('mlflow-artifacts:')

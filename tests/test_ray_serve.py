@@ -12,7 +12,6 @@ import psutil
 import pytest
 import requests
 
-from conftest import free_port
 from tsforge.config import load_config
 from tsforge.prepare import prepare
 from tsforge.store import tracking_uri
@@ -42,12 +41,10 @@ def non_loopback_listeners(root_pid):
 
 
 @pytest.fixture(scope='module')
-def ray_serve_url(ray_local, trained):
+def ray_serve_url(serve_port, trained):
     from ray import serve
     from tsforge.ray_serve import ray_app
 
-    port = free_port()
-    serve.start(http_options={'host': '127.0.0.1', 'port': port})
     try:
         serve.run(
             ray_app(
@@ -63,9 +60,9 @@ def ray_serve_url(ray_local, trained):
             name='tsforge',
             route_prefix='/',
         )
-        yield f'http://127.0.0.1:{port}'
+        yield f'http://127.0.0.1:{serve_port}'
     finally:
-        serve.shutdown()
+        serve.delete('tsforge')
 
 
 def test_ray_serve_parity_batching_and_errors(ray_serve_url, trained):

@@ -341,7 +341,7 @@ def test_tune_job_papermill_with_gate(home, tmp_path):
     overrides = SMALL + [
         'name=gate',
         'tune.n_trials=4',
-        'tune.executor=local',
+        'tune.executor=serial',  # worker processes (local, ray): the kill, resume and Ray tests
         '+tune.space.input_length={low: 48, high: 192, step: 48}',
     ]
     r = papermill('tune.ipynb', tmp_path / 'out.ipynb', 'etth1', overrides, env={'TSFORGE_HOME': str(home)})
