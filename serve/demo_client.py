@@ -47,8 +47,15 @@ def main():
         r = requests.post(f'{url}/predict', json=body, timeout=60)
         r.raise_for_status()
         fc = pd.DataFrame(r.json()['forecast'])
-        for w in r.json().get('warnings', []):
+        warnings = r.json().get('warnings', [])
+        for w in warnings:
             print('warning:', w)
+        if warnings:  # the history is the last test window: months after the validation part the thresholds came from
+            print(
+                '  (the server still forecasts; a drift warning says this history is unlike the training windows by a'
+                ' statistic\n   whose threshold is the 99th percentile over validation windows: 1 window in 100 of'
+                ' those would cross it)'
+            )
         actual = prep.frame.iloc[o : o + len(fc)][meta['forecast_columns']].to_numpy()
         for i, c in enumerate(meta['forecast_columns']):
             fc[f'{c}_actual'] = actual[:, i]
