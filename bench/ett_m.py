@@ -115,6 +115,7 @@ def write_experiment(dataset, horizon, rec) -> str:
     if params:
         lines.append('model_params:')
         lines += [f'  {k}: {json.dumps(v)}' for k, v in params.items()]
+    lines += ['intervals:', "  levels: []  # the protocol's point forecast: every validation window selects the model"]
     (ROOT / 'experiments' / f'{name}.yaml').write_text('\n'.join(lines) + '\n')
     return name
 
