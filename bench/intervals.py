@@ -60,23 +60,34 @@ def aci_bands(ev, gamma):
     return np.stack(los), np.stack(his)
 
 
-def run_cell(ds, H, model, overrides, every, peer_python, n_windows, aci=0.005):
+def fit_and_calibration_windows(ds, H, model, overrides=()):
+    """The experiment's model fitted as the train job fits it (ETT S), and its calibration windows (the last
+    `intervals.holdout` of validation) with the model's forecasts of them: (cfg, prep, ev, cw, cp)."""
     from tsforge.config import load_config
-    from tsforge.data import ett_path
-    from tsforge.intervals import band_forecast, calibrate, cqr_pairs, holdout_split, interval_scores, msis_scale
-    from tsforge.intervals import model_quantiles
+    from tsforge.intervals import holdout_split
     from tsforge.prepare import prepare
-    from tsforge.train import _unscale_bands, evaluate, fit_evaluate
+    from tsforge.train import evaluate, fit_evaluate
 
-    t0 = time.perf_counter()
     cfg = load_config(ds.lower(), [f'model={model}', f'horizon={H}', 'mode=S', *MODEL_EXTRA.get(model, []), *overrides])
     prep = prepare(cfg)
     ev = fit_evaluate(cfg, prep)
-    st = prep.state
-    val, test = prep.windows('val'), prep.windows('test')
+    val = prep.windows('val')
     _, cal = holdout_split(val.origins, H, cfg.intervals.holdout)
     cw = val.subset(cal)
     _, cp = evaluate(ev.model, cw, keep=True)
+    return cfg, prep, ev, cw, cp
+
+
+def run_cell(ds, H, model, overrides, every, peer_python, n_windows, aci=0.005):
+    from tsforge.data import ett_path
+    from tsforge.intervals import band_forecast, calibrate, cqr_pairs, interval_scores, msis_scale
+    from tsforge.intervals import model_quantiles
+    from tsforge.train import _unscale_bands
+
+    t0 = time.perf_counter()
+    cfg, prep, ev, cw, cp = fit_and_calibration_windows(ds, H, model, overrides)
+    st = prep.state
+    test = prep.windows('test')
     cal_err = cw.Y - cp
     scale = msis_scale(prep.frame[st.columns_out].to_numpy()[: prep.borders.train_end])
     y_all = st.inverse_transform(test.Y)

@@ -19,6 +19,7 @@ import argparse
 
 import numpy as np
 
+from intervals import fit_and_calibration_windows  # bench/intervals.py: the same fit and calibration windows
 from report import Report  # bench/report.py: the command line and the table
 
 HORIZONS = [96, 192, 336, 720]
@@ -36,18 +37,10 @@ def coverage(lo, hi, y) -> float:
 
 
 def run_cell(ds: str, H: int, model: str, ks: list[int]) -> dict:
-    from tsforge.config import load_config
-    from tsforge.intervals import conformal_quantile, holdout_split
-    from tsforge.prepare import prepare
-    from tsforge.train import evaluate, fit_evaluate
+    from tsforge.intervals import conformal_quantile
 
-    cfg = load_config(ds, [f'model={model}', f'horizon={H}', 'mode=S'])
-    prep = prepare(cfg)
-    ev = fit_evaluate(cfg, prep)
-    val, test = prep.windows('val'), prep.windows('test')
-    _, cal = holdout_split(val.origins, H, cfg.intervals.holdout)
-    cw = val.subset(cal)
-    _, cp = evaluate(ev.model, cw, keep=True)
+    _, prep, ev, cw, cp = fit_and_calibration_windows(ds, H, model)
+    test = prep.windows('test')
     err = np.abs(cw.Y - cp)[..., 0]  # (n, H)
     y, p = test.Y[..., 0], ev.test_pred[..., 0]
     out = {'n': len(cw), 'plain': {lv: coverage(p - (q := conformal_quantile(err, lv)), p + q, y) for lv in LEVELS}}

@@ -1,7 +1,8 @@
 """Shared fixtures and helpers: the ETT data folder, throw-away MLflow stores (`isolated_store`: one way to point this
 process and the processes it starts at a store), a trained etth1 model (by the real papermill job), the app in this
 process (`app_client`) and real server processes on 127.0.0.1 (uvicorn, mlflow server) that are always stopped, and
-the queries tests make of a store (`artifacts`, `children`, `parent_runs`, `versions`, `champion`, `last_run`).
+the queries tests make of a store (`artifacts`, `children`, `parent_runs`, `versions`, `champion`, `last_run`,
+`column` of a database).
 
 Markers: `slow` marks process-level tests (real servers, kills, papermill kernels, Ray); `make test` runs them all,
 `make test-fast` (`pytest -m "not slow"`) leaves them out."""
@@ -326,6 +327,18 @@ def champion(name='tsforge-etth1', client=None) -> str | None:
         return str(_client(client).get_model_version_by_alias(name, 'champion').version)
     except MlflowException:
         return None
+
+
+def column(url: str, sql: str) -> list:
+    "The first column of a query on the database at `url` (through SQLAlchemy and psycopg 3, as MLflow reads it)."
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url)
+    try:
+        with engine.connect() as con:
+            return [r[0] for r in con.execute(sqlalchemy.text(sql))]
+    finally:
+        engine.dispose()
 
 
 # --- serving: in this process, or a real uvicorn -------------------------------------------------------------------

@@ -6,21 +6,9 @@ elsewhere loading the model through it: tests/test_multinode.py (the whole deplo
 import pytest
 from mlflow import MlflowClient
 
-from conftest import papermill, pg_database
+from conftest import column, papermill, pg_database
 
 pytestmark = pytest.mark.slow
-
-
-def column(url: str, sql: str) -> list:
-    "The first column of a query on the database at `url` (through SQLAlchemy and psycopg 3, as MLflow reads it)."
-    import sqlalchemy
-
-    engine = sqlalchemy.create_engine(url)
-    try:
-        with engine.connect() as con:
-            return [r[0] for r in con.execute(sqlalchemy.text(sql))]
-    finally:
-        engine.dispose()
 
 
 def test_bare_postgresql_url_means_psycopg3():

@@ -17,9 +17,8 @@ import pytest
 if __name__ != '__main__':  # the test (the cluster's process imports none of this)
     import requests
 
-    from conftest import ROOT, children, free_port, history_body, papermill, papermill_cmd, parent_runs, pg_database
-    from conftest import stop, uvicorn_cmd, wait_http
-    from test_mlflow_postgres import column
+    from conftest import ROOT, children, column, free_port, history_body, papermill, papermill_cmd, parent_runs
+    from conftest import pg_database, stop, uvicorn_cmd, wait_http
     from test_ray_serve import non_loopback_listeners
 
 pytestmark = pytest.mark.slow
