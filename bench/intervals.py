@@ -6,15 +6,18 @@ intervals, scored on the same ETT S test windows.
 
 tsforge: the experiment's model fitted on the train rows with model selection / early stopping on the first part of
 validation, calibrated (per step, split conformal, rank ceil((n+1)(1-alpha))) on the last third of the validation
-windows (`intervals.holdout`), never on test. Gaussian: the same point forecasts and the same calibration errors,
-with a per-step sigma (root mean square error) and normal quantiles. mlforecast (optional, `--peer-python`, its own
-venv: bench/peers/requirements.txt): the same model family (sklearn LinearRegression / LGBMRegressor on lags 1-24,
-48, ..., 168, 336, recursive), fitted on rows [0, 11520) with PredictionIntervals(n_windows=10, h=H) and the
-methods conformal_distribution and conformal_error (bench/peers/mlforecast_intervals.py). tsforge ACI (`--aci GAMMA`,
-default 0.005; 0 leaves it out): the same model and calibration served online over the test part one hour at a time,
-each actual posted back as it arrives and each step's level moved by adaptive conformal inference
-(`tsforge.adaptive.Adaptive`, the server's own code); it uses the test actuals as a deployed server would, after the
-forecasts they score were issued.
+windows (`intervals.holdout`), never on test. Gaussian: the same point forecasts and the same calibration errors, with
+a per-step sigma (root mean square error) and normal quantiles. tsforge conformal, scale input: the same calibration
+errors normalised by each window's input scale (`intervals.scale: input`, `tsforge.intervals.input_scale`), the bands
+multiplied back by each test window's own (when the experiment is normalised already, its own bands). mlforecast
+(optional, `--peer-python`, its own venv: bench/peers/requirements.txt): the same model family (sklearn
+LinearRegression / LGBMRegressor on lags 1-24, 48, ..., 168, 336, recursive), fitted on rows [0, 11520) with
+PredictionIntervals(n_windows=10, h=H) and the methods conformal_distribution and conformal_error
+(bench/peers/mlforecast_intervals.py). tsforge ACI (`--aci GAMMA`, default 0.005; 0 leaves it out): the same model and
+calibration served online over the test part one hour at a time, each actual posted back as it arrives and each step's
+level moved by adaptive conformal inference (`tsforge.adaptive.Adaptive`, the server's own code), from the plain and
+from the normalised bands; it uses the test actuals as a deployed server would, after the forecasts they score were
+issued.
 
 Scored on the test origins every `--every` rows (so the peer's per-origin predict stays affordable; every method on
 the same windows), in original units: coverage at 80% and 95% (with the block-bootstrap 95% interval), mean width,
@@ -43,17 +46,19 @@ def gaussian_bands(pred, cal_err, levels):
     return p - z * sigma[None, :, None, :], p + z * sigma[None, :, None, :]
 
 
-def aci_bands(ev, gamma):
-    "Bands (n, H, K, C) scaled of the test windows as an adaptive server issues them: hour by hour, actuals fed back."
+def aci_bands(ev, gamma, test, cal):
+    """Bands (n, H, K, C) scaled of the test windows as an adaptive server issues them from `cal`: hour by hour,
+    actuals fed back."""
     from tsforge.adaptive import Adaptive
 
     P, Y, O = ev.test_pred, ev.test_true, ev.test_origins  # stride 1, in time order
-    ad = Adaptive(ev.calibration, 'aci', gamma=gamma)
+    sc = cal.window_scale(test)  # scale input: each window's input scale (else None)
+    ad = Adaptive(cal, 'aci', gamma=gamma)
     los, his = [], []
     for i, o in enumerate(O.tolist()):
         if i:
             ad.feedback([''], [o - 1], Y[i - 1, :1])  # the actual at o - 1 arrives
-        lo, hi = ad.calibration().bands(P[i : i + 1])
+        lo, hi = ad.calibration().bands(P[i : i + 1], None, None if sc is None else sc[i : i + 1])
         ad.issue('', o - 1, o + np.arange(P.shape[1]), lo[0], hi[0])
         los.append(lo[0])
         his.append(hi[0])
@@ -80,7 +85,7 @@ def fit_and_calibration_windows(ds, H, model, overrides=()):
 
 def run_cell(ds, H, model, overrides, every, peer_python, n_windows, aci=0.005):
     from tsforge.data import ett_path
-    from tsforge.intervals import band_forecast, calibrate, cqr_pairs, interval_scores, msis_scale
+    from tsforge.intervals import band_forecast, calibrate, cqr_pairs, input_scale, interval_scores, msis_scale
     from tsforge.intervals import model_quantiles
     from tsforge.train import _unscale_bands
 
@@ -93,12 +98,20 @@ def run_cell(ds, H, model, overrides, every, peer_python, n_windows, aci=0.005):
     y_all = st.inverse_transform(test.Y)
     pick = np.arange(0, len(test), every)
     y = y_all[pick]
-    methods = {
-        'tsforge conformal': ev.test_bands,
-        'Gaussian': gaussian_bands(ev.test_pred, cal_err, ev.calibration.levels),
-    }
+    # the same errors normalised by each window's input scale (intervals.scale=input), beside the plain bands
+    cal, tag = ev.calibration, ''
+    if cal.scale == 'none' and cal.method != 'cqr':
+        ncal = calibrate(cp, cw.Y, cal.levels, cal.method, scale=input_scale(cw))
+    else:  # the experiment is normalised already: its bands are the normalised row
+        ncal, tag = cal, ', scale input'
+    methods = {f'tsforge conformal{tag}': ev.test_bands}
+    if ncal is not cal:
+        methods['tsforge conformal, scale input'] = ncal.bands(ev.test_pred, None, ncal.window_scale(test))
+    methods['Gaussian'] = gaussian_bands(ev.test_pred, cal_err, cal.levels)
     if aci:
-        methods[f'tsforge ACI (online, gamma {aci:g})'] = aci_bands(ev, aci)
+        methods[f'tsforge ACI (online, gamma {aci:g}){tag}'] = aci_bands(ev, aci, test, cal)
+        if ncal is not cal:
+            methods[f'tsforge ACI (online, gamma {aci:g}), scale input'] = aci_bands(ev, aci, test, ncal)
     qs = model_quantiles(ev.model)
     if qs:  # the model's own quantile band, and CQR on the same held-out windows (the same fitted model)
         tq = band_forecast(ev.model, test, 'cqr')
@@ -113,7 +126,7 @@ def run_cell(ds, H, model, overrides, every, peer_python, n_windows, aci=0.005):
         r = {}
         for j, lv in enumerate(ev.calibration.levels):
             r[lv] = interval_scores(y, lo[pick, :, j], hi[pick, :, j], lv, scale=scale, block=blk)
-            if name == 'tsforge conformal' or name.startswith('tsforge ACI'):
+            if name.startswith('tsforge conformal') or name.startswith('tsforge ACI'):
                 r[lv]['coverage_all'] = interval_scores(y_all, lo[:, :, j], hi[:, :, j], lv)['coverage']
         r['mse'] = float(((test.Y[pick] - ev.test_pred[pick]) ** 2).mean())  # scaled, on the scored windows
         out[name] = r

@@ -1,5 +1,6 @@
-"""An exploratory check, not a served method: would normalised (locally weighted) split conformal bands cover closer to
-nominal on ETT's test part than the plain per-step bands tsforge ships?
+"""An exploratory check: would normalised (locally weighted) split conformal bands cover closer to nominal on ETT's
+test part than the plain per-step bands, and from how many input rows should the scale be read? (tsforge now serves
+the whole-input-window variant as `intervals.scale: input`; bench/intervals.py scores it beside the others.)
 
     OMP_NUM_THREADS=1 python bench/intervals_normalised.py                 # linear, ETTh1/ETTh2 S, 96/192/336/720
     OMP_NUM_THREADS=1 python bench/intervals_normalised.py --model lightgbm --out bench/results/normalised.md

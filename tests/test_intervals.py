@@ -61,9 +61,11 @@ def test_config_section_is_validated():
         ('+intervals.width=3', 'intervals.width: unknown key'),
         ('intervals.source=test', 'intervals.source'),
         ('intervals.folds=0', 'intervals.folds'),
+        ('intervals.scale=window', 'intervals.scale'),
+        ('intervals.scale=input intervals.method=cqr', 'intervals.scale: input applies to method conformal'),
     ]:
         with pytest.raises(ConfigError, match=msg):
-            load_config('etth1', [o])
+            load_config('etth1', o.split())
 
 
 @pytest.fixture(scope='module')
@@ -162,6 +164,7 @@ def test_http_bands_parity_and_errors(iv_server, trained_iv):
     prep, pred = trained_iv.prep, trained_iv.predictions
     meta = requests.get(f'{iv_server}/metadata').json()
     assert meta['levels'] == [80.0, 95.0] and meta['interval_method'] == 'conformal'
+    assert meta['interval_scale'] == 'none'
     test = prep.origins('test')
     for o in test[np.linspace(0, len(test) - 1, 5).astype(int)]:
         hist = _history(prep, int(o)).to_dict(orient='records')
@@ -203,6 +206,51 @@ def test_http_drift_warnings_and_metrics(iv_server, trained_iv):
     text = requests.get(f'{iv_server}/metrics').text
     assert 'tsforge_drift_score{column="OT",statistic="z"}' in text
     assert warned() == before + 1
+
+
+def test_normalised_bands_follow_the_input(store):
+    """`intervals.scale: input`: the train job calibrates ratios error / input std, the bundle ships the scale and its
+    floor, and every path (bundle, batched requests, pyfunc, the cv job's folds) bands each window by its own input:
+    the same history with its swings doubled gets bands twice as wide."""
+    from tsforge.bundle import load_model
+    from tsforge.cv import backtest
+    from tsforge.train import train
+
+    res = train(load_config('etth1', [*OVERRIDES[:3], 'registry.model_name=tsforge-iv-scale', 'intervals.scale=input']))
+    cal, m = res.evaluation.calibration, res.metrics
+    assert cal.scale == 'input' and cal.scale_floor.shape == (1,) and 0.8 < m['test_95_coverage'] <= 1, m
+    b = load_model(res.model_uri)
+    assert b.calibration.scale == 'input' and np.allclose(b.calibration.scale_floor, cal.scale_floor)
+    prep, pred = res.prep, res.predictions
+    o = int(prep.origins('test')[100])
+    h = _history(prep, o)
+    fc = b.forecast(h, levels=[80, 95])
+    exp = pred[pred.origin == prep.frame.date.iloc[o - 1]].sort_values('step')
+    assert np.abs(fc.OT_lo_80.to_numpy() - exp.lo_80.to_numpy()).max() < 1e-9
+    assert np.abs(fc.OT_hi_95.to_numpy() - exp.hi_95.to_numpy()).max() < 1e-9
+    wide = h.assign(OT=h.OT.mean() + 2 * (h.OT - h.OT.mean()))
+    fw = b.forecast(wide, levels=[80])
+    assert np.allclose((fw.OT_hi_80 - fw.OT_lo_80).to_numpy(), 2 * (fc.OT_hi_80 - fc.OT_lo_80).to_numpy())
+    # two requests in one predict call (the server's batches) band each by its own input
+    from tsforge.request import frame_tail
+
+    tails = [frame_tail(b.state, x) for x in (h, wide)]
+    both = b.forecast_tails(tails, [None, None], [[80], [80]])
+    assert np.allclose(both[0][2][0][:, 0, 0], fc.OT_lo_80) and np.allclose(both[1][2][1][:, 0, 0], fw.OT_hi_80)
+    pyf = mlflow.pyfunc.load_model(res.model_uri).predict(h, params={'levels': [95.0]})
+    assert np.allclose(pyf.OT_hi_95.to_numpy(), fc.OT_hi_95.to_numpy())
+    # online adaptation moves the levels of the normalised table; its bands still need each window's scale
+    from tsforge.adaptive import Adaptive
+
+    ad = Adaptive(b.calibration, 'aci', gamma=0.05)
+    ad.feedback([''], [0], np.zeros((1, 1)))
+    assert ad.calibration().scale == 'input' and ad.calibration().scale_floor is b.calibration.scale_floor
+    cfg = load_config(
+        'etth1',
+        [*OVERRIDES[:3], 'cv.n_windows=2', 'cv.executor=serial', 'intervals.scale=input', 'intervals.levels=[80]'],
+    )
+    folds = backtest(cfg).folds
+    assert (folds['80_coverage'] > 0.5).all(), folds
 
 
 def test_cv_logs_per_fold_coverage(store):
@@ -273,8 +321,8 @@ def test_source_cv_end_to_end_never_reads_test(store):
     # the test rows hidden: the same pooled errors
     scaled = prep.scaled.copy()
     scaled[prep.borders.val_end :] = np.nan
-    p1, y1, _ = cv_calibration(cfg, prep)
-    p2, y2, _ = cv_calibration(cfg, dataclasses.replace(prep, scaled=scaled))
+    p1, y1, _, _ = cv_calibration(cfg, prep)
+    p2, y2, _, _ = cv_calibration(cfg, dataclasses.replace(prep, scaled=scaled))
     assert np.isfinite(p2).all() and np.isfinite(y2).all() and np.array_equal(p1, p2) and np.array_equal(y1, y2)
     with pytest.raises(ConfigError, match='intervals.folds=5000: the validation part holds'):
         cv_calibration(load_config('etth1', [*OVERRIDES, 'intervals.source=cv', 'intervals.folds=5000']), prep)

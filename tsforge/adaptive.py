@@ -123,7 +123,7 @@ class Adaptive:
                 lo, hi = self.offsets()
                 self._cached = (
                     self.version,
-                    Calibration(list(self.cal.levels), self.cal.method, lo, hi, self.cal.n, 'adaptive'),
+                    dataclasses.replace(self.cal, lower=lo, upper=hi, source='adaptive'),
                 )
             return self._cached[1]
 

@@ -105,10 +105,10 @@ class TsforgeModel(mlflow.pyfunc.PythonModel):
             raise RequestError('levels', str(e)) from None
         return [float(v) for v in levels]
 
-    def _bands(self, scaled: np.ndarray, levels, series=None) -> tuple[np.ndarray, np.ndarray]:
+    def _bands(self, scaled: np.ndarray, levels, series=None, scale=None) -> tuple[np.ndarray, np.ndarray]:
         """Scaled forecasts (n, h, C) (`cqr`: the quantile forecasts (n, h, C, 1 + Q), as `intervals.band_forecast`
-        returns them) -> bands (n, h, K, C) in original units."""
-        lo, hi = self.calibration.bands(scaled, levels)
+        returns them) -> bands (n, h, K, C) in original units (`scale`: the windows' `Calibration.window_scale`)."""
+        lo, hi = self.calibration.bands(scaled, levels, scale)
         unscale = lambda b: np.stack(
             [self.state.inverse_transform(b[:, :, j], series=series) for j in range(b.shape[2])], axis=2
         )
@@ -144,6 +144,7 @@ class TsforgeModel(mlflow.pyfunc.PythonModel):
             full = band_forecast(self.model, w, self.calibration if any(lvs) else None)
             scaled = point_forecast(full)
             pred = self.state.inverse_transform(scaled)
+            sc = self.calibration.window_scale(w) if any(lvs) else None
         out = []
         for i, h in enumerate(hs):
             p = pred[i, :h]
@@ -158,7 +159,7 @@ class TsforgeModel(mlflow.pyfunc.PythonModel):
             b = None
             if lvs[i]:
                 with np.errstate(all='ignore'):
-                    lo, hi = self._bands(full[i : i + 1, :h], lvs[i])
+                    lo, hi = self._bands(full[i : i + 1, :h], lvs[i], None, None if sc is None else sc[i : i + 1])
                 b = (lo[0], hi[0])
             out.append((times[i], p, b))
         return out
@@ -187,7 +188,7 @@ class TsforgeModel(mlflow.pyfunc.PythonModel):
             full = band_forecast(self.model, w, self.calibration if levels else None)[:, :h]
             scaled = point_forecast(full)
             pred = st.inverse_transform(scaled, series=w.series)
-            bands = self._bands(full, levels, w.series) if levels else None
+            bands = self._bands(full, levels, w.series, self.calibration.window_scale(w)) if levels else None
         if not np.isfinite(pred).all():
             raise RequestError(
                 'history', 'the forecast is not finite: the values lie too far outside what the model was trained on'

@@ -463,6 +463,7 @@ class IntervalsConfig(_Strict):
     source: Literal['val', 'cv'] = 'val'  # val: held-out validation windows; cv: refits on earlier cut-offs
     holdout: float = Field(0.33, gt=0, lt=1)  # source val: the last share of validation windows, kept for calibration
     folds: int = Field(3, ge=1)  # source cv: expanding rolling-origin refits inside the train and validation rows
+    scale: Literal['none', 'input'] = 'none'  # input: normalised conformal, bands follow each input's volatility
     drift: bool = True  # keep per-column statistics of the training windows; requests get drift warnings
 
     @field_validator('levels', mode='before')
@@ -479,6 +480,15 @@ class IntervalsConfig(_Strict):
         if len(set(v)) != len(v):
             raise ValueError(f'levels repeat: {v}')
         return sorted(v)
+
+    @model_validator(mode='after')
+    def _scale(self):
+        if self.scale == 'input' and self.method == 'cqr':
+            raise ValueError(
+                "intervals.scale: input applies to method conformal or conformal_signed; cqr bands follow the model's "
+                'own quantiles (use scale: none with cqr)'
+            )
+        return self
 
     def check_model(self, model: str, params: dict):
         """`method: cqr` needs a model with quantile outputs whose quantiles hold each level's pair (80 -> 0.1 and

@@ -146,7 +146,7 @@ def _fit_fold_long(cfg: ExperimentConfig, frame: pd.DataFrame, columns_in, colum
     model = make_model(cfg.model, cfg.model_params, state, cfg.seed)
     t0 = time.perf_counter()
     iv = cfg.intervals
-    cal, _ = fit_calibrated(model, train, val, iv.levels, iv.method, iv.holdout)
+    cal, _ = fit_calibrated(model, train, val, iv.levels, iv.method, iv.holdout, iv.scale)
     return FoldFit(
         fold,
         state,
@@ -190,7 +190,7 @@ def fit_fold(
     model = make_model(cfg.model, cfg.model_params, state, cfg.seed)
     t0 = time.perf_counter()
     iv = cfg.intervals
-    cal, _ = fit_calibrated(model, train, val, iv.levels, iv.method, iv.holdout)
+    cal, _ = fit_calibrated(model, train, val, iv.levels, iv.method, iv.holdout, iv.scale)
     return FoldFit(fold, state, model, val_start, time.perf_counter() - t0, cal)
 
 # %% ../nbs/16_cv.ipynb #37ba89c1
@@ -235,7 +235,7 @@ def score_fold(fit: FoldFit, frame: pd.DataFrame, fold: Fold) -> FoldResult:
     own = fit.fold.index == fold.index
     m = scores(w.Y, pred, st, series=w.series)
     if fit.calibration is not None:  # per-fold coverage of the fit's conformal bands (the same on any scale)
-        lo, hi = fit.calibration.bands(full)
+        lo, hi = fit.calibration.bands(full, None, fit.calibration.window_scale(w))
         for j, lv in enumerate(fit.calibration.levels):
             m[f'{lv:g}_coverage'] = float(((w.Y >= lo[:, :, j]) & (w.Y <= hi[:, :, j])).mean())
         # the tune objectives `winkler` / `msis`: at the widest level, scaled axis; MSIS scale (period 24) from the

@@ -5,6 +5,7 @@
 # %% ../nbs/28_intervals.ipynb #25-intervals-003
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from fractions import Fraction
@@ -13,10 +14,11 @@ import numpy as np
 import pandas as pd
 
 # %% auto #0
-__all__ = ['METHODS', 'conformal_rank', 'conformal_quantile', 'feasible_levels', 'Calibration', 'format_levels', 'calibrate',
-           'cqr_levels', 'cqr_pairs', 'band_forecast', 'point_forecast', 'model_quantiles', 'holdout_split',
-           'fit_calibrated', 'CalibrationFold', 'calibration_folds', 'cv_calibration_errors', 'msis_scale',
-           'block_bootstrap_mean', 'interval_scores', 'band_columns', 'plot_bands']
+__all__ = ['METHODS', 'SCALES', 'conformal_rank', 'conformal_quantile', 'feasible_levels', 'input_scale', 'Calibration',
+           'format_levels', 'calibrate', 'cqr_levels', 'cqr_pairs', 'band_forecast', 'point_forecast',
+           'model_quantiles', 'holdout_split', 'fit_calibrated', 'CalibrationFold', 'calibration_folds',
+           'cv_calibration_errors', 'msis_scale', 'block_bootstrap_mean', 'interval_scores', 'band_columns',
+           'plot_bands']
 
 # %% ../nbs/28_intervals.ipynb #25-intervals-006
 def conformal_rank(n: int, level: float) -> int:
@@ -43,6 +45,19 @@ def feasible_levels(n: int, levels, method: str = 'conformal') -> list[float]:
 
 # %% ../nbs/28_intervals.ipynb #25-intervals-012
 METHODS = ('conformal', 'conformal_signed', 'cqr')
+SCALES = ('none', 'input')
+
+
+def input_scale(w, chunk: int = 4096) -> np.ndarray:
+    """The standard deviation of each forecast column over each window's input rows, on the scaled axis: (n, C_out)
+    for windows `w` (the scale of `intervals.scale: input`, the same statistic instance normalisation divides by).
+    Read in chunks of `chunk` windows, so memory stays bounded on long panels."""
+    a = w.inputs(w.state.out_idx)
+    n = len(a)
+    out = np.empty((n, a.shape[2]))
+    for i in range(0, n, chunk):
+        out[i : i + chunk] = np.asarray(a[slice(i, i + chunk)], 'float64').std(axis=1)
+    return out
 
 
 @dataclass
@@ -51,7 +66,10 @@ class Calibration:
     `[pred - lower[h, j, c], pred + upper[h, j, c]]` (symmetric methods: `lower == upper`). Method `cqr`: `[q_lo -
     lower, q_hi + upper]` around the model's own quantiles, `quantile_index[j]` = positions of (q_lo, q_hi) in the
     model's `predict_quantiles` output. `n`: calibration windows (errors per step and column); `source`: where they
-    came from (`val` or `cv`); `folds`: how many refits produced them (0: the shipped model itself)."""
+    came from (`val` or `cv`); `folds`: how many refits produced them (0: the shipped model itself). `scale`: `none`,
+    or `input` (normalised conformal): the offsets are in units of each window's `input_scale`, and `bands` multiplies
+    them by the scale of the windows it bands, floored at `scale_floor` (C,), the 1st percentile of the calibration
+    windows' scales (a flat input gets a narrow band, never an empty one)."""
 
     levels: list[float]
     method: str
@@ -61,6 +79,8 @@ class Calibration:
     source: str = 'val'
     folds: int = 0
     quantile_index: list | None = None  # cqr: (K, 2) positions of q_lo, q_hi in `predict_quantiles`' last axis
+    scale: str = 'none'  # 'input': offsets in units of each window's input scale (normalised conformal)
+    scale_floor: np.ndarray | None = None  # scale 'input': (C,) the smallest scale a window is given
 
     def level_index(self, levels) -> list[int]:
         "Positions of `levels` in the table; a `ValueError` naming the calibrated levels for any other."
@@ -70,14 +90,23 @@ class Calibration:
             raise ValueError(f'levels {bad} are not calibrated; available: {format_levels(self.levels)}')
         return [have[float(v)] for v in levels]
 
-    def bands(self, pred: np.ndarray, levels=None) -> tuple[np.ndarray, np.ndarray]:
+    def window_scale(self, w) -> np.ndarray | None:
+        "What `bands` takes as `scale` for windows `w`: their `input_scale` (scale `input`), or None (scale `none`)."
+        return input_scale(w) if self.scale == 'input' else None
+
+    def bands(self, pred: np.ndarray, levels=None, scale: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Scaled forecasts (n, h, C) (h <= H) -> lower and upper bands (n, h, K, C) on the scaled axis, at `levels`
         (None: every calibrated level). Method `cqr` takes the model's quantile forecasts (n, h, C, 1 + Q) instead
-        (what `band_forecast` returns)."""
+        (what `band_forecast` returns). Scale `input`: `scale` (n, C) is the windows' `window_scale`."""
         idx = list(range(len(self.levels))) if levels is None else self.level_index(levels)
         pred = np.asarray(pred)
         h = pred.shape[1]
         lower, upper = self.lower[None, :h, idx], self.upper[None, :h, idx]
+        if self.scale == 'input':
+            if scale is None:
+                raise ValueError("normalised bands (intervals.scale: input) need the windows' scale: window_scale(w)")
+            s = np.maximum(np.asarray(scale, 'float64'), self.scale_floor)[:, None, None, :]
+            lower, upper = lower * s, upper * s
         if self.method == 'cqr':
             if pred.ndim != 4:
                 raise ValueError('cqr bands need the quantile forecasts (n, h, C, 1 + Q): use band_forecast')
@@ -97,6 +126,7 @@ class Calibration:
             'source': self.source,
             'folds': int(self.folds),
             **({'quantile_index': np.asarray(self.quantile_index).tolist()} if self.quantile_index is not None else {}),
+            **({'scale': self.scale, 'scale_floor': self.scale_floor.tolist()} if self.scale != 'none' else {}),
         }
 
     @classmethod
@@ -110,6 +140,8 @@ class Calibration:
             d['source'],
             d.get('folds', 0),
             d.get('quantile_index'),
+            d.get('scale', 'none'),
+            None if d.get('scale_floor') is None else np.asarray(d['scale_floor'], 'float64'),
         )
 
 
@@ -126,12 +158,27 @@ def calibrate(
     source: str = 'val',
     quantiles=None,
     folds: int = 0,
+    scale: np.ndarray | None = None,
 ) -> Calibration:
     """Per-step, per-column split-conformal offsets from calibration forecasts and actuals (n, H, C) on the scaled
     axis, with the finite-sample rank `ceil((n + 1) * level)`. Method `cqr`: `pred` holds the model's quantile
-    forecasts (n, H, C, 1 + Q) for its `quantiles`, and the score is `max(q_lo - y, y - q_hi)` (Romano et al., 2019)."""
+    forecasts (n, H, C, 1 + Q) for its `quantiles`, and the score is `max(q_lo - y, y - q_hi)` (Romano et al., 2019).
+    `scale` (n, C), the calibration windows' `input_scale`: normalised conformal (Papadopoulos et al., 2008; Lei et al.,
+    2018), each window's errors divided by its scale (floored at the scales' 1st percentile), so the bands widen and
+    narrow with the volatility of each request's input (conformal and conformal_signed)."""
     if method not in METHODS:
         raise ValueError(f'intervals.method: unknown method {method!r}; allowed: {", ".join(METHODS)}')
+    if scale is not None:
+        if method == 'cqr':
+            raise ValueError(
+                "intervals.scale: input applies to conformal and conformal_signed (cqr follows the model's quantiles)"
+            )
+        floor = np.maximum(np.quantile(np.asarray(scale, 'float64'), 0.01, axis=0), 1e-6)
+        s = np.maximum(np.asarray(scale, 'float64'), floor)[:, None, :]
+        cal = calibrate(
+            np.asarray(pred, 'float64') / s, np.asarray(true, 'float64') / s, levels, method, source, None, folds
+        )
+        return dataclasses.replace(cal, scale='input', scale_floor=floor)
     y, qi = np.asarray(true, 'float64'), None
     if method == 'cqr':
         if quantiles is None or np.ndim(pred) != 4:
@@ -216,10 +263,11 @@ def holdout_split(origins: np.ndarray, horizon: int, share: float, series: np.nd
     return sel, cal
 
 # %% ../nbs/28_intervals.ipynb #iv-fitcal
-def fit_calibrated(model, train, val, levels, method: str = 'conformal', holdout: float = 0.33):
+def fit_calibrated(model, train, val, levels, method: str = 'conformal', holdout: float = 0.33, scale: str = 'none'):
     """Fit `model` on `train` with selection / early stopping on the earlier validation windows, and calibrate its
-    bands on the held-out rest (`holdout_split`). Returns the `Calibration` (None: no levels, or too few windows for
-    any) and the number of held-out windows. The cv job's folds call this; `train.fit_evaluate` does the same."""
+    bands on the held-out rest (`holdout_split`; `scale`: `intervals.scale`). Returns the `Calibration` (None: no
+    levels, or too few windows for any) and the number of held-out windows. The cv job's folds call this;
+    `train.fit_evaluate` does the same."""
     if not levels or val is None or len(val) == 0:
         model.fit(train, val)
         return None, 0
@@ -232,7 +280,9 @@ def fit_calibrated(model, train, val, levels, method: str = 'conformal', holdout
     ok = feasible_levels(len(cw), levels, method)
     if not ok:
         return None, len(cw)
-    return calibrate(band_forecast(model, cw, method), cw.Y, ok, method, quantiles=model_quantiles(model)), len(cw)
+    sc = input_scale(cw) if scale == 'input' else None
+    cal = calibrate(band_forecast(model, cw, method), cw.Y, ok, method, quantiles=model_quantiles(model), scale=sc)
+    return cal, len(cw)
 
 # %% ../nbs/28_intervals.ipynb #iv-folds
 @dataclass
@@ -277,8 +327,8 @@ def calibration_folds(train_end, val_end, input_length: int, horizon: int, folds
 def cv_calibration_errors(make_model, windows, folds: list[CalibrationFold], method: str = 'conformal'):
     """Refit a fresh `make_model()` per fold on `windows(a, b)` (the windows whose targets lie in each series' rows
     `[a, b)`) and forecast the fold's scored windows; returns the pooled forecasts (as `band_forecast`), actuals
-    (n, H, C) and the model's quantiles (for `cqr`)."""
-    preds, trues, quantiles = [], [], None
+    (n, H, C), the model's quantiles (for `cqr`) and the windows' `input_scale` (n, C) (`intervals.scale: input`)."""
+    preds, trues, scales, quantiles = [], [], [], None
     for f in folds:
         m = make_model()
         H = m.state.horizon
@@ -288,8 +338,9 @@ def cv_calibration_errors(make_model, windows, folds: list[CalibrationFold], met
         if len(w):
             preds.append(band_forecast(m, w, method))
             trues.append(np.asarray(w.Y))
+            scales.append(input_scale(w))
         quantiles = model_quantiles(m)
-    return np.concatenate(preds), np.concatenate(trues), quantiles
+    return np.concatenate(preds), np.concatenate(trues), quantiles, np.concatenate(scales)
 
 # %% ../nbs/28_intervals.ipynb #25-intervals-025
 def msis_scale(train: np.ndarray, period: int = 24) -> np.ndarray:

@@ -265,6 +265,7 @@ class ServedModel:
             'frequency': st.freq,
             'levels': m.levels,  # calibrated interval levels (percent)
             'interval_method': m.calibration.method if m.calibration is not None else None,
+            'interval_scale': m.calibration.scale if m.calibration is not None else None,  # input: normalised bands
             'drift_reference': m.drift is not None,
             'config': m.config.get('name') if m.config else None,
             'loaded_at': _iso(live.loaded_at),

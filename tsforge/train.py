@@ -23,6 +23,7 @@ from tsforge.intervals import (
     cv_calibration_errors,
     feasible_levels,
     holdout_split,
+    input_scale,
     interval_scores,
     model_quantiles,
     msis_scale,
@@ -68,8 +69,9 @@ def evaluate(model: Forecaster, w: Windows, prefix: str = '', keep: bool = False
 def cv_calibration(cfg: ExperimentConfig, prep: Prepared):
     """`intervals.source: cv`: refit `cfg.model` on `cfg.intervals.folds` expanding rolling-origin cut-offs inside the
     train and validation rows (`intervals.calibration_folds`) with the job's scaler, and pool each refit's forecasts
-    of the windows after its cut-off. Returns (forecasts as `band_forecast`, actuals (n, H, C), model quantiles);
-    never reads a test row. A `ConfigError` naming `intervals.folds` when the data cannot hold the folds."""
+    of the windows after its cut-off. Returns (forecasts as `band_forecast`, actuals (n, H, C), model quantiles,
+    the windows' input scales (n, C)); never reads a test row. A `ConfigError` naming `intervals.folds` when the data
+    cannot hold the folds."""
     st, p, iv = prep.state, prep.panel, cfg.intervals
     start = np.zeros(1, 'int64') if p is None else p.start
     T, V = (prep.borders.train_end, prep.borders.val_end) if p is None else (p.train_end, p.val_end)
@@ -108,10 +110,11 @@ def fit_evaluate(cfg: ExperimentConfig, prep: Prepared | None = None, keep_predi
     if iv.levels:
         if held_out:
             cp, cy, quantiles = band_forecast(model, cal_w, iv.method), cal_w.Y, model_quantiles(model)
+            cs = input_scale(cal_w) if iv.scale == 'input' else None
             folds, where = 0, f'intervals.holdout={iv.holdout}'
         else:  # out-of-sample errors of refits on earlier cut-offs (the shipped model selected on every window)
             t1 = time.perf_counter()
-            cp, cy, quantiles = cv_calibration(cfg, prep)
+            cp, cy, quantiles, cs = cv_calibration(cfg, prep)
             folds, where = iv.folds, f'intervals.folds={iv.folds}'
             metrics['calibration_seconds'] = time.perf_counter() - t1
         levels = feasible_levels(len(cy), iv.levels, iv.method)
@@ -120,11 +123,14 @@ def fit_evaluate(cfg: ExperimentConfig, prep: Prepared | None = None, keep_predi
                 f'intervals.levels: {len(cy)} calibration windows ({where}) are too few '
                 f'for {[lv for lv in iv.levels if lv not in levels]}; calibrated: {levels or "none"}'
             )
-        calib = calibrate(cp, cy, levels, iv.method, iv.source, quantiles, folds) if levels else None
+        sc = cs if iv.scale == 'input' else None
+        calib = calibrate(cp, cy, levels, iv.method, iv.source, quantiles, folds, sc) if levels else None
         metrics['calibration_windows'] = len(cy)
         metrics['calibration_folds'] = folds
         if keep_predictions and calib is not None:
-            bands = calib.bands(band_forecast(model, test, iv.method) if iv.method == 'cqr' else tp)
+            bands = calib.bands(
+                band_forecast(model, test, iv.method) if iv.method == 'cqr' else tp, None, calib.window_scale(test)
+            )
             metrics.update(interval_metrics(prep, test, bands, calib.levels, 'test_'))
     if iv.drift:
         drift = fit_drift(prep.state.columns_in, prep.scaled, train.origins, val.origins, prep.state.input_length)
