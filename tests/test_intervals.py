@@ -447,3 +447,21 @@ def test_source_cv_long_format_per_series_borders(tmp_path):
         scaled[s + v : s + n] = np.nan  # every series' test rows
     a, b = cv_calibration(cfg, prep), cv_calibration(cfg, dataclasses.replace(prep, scaled=scaled))
     assert np.isfinite(b[0]).all() and np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    assert np.array_equal(a[3], b[3]) and a[3].shape == (len(a[1]), 1)  # the refits' input scales: no test row read
+    # normalised bands on the panel: each series' windows banded by their own input, the bundle's as the run's
+    from tsforge.bundle import TsforgeModel
+    from tsforge.train import predictions_frame
+
+    ev_n = fit_evaluate(load_config(str(tmp_path / 'panel.yaml'), ['intervals.scale=input']), prep)
+    assert ev_n.calibration.scale == 'input' and 0.6 < ev_n.metrics['test_80_coverage'] <= 1, ev_n.metrics
+    pf = predictions_frame(prep, ev_n)
+    first = pf[pf.origin == pf.groupby('unique_id').origin.transform('min')]  # each series' first test origin
+    f = prep.frame.merge(first.groupby('unique_id').origin.first().rename('cut'), on='unique_id')
+    hist = f[f.ds <= f.cut].groupby('unique_id').tail(48)[prep.frame.columns]
+    fc = TsforgeModel(ev_n.model, None, ev_n.calibration).forecast(hist, levels=[80])
+    compared = 0
+    for sid, g in fc.groupby('unique_id'):
+        e = first[first.unique_id == sid].sort_values('step')
+        assert np.abs(g.y_lo_80.to_numpy() - e.lo_80.to_numpy()).max() < 1e-6, sid
+        compared += 1
+    assert compared == 3
