@@ -5,13 +5,14 @@ the whole-input-window variant as `intervals.scale: input`; bench/intervals.py s
     OMP_NUM_THREADS=1 python bench/intervals_normalised.py                 # linear, ETTh1/ETTh2 S, 96/192/336/720
     OMP_NUM_THREADS=1 python bench/intervals_normalised.py --model lightgbm --out bench/results/normalised.md
 
-The plain bands (`tsforge.intervals.calibrate`, method `conformal`) use the absolute errors of the calibration
-windows (the last third of validation, as in bench/intervals.py). The normalised variant divides each calibration
-window's errors by a scale read from its own input (the standard deviation of the scaled target over the last `k`
-input rows), takes the same finite-sample rank of those ratios per step, and multiplies back by each test window's
-own scale (Papadopoulos et al. 2008; Lei et al. 2018): bands widen in volatile stretches and narrow in calm ones. ETT's
-validation months are more volatile than its test months, which is why the plain bands over-cover; a scale read from
-the input can follow that. Coverage over every stride-1 test window, per level; `k` values compared side by side.
+The plain bands (`tsforge.intervals.calibrate`, method `conformal`) use the absolute errors of the calibration windows
+(the last third of validation, as in bench/intervals.py). The normalised variant is the library's (`calibrate(...,
+scale=...)` and `Calibration.bands(..., scale)`, floor included) with the scale read from the last `k` input rows
+instead of all of them: each calibration window's errors divided by the standard deviation of the scaled target over
+its last `k` input rows, the same finite-sample rank of those ratios per step, multiplied back by each test window's
+own scale (Papadopoulos et al. 2008; Lei et al. 2018): bands widen in volatile stretches and narrow in calm ones.
+ETT's validation months are more volatile than its test months, which is why the plain bands over-cover; a scale read
+from the input can follow that. Coverage over every stride-1 test window, per level; `k` values compared side by side.
 Which `k` (if any) a served method would use must be chosen without the test part (e.g. on the cv folds): this table
 reads the test part for every `k` and so only says whether the idea is worth building.
 """
@@ -27,10 +28,10 @@ HORIZONS = [96, 192, 336, 720]
 LEVELS = [80, 95]
 
 
-def input_scale(w, k: int) -> np.ndarray:
-    "Standard deviation of the (scaled) target over each window's last `k` input rows: (n,)."
-    x = w.inputs().all()[:, -k:, -1]  # S mode: the target is the last input column
-    return x.std(axis=1) + 1e-6
+def tail_scale(w, k: int) -> np.ndarray:
+    """Standard deviation of each forecast column over each window's last `k` input rows: (n, C). With `k` = the
+    input length it is `tsforge.intervals.input_scale`, what `intervals.scale: input` serves."""
+    return w.inputs(w.state.out_idx).all()[:, -k:].std(axis=1)
 
 
 def coverage(lo, hi, y) -> float:
@@ -38,19 +39,16 @@ def coverage(lo, hi, y) -> float:
 
 
 def run_cell(ds: str, H: int, model: str, ks: list[int]) -> dict:
-    from tsforge.intervals import conformal_quantile
+    from tsforge.intervals import calibrate
 
     _, prep, ev, cw, cp = fit_and_calibration_windows(ds, H, model)
     test = prep.windows('test')
-    err = np.abs(cw.Y - cp)[..., 0]  # (n, H)
-    y, p = test.Y[..., 0], ev.test_pred[..., 0]
-    out = {'n': len(cw), 'plain': {lv: coverage(p - (q := conformal_quantile(err, lv)), p + q, y) for lv in LEVELS}}
-    for k in ks:
-        sc, st = input_scale(cw, k), input_scale(test, k)
-        out[k] = {}
-        for lv in LEVELS:
-            q = conformal_quantile(err / sc[:, None], lv)[None, :] * st[:, None]
-            out[k][lv] = coverage(p - q, p + q, y)
+    y = test.Y
+    cover = lambda b: {lv: coverage(b[0][:, :, j], b[1][:, :, j], y) for j, lv in enumerate(LEVELS)}
+    out = {'n': len(cw), 'plain': cover(ev.test_bands)}
+    for k in ks:  # the library's normalised calibration and bands, with the scale read from the last k rows
+        cal = calibrate(cp, cw.Y, LEVELS, 'conformal', scale=tail_scale(cw, k))
+        out[k] = cover(cal.bands(ev.test_pred, None, tail_scale(test, k)))
     return out
 
 

@@ -447,12 +447,15 @@ def test_source_cv_long_format_per_series_borders(tmp_path):
         scaled[s + v : s + n] = np.nan  # every series' test rows
     a, b = cv_calibration(cfg, prep), cv_calibration(cfg, dataclasses.replace(prep, scaled=scaled))
     assert np.isfinite(b[0]).all() and np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
-    assert np.array_equal(a[3], b[3]) and a[3].shape == (len(a[1]), 1)  # the refits' input scales: no test row read
+    assert a[3] is None  # scale none: no input scales computed
     # normalised bands on the panel: each series' windows banded by their own input, the bundle's as the run's
     from tsforge.bundle import TsforgeModel
     from tsforge.train import predictions_frame
 
-    ev_n = fit_evaluate(load_config(str(tmp_path / 'panel.yaml'), ['intervals.scale=input']), prep)
+    cfg_n = load_config(str(tmp_path / 'panel.yaml'), ['intervals.scale=input'])
+    a, b = cv_calibration(cfg_n, prep), cv_calibration(cfg_n, dataclasses.replace(prep, scaled=scaled))
+    assert np.array_equal(a[3], b[3]) and a[3].shape == (len(a[1]), 1)  # the refits' input scales: no test row read
+    ev_n = fit_evaluate(cfg_n, prep)
     assert ev_n.calibration.scale == 'input' and 0.6 < ev_n.metrics['test_80_coverage'] <= 1, ev_n.metrics
     pf = predictions_frame(prep, ev_n)
     first = pf[pf.origin == pf.groupby('unique_id').origin.transform('min')]  # each series' first test origin

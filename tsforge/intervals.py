@@ -14,11 +14,10 @@ import numpy as np
 import pandas as pd
 
 # %% auto #0
-__all__ = ['METHODS', 'SCALES', 'conformal_rank', 'conformal_quantile', 'feasible_levels', 'input_scale', 'Calibration',
-           'format_levels', 'calibrate', 'cqr_levels', 'cqr_pairs', 'band_forecast', 'point_forecast',
-           'model_quantiles', 'holdout_split', 'fit_calibrated', 'CalibrationFold', 'calibration_folds',
-           'cv_calibration_errors', 'msis_scale', 'block_bootstrap_mean', 'interval_scores', 'band_columns',
-           'plot_bands']
+__all__ = ['METHODS', 'conformal_rank', 'conformal_quantile', 'feasible_levels', 'input_scale', 'Calibration', 'format_levels',
+           'calibrate', 'cqr_levels', 'cqr_pairs', 'band_forecast', 'point_forecast', 'model_quantiles',
+           'holdout_split', 'fit_calibrated', 'CalibrationFold', 'calibration_folds', 'cv_calibration_errors',
+           'msis_scale', 'block_bootstrap_mean', 'interval_scores', 'band_columns', 'plot_bands']
 
 # %% ../nbs/28_intervals.ipynb #25-intervals-006
 def conformal_rank(n: int, level: float) -> int:
@@ -45,7 +44,6 @@ def feasible_levels(n: int, levels, method: str = 'conformal') -> list[float]:
 
 # %% ../nbs/28_intervals.ipynb #25-intervals-012
 METHODS = ('conformal', 'conformal_signed', 'cqr')
-SCALES = ('none', 'input')
 
 
 def input_scale(w, chunk: int = 4096) -> np.ndarray:
@@ -324,10 +322,13 @@ def calibration_folds(train_end, val_end, input_length: int, horizon: int, folds
     return out
 
 # %% ../nbs/28_intervals.ipynb #iv-cvcal
-def cv_calibration_errors(make_model, windows, folds: list[CalibrationFold], method: str = 'conformal'):
+def cv_calibration_errors(
+    make_model, windows, folds: list[CalibrationFold], method: str = 'conformal', scale: str = 'none'
+):
     """Refit a fresh `make_model()` per fold on `windows(a, b)` (the windows whose targets lie in each series' rows
     `[a, b)`) and forecast the fold's scored windows; returns the pooled forecasts (as `band_forecast`), actuals
-    (n, H, C), the model's quantiles (for `cqr`) and the windows' `input_scale` (n, C) (`intervals.scale: input`)."""
+    (n, H, C), the model's quantiles (for `cqr`) and, with `scale='input'`, the windows' `input_scale` (n, C) (else
+    None)."""
     preds, trues, scales, quantiles = [], [], [], None
     for f in folds:
         m = make_model()
@@ -338,9 +339,10 @@ def cv_calibration_errors(make_model, windows, folds: list[CalibrationFold], met
         if len(w):
             preds.append(band_forecast(m, w, method))
             trues.append(np.asarray(w.Y))
-            scales.append(input_scale(w))
+            if scale == 'input':
+                scales.append(input_scale(w))
         quantiles = model_quantiles(m)
-    return np.concatenate(preds), np.concatenate(trues), quantiles, np.concatenate(scales)
+    return np.concatenate(preds), np.concatenate(trues), quantiles, np.concatenate(scales) if scales else None
 
 # %% ../nbs/28_intervals.ipynb #25-intervals-025
 def msis_scale(train: np.ndarray, period: int = 24) -> np.ndarray:

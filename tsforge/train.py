@@ -70,8 +70,8 @@ def cv_calibration(cfg: ExperimentConfig, prep: Prepared):
     """`intervals.source: cv`: refit `cfg.model` on `cfg.intervals.folds` expanding rolling-origin cut-offs inside the
     train and validation rows (`intervals.calibration_folds`) with the job's scaler, and pool each refit's forecasts
     of the windows after its cut-off. Returns (forecasts as `band_forecast`, actuals (n, H, C), model quantiles,
-    the windows' input scales (n, C)); never reads a test row. A `ConfigError` naming `intervals.folds` when the data
-    cannot hold the folds."""
+    the windows' input scales (n, C) for `intervals.scale: input`, else None); never reads a test row. A
+    `ConfigError` naming `intervals.folds` when the data cannot hold the folds."""
     st, p, iv = prep.state, prep.panel, cfg.intervals
     start = np.zeros(1, 'int64') if p is None else p.start
     T, V = (prep.borders.train_end, prep.borders.val_end) if p is None else (p.train_end, p.val_end)
@@ -87,7 +87,7 @@ def cv_calibration(cfg: ExperimentConfig, prep: Prepared):
         return make_windows(st, scaled, times, o, series=None if p is None else s, cov=prep.cov)
 
     return cv_calibration_errors(
-        lambda: make_model(cfg.model, cfg.model_params, st, cfg.seed), windows, folds, iv.method
+        lambda: make_model(cfg.model, cfg.model_params, st, cfg.seed), windows, folds, iv.method, iv.scale
     )
 
 # %% ../nbs/14_train.ipynb #45a080bc
@@ -123,8 +123,7 @@ def fit_evaluate(cfg: ExperimentConfig, prep: Prepared | None = None, keep_predi
                 f'intervals.levels: {len(cy)} calibration windows ({where}) are too few '
                 f'for {[lv for lv in iv.levels if lv not in levels]}; calibrated: {levels or "none"}'
             )
-        sc = cs if iv.scale == 'input' else None
-        calib = calibrate(cp, cy, levels, iv.method, iv.source, quantiles, folds, sc) if levels else None
+        calib = calibrate(cp, cy, levels, iv.method, iv.source, quantiles, folds, cs) if levels else None
         metrics['calibration_windows'] = len(cy)
         metrics['calibration_folds'] = folds
         if keep_predictions and calib is not None:
