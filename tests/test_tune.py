@@ -7,6 +7,7 @@ import numpy as np
 import optuna
 import pandas as pd
 import pytest
+import sqlalchemy
 from mlflow import MlflowClient
 
 from conftest import ROOT, artifacts, children, free_port, papermill, parent_runs, pg_database
@@ -261,6 +262,22 @@ def running_trial(url, name, proc, timeout=120):
             pass  # the study is not created yet
         time.sleep(0.1)
     raise TimeoutError('no running trial')
+
+
+@pytest.mark.filterwarnings('ignore:Heartbeat of storage:UserWarning')
+def test_objective_beats_before_it_tells_its_worker(tmp_path):
+    "The first heartbeat is in the study before the trial names its worker: a worker killed after that goes stale."
+    from tsforge.tune import objective
+
+    storage = optuna.storages.RDBStorage(f'sqlite:///{tmp_path / "beat.db"}', heartbeat_interval=60)
+    study = optuna.create_study(storage=storage)  # Optuna wraps the RDB storage in its cache, as the job's workers see
+    trial = study.ask()  # no Optuna heartbeat thread: only the objective beats
+    with pytest.raises(Exception):
+        objective(small(), data=None)(trial)  # fails at once, after the first beat
+    assert 'worker_pid' in study.trials[0].user_attrs and 'error' in study.trials[0].user_attrs
+    with storage.engine.connect() as c:
+        beats = c.execute(sqlalchemy.text('select trial_id from trial_heartbeats')).fetchall()
+    assert [b[0] for b in beats] == [trial._trial_id]
 
 
 @pytest.mark.slow

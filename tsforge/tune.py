@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import optuna
 import pandas as pd
+from optuna.storages._heartbeat import is_heartbeat_enabled  # the check Optuna's own heartbeat thread makes
 from optuna.trial import FrozenTrial, TrialState
 
 from .cluster import ray_session, worker_node
@@ -243,8 +244,10 @@ def objective(cfg: ExperimentConfig, data: SearchData, blas_threads: int | None 
 
     def f(trial: optuna.Trial) -> float:
         storage = trial.study._storage
-        if getattr(storage, 'heartbeat_interval', None):  # a first beat now, not when Optuna's thread gets to it:
-            storage.record_heartbeat(trial._trial_id)  # a worker killed from here on leaves a trial that goes stale
+        # a first beat now, not when Optuna's thread gets to it: a worker killed from here on leaves a trial that goes
+        # stale (the study's storage is Optuna's cache around the RDB storage: ask it, as Optuna's own thread does)
+        if is_heartbeat_enabled(storage):
+            storage.record_heartbeat(trial._trial_id)
         trial.set_user_attr('worker_pid', os.getpid())
         if node := worker_node():  # a Ray task: the node it runs on
             trial.set_user_attr('ray_node', node)
