@@ -37,6 +37,13 @@ HONEST = {
     ],
     ('ETTh2', 'M'): [(0.263, 'LTBoost, L=720'), (0.331, 'FITS, L=720'), (0.350, 'FITS, TFB'), (0.377, 'FITS, L=720')],
 }
+# M mode, a figure from a drop_last test loader (the last partial batch of test windows not scored), marked as such
+# wherever shown: xPatch with its hyperparameter search (arXiv 2412.17323; ETTh1 and ETTh2 96 to three decimals as the
+# paper's results page lists them, ETTh2 192-720 to the two decimals found). Not claimed to be the lowest such figure.
+DROP_LAST = {
+    ('ETTh1', 'M'): [(0.354, 'xPatch'), (0.376, 'xPatch'), (0.391, 'xPatch'), (0.442, 'xPatch')],
+    ('ETTh2', 'M'): [(0.226, 'xPatch'), (0.28, 'xPatch'), (0.31, 'xPatch'), (0.38, 'xPatch')],
+}
 HORIZONS = [96, 192, 336, 720]
 MODELS = ['naive', 'seasonal_naive', 'linear', 'lightgbm', 'dlinear', 'patchtst', 'ensemble']
 
