@@ -96,26 +96,34 @@ def run_cell(dataset, horizon, lengths, candidates, seed=0, test=True):
     return tried, {**rec, 'test_mse': t['test_mse'], 'test_mae': t['test_mae'], 'windows': t['test_windows']}
 
 
-def write_experiment(dataset, horizon, rec) -> str:
-    name = f'{dataset}_m{horizon}_{rec["model"]}'
-    params = {k: v for k, v in rec['params'].items() if k not in ('member_params', 'progress')}
+def write_experiment(
+    dataset: str,
+    horizon: int,
+    model: str,
+    L: int,
+    params: dict,
+    chosen: str = 'chosen on the validation part',
+    source: str = 'bench/ett_m.py',
+) -> str:
+    "Write the cell's configuration as `experiments/<dataset>_m<H>_<model>.yaml`; returns its name."
+    name = f'{dataset}_m{horizon}_{model}'
     lines = [
-        f'# {dataset.replace("etth", "ETTh")} M mode (all 7 columns in and out), H={horizon}: {rec["model"]} at '
-        f'L={rec["L"]}, chosen on the validation part',
-        f'# (bench/ett_m.py, bench/tables/ett_m.md). Reproduce: papermill nbs/train.ipynb out.ipynb -p config {name}',
+        f'# {dataset.replace("etth", "ETTh")} M mode (all 7 columns in and out), H={horizon}: {model} at L={L},',
+        f'# {chosen} ({source}, bench/tables/ett_m.md).',
+        f'# Reproduce: papermill nbs/train.ipynb out.ipynb -p config {name}',
         'defaults:',
         f'  - {dataset}',
         '  - _self_',
         f'name: {name}',
         'mode: M',
-        f'input_length: {rec["L"]}',
+        f'input_length: {L}',
         f'horizon: {horizon}',
-        f'model: {rec["model"]}',
+        f'model: {model}',
     ]
     if params:
         lines.append('model_params:')
         lines += [f'  {k}: {json.dumps(v)}' for k, v in params.items()]
-    lines += ['intervals:', "  levels: []  # the protocol's point forecast: every validation window selects the model"]
+    lines += ['intervals:', "  levels: []  # the protocol's point forecast"]
     (ROOT / 'experiments' / f'{name}.yaml').write_text('\n'.join(lines) + '\n')
     return name
 
@@ -155,7 +163,8 @@ def main():
             DS = ds.replace('etth', 'ETTh')
             hv, hname = HONEST[(DS, 'M')][HORIZONS.index(h)]
             bv, bname = BEFORE[(DS, h)]
-            exp = write_experiment(ds, h, r) if a.write_experiments and not a.val_only else ''
+            params = {k: v for k, v in r['params'].items() if k not in ('member_params', 'progress')}
+            exp = write_experiment(ds, h, r['model'], r['L'], params) if a.write_experiments and not a.val_only else ''
             total += r['fit_s']
             lines.append(
                 f'| {DS} | {h} | {r["spec"]} | {r["L"]} | {r["val_mse"]:.4f} | {r["test_mse"]:.4f} | '

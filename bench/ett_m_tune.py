@@ -21,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from ett import DROP_LAST, HONEST, HORIZONS  # noqa: E402
+from ett_m import write_experiment  # noqa: E402
 from report import Report  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,31 +79,6 @@ def run_cell(dataset: str, horizon: int, trials: int) -> dict:
     }
 
 
-def write_experiment(dataset: str, horizon: int, rec: dict) -> str:
-    name = f'{dataset}_m{horizon}_{rec["model"]}'
-    lines = [
-        f'# {dataset.replace("etth", "ETTh")} M mode (all 7 columns in and out), H={horizon}: {rec["model"]} at '
-        f'L={rec["L"]}, chosen by the tune job',
-        f'# on the folds before the test part ({dataset}_m_tune, bench/ett_m_tune.py, bench/tables/ett_m.md).',
-        f'# Reproduce: papermill nbs/train.ipynb out.ipynb -p config {name}',
-        'defaults:',
-        f'  - {dataset}',
-        '  - _self_',
-        f'name: {name}',
-        'mode: M',
-        f'input_length: {rec["L"]}',
-        f'horizon: {horizon}',
-        f'model: {rec["model"]}',
-    ]
-    tuned = {k.split('.', 1)[1]: v for k, v in rec['params'].items() if k.startswith('model_params.')}
-    if tuned:
-        lines.append('model_params:')
-        lines += [f'  {k}: {json.dumps(v)}' for k, v in tuned.items()]
-    lines += ['intervals:', "  levels: []  # the protocol's point forecast"]
-    (ROOT / 'experiments' / f'{name}.yaml').write_text('\n'.join(lines) + '\n')
-    return name
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--datasets', nargs='+', default=['etth2', 'etth1'])
@@ -129,7 +105,13 @@ def main():
             hv, hname = HONEST[(DS, 'M')][HORIZONS.index(H)]
             vv, vname = VALIDATION[(DS, H)]
             dv, dname = DROP_LAST[(DS, 'M')][HORIZONS.index(H)]
-            exp = f'`{write_experiment(ds, H, r)}`' if a.write_experiments else ''
+            if a.write_experiments:
+                tuned = {k.split('.', 1)[1]: v for k, v in r['params'].items() if k.startswith('model_params.')}
+                how = 'chosen by the tune job on the folds before the test part'
+                exp = write_experiment(ds, H, r['model'], r['L'], tuned, how, f'{ds}_m_tune, bench/ett_m_tune.py')
+                exp = f'`{exp}`'
+            else:
+                exp = ''
             total += r['fit_s']
             dcv = f'{r["default_cv"]:.4f}' if r['default_cv'] is not None else '-'
             rep.emit(
