@@ -13,7 +13,9 @@ parameters; the experiment's own configuration, linear at L=336, is the first tr
 the validation-chosen configuration of `bench/ett_m.py`.
 
 Rule fixed before the first full run was read: the tune job's choice is the cell's experiment file (it replaces the
-validation-chosen one of `bench/ett_m.py`), whatever its test figure; the issue asks for selection on the folds.
+validation-chosen one of `bench/ett_m.py`), whatever its test figure; the issue asks for selection on the folds. The
+same rule, fixed again before the second run (lightgbm's `per_channel` added to the space): its choices replace the
+first run's files, whatever their test figures.
 """
 
 import argparse, json, os, sys, tempfile, time
@@ -37,7 +39,7 @@ def short(params: dict) -> str:
     "The tuned values, briefly."
     keys = {'input_length': 'L', 'model_params.num_leaves': 'leaves', 'model_params.learning_rate': 'lr'}
     keys |= {'model_params.min_data_in_leaf': 'min_leaf', 'model_params.norm': 'norm'}
-    keys |= {'model_params.individual': 'individual'}
+    keys |= {'model_params.individual': 'individual', 'model_params.per_channel': 'per_channel'}
     return ', '.join(
         f'{keys.get(k, k)}={v:.3g}' if isinstance(v, float) else f'{keys.get(k, k)}={v}'
         for k, v in params.items()

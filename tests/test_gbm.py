@@ -74,3 +74,26 @@ def test_multivariate_modes(mode, c_out):
 def test_unknown_param_is_rejected():
     with pytest.raises(ConfigError, match='n_estimator'):
         load_config('etth1', ['model=lightgbm', '+model_params.n_estimator=5'])
+
+
+def test_per_channel_boosters(tmp_path):
+    "`per_channel`: one booster per forecast column, each column's correction its own booster's; saved and served."
+    prep = prepare(load_config('etth1', SMALL + ['mode=M', '+model_params.per_channel=true']))
+    ev = fit_evaluate(prep.cfg, prep)
+    m, test = ev.model, prep.windows('test')
+    assert m.booster_ is None and len(m.channels_) == 7 and np.isfinite(ev.test_pred).all()
+    assert all(it <= 20 and 0 <= b <= 1 for _, it, b in m.channels_)
+    from tsforge.gbm import window_features, window_scale
+
+    w = test.subset(np.arange(3))  # column k's forecast = base + blend_k * booster_k(column k's rows) * scale
+    base = m.base_.predict(w)
+    F, _ = window_features(w, prep.state, base, m.params.features)
+    booster, it, blend = m.channels_[2]
+    r = booster.predict(F[np.arange(len(F)) % 7 == 2], num_iteration=it).reshape(3, 24)
+    s = window_scale(m._out(w.X), m.params.features)[:, 2]
+    np.testing.assert_allclose(m.predict(w)[:, :, 2], base[:, :, 2] + blend * r * s[:, None], rtol=0, atol=1e-12)
+    m.save(tmp_path / 'm')
+    assert {f'booster_{k}.txt' for k in range(7)} <= {p.name for p in (tmp_path / 'm').iterdir()}
+    assert np.array_equal(Forecaster.load(tmp_path / 'm').predict(test), ev.test_pred)
+    glob = fit_evaluate(load_config('etth1', SMALL + ['mode=M']), prep)
+    assert glob.model.channels_ is None and not np.array_equal(glob.test_pred, ev.test_pred)

@@ -137,8 +137,8 @@ def window_features(
 
 # %% ../nbs/06_gbm.ipynb #06-gbm-017
 class LightGBM(Forecaster):
-    """Ridge NLinear base (`Linear`) plus one global LightGBM booster on its out-of-fold residuals; the horizon step is
-    a feature."""
+    """Ridge NLinear base (`Linear`) plus LightGBM on its out-of-fold residuals: one global booster (the horizon step is
+    a feature), or with `per_channel` one booster per forecast column (LTBoost's per-channel trees)."""
 
     name = 'lightgbm'
 
@@ -156,6 +156,7 @@ class LightGBM(Forecaster):
         num_threads: int = Field(2, ge=1)
         blend: float | Literal['auto'] = 'auto'  # weight of the tree correction; 'auto': chosen on validation
         base: Literal['linear', 'none'] = 'linear'  # 'none': trees on the change from the last value
+        per_channel: bool = False  # one booster per forecast column, each on that column's rows (M mode's channels)
         folds: int = Field(5, ge=1)  # out-of-fold ridge fits for the training residuals (1: in-sample)
         linear: dict = {}  # parameters of the base `Linear` model
         features: FeatureSpec = FeatureSpec()
@@ -231,7 +232,7 @@ class LightGBM(Forecaster):
             sb = window_scale(self._out(b.X), self.params.features)[r[0], r[1]]
             y[a0:a1] = (b.Y[r[0], r[2], r[1]] - base[sl][r[0], r[2], r[1]]) / sb
             s[a0:a1] = sb
-        return F, y, s, names
+        return F, y, s, names, c
 
     def lgb_params(self) -> dict:
         "The LightGBM training parameters (deterministic for a seed and thread count)."
@@ -257,22 +258,39 @@ class LightGBM(Forecaster):
         self.base_ = self._linear().fit(train, val) if p.base == 'linear' else None
         tw, tidx = self._pick(train, rng)
         tb = self._oof_base(train, val, tidx) if self.base_ is not None and p.folds > 1 else self._base(tw)
-        F, y, _, names = self._rows(tw, tb, rng)
+        F, y, _, names, c = self._rows(tw, tb, rng)
+        v = None
+        if val is not None:
+            vw, _ = self._pick(val, rng)
+            v = self._rows(vw, self._base(vw), rng)
+        if not p.per_channel:
+            self.booster_, self.iterations_, self.blend_ = self._train(F, y, names, v)
+            self.channels_ = None
+            return self
+        self.booster_, self.iterations_, self.blend_ = None, None, None
+        self.channels_ = []  # (booster, iterations, blend) of every forecast column
+        for k in range(len(self.state.out_idx)):
+            vk = None if v is None else tuple(a[v[4] == k] for a in v[:3])
+            self.channels_.append(self._train(F[c == k], y[c == k], names, vk))
+        return self
+
+    def _train(self, F, y, names, v=None) -> tuple[lgb.Booster, int, float]:
+        "One booster on rows `F, y` (early stopping and blend on validation rows `v`): booster, rounds, blend."
+        p = self.params
         dtrain = lgb.Dataset(F, y, feature_name=names, free_raw_data=True)
         valid, callbacks = [], []
-        if val is not None:  # weights s^2 make the l2 metric the plain MSE on the scaled axis
-            vw, _ = self._pick(val, rng)
-            Fv, yv, sv, _ = self._rows(vw, self._base(vw), rng)
+        if v is not None:  # weights s^2 make the l2 metric the plain MSE on the scaled axis
+            Fv, yv, sv = v[:3]
             valid = [lgb.Dataset(Fv, yv, weight=sv**2, reference=dtrain)]
             callbacks = [lgb.early_stopping(p.early_stopping_rounds, verbose=False)]
-        self.booster_ = lgb.train(self.lgb_params(), dtrain, p.n_estimators, valid_sets=valid, callbacks=callbacks)
-        self.iterations_ = self.booster_.best_iteration or self.booster_.current_iteration()
-        self.blend_ = 1.0 if p.blend == 'auto' else float(p.blend)
-        if val is not None and p.blend == 'auto':
-            r = self.booster_.predict(Fv, num_iteration=self.iterations_, num_threads=p.num_threads)
+        booster = lgb.train(self.lgb_params(), dtrain, p.n_estimators, valid_sets=valid, callbacks=callbacks)
+        iterations = booster.best_iteration or booster.current_iteration()
+        blend = 1.0 if p.blend == 'auto' else float(p.blend)
+        if v is not None and p.blend == 'auto':
+            r = booster.predict(Fv, num_iteration=iterations, num_threads=p.num_threads)
             grid = np.linspace(0, 1, 21)
-            self.blend_ = float(grid[int(np.argmin([np.mean(((yv - g * r) * sv) ** 2) for g in grid]))])
-        return self
+            blend = float(grid[int(np.argmin([np.mean(((yv - g * r) * sv) ** 2) for g in grid]))])
+        return booster, iterations, blend
 
     def _batch_windows(self, w: Windows, batch_rows: int = 1_000_000) -> int:
         "Windows per batch: bounded by the input size and by about `batch_rows` feature rows."
@@ -281,21 +299,45 @@ class LightGBM(Forecaster):
     def _predict_batch(self, w: Windows) -> np.ndarray:
         "Forecasts (n, H, C_out) float64 on the scaled axis of one batch of windows."
         base = self._base(w)
-        if self.blend_ == 0:
+        channels = self.channels_ or [(self.booster_, self.iterations_, self.blend_)]
+        if all(b == 0 for _, _, b in channels):
             return base.astype('float64')
         F, _ = window_features(w, self.state, base, self.params.features)
-        r = self.booster_.predict(F, num_iteration=self.iterations_, num_threads=self.params.num_threads)
+        if self.channels_ is None:
+            r = self.blend_ * self.booster_.predict(
+                F, num_iteration=self.iterations_, num_threads=self.params.num_threads
+            )
+        else:  # rows are (window, step, column) in that order: a row's column is its index modulo the columns
+            r, col = np.zeros(len(F)), np.arange(len(F)) % len(self.channels_)
+            for k, (booster, it, blend) in enumerate(self.channels_):
+                if blend:
+                    r[col == k] = blend * booster.predict(
+                        F[col == k], num_iteration=it, num_threads=self.params.num_threads
+                    )
         s = window_scale(self._out(w.X), self.params.features)
-        return base + self.blend_ * r.reshape(base.shape) * s[:, None, :]
+        return base + r.reshape(base.shape) * s[:, None, :]
 
     def _save(self, path: Path):
-        self.booster_.save_model(str(path / 'booster.txt'), num_iteration=self.iterations_)
+        if self.channels_ is None:
+            self.booster_.save_model(str(path / 'booster.txt'), num_iteration=self.iterations_)
+            meta = {'blend': self.blend_, 'iterations': self.iterations_}
+        else:
+            for k, (booster, it, _) in enumerate(self.channels_):
+                booster.save_model(str(path / f'booster_{k}.txt'), num_iteration=it)
+            meta = {'channels': [{'blend': b, 'iterations': it} for _, it, b in self.channels_]}
         if self.base_ is not None:
             self.base_.save(path / 'base')
-        (path / 'gbm.json').write_text(json.dumps({'blend': self.blend_, 'iterations': self.iterations_}))
+        (path / 'gbm.json').write_text(json.dumps(meta))
 
     def _load(self, path: Path):
-        self.booster_ = lgb.Booster(model_file=str(path / 'booster.txt'))
         self.base_ = Forecaster.load(path / 'base') if (path / 'base').is_dir() else None
         meta = json.loads((path / 'gbm.json').read_text())
-        self.blend_, self.iterations_ = meta['blend'], meta['iterations']
+        if 'channels' in meta:
+            self.booster_, self.iterations_, self.blend_ = None, None, None
+            self.channels_ = [
+                (lgb.Booster(model_file=str(path / f'booster_{k}.txt')), m['iterations'], m['blend'])
+                for k, m in enumerate(meta['channels'])
+            ]
+        else:
+            self.booster_ = lgb.Booster(model_file=str(path / 'booster.txt'))
+            self.blend_, self.iterations_, self.channels_ = meta['blend'], meta['iterations'], None
