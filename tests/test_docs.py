@@ -1,6 +1,7 @@
 """`make docs`: an index (Getting started, Guides, API reference), a guide page per markdown file, and one API page per
 library module with every public name's signature and docstring and none of the exported source."""
 
+import functools
 import html
 import importlib
 import importlib.util
@@ -135,3 +136,21 @@ def test_no_guides_folder_is_no_guides(tmp_path):
     assert builder.guide_pages(tmp_path / 'missing') == []
     (tmp_path / 'empty').mkdir()
     assert builder.guide_pages(tmp_path / 'empty') == []
+
+
+def test_show_doc_outputs_are_current():
+    "Every `show_doc(x)` cell's kept output shows x's current docstring (its first line), not a stale one."
+    stale = []
+    for module, _, nb in library_notebooks():
+        mod = importlib.import_module(module)
+        for c in nb['cells']:
+            m = re.fullmatch(r'show_doc\(([\w.]+)\)', ''.join(c['source']).strip())
+            if c['cell_type'] != 'code' or not m:
+                continue
+            head, *rest = m.group(1).split('.')
+            obj = functools.reduce(lambda o, a: getattr(o, a, None), rest, vars(mod).get(head))
+            first = next(iter((inspect.getdoc(obj) or '').splitlines()), '') if obj is not None else ''
+            shown = ' '.join(''.join(o.get('data', {}).get('text/markdown', [])) for o in c.get('outputs', []))
+            if not first or first.rstrip() not in shown:
+                stale.append(f'{module}: show_doc({m.group(1)})')
+    assert not stale, 'show_doc outputs to re-run (stale or missing): ' + ', '.join(stale)

@@ -254,6 +254,7 @@ class LightGBM(Forecaster):
         )
 
     def fit(self, train: Windows, val: Windows | None = None) -> 'LightGBM':
+        "The ridge base, then the residual booster(s) on sampled (window, series, step) rows; early stopping on `val`."
         p, rng = self.params, np.random.default_rng(self.seed)
         self.base_ = self._linear().fit(train, val) if p.base == 'linear' else None
         tw, tidx = self._pick(train, rng)

@@ -32,6 +32,7 @@ class Forecaster:
         self.state, self.seed = state, seed
 
     def fit(self, train: Windows, val: Windows | None = None) -> 'Forecaster':
+        "Fit on the training windows; `val`: validation windows (early stopping, model choices) if the model uses them."
         return self
 
     def predict(self, w: Windows) -> np.ndarray:
