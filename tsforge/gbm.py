@@ -271,8 +271,9 @@ class LightGBM(Forecaster):
         self.booster_, self.iterations_, self.blend_ = None, None, None
         self.channels_ = []  # (booster, iterations, blend) of every forecast column
         for k in range(len(self.state.out_idx)):
+            rows = c == k
             vk = None if v is None else tuple(a[v[4] == k] for a in v[:3])
-            self.channels_.append(self._train(F[c == k], y[c == k], names, vk))
+            self.channels_.append(self._train(F[rows], y[rows], names, vk))
         return self
 
     def _train(self, F, y, names, v=None) -> tuple[lgb.Booster, int, float]:
@@ -304,17 +305,11 @@ class LightGBM(Forecaster):
         if all(b == 0 for _, _, b in channels):
             return base.astype('float64')
         F, _ = window_features(w, self.state, base, self.params.features)
-        if self.channels_ is None:
-            r = self.blend_ * self.booster_.predict(
-                F, num_iteration=self.iterations_, num_threads=self.params.num_threads
-            )
-        else:  # rows are (window, step, column) in that order: a row's column is its index modulo the columns
-            r, col = np.zeros(len(F)), np.arange(len(F)) % len(self.channels_)
-            for k, (booster, it, blend) in enumerate(self.channels_):
-                if blend:
-                    r[col == k] = blend * booster.predict(
-                        F[col == k], num_iteration=it, num_threads=self.params.num_threads
-                    )
+        F = F.reshape(-1, len(channels), F.shape[1])  # rows are (window, step, column): one booster per column, or one
+        r = np.zeros(F.shape[:2])
+        for k, (booster, it, blend) in enumerate(channels):
+            if blend:
+                r[:, k] = blend * booster.predict(F[:, k], num_iteration=it, num_threads=self.params.num_threads)
         s = window_scale(self._out(w.X), self.params.features)
         return base + r.reshape(base.shape) * s[:, None, :]
 
