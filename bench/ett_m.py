@@ -104,18 +104,21 @@ def write_experiment(
     params: dict,
     chosen: str = 'chosen on the validation part',
     source: str = 'bench/ett_m.py',
+    mode: str = 'M',
 ) -> str:
-    "Write the cell's configuration as `experiments/<dataset>_m<H>_<model>.yaml`; returns its name."
-    name = f'{dataset}_m{horizon}_{model}'
+    "Write the cell's configuration as `experiments/<dataset>_<mode><H>_<model>.yaml` (mode m or s); returns its name."
+    name = f'{dataset}_{mode.lower()}{horizon}_{model}'
+    what = 'M mode (all 7 columns in and out)' if mode == 'M' else 'S mode (OT in and out)'
+    table = 'ett_m.md' if mode == 'M' else 'ett.md'
     lines = [
-        f'# {dataset.replace("etth", "ETTh")} M mode (all 7 columns in and out), H={horizon}: {model} at L={L},',
-        f'# {chosen} ({source}, bench/tables/ett_m.md).',
+        f'# {dataset.replace("etth", "ETTh")} {what}, H={horizon}: {model} at L={L},',
+        f'# {chosen} ({source}, bench/tables/{table}).',
         f'# Reproduce: papermill nbs/train.ipynb out.ipynb -p config {name}',
         'defaults:',
         f'  - {dataset}',
         '  - _self_',
         f'name: {name}',
-        'mode: M',
+        f'mode: {mode}',
         f'input_length: {L}',
         f'horizon: {horizon}',
         f'model: {model}',

@@ -1,28 +1,30 @@
-"""ETTh1/ETTh2 in M mode: per cell, the tune job chooses the model, the input length and the model's parameters on
-the folds before the test part (issue 15, item 2); the best configuration is fitted on the standard split and the
+"""ETTh1/ETTh2, M or S mode: per cell, the tune job chooses the model, the input length and the model's parameters
+on the folds before the test part (issue 15, item 2); the best configuration is fitted on the standard split and the
 test part is read once, for it only.
 
-    OMP_NUM_THREADS=1 python bench/ett_m_tune.py --write-experiments
-    OMP_NUM_THREADS=1 python bench/ett_m_tune.py --datasets etth2 --horizons 96 --trials 6
+    OMP_NUM_THREADS=1 python bench/ett_tune_cells.py --write-experiments             # M mode, 8 cells
+    OMP_NUM_THREADS=1 python bench/ett_tune_cells.py --mode S --write-experiments    # S mode (OT only), 8 cells
+    OMP_NUM_THREADS=1 python bench/ett_tune_cells.py --datasets etth2 --horizons 96 --trials 6
 
-The search is `experiments/<dataset>_m_tune.yaml` (model linear or lightgbm, L in 336..720, each family's own
+The search is `experiments/<dataset>_<mode>_tune.yaml` (model linear or lightgbm, L in 336..720, each family's own
 parameters; the experiment's own configuration, linear at L=336, is the first trial) run by `tsforge.tune.tune`
 (serial, TPE, median pruner, a throw-away store) with `horizon=<H>`. With `--write-experiments` the best is written as
-`experiments/<dataset>_m<H>_<model>.yaml` (reproduce one cell: `papermill nbs/train.ipynb out.ipynb -p config
-<name>`). Prints a markdown table headed by the command that made it, beside the best honest figures (issue 15) and
-the validation-chosen configuration of `bench/ett_m.py`.
+`experiments/<dataset>_<mode><H>_<model>.yaml` (reproduce one cell: `papermill nbs/train.ipynb out.ipynb -p config
+<name>`). Prints a markdown table headed by the command that made it, beside the best honest figures (M: issue 15's;
+S: the best published, DESIGN.md) and, in M mode, the validation-chosen configuration of `bench/ett_m.py`.
 
 Rule fixed before the first full run was read: the tune job's choice is the cell's experiment file (it replaces the
 validation-chosen one of `bench/ett_m.py`), whatever its test figure; the issue asks for selection on the folds. The
 same rule, fixed again before the second run (lightgbm's `per_channel` added to the space): its choices replace the
-first run's files, whatever their test figures.
+first run's files, whatever their test figures. And for the S run (the first in S mode), fixed before it: its
+choices become the S cells' experiment files, and the README's S figure per cell, whatever their test figures.
 """
 
 import argparse, json, os, sys, tempfile, time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from ett import DROP_LAST, HONEST, HORIZONS  # noqa: E402
+from ett import DROP_LAST, HONEST, HORIZONS, best_published  # noqa: E402
 from ett_m import write_experiment  # noqa: E402
 from report import Report  # noqa: E402
 
@@ -47,15 +49,16 @@ def short(params: dict) -> str:
     )
 
 
-def run_cell(dataset: str, horizon: int, trials: int) -> dict:
+def run_cell(dataset: str, horizon: int, trials: int | None, mode: str = 'M') -> dict:
     "Tune one cell on the folds, fit the best on the standard split, score the test part once."
     from tsforge.config import load_config
     from tsforge.train import fit_evaluate
     from tsforge.tune import tune
 
     cfg = load_config(
-        f'{dataset}_m_tune',
-        [f'horizon={horizon}', f'tune.n_trials={trials}', 'tune.retrain=false', 'tune.executor=serial'],
+        f'{dataset}_{mode.lower()}_tune',
+        [f'horizon={horizon}', 'tune.retrain=false', 'tune.executor=serial']
+        + ([f'tune.n_trials={trials}'] if trials else []),
     )
     t0 = time.perf_counter()
     res = tune(cfg, progress=False, retrain=False)
@@ -83,46 +86,50 @@ def run_cell(dataset: str, horizon: int, trials: int) -> dict:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--mode', choices=['M', 'S'], default='M', help='all channels (M) or OT only (S)')
     ap.add_argument('--datasets', nargs='+', default=['etth2', 'etth1'])
     ap.add_argument('--horizons', nargs='+', type=int, default=HORIZONS)
-    ap.add_argument('--trials', type=int, default=12, help='tune.n_trials per cell')
+    ap.add_argument('--trials', type=int, default=None, help="tune.n_trials per cell (default: the experiment's)")
     ap.add_argument('--write-experiments', action='store_true')
     ap.add_argument('--out', default=None)
     a = ap.parse_args()
-    os.environ.setdefault('TSFORGE_HOME', tempfile.mkdtemp(prefix='tsforge-ett-m-tune-'))  # a throw-away store
-    rep = Report('bench/ett_m_tune.py')
-    rep.emit(
-        '| dataset | H | chosen (tune job) | tuned values | best cv MSE (linear L=336) | trials complete / pruned |'
-        ' test MSE | test MAE | windows | best honest MSE | vs honest | drop_last figure (not comparable) |'
-        ' validation-chosen (bench/ett_m.py) |'
-        ' search s | fit s | experiment |'
-    )
-    rep.emit('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|')
+    os.environ.setdefault('TSFORGE_HOME', tempfile.mkdtemp(prefix='tsforge-ett-tune-cells-'))  # a throw-away store
+    rep = Report('bench/ett_tune_cells.py')
+    m = a.mode == 'M'
+    cols = ['dataset', 'H', 'chosen (tune job)', 'tuned values', 'best cv MSE (linear L=336)']
+    cols += ['trials complete / pruned']
+    cols += ['test MSE', 'test MAE', 'windows', 'best honest MSE' if m else 'best published MSE', 'vs it']
+    cols += ['drop_last figure (not comparable)', 'validation-chosen (bench/ett_m.py)'] if m else []
+    rep.emit('| ' + ' | '.join(cols + ['search s', 'fit s', 'experiment']) + ' |')
+    rep.emit('|' + '---|' * (len(cols) + 3))
     total = 0.0
     for ds in a.datasets:
         DS = ds.replace('etth', 'ETTh')
         for H in a.horizons:
-            r = run_cell(ds, H, a.trials)
+            r = run_cell(ds, H, a.trials, a.mode)
             print(ds, H, json.dumps({k: v for k, v in r.items() if k != 'model_params'}, default=str), file=sys.stderr)
-            hv, hname = HONEST[(DS, 'M')][HORIZONS.index(H)]
-            vv, vname = VALIDATION[(DS, H)]
-            dv, dname = DROP_LAST[(DS, 'M')][HORIZONS.index(H)]
+            if m:
+                hv, hname = HONEST[(DS, 'M')][HORIZONS.index(H)]
+            else:
+                hname, hv = best_published(DS, 'S', H)
             if a.write_experiments:
                 tuned = {k.split('.', 1)[1]: v for k, v in r['params'].items() if k.startswith('model_params.')}
                 how = 'chosen by the tune job on the folds before the test part'
-                exp = write_experiment(ds, H, r['model'], r['L'], tuned, how, f'{ds}_m_tune, bench/ett_m_tune.py')
-                exp = f'`{exp}`'
+                src = f'{ds}_{a.mode.lower()}_tune, bench/ett_tune_cells.py'
+                exp = f'`{write_experiment(ds, H, r["model"], r["L"], tuned, how, src, a.mode)}`'
             else:
                 exp = ''
             total += r['fit_s']
             dcv = f'{r["default_cv"]:.4f}' if r['default_cv'] is not None else '-'
-            rep.emit(
-                f'| {DS} | {H} | {r["model"]} | {short(r["params"])} | {r["best_cv"]:.4f} ({dcv}) | '
-                f'{r["complete"]} / {r["pruned"]} | {r["test_mse"]:.4f} | {r["test_mae"]:.4f} | {r["windows"]} | '
-                f'{hv:.3f} ({hname}) | {100 * (r["test_mse"] / hv - 1):+.1f}% | {dv:g} ({dname}, drop_last) | '
-                f'{vv:.4f} ({vname}) | '
-                f'{r["search_s"]:.0f} | {r["fit_s"]:.0f} | {exp} |'
-            )
+            row = [DS, H, r['model'], short(r['params']), f'{r["best_cv"]:.4f} ({dcv})']
+            row += [f'{r["complete"]} / {r["pruned"]}', f'{r["test_mse"]:.4f}', f'{r["test_mae"]:.4f}', r['windows']]
+            row += [f'{hv:.3f} ({hname})', f'{100 * (r["test_mse"] / hv - 1):+.1f}%']
+            if m:
+                dv, dname = DROP_LAST[(DS, 'M')][HORIZONS.index(H)]
+                vv, vname = VALIDATION[(DS, H)]
+                row += [f'{dv:g} ({dname}, drop_last)', f'{vv:.4f} ({vname})']
+            row += [f'{r["search_s"]:.0f}', f'{r["fit_s"]:.0f}', exp]
+            rep.emit('| ' + ' | '.join(map(str, row)) + ' |')
     rep.emit()
     rep.emit(f'Fit and test seconds of the chosen configurations, all cells above: {total:.0f} s.')
     if a.out:
