@@ -19,7 +19,7 @@ from .models import Forecaster, Linear
 from .features import calendar_values
 
 # %% auto #0
-__all__ = ['Calendar', 'FeatureSpec', 'step_times', 'window_scale', 'window_features', 'LightGBM']
+__all__ = ['Calendar', 'OBJECTIVES', 'FeatureSpec', 'step_times', 'window_scale', 'window_features', 'LightGBM']
 
 # %% ../nbs/06_gbm.ipynb #06-gbm-007
 Calendar = Literal['minute', 'hour', 'dayofweek', 'day', 'dayofyear', 'month', 'quarter']
@@ -136,6 +136,9 @@ def window_features(
     return F, list(cols)
 
 # %% ../nbs/06_gbm.ipynb #06-gbm-017
+OBJECTIVES = {'l2': 'regression', 'l1': 'regression_l1', 'huber': 'huber'}  # tsforge name -> LightGBM's
+
+
 class LightGBM(Forecaster):
     """Ridge NLinear base (`Linear`) plus LightGBM on its out-of-fold residuals: one global booster (the horizon step is
     a feature), or with `per_channel` one booster per forecast column (LTBoost's per-channel trees)."""
@@ -157,6 +160,9 @@ class LightGBM(Forecaster):
         blend: float | Literal['auto'] = 'auto'  # weight of the tree correction; 'auto': chosen on validation
         base: Literal['linear', 'none'] = 'linear'  # 'none': trees on the change from the last value
         per_channel: bool = False  # one booster per forecast column, each on that column's rows (M mode's channels)
+        objective: Literal['l2', 'l1', 'huber'] = (
+            'l2'  # the trees' training loss; early stopping and blend read the MSE
+        )
         folds: int = Field(5, ge=1)  # out-of-fold ridge fits for the training residuals (1: in-sample)
         linear: dict = {}  # parameters of the base `Linear` model
         features: FeatureSpec = FeatureSpec()
@@ -238,7 +244,8 @@ class LightGBM(Forecaster):
         "The LightGBM training parameters (deterministic for a seed and thread count)."
         p = self.params
         return dict(
-            objective='regression',
+            objective=OBJECTIVES[p.objective],
+            metric='l2',  # early stopping reads the MSE whatever the training loss
             learning_rate=p.learning_rate,
             num_leaves=p.num_leaves,
             min_data_in_leaf=p.min_data_in_leaf,
