@@ -169,9 +169,13 @@ def main():
             params = {k: v for k, v in r['params'].items() if k not in ('member_params', 'progress')}
             exp = write_experiment(ds, h, r['model'], r['L'], params) if a.write_experiments and not a.val_only else ''
             total += r['fit_s']
+            if a.val_only:  # the test part was not read
+                test = '– | – | – | ' + f'{hv:.3f} ({hname}) | –'
+            else:
+                test = f'{r["test_mse"]:.4f} | {r["test_mae"]:.4f} | {r["windows"]} | {hv:.3f} ({hname}) | '
+                test += f'{(r["test_mse"] / hv - 1) * 100:+.1f}%'
             lines.append(
-                f'| {DS} | {h} | {r["spec"]} | {r["L"]} | {r["val_mse"]:.4f} | {r["test_mse"]:.4f} | '
-                f'{r["test_mae"]:.4f} | {r["windows"]} | {hv:.3f} ({hname}) | {(r["test_mse"] / hv - 1) * 100:+.1f}% | '
+                f'| {DS} | {h} | {r["spec"]} | {r["L"]} | {r["val_mse"]:.4f} | {test} | '
                 f'{bv:.4f} ({bname}) | {r["fit_s"]:.0f} | {f"`{exp}`" if exp else ""} |'
             )
             for L in a.lengths:

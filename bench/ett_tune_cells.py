@@ -18,6 +18,8 @@ validation-chosen one of `bench/ett_m.py`), whatever its test figure; the issue 
 same rule, fixed again before the second run (lightgbm's `per_channel` added to the space): its choices replace the
 first run's files, whatever their test figures. And for the S run (the first in S mode), fixed before it: its
 choices become the S cells' experiment files, and the README's S figure per cell, whatever their test figures.
+Third M run, fixed before it (lightgbm's `objective` added to the M space after it beat `l2` on the validation part
+in all 8 M cells, the test part not read): its choices replace the second run's files, whatever their test figures.
 """
 
 import argparse, json, os, sys, tempfile, time
@@ -42,6 +44,7 @@ def short(params: dict) -> str:
     keys = {'input_length': 'L', 'model_params.num_leaves': 'leaves', 'model_params.learning_rate': 'lr'}
     keys |= {'model_params.min_data_in_leaf': 'min_leaf', 'model_params.norm': 'norm'}
     keys |= {'model_params.individual': 'individual', 'model_params.per_channel': 'per_channel'}
+    keys |= {'model_params.objective': 'objective'}
     return ', '.join(
         f'{keys.get(k, k)}={v:.3g}' if isinstance(v, float) else f'{keys.get(k, k)}={v}'
         for k, v in params.items()
