@@ -160,9 +160,7 @@ class LightGBM(Forecaster):
         blend: float | Literal['auto'] = 'auto'  # weight of the tree correction; 'auto': chosen on validation
         base: Literal['linear', 'none'] = 'linear'  # 'none': trees on the change from the last value
         per_channel: bool = False  # one booster per forecast column, each on that column's rows (M mode's channels)
-        objective: Literal['l2', 'l1', 'huber'] = (
-            'l2'  # the trees' training loss; early stopping and blend read the MSE
-        )
+        objective: Literal['l2', 'l1', 'huber'] = 'l2'  # the trees' loss; early stopping reads the MSE
         folds: int = Field(5, ge=1)  # out-of-fold ridge fits for the training residuals (1: in-sample)
         linear: dict = {}  # parameters of the base `Linear` model
         features: FeatureSpec = FeatureSpec()
