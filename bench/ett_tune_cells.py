@@ -5,6 +5,7 @@ test part is read once, for it only.
     OMP_NUM_THREADS=1 python bench/ett_tune_cells.py --write-experiments             # M mode, 8 cells
     OMP_NUM_THREADS=1 python bench/ett_tune_cells.py --mode S --write-experiments    # S mode (OT only), 8 cells
     OMP_NUM_THREADS=1 python bench/ett_tune_cells.py --datasets etth2 --horizons 96 --trials 6
+    OMP_NUM_THREADS=1 python bench/ett_tune_cells.py --horizons 720 --seeds 1 2 --search-only   # the test part unread
 
 The search is `experiments/<dataset>_<mode>_tune.yaml` (model linear or lightgbm, L in 336..720, each family's own
 parameters; the experiment's own configuration, linear at L=336, is the first trial) run by `tsforge.tune.tune`
@@ -12,6 +13,8 @@ parameters; the experiment's own configuration, linear at L=336, is the first tr
 `experiments/<dataset>_<mode><H>_<model>.yaml` (reproduce one cell: `papermill nbs/train.ipynb out.ipynb -p config
 <name>`). Prints a markdown table headed by the command that made it, beside the best honest figures (M: issue 15's;
 S: the best published, DESIGN.md) and, in M mode, the validation-chosen configuration of `bench/ett_m.py`.
+`--search-only` stops after the search (the test part is not read: for timing the script, or for seeing how the
+choice moves with the sampler's seed, `--seeds`, which sets `tune.seed`).
 
 Rule fixed before the first full run was read: the tune job's choice is the cell's experiment file (it replaces the
 validation-chosen one of `bench/ett_m.py`), whatever its test figure; the issue asks for selection on the folds. The
@@ -52,8 +55,10 @@ def short(params: dict) -> str:
     )
 
 
-def run_cell(dataset: str, horizon: int, trials: int | None, mode: str = 'M') -> dict:
-    "Tune one cell on the folds, fit the best on the standard split, score the test part once."
+def run_cell(
+    dataset: str, horizon: int, trials: int | None, mode: str = 'M', seed: int | None = None, test: bool = True
+) -> dict:
+    "Tune one cell on the folds, then (`test`) fit the best on the standard split and score the test part once."
     from tsforge.config import load_config
     from tsforge.train import fit_evaluate
     from tsforge.tune import tune
@@ -61,13 +66,19 @@ def run_cell(dataset: str, horizon: int, trials: int | None, mode: str = 'M') ->
     cfg = load_config(
         f'{dataset}_{mode.lower()}_tune',
         [f'horizon={horizon}', 'tune.retrain=false', 'tune.executor=serial']
-        + ([f'tune.n_trials={trials}'] if trials else []),
+        + ([f'tune.n_trials={trials}'] if trials else [])
+        + (
+            [f'tune.seed={seed}', f'tune.study_name=tune-{dataset}-{mode}-h{horizon}-seed{seed}']
+            if seed is not None
+            else []
+        ),
     )
     t0 = time.perf_counter()
     res = tune(cfg, progress=False, retrain=False)
     search_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    m = fit_evaluate(res.best_config).metrics  # the test part, read once
+    nan = float('nan')
+    m = fit_evaluate(res.best_config).metrics if test else {'test_mse': nan, 'test_mae': nan, 'test_windows': 0}
     c = res.counts()
     return {
         'params': res.best_params,
@@ -93,13 +104,19 @@ def main():
     ap.add_argument('--datasets', nargs='+', default=['etth2', 'etth1'])
     ap.add_argument('--horizons', nargs='+', type=int, default=HORIZONS)
     ap.add_argument('--trials', type=int, default=None, help="tune.n_trials per cell (default: the experiment's)")
+    ap.add_argument('--seeds', nargs='+', type=int, default=[None], help="tune.seed (default: the experiment's)")
+    ap.add_argument('--search-only', action='store_true', help='stop after the search: the test part is not read')
     ap.add_argument('--write-experiments', action='store_true')
     ap.add_argument('--out', default=None)
     a = ap.parse_args()
+    if a.search_only and a.write_experiments:
+        ap.error('--write-experiments needs the test part read: drop --search-only')
     os.environ.setdefault('TSFORGE_HOME', tempfile.mkdtemp(prefix='tsforge-ett-tune-cells-'))  # a throw-away store
     rep = Report('bench/ett_tune_cells.py')
     m = a.mode == 'M'
-    cols = ['dataset', 'H', 'chosen (tune job)', 'tuned values', 'best cv MSE (linear L=336)']
+    seeded = a.seeds != [None]
+    cols = ['dataset', 'H'] + (['tune.seed'] if seeded else []) + ['chosen (tune job)', 'tuned values']
+    cols += ['best cv MSE (linear L=336)']
     cols += ['trials complete / pruned']
     cols += ['test MSE', 'test MAE', 'windows', 'best honest MSE' if m else 'best published MSE', 'vs it']
     cols += ['drop_last figure (not comparable)', 'validation-chosen (bench/ett_m.py)'] if m else []
@@ -108,8 +125,8 @@ def main():
     total = 0.0
     for ds in a.datasets:
         DS = ds.replace('etth', 'ETTh')
-        for H in a.horizons:
-            r = run_cell(ds, H, a.trials, a.mode)
+        for H, seed in ((H, seed) for H in a.horizons for seed in a.seeds):
+            r = run_cell(ds, H, a.trials, a.mode, seed, test=not a.search_only)
             print(ds, H, json.dumps({k: v for k, v in r.items() if k != 'model_params'}, default=str), file=sys.stderr)
             if m:
                 hv, hname = HONEST[(DS, 'M')][HORIZONS.index(H)]
@@ -124,9 +141,13 @@ def main():
                 exp = ''
             total += r['fit_s']
             dcv = f'{r["default_cv"]:.4f}' if r['default_cv'] is not None else '-'
-            row = [DS, H, r['model'], short(r['params']), f'{r["best_cv"]:.4f} ({dcv})']
-            row += [f'{r["complete"]} / {r["pruned"]}', f'{r["test_mse"]:.4f}', f'{r["test_mae"]:.4f}', r['windows']]
-            row += [f'{hv:.3f} ({hname})', f'{100 * (r["test_mse"] / hv - 1):+.1f}%']
+            row = [DS, H] + ([seed] if seeded else []) + [r['model'], short(r['params']), f'{r["best_cv"]:.4f} ({dcv})']
+            row += [f'{r["complete"]} / {r["pruned"]}']
+            if a.search_only:  # the test part was not read
+                row += ['–', '–', '–', f'{hv:.3f} ({hname})', '–']
+            else:
+                row += [f'{r["test_mse"]:.4f}', f'{r["test_mae"]:.4f}', r['windows'], f'{hv:.3f} ({hname})']
+                row += [f'{100 * (r["test_mse"] / hv - 1):+.1f}%']
             if m:
                 dv, dname = DROP_LAST[(DS, 'M')][HORIZONS.index(H)]
                 vv, vname = VALIDATION[(DS, H)]
