@@ -84,7 +84,6 @@ def run_cell(
         'params': res.best_params,
         'model': res.best_config.model,
         'L': res.best_config.input_length,
-        'model_params': res.best_config.model_params,
         'best_cv': res.best_value,
         'default_cv': res.default_value,
         'complete': c['COMPLETE'],
@@ -127,7 +126,7 @@ def main():
         DS = ds.replace('etth', 'ETTh')
         for H, seed in ((H, seed) for H in a.horizons for seed in a.seeds):
             r = run_cell(ds, H, a.trials, a.mode, seed, test=not a.search_only)
-            print(ds, H, json.dumps({k: v for k, v in r.items() if k != 'model_params'}, default=str), file=sys.stderr)
+            print(ds, H, json.dumps(r, default=str), file=sys.stderr)
             if m:
                 hv, hname = HONEST[(DS, 'M')][HORIZONS.index(H)]
             else:
