@@ -18,6 +18,8 @@ from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
+import yaml
+
 sys.path.insert(0, str(Path(__file__).parent))
 from ett import HONEST, HORIZONS  # noqa: E402
 from report import command  # noqa: E402
@@ -123,7 +125,9 @@ def write_experiment(
         f'horizon: {horizon}',
         f'model: {model}',
     ]
-    if params:
+    if params and any(isinstance(v, (list, dict)) for v in params.values()):  # an ensemble's members: block YAML
+        lines += yaml.safe_dump({'model_params': params}, sort_keys=False).splitlines()
+    elif params:
         lines.append('model_params:')
         lines += [f'  {k}: {json.dumps(v)}' for k, v in params.items()]
     lines += ['intervals:', "  levels: []  # the protocol's point forecast"]

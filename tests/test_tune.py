@@ -400,6 +400,56 @@ def test_tune_job_papermill_with_gate(home, tmp_path):
     assert tags['tune.retrain'] == 'skipped' and tags['tune.registered_version'] == '2' and 'tune.promoted' not in tags
 
 
+def test_ensemble_of_best_trials_is_retrained_registered_and_served(home):
+    "`tune.ensemble=3`: the retrain fits one equal-weight `ensemble` of the 3 best distinct trials, each at its own L."
+    from tsforge.bundle import load_model
+
+    cfg = small(
+        'name=ens', 'tune.executor=serial', 'tune.n_trials=5', 'tune.sampler=random', 'tune.ensemble=3',
+        '+tune.space.model=[linear, naive]', '+tune.model_space.linear={model_params.norm: [last, mean]}',
+        space=['+tune.space.input_length={low: 48, high: 192, step: 48}'],
+    )  # fmt: skip
+    res = tune(cfg, progress=False)
+    done = sorted((t for t in res.study.get_trials() if t.state.name == 'COMPLETE'), key=lambda t: (t.value, t.number))
+    top = []  # the 3 best with distinct values
+    for t in done:
+        if t.params not in [x.params for x in top]:
+            top.append(t)
+    top = [t.number for t in top[:3]]
+    assert res.ensemble_trials == top and res.ensemble_trials[0] == res.best_number
+    fc = res.retrain_config
+    assert fc.model == 'ensemble' and fc.model_params['weights'] == 'equal'
+    by_number = {t.number: t.params for t in res.study.get_trials()}
+    assert [m['input_length'] for m in fc.model_params['members']] == [by_number[n]['input_length'] for n in top]
+    assert [m['model'] for m in fc.model_params['members']] == [by_number[n]['model'] for n in top]
+    assert fc.input_length == max(by_number[n]['input_length'] for n in top)
+    run = tune_runs('tune-ens-models-S-h24')[0]
+    assert run.data.tags['tune.ensemble_trials'] == ','.join(map(str, top))
+    assert 'ensemble_config.yaml' in artifacts(run.info.run_id)
+    served = load_model(f'models:/tsforge-ens/{res.train.version}', check_requirements=False)
+    assert served.model.name == 'ensemble'
+    assert [m.state.input_length for m in served.model.models] == [by_number[n]['input_length'] for n in top]
+    from tsforge.models import _crop
+
+    w = res.train.prep.windows('test')
+    each = [m.predict(_crop(w, m.state.input_length)) for m in served.model.models]
+    assert np.allclose(served.model.predict(w), np.mean(each, axis=0))
+
+
+@pytest.mark.parametrize(
+    'extra, expected',
+    [
+        (['tune.ensemble=0'], 'tune.ensemble: Input should be greater than or equal to 1'),
+        (['tune.ensemble=2', '+tune.space.seed=[0, 1]'], 'tune.ensemble=2 averages the best trials'),
+        (['tune.ensemble=2', 'model=ensemble'], "the experiment's model is ensemble already"),
+    ],
+)
+def test_bad_tune_ensemble_names_field(extra, expected):
+    with pytest.raises(ConfigError) as e:
+        small(*extra)
+    assert expected in str(e.value), str(e.value)
+
+
 def test_all_trials_fail_job_fails_and_moves_no_alias(home):
     from tsforge.train import train
 

@@ -357,6 +357,7 @@ class TuneConfig(_Strict):
     grace_period: int | None = Field(None, ge=1)  # a trial without heartbeat this long is FAIL (None: 2 x interval)
     enqueue_default: bool = True  # the experiment's own values are the study's first trial
     retrain: bool = True  # retrain the best config through the train job and register it
+    ensemble: int = Field(1, ge=1)  # >1: retrain an equal-weight `ensemble` of this many best distinct trials
     space: dict[str, Distribution] = {}
     model_space: dict[str, dict[str, Distribution]] = {}
 
@@ -657,6 +658,14 @@ def _check_dist(raw: dict, key: str, dist: Distribution, field: str):
 def check_tune_space(cfg: ExperimentConfig):
     "Raise `ValueError` naming the field if `cfg.tune.space` / `model_space` does not fit `cfg`."
     t = cfg.tune
+    if t.ensemble > 1:  # the best trials become the members of one model: they may differ in the model only
+        other = [k for k in t.space if k not in ('model', 'input_length') and not k.startswith('model_params.')]
+        if other or cfg.model == 'ensemble':
+            raise ValueError(
+                f'tune.ensemble={t.ensemble} averages the best trials as members of one model, so the search may '
+                f'vary only model, input_length and model_params.*'
+                + (f'; tune.space has {", ".join(other)}' if other else "; the experiment's model is ensemble already")
+            )
     if not t.space and not t.model_space:
         return
     raw = cfg.model_dump(mode='json')

@@ -5,17 +5,18 @@
 # %% ../nbs/05_models.ipynb #05-models-002
 from __future__ import annotations
 import importlib, json
+from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .preprocess import WindowState, Windows
 
 # %% auto #0
 __all__ = ['MODELS', 'Forecaster', 'model_class', 'make_model', 'Naive', 'SeasonalNaive', 'Moments', 'StepMoments', 'solve_steps',
-           'Linear', 'Ensemble']
+           'Linear', 'Member', 'Ensemble']
 
 # %% ../nbs/05_models.ipynb #05-models-004
 class Forecaster:
@@ -393,40 +394,89 @@ def _val_mse(model: Forecaster, val: Windows) -> float:
     return sse / (len(val) * model.state.horizon * len(model.state.out_idx))
 
 
+class Member(BaseModel):
+    """One member of an `ensemble`: a registered model, its params and, optionally, its own input length (at most the
+    ensemble's: the member reads the last `input_length` rows of each window)."""
+
+    model_config = ConfigDict(extra='forbid')
+    model: str
+    model_params: dict = {}
+    input_length: int | None = Field(None, ge=1)  # None: the ensemble's
+
+    @model_validator(mode='after')
+    def _known(self):
+        if self.model not in MODELS or self.model == 'ensemble':
+            raise ValueError(
+                f'model: unknown model {self.model!r}; allowed: {", ".join(sorted(set(MODELS) - {"ensemble"}))}'
+            )
+        try:
+            params = model_class(self.model).Params(**self.model_params)
+        except ValidationError as e:
+            raise ValueError(
+                '; '.join(f'model_params.{".".join(map(str, x["loc"]))}: {x["msg"]}' for x in e.errors())
+            ) from None
+        self.model_params = params.model_dump()
+        return self
+
+
+def _crop(w: Windows, L: int) -> Windows:
+    "The same windows read through their last `L` input rows (the same origins, so the same targets)."
+    if L == w.state.input_length:
+        return w
+    return Windows(replace(w.state, input_length=L), w.scaled, w.row_times, w.origins, w.with_targets, w.series, w.cov)
+
+
 class Ensemble(Forecaster):
-    "Weighted mean of member models' forecasts."
+    """Weighted mean of member models' forecasts. A member is a model name (its params from `member_params`) or a
+    `Member`: model, params and its own input length, so that e.g. the best trials of a tune job can be averaged."""
 
     name = 'ensemble'
 
     class Params(BaseModel):
         model_config = ConfigDict(extra='forbid')
-        members: list[str] = Field(['lightgbm', 'patchtst'], min_length=1)  # registered model names
-        member_params: dict[str, dict] = {}  # model name -> its params
+        members: list[Member] = Field(['lightgbm', 'patchtst'], min_length=1)  # model names or Member specs
+        member_params: dict[str, dict] = {}  # model name -> its params, for members given by name
         weights: str = Field('inverse_val_mse', pattern='^(equal|inverse_val_mse)$')
+
+        @model_validator(mode='before')
+        @classmethod
+        def _names(cls, data):
+            "A member given by name becomes a `Member` with its `member_params`."
+            if isinstance(data, dict):
+                data = dict(data)
+                mp = data.get('member_params') or {}
+                members = data.get('members', ['lightgbm', 'patchtst'])
+                if isinstance(members, list) and isinstance(mp, dict):
+                    data['members'] = [
+                        {'model': m, 'model_params': mp.get(m, {})} if isinstance(m, str) else m for m in members
+                    ]
+            return data
 
     def __init__(self, params=None, state=None, seed=0):
         super().__init__(params, state, seed)
-        bad = [m for m in self.params.members if m not in MODELS or m == 'ensemble']
-        if bad:
-            raise ValueError(
-                f'model_params.members: unknown model(s) {bad}; '
-                f'allowed: {", ".join(sorted(set(MODELS) - {"ensemble"}))}'
-            )
-        self.models = [make_model(m, self.params.member_params.get(m, {}), state, seed) for m in self.params.members]
+        self.models = []
+        for i, m in enumerate(self.params.members):
+            L = m.input_length or (state.input_length if state else None)
+            if state is not None and L > state.input_length:
+                raise ValueError(
+                    f'model_params.members.{i}.input_length={L} must be <= input_length={state.input_length}'
+                )
+            self.models.append(make_model(m.model, m.model_params, state and replace(state, input_length=L), seed))
         self.weights_ = [1 / len(self.models)] * len(self.models)
 
     def fit(self, train: Windows, val: Windows | None = None):
         for m in self.models:
-            m.fit(train, val)
+            L = m.state.input_length
+            m.fit(_crop(train, L), None if val is None else _crop(val, L))
         if self.params.weights == 'inverse_val_mse':
             if val is None:
                 raise ValueError("model_params.weights='inverse_val_mse' needs validation windows")
-            inv = [1 / _val_mse(m, val) for m in self.models]
+            inv = [1 / _val_mse(m, _crop(val, m.state.input_length)) for m in self.models]
             self.weights_ = [w / sum(inv) for w in inv]
         return self
 
     def _predict_batch(self, w: Windows) -> np.ndarray:
-        return sum(wt * m.predict(w) for wt, m in zip(self.weights_, self.models))
+        return sum(wt * m.predict(_crop(w, m.state.input_length)) for wt, m in zip(self.weights_, self.models))
 
     def _save(self, path: Path):
         for i, m in enumerate(self.models):

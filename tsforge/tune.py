@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import json
 import multiprocessing
 import os
 import re
@@ -47,8 +48,9 @@ __all__ = ['RUN_STATUS', 'param_name', 'config_key', 'suggest_value', 'suggest',
            'BudgetSpent', 'default_storage_url', 'masked', 'QueuedTrialsStorage', 'open_storage', 'StudyStorageError',
            'storage_failure', 'storage_errors', 'make_sampler', 'make_pruner', 'worker_seed', 'WorkerSpec',
            'sigterm_interrupts', 'load_study', 'run_worker', 'run_trials', 'trial_values', 'trial_error',
-           'trials_table', 'recorded_trials', 'features_text', 'TrialRecorder', 'best_trial', 'study_figures',
-           'study_name', 'check_tunable', 'prepare_study', 'wait_for_running', 'TuneResult', 'tune', 'retrain_best']
+           'trials_table', 'recorded_trials', 'features_text', 'TrialRecorder', 'best_trial', 'top_trials',
+           'ensemble_config', 'study_figures', 'study_name', 'check_tunable', 'prepare_study', 'wait_for_running',
+           'TuneResult', 'tune', 'retrain_best']
 
 # %% ../nbs/17_tune.ipynb #12-tune-005
 def param_name(key: str, family: str | None = None) -> str:
@@ -750,6 +752,35 @@ def best_trial(study: optuna.Study) -> FrozenTrial | None:
     done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
     return min(done, key=lambda t: (t.value, t.number)) if done else None
 
+
+def top_trials(study: optuna.Study, k: int) -> list[FrozenTrial]:
+    "The `k` best COMPLETE trials with distinct values (fewer if fewer finished), best first."
+    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
+    out, seen = [], set()
+    for t in sorted(done, key=lambda t: (t.value, t.number)):
+        key = json.dumps(t.params, sort_keys=True, default=str)
+        if key not in seen:
+            seen.add(key)
+            out.append(t)
+    return out[:k]
+
+
+def ensemble_config(cfg: ExperimentConfig, trials: list[FrozenTrial]) -> ExperimentConfig:
+    """The experiment as one `ensemble` of `trials`' configurations, equal weights: each member keeps its trial's
+    model, params and input length; the ensemble reads the longest input (`tune.ensemble`)."""
+    cfgs = [trial_config(cfg, trial_values(t, cfg)) for t in trials]
+    raw = cfg.model_dump(mode='json')
+    raw['model'], raw['input_length'] = 'ensemble', max(c.input_length for c in cfgs)
+    members = [{'model': c.model, 'model_params': c.model_params, 'input_length': c.input_length} for c in cfgs]
+    raw['model_params'] = {'members': members, 'weights': 'equal'}
+    raw['tune'] = {
+        **raw['tune'],
+        'space': {},
+        'model_space': {},
+        'ensemble': 1,
+    }  # the retrained config is not searched again
+    return validate_config(raw, cfg.secrets or None)
+
 # %% ../nbs/17_tune.ipynb #12-tune-032
 def _figure(ax):
     a = np.asarray(ax).ravel()[0] if isinstance(ax, np.ndarray) else ax
@@ -884,6 +915,8 @@ class TuneResult:
     train: Any = None  # the retrain's TrainResult
     child_run_ids: dict = field(default_factory=dict)
     seconds: float = 0.0
+    ensemble_trials: list = field(default_factory=list)  # tune.ensemble > 1: the trials averaged, best first
+    retrain_config: ExperimentConfig | None = None  # what the retrain fits: best_config, or the ensemble of the best
 
     def counts(self) -> dict[str, int]:
         "Trials by final state."
@@ -1039,6 +1072,16 @@ def tune(cfg: ExperimentConfig, progress: bool = True, retrain: bool | None = No
         )
         runs.set_tags({'tune.best_trial': best.number})
         mark = {'tune.study_name': tag_name, 'tune.storage': tag_storage, 'tune.best_trial': str(best.number)}
+        final_cfg = best_cfg
+        if t.ensemble > 1:  # the retrain fits the equal-weight ensemble of the best distinct trials
+            top = top_trials(study, t.ensemble)
+            result.ensemble_trials = [x.number for x in top]
+            if len(top) > 1:
+                final_cfg = ensemble_config(cfg, top)
+            mark['tune.ensemble_trials'] = ','.join(map(str, result.ensemble_trials))
+            runs.set_tags({'tune.ensemble_trials': mark['tune.ensemble_trials']})
+            runs.log_text(final_cfg.to_yaml(), 'ensemble_config.yaml')
+        result.retrain_config = final_cfg
         reg = best_cfg.registry
         same = registry.versions_tagged(reg.model_name, mark) if retrain and reg.enabled else []
         if same:  # a resumed study whose best did not change: its model is registered already
@@ -1056,7 +1099,7 @@ def tune(cfg: ExperimentConfig, progress: bool = True, retrain: bool | None = No
             if progress:
                 print(result.retrain_skipped)
         elif retrain:
-            result.train = tr = retrain_best(best_cfg)
+            result.train = tr = retrain_best(final_cfg)
             p = tr.promotion
             if tr.version:
                 registry.tag_version(reg.model_name, tr.version, mark)
@@ -1071,7 +1114,7 @@ def tune(cfg: ExperimentConfig, progress: bool = True, retrain: bool | None = No
             )
             runs.log_metrics({k: v for k, v in tr.metrics.items() if k.startswith('test_')})
             if (
-                best_cfg.model_dump() != cfg.model_dump()
+                final_cfg.model_dump() != cfg.model_dump()
             ):  # the experiment's own config on the same test part, untracked
                 from tsforge.train import fit_evaluate
 
