@@ -177,17 +177,19 @@ def main():
                 hv, hname = HONEST[(DS, 'M')][HORIZONS.index(H)]
             else:
                 hname, hv = best_published(DS, 'S', H)
-            if a.write_experiments and r['model'] == 'ensemble':
-                tuned = {'members': r['members'], 'weights': 'equal'}
-                n = len(r['members'])
-                how = f"the equal-weight ensemble of the tune job's {n} best trials on the folds before the test part"
-            elif a.write_experiments:
-                tuned = {k.split('.', 1)[1]: v for k, v in r['params'].items() if k.startswith('model_params.')}
-                how = 'chosen by the tune job on the folds before the test part'
+            exp = ''
+            if a.write_experiments:
+                if r['model'] == 'ensemble':
+                    tuned = {'members': r['members'], 'weights': 'equal'}
+                    n = len(r['members'])
+                    how = (
+                        f"the equal-weight ensemble of the tune job's {n} best trials on the folds before the test part"
+                    )
+                else:
+                    tuned = {k.split('.', 1)[1]: v for k, v in r['params'].items() if k.startswith('model_params.')}
+                    how = 'chosen by the tune job on the folds before the test part'
                 src = f'{ds}_{a.mode.lower()}_tune, bench/ett_tune_cells.py'
                 exp = f'`{write_experiment(ds, H, r["model"], r["L"], tuned, how, src, a.mode)}`'
-            else:
-                exp = ''
             total += r['fit_s']
             dcv = f'{r["default_cv"]:.4f}' if r['default_cv'] is not None else '-'
             chosen = r['model'] if r['model'] != 'ensemble' else f'ensemble of {len(r["members"])}'
