@@ -547,6 +547,9 @@ class ExperimentConfig(_Strict):
             params = params_cls(**self.model_params)
         except ValidationError as e:
             raise ValueError(_format_errors(e, prefix='model_params')) from None
+        check = getattr(model_class(self.model), 'check_input_length', None)
+        if check is not None:  # a model whose params bound the input length (an ensemble's members)
+            check(params, self.input_length)
         # store the complete parameter set (defaults filled in), so runs log every value used
         object.__setattr__(self, 'model_params', params.model_dump())
         return self

@@ -452,15 +452,22 @@ class Ensemble(Forecaster):
                     ]
             return data
 
+    @staticmethod
+    def check_input_length(params: 'Ensemble.Params', input_length: int):
+        "Raise `ValueError` naming the member whose own input length exceeds the ensemble's."
+        for i, m in enumerate(params.members):
+            if m.input_length is not None and m.input_length > input_length:
+                raise ValueError(
+                    f'model_params.members.{i}.input_length={m.input_length} must be <= input_length={input_length}'
+                )
+
     def __init__(self, params=None, state=None, seed=0):
         super().__init__(params, state, seed)
+        if state is not None:
+            self.check_input_length(self.params, state.input_length)
         self.models = []
-        for i, m in enumerate(self.params.members):
+        for m in self.params.members:
             L = m.input_length or (state.input_length if state else None)
-            if state is not None and L > state.input_length:
-                raise ValueError(
-                    f'model_params.members.{i}.input_length={L} must be <= input_length={state.input_length}'
-                )
             self.models.append(make_model(m.model, m.model_params, state and replace(state, input_length=L), seed))
         self.weights_ = [1 / len(self.models)] * len(self.models)
 
