@@ -4,7 +4,7 @@
     python bench/ett.py --models naive linear --modes S   # the issue-2 table
     python bench/ett.py --models dlinear --set +model_params.epochs=5
     python bench/ett.py --models fits --modes M --set input_length=720 --score val   # choose settings on validation
-    python bench/ett.py --experiments etth1_m96_lightgbm etth2_m96_ensemble          # committed per-cell configs
+    python bench/ett.py --experiments etth1_m96_ensemble etth2_s96_ensemble          # committed per-cell configs
 
 Protocol (DESIGN.md): first 14,400 rows, train [0, 8640), validation [8640, 11520), test [11520, 14400); scaler
 fitted on the train rows; every stride-1 test window (2785/2689/2545/2161); MSE and MAE on scaled values.
