@@ -22,6 +22,14 @@ CASES = {
             '+model_params.member_params={dlinear: {epochs: 1, progress: false}}',
         ],
     ),
+    'ensemble-specs-M': (  # what tune.ensemble writes: the same family twice, one member on the last 48 of 96 rows
+        'ensemble',
+        'M',
+        [
+            '+model_params.members=[{model: linear, input_length: 48, model_params: {norm: mean}}, {model: linear}]',
+            '+model_params.weights=equal',
+        ],
+    ),
 }
 
 
