@@ -7,6 +7,7 @@ test part is read once, for it only.
     OMP_NUM_THREADS=1 python bench/ett_tune_cells.py --datasets etth2 --horizons 96 --trials 6
     OMP_NUM_THREADS=1 python bench/ett_tune_cells.py --horizons 720 --seeds 1 2 --search-only   # the test part unread
     OMP_NUM_THREADS=1 python bench/ett_tune_cells.py --ensemble 3 --write-experiments   # the 3 best trials averaged
+    OMP_NUM_THREADS=1 python bench/ett_tune_cells.py --ensemble 3 --search-only --fold-check --store DIR  # on the folds
 
 The search is `experiments/<dataset>_<mode>_tune.yaml` (model linear or lightgbm, L in 336..720, each family's own
 parameters; the experiment's own configuration, linear at L=336, is the first trial) run by `tsforge.tune.tune`
@@ -15,7 +16,11 @@ parameters; the experiment's own configuration, linear at L=336, is the first tr
 <name>`). Prints a markdown table headed by the command that made it, beside the best honest figures (M: issue 15's;
 S: the best published, DESIGN.md) and, in M mode, the validation-chosen configuration of `bench/ett_m.py`.
 `--search-only` stops after the search (the test part is not read: for timing the script, or for seeing how the
-choice moves with the sampler's seed, `--seeds`, which sets `tune.seed`).
+choice moves with the sampler's seed, `--seeds`, which sets `tune.seed`). `--fold-check` scores the retrained
+ensemble on the search's own folds (and the best trial again, refitted, as a check that the two figures compare), the
+test part not read. The studies live in a throw-away store removed at the end; `--store DIR` uses DIR and keeps
+it (run again on it, a finished study resumes with no trial to run, so `--fold-check` can follow a run without
+repeating its search).
 
 Rule fixed before the first full run was read: the tune job's choice is the cell's experiment file (it replaces the
 validation-chosen one of `bench/ett_m.py`), whatever its test figure; the issue asks for selection on the folds. The
@@ -32,7 +37,7 @@ noisy); those ensembles replace the cells' files in both modes, whatever their t
 scored beside it (the same configuration as the previous run's where the search repeats itself) for comparison only.
 """
 
-import argparse, json, os, sys, tempfile, time
+import argparse, json, os, shutil, sys, tempfile, time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -76,6 +81,23 @@ def members_text(members: list[dict]) -> str:
     )
 
 
+def fold_mse(cfg) -> float:
+    """Mean MSE of `cfg` over the tune job's folds before the test part (what a trial's value is), fitted afresh:
+    for an ensemble of trials, the figure its members' trials would have had as one trial."""
+    import numpy as np
+
+    from tsforge.cv import cv_folds, refit_groups, run_group
+    from tsforge.prepare import mode_columns
+    from tsforge.tune import search_data
+
+    data = search_data(cfg)
+    cols_in, cols_out = mode_columns(cfg, data.columns)
+    groups = refit_groups(cv_folds(cfg, data.n_rows), cfg.cv.refit_every)
+    return float(
+        np.mean([r.metrics['mse'] for g in groups for r in run_group(cfg, data.frame, cols_in, cols_out, data.freq, g)])
+    )
+
+
 def run_cell(
     dataset: str,
     horizon: int,
@@ -84,10 +106,12 @@ def run_cell(
     seed: int | None = None,
     test: bool = True,
     ensemble: int = 1,
+    fold_check: bool = False,
 ) -> dict:
     """Tune one cell on the folds, then (`test`) fit the retrained configuration (the best trial, or with `ensemble` > 1
     the ensemble of that many best trials) on the standard split and score the test part once; with an ensemble, the
-    best trial alone too, for comparison."""
+    best trial alone too, for comparison. `fold_check`: the retrained ensemble's and the best trial's MSE on the folds,
+    both fitted afresh (the test part not read for it)."""
     from tsforge.config import load_config
     from tsforge.train import fit_evaluate
     from tsforge.tune import trial_values, tune
@@ -119,7 +143,11 @@ def run_cell(
         members.append({'model': v.get('model', cfg.model), 'input_length': v.get('input_length', cfg.input_length)})
         members[-1] |= {'model_params': tuned} if tuned else {}
     c = res.counts()
+    check = {}
+    if fold_check and res.retrain_config is not res.best_config:
+        check = {'best_cv_again': fold_mse(res.best_config), 'ensemble_cv': fold_mse(res.retrain_config)}
     return {
+        **check,
         'params': res.best_params,
         'model': res.retrain_config.model,
         'L': res.retrain_config.input_length,
@@ -150,18 +178,22 @@ def main():
     ap.add_argument(
         '--ensemble', type=int, default=1, help='tune.ensemble: retrain the ensemble of this many best trials'
     )
+    ap.add_argument('--fold-check', action='store_true', help="with --ensemble: the ensemble's MSE on the folds too")
+    ap.add_argument('--store', default=None, help='TSFORGE_HOME to use and keep (a finished study resumes: no trials)')
     ap.add_argument('--write-experiments', action='store_true')
     ap.add_argument('--out', default=None)
     a = ap.parse_args()
     if a.search_only and a.write_experiments:
         ap.error('--write-experiments needs the test part read: drop --search-only')
-    os.environ.setdefault('TSFORGE_HOME', tempfile.mkdtemp(prefix='tsforge-ett-tune-cells-'))  # a throw-away store
+    throwaway = None if a.store else tempfile.mkdtemp(prefix='tsforge-ett-tune-cells-')
+    os.environ['TSFORGE_HOME'] = a.store or throwaway  # the studies and runs: removed at the end unless --store
     rep = Report('bench/ett_tune_cells.py')
     m = a.mode == 'M'
     seeded = a.seeds != [None]
     cols = ['dataset', 'H'] + (['tune.seed'] if seeded else []) + ['chosen (tune job)', 'tuned values']
     cols += ['best cv MSE (linear L=336)']
     cols += ['trials complete / pruned']
+    cols += ['ensemble cv MSE (best trial refitted)'] if a.fold_check else []
     cols += ['best trial alone: test MSE'] if a.ensemble > 1 else []
     cols += ['test MSE', 'test MAE', 'windows', 'best honest MSE' if m else 'best published MSE', 'vs it']
     cols += ['drop_last figure (not comparable)', 'validation-chosen (bench/ett_m.py)'] if m else []
@@ -171,7 +203,9 @@ def main():
     for ds in a.datasets:
         DS = ds.replace('etth', 'ETTh')
         for H, seed in ((H, seed) for H in a.horizons for seed in a.seeds):
-            r = run_cell(ds, H, a.trials, a.mode, seed, test=not a.search_only, ensemble=a.ensemble)
+            r = run_cell(
+                ds, H, a.trials, a.mode, seed, test=not a.search_only, ensemble=a.ensemble, fold_check=a.fold_check
+            )
             print(ds, H, json.dumps(r, default=str), file=sys.stderr)
             if m:
                 hv, hname = HONEST[(DS, 'M')][HORIZONS.index(H)]
@@ -196,6 +230,9 @@ def main():
             tuned = short(r['params']) if r['model'] != 'ensemble' else members_text(r['members'])
             row = [DS, H] + ([seed] if seeded else []) + [chosen, tuned, f'{r["best_cv"]:.4f} ({dcv})']
             row += [f'{r["complete"]} / {r["pruned"]}']
+            if a.fold_check:
+                fc = (r['ensemble_cv'], r['best_cv_again']) if 'ensemble_cv' in r else (r['best_cv'], r['best_cv'])
+                row += [f'{fc[0]:.4f} ({fc[1]:.4f})']
             if a.ensemble > 1:
                 row += ['–' if a.search_only else f'{r["single_mse"]:.4f} ({r["best_model"]})']
             if a.search_only:  # the test part was not read
@@ -213,6 +250,8 @@ def main():
     rep.emit(f'Fit and test seconds of the chosen configurations, all cells above: {total:.0f} s.')
     if a.out:
         rep.write(a.out)
+    if throwaway:
+        shutil.rmtree(throwaway, ignore_errors=True)
 
 
 if __name__ == '__main__':
