@@ -426,6 +426,9 @@ def test_ensemble_of_best_trials_is_retrained_registered_and_served(home):
     run = tune_runs('tune-ens-models-S-h24')[0]
     assert run.data.tags['tune.ensemble_trials'] == ','.join(map(str, top))
     assert 'ensemble_config.yaml' in artifacts(run.info.run_id)
+    cmp = res.comparison()  # the retrain's test figure sits in the ensemble's own column, not under the best trial
+    ens_col = f'ensemble of trials {", ".join(map(str, top))}'
+    assert cmp.loc['test_mse', ens_col] == res.train.metrics['test_mse'] and pd.isna(cmp.loc['test_mse', 'best'])
     served = load_model(f'models:/tsforge-ens/{res.train.version}', check_requirements=False)
     assert served.model.name == 'ensemble'
     assert [m.state.input_length for m in served.model.models] == [by_number[n]['input_length'] for n in top]

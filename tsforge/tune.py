@@ -935,7 +935,11 @@ class TuneResult:
         if self.train is not None:
             metric = self.best_config.registry.metric
             p = self.train.promotion
-            rows['best'][metric] = self.train.metrics.get(metric)
+            retrained = 'best'  # the row whose test metric the retrain measured
+            if len(self.ensemble_trials) > 1:
+                retrained = f'ensemble of trials {", ".join(map(str, self.ensemble_trials))}'
+                rows[retrained] = {}
+            rows[retrained][metric] = self.train.metrics.get(metric)
             if self.default_test:
                 rows['default'][metric] = self.default_test.get(metric)
             if p is not None and p.champion is not None:
@@ -1078,9 +1082,9 @@ def tune(cfg: ExperimentConfig, progress: bool = True, retrain: bool | None = No
             result.ensemble_trials = [x.number for x in top]
             if len(top) > 1:
                 final_cfg = ensemble_config(cfg, top)
+                runs.log_text(final_cfg.to_yaml(), 'ensemble_config.yaml')
             mark['tune.ensemble_trials'] = ','.join(map(str, result.ensemble_trials))
             runs.set_tags({'tune.ensemble_trials': mark['tune.ensemble_trials']})
-            runs.log_text(final_cfg.to_yaml(), 'ensemble_config.yaml')
         result.retrain_config = final_cfg
         reg = best_cfg.registry
         same = registry.versions_tagged(reg.model_name, mark) if retrain and reg.enabled else []
