@@ -7,6 +7,7 @@ test part is read once, for it only.
     OMP_NUM_THREADS=1 python bench/ett_tune_cells.py --datasets etth2 --horizons 96 --trials 6
     OMP_NUM_THREADS=1 python bench/ett_tune_cells.py --horizons 720 --seeds 1 2 --search-only   # the test part unread
     OMP_NUM_THREADS=1 python bench/ett_tune_cells.py --ensemble 3 --write-experiments   # the 3 best trials averaged
+    OMP_NUM_THREADS=1 python bench/ett_tune_cells.py --ensemble 1 --search-only   # the best trial alone (earlier runs)
     OMP_NUM_THREADS=1 python bench/ett_tune_cells.py --ensemble 3 --search-only --fold-check --store DIR  # on the folds
 
 The search is `experiments/<dataset>_<mode>_tune.yaml` (model linear or lightgbm, L in 336..720, each family's own
@@ -105,13 +106,13 @@ def run_cell(
     mode: str = 'M',
     seed: int | None = None,
     test: bool = True,
-    ensemble: int = 1,
+    ensemble: int | None = None,
     fold_check: bool = False,
 ) -> dict:
-    """Tune one cell on the folds, then (`test`) fit the retrained configuration (the best trial, or with `ensemble` > 1
-    the ensemble of that many best trials) on the standard split and score the test part once; with an ensemble, the
-    best trial alone too, for comparison. `fold_check`: the retrained ensemble's and the best trial's MSE on the folds,
-    both fitted afresh (the test part not read for it)."""
+    """Tune one cell on the folds, then (`test`) fit the retrained configuration on the standard split and score the
+    test part once: the best trial, or with `tune.ensemble` > 1 (the experiment's, or `ensemble`) the ensemble of that
+    many best trials, and then the best trial alone too, for comparison. `fold_check`: the retrained ensemble's and the
+    best trial's MSE on the folds, both fitted afresh (the test part not read for it)."""
     from tsforge.config import load_config
     from tsforge.train import fit_evaluate
     from tsforge.tune import trial_values, tune
@@ -120,7 +121,7 @@ def run_cell(
         f'{dataset}_{mode.lower()}_tune',
         [f'horizon={horizon}', 'tune.retrain=false', 'tune.executor=serial']
         + ([f'tune.n_trials={trials}'] if trials else [])
-        + ([f'tune.ensemble={ensemble}'] if ensemble > 1 else [])
+        + ([f'tune.ensemble={ensemble}'] if ensemble else [])
         + (
             [f'tune.seed={seed}', f'tune.study_name=tune-{dataset}-{mode}-h{horizon}-seed{seed}']
             if seed is not None
@@ -176,7 +177,7 @@ def main():
     ap.add_argument('--seeds', nargs='+', type=int, default=[None], help="tune.seed (default: the experiment's)")
     ap.add_argument('--search-only', action='store_true', help='stop after the search: the test part is not read')
     ap.add_argument(
-        '--ensemble', type=int, default=1, help='tune.ensemble: retrain the ensemble of this many best trials'
+        '--ensemble', type=int, default=None, help="tune.ensemble (default: the experiment's, 3; 1: the best trial)"
     )
     ap.add_argument('--fold-check', action='store_true', help="with --ensemble: the ensemble's MSE on the folds too")
     ap.add_argument('--store', default=None, help='TSFORGE_HOME to use and keep (a finished study resumes: no trials)')
@@ -194,7 +195,10 @@ def main():
     cols += ['best cv MSE (linear L=336)']
     cols += ['trials complete / pruned']
     cols += ['ensemble cv MSE (best trial refitted)'] if a.fold_check else []
-    cols += ['best trial alone: test MSE'] if a.ensemble > 1 else []
+    from tsforge.config import load_config
+
+    k = a.ensemble or load_config(f'{a.datasets[0]}_{a.mode.lower()}_tune').tune.ensemble
+    cols += ['best trial alone: test MSE'] if k > 1 else []
     cols += ['test MSE', 'test MAE', 'windows', 'best honest MSE' if m else 'best published MSE', 'vs it']
     cols += ['drop_last figure (not comparable)', 'validation-chosen (bench/ett_m.py)'] if m else []
     rep.emit('| ' + ' | '.join(cols + ['search s', 'fit s', 'experiment']) + ' |')
@@ -233,7 +237,7 @@ def main():
             if a.fold_check:
                 fc = (r['ensemble_cv'], r['best_cv_again']) if 'ensemble_cv' in r else (r['best_cv'], r['best_cv'])
                 row += [f'{fc[0]:.4f} ({fc[1]:.4f})']
-            if a.ensemble > 1:
+            if k > 1:
                 row += ['–' if a.search_only else f'{r["single_mse"]:.4f} ({r["best_model"]})']
             if a.search_only:  # the test part was not read
                 row += ['–', '–', '–', f'{hv:.3f} ({hname})', '–']
