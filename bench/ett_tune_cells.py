@@ -85,18 +85,10 @@ def members_text(members: list[dict]) -> str:
 def fold_mse(cfg) -> float:
     """Mean MSE of `cfg` over the tune job's folds before the test part (what a trial's value is), fitted afresh:
     for an ensemble of trials, the figure its members' trials would have had as one trial."""
-    import numpy as np
+    from tsforge.tune import search_data, search_folds
 
-    from tsforge.cv import cv_folds, refit_groups, run_group
-    from tsforge.prepare import mode_columns
-    from tsforge.tune import search_data
-
-    data = search_data(cfg)
-    cols_in, cols_out = mode_columns(cfg, data.columns)
-    groups = refit_groups(cv_folds(cfg, data.n_rows), cfg.cv.refit_every)
-    return float(
-        np.mean([r.metrics['mse'] for g in groups for r in run_group(cfg, data.frame, cols_in, cols_out, data.freq, g)])
-    )
+    mse = [r.metrics['mse'] for r in search_folds(cfg, search_data(cfg))]
+    return float(sum(mse) / len(mse))
 
 
 def run_cell(

@@ -12,6 +12,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .config import _format_errors
 from .preprocess import WindowState, Windows
 
 # %% auto #0
@@ -412,9 +413,7 @@ class Member(BaseModel):
         try:
             params = model_class(self.model).Params(**self.model_params)
         except ValidationError as e:
-            raise ValueError(
-                '; '.join(f'model_params.{".".join(map(str, x["loc"]))}: {x["msg"]}' for x in e.errors())
-            ) from None
+            raise ValueError(_format_errors(e, prefix='model_params')) from None
         self.model_params = params.model_dump()
         return self
 
@@ -445,7 +444,7 @@ class Ensemble(Forecaster):
             if isinstance(data, dict):
                 data = dict(data)
                 mp = data.get('member_params') or {}
-                members = data.get('members', ['lightgbm', 'patchtst'])
+                members = data.get('members', cls.model_fields['members'].default)
                 if isinstance(members, list) and isinstance(mp, dict):
                     data['members'] = [
                         {'model': m, 'model_params': mp.get(m, {})} if isinstance(m, str) else m for m in members

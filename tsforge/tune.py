@@ -44,10 +44,10 @@ from .prepare import Prepared, mode_columns, prepare
 
 # %% auto #0
 __all__ = ['RUN_STATUS', 'param_name', 'config_key', 'suggest_value', 'suggest', 'trial_config', 'default_params',
-           'feature_choices', 'SearchData', 'search_data', 'evaluate', 'objective', 'check_feature_space',
-           'BudgetSpent', 'default_storage_url', 'masked', 'QueuedTrialsStorage', 'open_storage', 'StudyStorageError',
-           'storage_failure', 'storage_errors', 'make_sampler', 'make_pruner', 'worker_seed', 'WorkerSpec',
-           'sigterm_interrupts', 'load_study', 'run_worker', 'run_trials', 'trial_values', 'trial_error',
+           'feature_choices', 'SearchData', 'search_data', 'search_folds', 'evaluate', 'objective',
+           'check_feature_space', 'BudgetSpent', 'default_storage_url', 'masked', 'QueuedTrialsStorage', 'open_storage',
+           'StudyStorageError', 'storage_failure', 'storage_errors', 'make_sampler', 'make_pruner', 'worker_seed',
+           'WorkerSpec', 'sigterm_interrupts', 'load_study', 'run_worker', 'run_trials', 'trial_values', 'trial_error',
            'trials_table', 'recorded_trials', 'features_text', 'TrialRecorder', 'best_trial', 'top_trials',
            'ensemble_config', 'study_figures', 'study_name', 'check_tunable', 'prepare_study', 'wait_for_running',
            'TuneResult', 'tune', 'retrain_best']
@@ -211,33 +211,37 @@ def _join_columns(cfg: ExperimentConfig, frame: pd.DataFrame, columns: list[str]
     return frame
 
 
+def search_folds(cfg: ExperimentConfig, data: SearchData, blas_threads: int | None = None):
+    """Fit and score `cfg` on the search's folds (the rows before the test part), yielding each fold's `FoldResult`
+    as it finishes: what a trial's value is made of."""
+    cols_in, cols_out = mode_columns(cfg, data.columns)
+    for g in refit_groups(cv_folds(cfg, data.n_rows), cfg.cv.refit_every):
+        yield from run_group(cfg, data.frame, cols_in, cols_out, data.freq, g, blas_threads=blas_threads)
+
+
 def evaluate(trial: optuna.Trial, cfg: ExperimentConfig, data: SearchData, blas_threads: int | None = None) -> float:
     """A trial's value: the mean of `cfg.tune.metric` over the folds before the test part; reports each fold to the
     pruner."""
-    values = suggest(trial, cfg)
-    tcfg = trial_config(cfg, values)
-    cols_in, cols_out = mode_columns(tcfg, data.columns)
-    groups = refit_groups(cv_folds(tcfg, data.n_rows), tcfg.cv.refit_every)
+    tcfg = trial_config(cfg, suggest(trial, cfg))
     metric, rows = cfg.tune.metric, []
-    for g in groups:
-        for r in run_group(tcfg, data.frame, cols_in, cols_out, data.freq, g, blas_threads=blas_threads):
-            rows.append(
-                {
-                    'fold': r.fold.index,
-                    'train_end': r.fold.train_end,
-                    'test_start': r.fold.test_start,
-                    'test_end': r.fold.test_end,
-                    **{m: float(r.metrics[m]) for m in METRICS},
-                    **{m: float(r.metrics[m]) for m in ('msis', 'winkler') if m in r.metrics},  # intervals
-                    'windows': int(r.metrics['windows']),
-                    'fit_seconds': float(r.fit_seconds),
-                }
-            )
-            trial.set_user_attr('folds', rows)
-            mean = float(np.mean([x[metric] for x in rows]))
-            trial.report(mean, r.fold.index)
-            if trial.should_prune():
-                raise optuna.TrialPruned(f'pruned after fold {r.fold.index} ({metric} {mean:.5f})')
+    for r in search_folds(tcfg, data, blas_threads):
+        rows.append(
+            {
+                'fold': r.fold.index,
+                'train_end': r.fold.train_end,
+                'test_start': r.fold.test_start,
+                'test_end': r.fold.test_end,
+                **{m: float(r.metrics[m]) for m in METRICS},
+                **{m: float(r.metrics[m]) for m in ('msis', 'winkler') if m in r.metrics},  # intervals
+                'windows': int(r.metrics['windows']),
+                'fit_seconds': float(r.fit_seconds),
+            }
+        )
+        trial.set_user_attr('folds', rows)
+        mean = float(np.mean([x[metric] for x in rows]))
+        trial.report(mean, r.fold.index)
+        if trial.should_prune():
+            raise optuna.TrialPruned(f'pruned after fold {r.fold.index} ({metric} {mean:.5f})')
     return float(np.mean([x[metric] for x in rows]))
 
 
