@@ -62,7 +62,7 @@ def variant_config(name: str, variant: str):
 def run_cell(name: str, variant: str) -> dict:
     "Fit `variant` of `name` as the protocol does; score the test part and the later months. In its own process."
     t0 = time.perf_counter()
-    from tsforge.data import make_windows
+    from tsforge.preprocess import make_windows
     from tsforge.models import make_model
     from tsforge.prepare import prepare
     from tsforge.split import origins
