@@ -32,26 +32,22 @@ HORIZONS = [96, 192, 336, 720]
 
 
 def member_configs(dataset: str, mode: str, horizon: int, extra: str, extra_length: int):
-    "The committed cell's members and the extra model, each as a config on the tune experiment's folds."
-    from tsforge.config import load_config, validate_config
+    "The committed cell's members and the extra model, each as a trial of the tune experiment (its folds)."
+    from tsforge.config import load_config
+    from tsforge.tune import trial_config
 
     cell = load_config(f'{dataset}_{mode.lower()}{horizon}_ensemble')
     base = load_config(f'{dataset}_{mode.lower()}_tune', [f'horizon={horizon}'])
     name, params = parse_candidate(extra)
-    specs = [*cell.model_dump(mode='json')['model_params']['members'], {'model': name, 'input_length': extra_length}]
-    specs[-1]['model_params'] = {**({'progress': False} if name in ('fits', 'sparsetsf') else {}), **params}
-    out = []
-    for m in specs:
-        raw = base.model_dump(mode='json')
-        raw.update(model=m['model'], input_length=m['input_length'], model_params=m.get('model_params', {}))
-        raw['tune'] = {**raw['tune'], 'space': {}, 'model_space': {}, 'ensemble': 1}
-        out.append(validate_config(raw, base.secrets or None))
-    return out
+    params = {**({'progress': False} if name in ('fits', 'sparsetsf') else {}), **params}
+    specs = [*cell.model_params['members'], {'model': name, 'input_length': extra_length, 'model_params': params}]
+    return [trial_config(base, {k: m[k] for k in ('model', 'input_length', 'model_params')}) for m in specs]
 
 
 def run_cell(dataset: str, mode: str, horizon: int, extra: str, extra_length: int) -> dict:
     "Fold forecasts of every member and the extra; the MSE of each combination, averaged over the folds."
     t0 = time.perf_counter()
+    from tsforge.metrics import scores
     from tsforge.tune import search_data, search_folds
 
     cfgs = member_configs(dataset, mode, horizon, extra, extra_length)
@@ -73,7 +69,7 @@ def run_cell(dataset: str, mode: str, horizon: int, extra: str, extra_length: in
                 assert np.array_equal(rs[j].origins, first.origins), 'members scored different windows'
                 assert np.allclose(rs[j].true, first.true), 'members scaled the targets differently'
             pred = np.mean([rs[j].pred for j in members], axis=0)
-            per.append(float(np.mean((pred - first.true) ** 2)))
+            per.append(scores(first.true, pred, first.state)['mse'])  # as a trial's folds are scored
         return float(np.mean(per))
 
     n = len(cfgs) - 1

@@ -45,41 +45,35 @@ VARIANTS = ['committed', 'best trial', 'linear', 'fits']
 
 def variant_config(name: str, variant: str):
     "The configuration `variant` of experiment file `name` (protocol point forecast: no intervals)."
-    from tsforge.config import load_config, validate_config
+    from tsforge.config import load_config
+    from tsforge.tune import trial_config
 
     cfg = load_config(name, ['intervals.levels=[]'])
-    raw = cfg.model_dump(mode='json')
-    if variant == 'best trial':
-        m = raw['model_params']['members'][0]  # the search's best trial (members are listed best first)
-        raw.update(model=m['model'], input_length=m['input_length'], model_params=m['model_params'])
-    elif variant == 'linear':
-        raw.update(model='linear', input_length=336, model_params={})
-    elif variant == 'fits':
-        raw.update(model='fits', input_length=720, model_params={'progress': False})
-    return validate_config(raw, cfg.secrets or None)
+    if variant == 'best trial':  # the search's best trial: the first member (members are listed best first)
+        m = cfg.model_params['members'][0]
+        return trial_config(cfg, {k: m[k] for k in ('model', 'input_length', 'model_params')})
+    if variant == 'linear':
+        return trial_config(cfg, {'model': 'linear', 'input_length': 336, 'model_params': {}})
+    if variant == 'fits':
+        return trial_config(cfg, {'model': 'fits', 'input_length': 720, 'model_params': {'progress': False}})
+    return cfg
 
 
 def run_cell(name: str, variant: str) -> dict:
     "Fit `variant` of `name` as the protocol does; score the test part and the later months. In its own process."
     t0 = time.perf_counter()
     from tsforge.preprocess import make_windows
-    from tsforge.models import make_model
     from tsforge.prepare import prepare
     from tsforge.split import origins
-    from tsforge.train import evaluate
+    from tsforge.train import evaluate, fit_evaluate
 
     cfg = variant_config(name, variant)
     prep = prepare(cfg)
     st, b = prep.state, prep.borders
-    train, val, test = (prep.windows(p) for p in ('train', 'val', 'test'))
+    ev = fit_evaluate(cfg, prep, keep_predictions=False)  # the protocol's own fit and test scores
     o = origins(b.test_end, len(prep.frame), st.input_length, st.horizon)
-    later = make_windows(st, prep.scaled, prep.times, o, cov=prep.cov)
-    model = make_model(cfg.model, cfg.model_params, st, cfg.seed)
-    t1 = time.perf_counter()
-    model.fit(train, val)
-    fit_s = time.perf_counter() - t1
-    tm, _ = evaluate(model, test, 'test_')
-    lm, _ = evaluate(model, later, 'later_')
+    lm, _ = evaluate(ev.model, make_windows(st, prep.scaled, prep.times, o, cov=prep.cov), 'later_')
+    tm, fit_s = ev.metrics, ev.metrics['fit_seconds']
     return {
         **{k: float(v) for k, v in {**tm, **lm}.items() if k.endswith(('_mse', '_mae'))},
         'test_windows': int(tm['test_windows']),
