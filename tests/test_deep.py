@@ -1,5 +1,5 @@
 """The torch models (tsforge.deep) on real ETTh1 windows: reproducible for a seed, identical after save/load,
-every mode, the training loss option. Small on purpose: L=96, H=24, one epoch, tiny PatchTST."""
+every mode, the training loss option. Small on purpose: L=96, H=24, one epoch, tiny PatchTST and SegRNN."""
 
 import numpy as np
 import pytest
@@ -18,12 +18,21 @@ TINY_PATCHTST = [
     '+model_params.d_ff=32',
     '+model_params.n_layers=1',
 ]
+TINY_SEGRNN = ['+model_params.d_model=16', '+model_params.lr=0.003']
 
 
 def cfg(model, *extra):
     params = [] if model == 'naive' else ['+model_params.epochs=1', '+model_params.progress=false']
     return load_config(
-        'etth1', [f'model={model}', *SMALL, *params, *(TINY_PATCHTST if model == 'patchtst' else []), *extra]
+        'etth1',
+        [
+            f'model={model}',
+            *SMALL,
+            *params,
+            *(TINY_PATCHTST if model == 'patchtst' else []),
+            *(TINY_SEGRNN if model == 'segrnn' else []),
+            *extra,
+        ],
     )
 
 
@@ -57,7 +66,7 @@ def test_dlinear_beats_naive_after_one_epoch(prep_s):
     assert dl['test_mse'] < 0.9 * naive['test_mse'], (dl, naive)
 
 
-@pytest.mark.parametrize('model', ['dlinear', 'patchtst', 'fits', 'sparsetsf'])
+@pytest.mark.parametrize('model', ['dlinear', 'patchtst', 'fits', 'sparsetsf', 'segrnn'])
 def test_save_load_round_trip(model, prep_s, tmp_path):
     ev = fit_evaluate(cfg(model), prep_s)
     ev.model.save(tmp_path / 'm')
@@ -69,7 +78,7 @@ def test_save_load_round_trip(model, prep_s, tmp_path):
     assert ev.test_pred.dtype == np.float64
 
 
-@pytest.mark.parametrize('model', ['dlinear', 'patchtst', 'fits', 'sparsetsf'])
+@pytest.mark.parametrize('model', ['dlinear', 'patchtst', 'fits', 'sparsetsf', 'segrnn'])
 def test_mode_m(model, prep_m):
     ev = fit_evaluate(cfg(model, 'mode=M'), prep_m)
     assert ev.test_pred.shape == (2857, 24, 7) and np.isfinite(ev.test_pred).all()
@@ -85,7 +94,7 @@ def test_mode_ms_forecasts_target_only(prep_s):
     assert np.array_equal(ms.test_pred, s.test_pred)
 
 
-@pytest.mark.parametrize('model', ['fits', 'sparsetsf'])
+@pytest.mark.parametrize('model', ['fits', 'sparsetsf', 'segrnn'])
 def test_new_models_same_seed_same_forecasts(model, prep_m):
     a, b = (fit_evaluate(cfg(model, 'mode=M', 'seed=5'), prep_m) for _ in range(2))
     assert np.array_equal(a.test_pred, b.test_pred)
@@ -113,3 +122,5 @@ def test_unknown_or_bad_params_are_named():
         cfg('fits', '+model_params.loss=l3')
     with pytest.raises(ConfigError, match='cut_freq'):
         cfg('fits', '+model_params.cut_freq=0')
+    with pytest.raises(ConfigError, match='rnn'):
+        cfg('segrnn', '+model_params.rnn=transformer')

@@ -92,6 +92,7 @@ MODELS: dict[str, str] = {
     'patchtst': 'tsforge.deep:PatchTST',
     'fits': 'tsforge.deep:FITS',
     'sparsetsf': 'tsforge.deep:SparseTSF',
+    'segrnn': 'tsforge.deep:SegRNN',
     'tft': 'tsforge.tft:TFT',
     'ensemble': 'tsforge.models:Ensemble',
 }
