@@ -107,9 +107,11 @@ def write_experiment(
     chosen: str = 'chosen on the validation part',
     source: str = 'bench/ett_m.py',
     mode: str = 'M',
+    suffix: str | None = None,
 ) -> str:
-    "Write the cell's configuration as `experiments/<dataset>_<mode><H>_<model>.yaml` (mode m or s); returns its name."
-    name = f'{dataset}_{mode.lower()}{horizon}_{model}'
+    """Write the cell's configuration as `experiments/<dataset>_<mode><H>_<suffix or model>.yaml` (mode m or s);
+    returns its name."""
+    name = f'{dataset}_{mode.lower()}{horizon}_{suffix or model}'
     what = 'M mode (all 7 columns in and out)' if mode == 'M' else 'S mode (OT in and out)'
     table = 'ett_m.md' if mode == 'M' else 'ett.md'
     lines = [
