@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from ett_m import ROOT, parse_candidate, write_experiment  # noqa: E402
+from ett_m import ROOT, parse_candidate, quiet, write_experiment  # noqa: E402
 from report import Report  # noqa: E402
 
 HORIZONS = [96, 192, 336, 720]
@@ -47,7 +47,7 @@ def member_specs(dataset: str, mode: str, horizon: int, extra: str, extra_length
 
     cell = yaml.safe_load((ROOT / 'experiments' / f'{dataset}_{mode.lower()}{horizon}_ensemble.yaml').read_text())
     name, params = parse_candidate(extra)
-    params = {**({'progress': False} if name in ('fits', 'sparsetsf', 'segrnn') else {}), **params}
+    params = {**quiet(name), **params}
     return [*cell['model_params']['members'], {'model': name, 'input_length': extra_length, 'model_params': params}]
 
 

@@ -30,7 +30,13 @@ BEFORE = {  # tsforge's best M figure before issue 15 (its table in the issue)
     ('ETTh1', 720): (0.4327, 'linear'), ('ETTh2', 96): (0.2717, 'linear'), ('ETTh2', 192): (0.3336, 'linear'),
     ('ETTh2', 336): (0.3581, 'linear'), ('ETTh2', 720): (0.3924, 'linear'),
 }  # fmt: skip
-QUIET = {'fits': {'progress': False}, 'sparsetsf': {'progress': False}}
+
+
+def quiet(model: str) -> dict:
+    "`{'progress': False}` for a model with a progress bar (the torch models), else nothing: tables stay readable."
+    from tsforge.models import model_class
+
+    return {'progress': False} if 'progress' in model_class(model).Params.model_fields else {}
 
 
 def parse_candidate(spec: str) -> tuple[str, dict]:
@@ -67,14 +73,14 @@ def run_cell(dataset, horizon, lengths, candidates, seed=0, test=True):
             t0 = time.perf_counter()
             if name == 'ensemble':
                 members = [m for m in candidates if m != 'ensemble' and ':' not in m]
-                params = {'members': members, 'member_params': {m: QUIET.get(m, {}) for m in members}}
+                params = {'members': members, 'member_params': {m: quiet(m) for m in members}}
                 model = Ensemble(params, prep.state, seed)
                 model.models = [fitted[m][0] for m in members]  # the members fitted above (same params and seed)
                 inv = [1 / fitted[m][1] for m in members]
                 model.weights_ = [w / sum(inv) for w in inv]
                 fit_s = sum(fitted[m][2] for m in members)
             else:
-                params = {**QUIET.get(name, {}), **extra}
+                params = {**quiet(name), **extra}
                 model = make_model(name, params, prep.state, seed).fit(train, val)
                 fit_s = time.perf_counter() - t0
             v = evaluate(model, val, 'val_')[0]
