@@ -4,6 +4,7 @@ and the months after it are not read).
     OMP_NUM_THREADS=1 python bench/ett_fold_members.py                      # M and S, FITS at L=720 as the extra
     OMP_NUM_THREADS=1 python bench/ett_fold_members.py --modes S --extra sparsetsf --extra-length 720
     OMP_NUM_THREADS=1 python bench/ett_fold_members.py --modes M --extra 'segrnn:d_model=128,seg_len=48' --apply
+    OMP_NUM_THREADS=1 python bench/ett_fold_members.py --modes M --extra cyclenet --base current --apply
 
 Each committed cell (`experiments/<dataset>_<mode><H>_ensemble.yaml`: the tune job's three best trials, averaged) is
 taken apart into its members; each member, and the extra model (default FITS at L=720 with its defaults, the paper's
@@ -24,6 +25,15 @@ member wherever that lowers the committed ensemble's fold MSE by at least 0.5%: 
 `<dataset>_<mode><H>_segrnn` (the committed members and SegRNN, equal weights), which `bench/ett_later.py` then scores
 once on the test months and on the later months (rows 14,400-17,420), beside the committed file. The committed files
 stay what they are; the tables say which one is the cell's configuration.
+
+`--extra cyclenet --base current --apply` (the rule for CycleNet, fixed here before its first fit on ETT): CycleNet
+(`cyclenet`, added after the SegRNN read) at its authors' ETTh setting for L=720 (linear backbone, a learned 24-step
+cycle, batch 256, Adam at 0.005, up to 30 epochs: tsforge's defaults) had never been fitted on ETT by this project.
+`--base current` takes each M cell's current configuration as the members: the `<dataset>_m<H>_segrnn` file where
+the SegRNN rule wrote one (ETTh1 96 and 192), else the `_ensemble` file. Where CycleNet as one more equal member
+lowers that configuration's fold MSE by at least 0.5%, the cell gets `<dataset>_m<H>_cyclenet` (the current members
+and CycleNet, equal weights), which `bench/ett_later.py --variants current 'with cyclenet'` scores once on the test
+months and on the later months, beside the current file. Nothing else changes on these figures.
 """
 
 import argparse, resource, sys, time
@@ -40,34 +50,45 @@ from report import Report  # noqa: E402
 HORIZONS = [96, 192, 336, 720]
 
 
-def member_specs(dataset: str, mode: str, horizon: int, extra: str, extra_length: int) -> list[dict]:
-    """The committed cell's members as its experiment file writes them (the tune job's values, no defaults) and the
-    extra model, as ensemble member specs (the extra last)."""
+def base_file(dataset: str, mode: str, horizon: int, base: str = 'ensemble') -> Path:
+    """The experiment file whose members are the base: `ensemble` (the tune job's three best trials) or `current` (the
+    cell's configuration now: a file written by the SegRNN rule where there is one, else the ensemble)."""
+    stem = ROOT / 'experiments' / f'{dataset}_{mode.lower()}{horizon}'
+    if base == 'current' and Path(f'{stem}_segrnn.yaml').exists():
+        return Path(f'{stem}_segrnn.yaml')
+    return Path(f'{stem}_ensemble.yaml')
+
+
+def member_specs(
+    dataset: str, mode: str, horizon: int, extra: str, extra_length: int, base: str = 'ensemble'
+) -> list[dict]:
+    """The base file's members as it writes them (the tune job's values, no defaults) and the extra model, as
+    ensemble member specs (the extra last)."""
     import yaml
 
-    cell = yaml.safe_load((ROOT / 'experiments' / f'{dataset}_{mode.lower()}{horizon}_ensemble.yaml').read_text())
+    cell = yaml.safe_load(base_file(dataset, mode, horizon, base).read_text())
     name, params = parse_candidate(extra)
     params = {**quiet(name), **params}
     return [*cell['model_params']['members'], {'model': name, 'input_length': extra_length, 'model_params': params}]
 
 
-def member_configs(dataset: str, mode: str, horizon: int, extra: str, extra_length: int):
-    "The committed cell's members and the extra model, each as a trial of the tune experiment (its folds)."
+def member_configs(dataset: str, mode: str, horizon: int, extra: str, extra_length: int, base: str = 'ensemble'):
+    "The base file's members and the extra model, each as a trial of the tune experiment (its folds)."
     from tsforge.config import load_config
     from tsforge.tune import trial_config
 
     base = load_config(f'{dataset}_{mode.lower()}_tune', [f'horizon={horizon}'])
-    specs = member_specs(dataset, mode, horizon, extra, extra_length)
+    specs = member_specs(dataset, mode, horizon, extra, extra_length, base)
     return [trial_config(base, {k: m[k] for k in ('model', 'input_length', 'model_params')}) for m in specs]
 
 
-def run_cell(dataset: str, mode: str, horizon: int, extra: str, extra_length: int) -> dict:
+def run_cell(dataset: str, mode: str, horizon: int, extra: str, extra_length: int, base: str = 'ensemble') -> dict:
     "Fold forecasts of every member and the extra; the MSE of each combination, averaged over the folds."
     t0 = time.perf_counter()
     from tsforge.metrics import scores
     from tsforge.tune import search_data, search_folds
 
-    cfgs = member_configs(dataset, mode, horizon, extra, extra_length)
+    cfgs = member_configs(dataset, mode, horizon, extra, extra_length, base)
     data = search_data(cfgs[0])
     folds, secs = [], []  # folds[i][j]: member j's FoldResult on fold i
     for c in cfgs:
@@ -104,10 +125,11 @@ def run_cell(dataset: str, mode: str, horizon: int, extra: str, extra_length: in
     }
 
 
-def apply_rule(dataset: str, mode: str, horizon: int, extra: str, extra_length: int) -> str:
-    "Write the committed members and the extra as an equal-weight ensemble, `<dataset>_<mode><H>_<extra model>`."
-    specs = member_specs(dataset, mode, horizon, extra, extra_length)
-    how = "the committed ensemble's members and the extra one, equal weights (the extra chosen on the folds only)"
+def apply_rule(dataset: str, mode: str, horizon: int, extra: str, extra_length: int, base: str = 'ensemble') -> str:
+    "Write the base members and the extra as an equal-weight ensemble, `<dataset>_<mode><H>_<extra model>`."
+    specs = member_specs(dataset, mode, horizon, extra, extra_length, base)
+    what = 'ensemble' if base == 'ensemble' else f'configuration ({base_file(dataset, mode, horizon, base).stem})'
+    how = f"the committed {what}'s members and the extra one, equal weights (the extra chosen on the folds only)"
     params = {'members': specs, 'weights': 'equal'}
     L = max(m['input_length'] for m in specs)
     return write_experiment(
@@ -123,6 +145,13 @@ def main():
     ap.add_argument('--extra', default='fits', help='the extra member: `model` or `model:key=value,...`')
     ap.add_argument('--extra-length', type=int, default=720, help="the extra member's input length")
     ap.add_argument(
+        '--base',
+        choices=['ensemble', 'current'],
+        default='ensemble',
+        help="the members: the committed ensemble (the tune job's three best trials) or the cell's current "
+        'configuration (the SegRNN file where there is one)',
+    )
+    ap.add_argument(
         '--apply',
         action='store_true',
         help='write `<dataset>_<mode><H>_<model of the extra>` (the members and the extra, equal weights) where the '
@@ -132,9 +161,10 @@ def main():
     a = ap.parse_args()
     report = Report('bench/ett_fold_members.py')
     emit, x = report.emit, a.extra.split(':')[0]
+    b = 'ensemble of 3' if a.base == 'ensemble' else 'current'
     emit(
-        f'| dataset | mode | H | best trial, cv MSE | ensemble of 3 | {x} alone | ensemble of 3 + {x} | '
-        f'+ {x} vs ensemble of 3 | {x} vs best trial | fold windows | members s | {x} s | peak MB |'
+        f'| dataset | mode | H | best trial, cv MSE | {b} | {x} alone | {b} + {x} | '
+        f'+ {x} vs {b} | {x} vs best trial | fold windows | members s | {x} s | peak MB |'
     )
     emit('|---|---|---|---|---|---|---|---|---|---|---|---|---|')
     ctx, gains, written = get_context('spawn'), {}, []
@@ -143,14 +173,14 @@ def main():
             for h in a.horizons:
                 with ProcessPoolExecutor(1, mp_context=ctx) as ex:
                     try:
-                        r = ex.submit(run_cell, ds, mode, h, a.extra, a.extra_length).result()
+                        r = ex.submit(run_cell, ds, mode, h, a.extra, a.extra_length, a.base).result()
                     except Exception as e:
                         emit(f'| {ds} | {mode} | {h} | failed: {type(e).__name__}: {str(e)[:100]} ||||||||||')
                         continue
                 gain = r['with_extra'] / r['ensemble'] - 1
                 gains.setdefault(mode, []).append(gain)
                 if a.apply and gain <= -0.005:
-                    written.append(apply_rule(ds, mode, h, a.extra, a.extra_length))
+                    written.append(apply_rule(ds, mode, h, a.extra, a.extra_length, a.base))
                 emit(
                     f'| {ds.replace("etth", "ETTh")} | {mode} | {h} | {r["best"]:.4f} | {r["ensemble"]:.4f} | '
                     f'{r["extra"]:.4f} | {r["with_extra"]:.4f} | {gain * 100:+.1f}% | '

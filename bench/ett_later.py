@@ -35,6 +35,12 @@ from it: no experiment file is changed on these figures, and the later months ar
 `<dataset>_<mode><H>_segrnn.yaml` that `bench/ett_fold_members.py --apply` writes where SegRNN as a fourth member
 lowered the fold MSE by at least 0.5% (cells without it are skipped). Its one read of the test months and of the later
 months; the ratio table then compares the committed file with it.
+
+`--variants current 'with cyclenet'` (added with CycleNet, before its first fit): `current` is the cell's
+configuration now (the `_segrnn` file where there is one, else the committed file: both already read, so their
+figures are known), `with cyclenet` the file `<dataset>_<mode><H>_cyclenet.yaml` that `bench/ett_fold_members.py
+--extra cyclenet --base current --apply` writes where CycleNet as one more member lowered the fold MSE by at least
+0.5% (cells without it are skipped). The ratio table compares the first variant given with the others.
 """
 
 import argparse, resource, time
@@ -48,7 +54,7 @@ from report import Report  # bench/report.py: the command line and the table
 ROOT = Path(__file__).resolve().parent.parent
 
 HORIZONS = [96, 192, 336, 720]
-VARIANTS = ['committed', 'best trial', 'linear', 'fits', 'with segrnn']
+VARIANTS = ['committed', 'best trial', 'linear', 'fits', 'with segrnn', 'current', 'with cyclenet']
 DEFAULT = VARIANTS[:4]  # the fixed comparison of the first run
 
 
@@ -59,6 +65,12 @@ def variant_config(name: str, variant: str):
 
     if variant == 'with segrnn':  # written by bench/ett_fold_members.py --apply where the folds favoured it
         return load_config(name.replace('_ensemble', '_segrnn'), ['intervals.levels=[]'])
+    if variant == 'with cyclenet':  # written by bench/ett_fold_members.py --extra cyclenet --base current --apply
+        return load_config(name.replace('_ensemble', '_cyclenet'), ['intervals.levels=[]'])
+    if variant == 'current':  # the SegRNN file where the folds chose it, else the committed file
+        segrnn = name.replace('_ensemble', '_segrnn')
+        name = segrnn if (ROOT / 'experiments' / f'{segrnn}.yaml').exists() else name
+        return load_config(name, ['intervals.levels=[]'])
     cfg = load_config(name, ['intervals.levels=[]'])
     if variant == 'best trial':  # the search's best trial: the first member (members are listed best first)
         m = cfg.model_params['members'][0]
@@ -123,10 +135,8 @@ def main():
             for h in a.horizons:
                 name = f'{ds}_{mode.lower()}{h}_ensemble'
                 for v in a.variants:
-                    if (
-                        v == 'with segrnn'
-                        and not (ROOT / 'experiments' / f'{ds}_{mode.lower()}{h}_segrnn.yaml').exists()
-                    ):
+                    file = {'with segrnn': 'segrnn', 'with cyclenet': 'cyclenet'}.get(v)
+                    if file and not (ROOT / 'experiments' / f'{ds}_{mode.lower()}{h}_{file}.yaml').exists():
                         continue  # the folds did not favour it in this cell: no file, nothing to score
                     with ProcessPoolExecutor(1, mp_context=ctx) as ex:
                         try:
@@ -141,20 +151,21 @@ def main():
                         f'{r["later_windows"]} ({r["rows"][0]}-{r["rows"][1]}) | {r["fit_s"]:.0f} | '
                         f'{r["seconds"]:.0f} | {r["peak_mb"]:.0f} |'
                     )
-    refs = [v for v in a.variants if v != 'committed']
-    if 'committed' not in a.variants or not refs:
+    first = a.variants[0]  # the configuration compared with the others
+    refs = a.variants[1:]
+    if not refs:
         report.write(a.out)
         return
     emit()
-    emit("The committed configuration's MSE over each reference's (below 1: the committed one is better), on the")
+    emit(f"The {first} configuration's MSE over each reference's (below 1: the {first} one is better), on the")
     emit('test months and on the later months:')
     emit()
     emit('| dataset | mode | H | ' + ' | '.join(f'vs {v}: test | vs {v}: later' for v in refs) + ' |')
     emit('|---|---|---|' + '---|---|' * len(refs))
     ratios = {}
     for (mode, ds, h, v), r in res.items():
-        c = res.get((mode, ds, h, 'committed'))
-        if v == 'committed' or c is None:
+        c = res.get((mode, ds, h, first))
+        if v == first or c is None:
             continue
         ratios[(mode, ds, h, v)] = (c['test_mse'] / r['test_mse'], c['later_mse'] / r['later_mse'])
     for mode in a.modes:

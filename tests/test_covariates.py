@@ -164,6 +164,12 @@ TINY = {
         'lr': 5e-3,
     },
     'tft': {'epochs': 15, 'progress': False, 'patience': 4},
+    'cyclenet': {
+        'epochs': 30,
+        'progress': False,
+        'patience': 5,
+        'lr_decay': 1.0,
+    },  # the phase passes the covariate head
 }
 
 

@@ -1,5 +1,6 @@
 """The torch models (tsforge.deep) on real ETTh1 windows: reproducible for a seed, identical after save/load,
-every mode, the training loss option. Small on purpose: L=96, H=24, one epoch, tiny PatchTST and SegRNN."""
+every mode, the training loss option, CycleNet's phase from the timestamps. Small on purpose: L=96, H=24, one epoch,
+tiny PatchTST and SegRNN."""
 
 import numpy as np
 import pytest
@@ -66,7 +67,7 @@ def test_dlinear_beats_naive_after_one_epoch(prep_s):
     assert dl['test_mse'] < 0.9 * naive['test_mse'], (dl, naive)
 
 
-@pytest.mark.parametrize('model', ['dlinear', 'patchtst', 'fits', 'sparsetsf', 'segrnn'])
+@pytest.mark.parametrize('model', ['dlinear', 'patchtst', 'fits', 'sparsetsf', 'segrnn', 'cyclenet'])
 def test_save_load_round_trip(model, prep_s, tmp_path):
     ev = fit_evaluate(cfg(model), prep_s)
     ev.model.save(tmp_path / 'm')
@@ -78,7 +79,7 @@ def test_save_load_round_trip(model, prep_s, tmp_path):
     assert ev.test_pred.dtype == np.float64
 
 
-@pytest.mark.parametrize('model', ['dlinear', 'patchtst', 'fits', 'sparsetsf', 'segrnn'])
+@pytest.mark.parametrize('model', ['dlinear', 'patchtst', 'fits', 'sparsetsf', 'segrnn', 'cyclenet'])
 def test_mode_m(model, prep_m):
     ev = fit_evaluate(cfg(model, 'mode=M'), prep_m)
     assert ev.test_pred.shape == (2857, 24, 7) and np.isfinite(ev.test_pred).all()
@@ -94,7 +95,7 @@ def test_mode_ms_forecasts_target_only(prep_s):
     assert np.array_equal(ms.test_pred, s.test_pred)
 
 
-@pytest.mark.parametrize('model', ['fits', 'sparsetsf', 'segrnn'])
+@pytest.mark.parametrize('model', ['fits', 'sparsetsf', 'segrnn', 'cyclenet'])
 def test_new_models_same_seed_same_forecasts(model, prep_m):
     a, b = (fit_evaluate(cfg(model, 'mode=M', 'seed=5'), prep_m) for _ in range(2))
     assert np.array_equal(a.test_pred, b.test_pred)
@@ -124,3 +125,19 @@ def test_unknown_or_bad_params_are_named():
         cfg('fits', '+model_params.cut_freq=0')
     with pytest.raises(ConfigError, match='rnn'):
         cfg('segrnn', '+model_params.rnn=transformer')
+    with pytest.raises(ConfigError, match='backbone'):
+        cfg('cyclenet', '+model_params.backbone=transformer')
+    with pytest.raises(ConfigError, match='cycle'):
+        cfg('cyclenet', '+model_params.cycle=0')
+
+
+def test_cyclenet_phase_follows_the_timestamps(prep_m):
+    "The cycle is read at each window's own hours: the same values an hour later get another forecast."
+    ev = fit_evaluate(cfg('cyclenet', 'mode=M'), prep_m)
+    test = prep_m.windows('test')
+    hours = (test.times.astype('datetime64[h]').astype('int64') - 96) % 24
+    assert np.array_equal(ev.model.phase(test), hours.astype(float))  # first input step's hour of the day (UTC)
+    assert np.abs(ev.model.module.q.detach().numpy()).max() > 0.01  # the cycle was learned
+    one = test.subset([10])
+    later = type(one)(one.state, one.scaled, one.row_times + np.timedelta64(1, 'h'), one.origins)
+    assert np.abs(ev.model.predict(later) - ev.model.predict(one)).max() > 1e-4

@@ -93,6 +93,7 @@ MODELS: dict[str, str] = {
     'fits': 'tsforge.deep:FITS',
     'sparsetsf': 'tsforge.deep:SparseTSF',
     'segrnn': 'tsforge.deep:SegRNN',
+    'cyclenet': 'tsforge.deep:CycleNet',
     'tft': 'tsforge.tft:TFT',
     'ensemble': 'tsforge.models:Ensemble',
 }
