@@ -77,9 +77,9 @@ def member_configs(dataset: str, mode: str, horizon: int, extra: str, extra_leng
     from tsforge.config import load_config
     from tsforge.tune import trial_config
 
-    base = load_config(f'{dataset}_{mode.lower()}_tune', [f'horizon={horizon}'])
+    tune = load_config(f'{dataset}_{mode.lower()}_tune', [f'horizon={horizon}'])
     specs = member_specs(dataset, mode, horizon, extra, extra_length, base)
-    return [trial_config(base, {k: m[k] for k in ('model', 'input_length', 'model_params')}) for m in specs]
+    return [trial_config(tune, {k: m[k] for k in ('model', 'input_length', 'model_params')}) for m in specs]
 
 
 def run_cell(dataset: str, mode: str, horizon: int, extra: str, extra_length: int, base: str = 'ensemble') -> dict:
