@@ -33,7 +33,10 @@ cycle, batch 256, Adam at 0.005, up to 30 epochs: tsforge's defaults) had never 
 the SegRNN rule wrote one (ETTh1 96 and 192), else the `_ensemble` file. Where CycleNet as one more equal member
 lowers that configuration's fold MSE by at least 0.5%, the cell gets `<dataset>_m<H>_cyclenet` (the current members
 and CycleNet, equal weights), which `bench/ett_later.py --variants current 'with cyclenet'` scores once on the test
-months and on the later months, beside the current file. Nothing else changes on these figures.
+months and on the later months, beside the current file. Nothing else changes on these figures. The same rule, fixed
+at the same time (before any S fit of CycleNet), for the S cells: `--modes S --extra cyclenet --base current --apply`
+(no S cell has a SegRNN file, so the base is the `_ensemble` file), read by `bench/ett_later.py --modes S --variants
+current 'with cyclenet'`.
 """
 
 import argparse, resource, sys, time
