@@ -59,7 +59,8 @@ lint-nbs: venv
 	$(BIN)/nbdev_clean
 	@diff -r -x __pycache__ .cache/sync/tsforge tsforge || { echo "nbdev_export changed tsforge/: notebooks and package were out of sync"; exit 1; }
 	@diff -r -x .ipynb_checkpoints .cache/sync/nbs nbs || { echo "nbdev_clean changed nbs/: notebooks were not clean"; exit 1; }
-	@echo "notebooks and package in sync, notebooks clean"
+	@$(BIN)/python -c "import glob, nbformat; [nbformat.validate(nbformat.read(p, 4)) for p in sorted(glob.glob('nbs/*.ipynb'))]" || { echo "a notebook is not valid nbformat"; exit 1; }
+	@echo "notebooks and package in sync, notebooks clean and valid"
 
 # ruff (ruff.toml): format + lint the notebooks, tests, benchmarks, serve/ and tools/; the package tsforge/ is
 # re-exported from the formatted notebooks (and linted, not formatted: nbdev_export writes it)
