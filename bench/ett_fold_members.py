@@ -47,19 +47,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from ett_m import ROOT, parse_candidate, quiet, write_experiment  # noqa: E402
+from ett_m import cell_file, parse_candidate, quiet, write_experiment  # noqa: E402
 from report import Report  # noqa: E402
 
 HORIZONS = [96, 192, 336, 720]
-
-
-def base_file(dataset: str, mode: str, horizon: int, base: str = 'ensemble') -> Path:
-    """The experiment file whose members are the base: `ensemble` (the tune job's three best trials) or `current` (the
-    cell's configuration now: a file written by the SegRNN rule where there is one, else the ensemble)."""
-    stem = ROOT / 'experiments' / f'{dataset}_{mode.lower()}{horizon}'
-    if base == 'current' and Path(f'{stem}_segrnn.yaml').exists():
-        return Path(f'{stem}_segrnn.yaml')
-    return Path(f'{stem}_ensemble.yaml')
 
 
 def member_specs(
@@ -69,7 +60,7 @@ def member_specs(
     ensemble member specs (the extra last)."""
     import yaml
 
-    cell = yaml.safe_load(base_file(dataset, mode, horizon, base).read_text())
+    cell = yaml.safe_load(cell_file(dataset, mode, horizon, base).read_text())
     name, params = parse_candidate(extra)
     params = {**quiet(name), **params}
     return [*cell['model_params']['members'], {'model': name, 'input_length': extra_length, 'model_params': params}]
@@ -131,7 +122,7 @@ def run_cell(dataset: str, mode: str, horizon: int, extra: str, extra_length: in
 def apply_rule(dataset: str, mode: str, horizon: int, extra: str, extra_length: int, base: str = 'ensemble') -> str:
     "Write the base members and the extra as an equal-weight ensemble, `<dataset>_<mode><H>_<extra model>`."
     specs = member_specs(dataset, mode, horizon, extra, extra_length, base)
-    what = 'ensemble' if base == 'ensemble' else f'configuration ({base_file(dataset, mode, horizon, base).stem})'
+    what = 'ensemble' if base == 'ensemble' else f'configuration ({cell_file(dataset, mode, horizon, base).stem})'
     how = f"the committed {what}'s members and the extra one, equal weights (the extra chosen on the folds only)"
     params = {'members': specs, 'weights': 'equal'}
     L = max(m['input_length'] for m in specs)

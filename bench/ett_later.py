@@ -49,6 +49,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
+from ett_m import cell_file
 from report import Report  # bench/report.py: the command line and the table
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,6 +57,7 @@ ROOT = Path(__file__).resolve().parent.parent
 HORIZONS = [96, 192, 336, 720]
 VARIANTS = ['committed', 'best trial', 'linear', 'fits', 'with segrnn', 'current', 'with cyclenet']
 DEFAULT = VARIANTS[:4]  # the fixed comparison of the first run
+RULE_FILES = {'with segrnn': 'segrnn', 'with cyclenet': 'cyclenet'}  # written by bench/ett_fold_members.py --apply
 
 
 def variant_config(name: str, variant: str):
@@ -63,14 +65,8 @@ def variant_config(name: str, variant: str):
     from tsforge.config import load_config
     from tsforge.tune import trial_config
 
-    if variant == 'with segrnn':  # written by bench/ett_fold_members.py --apply where the folds favoured it
-        return load_config(name.replace('_ensemble', '_segrnn'), ['intervals.levels=[]'])
-    if variant == 'with cyclenet':  # written by bench/ett_fold_members.py --extra cyclenet --base current --apply
-        return load_config(name.replace('_ensemble', '_cyclenet'), ['intervals.levels=[]'])
-    if variant == 'current':  # the SegRNN file where the folds chose it, else the committed file
-        segrnn = name.replace('_ensemble', '_segrnn')
-        name = segrnn if (ROOT / 'experiments' / f'{segrnn}.yaml').exists() else name
-        return load_config(name, ['intervals.levels=[]'])
+    if variant in RULE_FILES:  # written where the folds favoured the extra member (cells without it are skipped)
+        return load_config(name.replace('_ensemble', f'_{RULE_FILES[variant]}'), ['intervals.levels=[]'])
     cfg = load_config(name, ['intervals.levels=[]'])
     if variant == 'best trial':  # the search's best trial: the first member (members are listed best first)
         m = cfg.model_params['members'][0]
@@ -135,12 +131,14 @@ def main():
             for h in a.horizons:
                 name = f'{ds}_{mode.lower()}{h}_ensemble'
                 for v in a.variants:
-                    file = {'with segrnn': 'segrnn', 'with cyclenet': 'cyclenet'}.get(v)
+                    file = RULE_FILES.get(v)
                     if file and not (ROOT / 'experiments' / f'{ds}_{mode.lower()}{h}_{file}.yaml').exists():
                         continue  # the folds did not favour it in this cell: no file, nothing to score
+                    # `current`: the SegRNN file where the folds chose it, else the committed file (as it is)
+                    n = cell_file(ds, mode, h, 'current').stem if v == 'current' else name
                     with ProcessPoolExecutor(1, mp_context=ctx) as ex:
                         try:
-                            r = ex.submit(run_cell, name, v).result()
+                            r = ex.submit(run_cell, n, v).result()
                         except Exception as e:
                             emit(f'| {ds} | {mode} | {h} | {v} | failed: {type(e).__name__}: {str(e)[:80]} |||||||||')
                             continue

@@ -39,6 +39,15 @@ def quiet(model: str) -> dict:
     return {'progress': False} if 'progress' in model_class(model).Params.model_fields else {}
 
 
+def cell_file(dataset: str, mode: str, horizon: int, base: str = 'ensemble') -> Path:
+    """A cell's experiment file: `ensemble` (the tune job's three best trials, averaged) or `current` (the file the
+    SegRNN rule of `bench/ett_fold_members.py` wrote where there is one, else the ensemble)."""
+    stem = ROOT / 'experiments' / f'{dataset}_{mode.lower()}{horizon}'
+    if base == 'current' and Path(f'{stem}_segrnn.yaml').exists():
+        return Path(f'{stem}_segrnn.yaml')
+    return Path(f'{stem}_ensemble.yaml')
+
+
 def parse_candidate(spec: str) -> tuple[str, dict]:
     "`model` or `model:key=value,key=value` (values read as JSON where they parse, else strings)."
     name, _, rest = spec.partition(':')
