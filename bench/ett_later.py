@@ -41,6 +41,12 @@ configuration now (the `_segrnn` file where there is one, else the committed fil
 figures are known), `with cyclenet` the file `<dataset>_<mode><H>_cyclenet.yaml` that `bench/ett_fold_members.py
 --extra cyclenet --base current --apply` writes where CycleNet as one more member lowered the fold MSE by at least
 0.5% (cells without it are skipped). The ratio table compares the first variant given with the others.
+(`current` is now the latest rule's file for the cell: `bench/ett_m.py`'s `cell_file`.)
+
+`--variants 'before year' year` (added with the year folds, before their first fit): `before year` is the cell's
+configuration before the year-fold rule (the `_cyclenet` or `_segrnn` file where there is one, else the committed
+file), `year` the file `<dataset>_<mode><H>_year.yaml` that `bench/ett_tune_cells.py --folds year
+--write-experiments` writes (see the rule there).
 """
 
 import argparse, resource, time
@@ -55,9 +61,19 @@ from report import Report  # bench/report.py: the command line and the table
 ROOT = Path(__file__).resolve().parent.parent
 
 HORIZONS = [96, 192, 336, 720]
-VARIANTS = ['committed', 'best trial', 'linear', 'fits', 'with segrnn', 'current', 'with cyclenet']
+VARIANTS = [
+    'committed',
+    'best trial',
+    'linear',
+    'fits',
+    'with segrnn',
+    'current',
+    'with cyclenet',
+    'before year',
+    'year',
+]
 DEFAULT = VARIANTS[:4]  # the fixed comparison of the first run
-RULE_FILES = {'with segrnn': 'segrnn', 'with cyclenet': 'cyclenet'}  # written by bench/ett_fold_members.py --apply
+RULE_FILES = {'with segrnn': 'segrnn', 'with cyclenet': 'cyclenet', 'year': 'year'}  # written by later rules
 
 
 def variant_config(name: str, variant: str):
@@ -134,8 +150,10 @@ def main():
                     file = RULE_FILES.get(v)
                     if file and not (ROOT / 'experiments' / f'{ds}_{mode.lower()}{h}_{file}.yaml').exists():
                         continue  # the folds did not favour it in this cell: no file, nothing to score
-                    # `current`: the SegRNN file where the folds chose it, else the committed file (as it is)
-                    n = cell_file(ds, mode, h, 'current').stem if v == 'current' else name
+                    # `current`: the latest rule's file for the cell, else the committed file (as it is)
+                    n = name
+                    if v in ('current', 'before year'):
+                        n = cell_file(ds, mode, h, 'current', before='year' if v == 'before year' else None).stem
                     with ProcessPoolExecutor(1, mp_context=ctx) as ex:
                         try:
                             r = ex.submit(run_cell, n, v).result()

@@ -39,12 +39,20 @@ def quiet(model: str) -> dict:
     return {'progress': False} if 'progress' in model_class(model).Params.model_fields else {}
 
 
-def cell_file(dataset: str, mode: str, horizon: int, base: str = 'ensemble') -> Path:
+RULES = ['segrnn', 'cyclenet', 'year']  # the suffixes of the files later rules wrote, oldest first
+
+
+def cell_file(dataset: str, mode: str, horizon: int, base: str = 'ensemble', before: str | None = None) -> Path:
     """A cell's experiment file: `ensemble` (the tune job's three best trials, averaged) or `current` (the file the
-    SegRNN rule of `bench/ett_fold_members.py` wrote where there is one, else the ensemble)."""
+    latest rule wrote for the cell, `RULES`: SegRNN's or CycleNet's extra member of `bench/ett_fold_members.py`, the
+    year folds of `bench/ett_tune_cells.py --folds year`; else the ensemble). `before`: the current file as it was
+    before that rule's files were written."""
     stem = ROOT / 'experiments' / f'{dataset}_{mode.lower()}{horizon}'
-    if base == 'current' and Path(f'{stem}_segrnn.yaml').exists():
-        return Path(f'{stem}_segrnn.yaml')
+    rules = RULES[: RULES.index(before)] if before else RULES
+    if base == 'current':
+        for rule in reversed(rules):
+            if Path(f'{stem}_{rule}.yaml').exists():
+                return Path(f'{stem}_{rule}.yaml')
     return Path(f'{stem}_ensemble.yaml')
 
 

@@ -9,6 +9,7 @@ test part is read once, for it only.
     OMP_NUM_THREADS=1 python bench/ett_tune_cells.py --ensemble 3 --write-experiments   # the 3 best trials averaged
     OMP_NUM_THREADS=1 python bench/ett_tune_cells.py --ensemble 1 --search-only   # the best trial alone (earlier runs)
     OMP_NUM_THREADS=1 python bench/ett_tune_cells.py --ensemble 3 --search-only --fold-check --store DIR  # on the folds
+    OMP_NUM_THREADS=1 python bench/ett_tune_cells.py --folds year --write-experiments   # the year folds (rule below)
 
 The search is `experiments/<dataset>_<mode>_tune.yaml` (model linear or lightgbm, L in 336..720, each family's own
 parameters; the experiment's own configuration, linear at L=336, is the first trial) run by `tsforge.tune.tune`
@@ -36,14 +37,33 @@ distinct trials (each member its own model, parameters and input length), becaus
 different choices per H=720 cell within 1-2.4% on the folds (averaging is the standard remedy for a choice that
 noisy); those ensembles replace the cells' files in both modes, whatever their test figures. The best trial alone is
 scored beside it (the same configuration as the previous run's where the search repeats itself) for comparison only.
+
+Year folds (`--folds year`; fixed, with this text, before the first fit on them, eleventh session). The search's
+folds so far are four 1440-row blocks 720 rows apart, the last ending where the test part starts: they score 27 May -
+23 October 2017, five summer and autumn months, while the test part is 24 October 2017 - 21 February 2018. The fold
+and test figures disagreed most at H = 720, where the single choice had gone wrong by 3-6%. The year folds are six
+1440-row blocks back to back (`cv.n_windows=6, cv.step=1440`), the last ending where the test part starts: they
+score 29 October 2016 - 23 October 2017, every month of the year once, the test part's months a year earlier among
+them; the first fold trains on its first four months (rows 0-2880; enough for L = H = 720 with its validation rows).
+Expanding windows, space, 12 trials, sampler seed and `tune.ensemble=3` as in the fourth M and second S runs. Rule,
+in both modes: per cell, the ensemble of the search's three best trials on the year folds, followed by the extra
+members a later rule added to the cell's configuration (SegRNN in ETTh1 M 96/192; CycleNet in ETTh1 S 336/720 and
+ETTh2 S 192/336/720; the same models and parameters), equal weights, is written as
+`experiments/<dataset>_<mode><H>_year.yaml` before the test part is read, and that file is read once. It becomes the
+cell's configuration, replacing the current one, whatever its test figure: the fold design is the judge, and folds
+that see every month once are a better judge by argument than folds that see five; the test figures do not judge
+it. The best trial alone is not scored (one read per cell). `bench/ett_later.py --variants 'before year' year`
+then scores both on the later months, which choose nothing.
 """
 
 import argparse, json, os, shutil, sys, tempfile, time
 from pathlib import Path
 
+import yaml
+
 sys.path.insert(0, str(Path(__file__).parent))
 from ett import DROP_LAST, HONEST, HORIZONS, best_published  # noqa: E402
-from ett_m import write_experiment  # noqa: E402
+from ett_m import cell_file, write_experiment  # noqa: E402
 from report import Report  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,6 +102,27 @@ def members_text(members: list[dict]) -> str:
     )
 
 
+FOLDS = {  # the search's folds: the tune experiments' own (standard), or six blocks that span the year before the test
+    'standard': [],
+    'year': ['cv.n_windows=6', 'cv.step=1440', 'cv.horizon=1440'],
+}
+
+
+def year_file(dataset: str, horizon: int, mode: str, members: list[dict], L: int) -> str:
+    """The year-fold rule's file `<dataset>_<mode><H>_year`: the search's ensemble (`members`, best first) followed by
+    the members a later rule added to the cell's configuration before it (`cell_file(..., before='year')`: SegRNN
+    in ETTh1 M 96/192, CycleNet in five S cells), the same models and parameters; equal weights."""
+    base = yaml.safe_load(cell_file(dataset, mode, horizon, 'ensemble').read_text())['model_params']['members']
+    prev = yaml.safe_load(cell_file(dataset, mode, horizon, 'current', before='year').read_text())
+    extra = prev['model_params']['members'][len(base) :]
+    tuned = {'members': [*members, *extra], 'weights': 'equal'}
+    how = "the equal-weight ensemble of the tune job's 3 best trials on the year folds"
+    how += f' and the extra member{"s" if len(extra) > 1 else ""} of {prev["name"]}' if extra else ''
+    src = f'{dataset}_{mode.lower()}_tune --folds year, bench/ett_tune_cells.py'
+    return write_experiment(dataset, horizon, 'ensemble', max([L, *(m['input_length'] for m in extra)]), tuned, how,
+                            src, mode, suffix='year')  # fmt: skip
+
+
 def fold_mse(cfg) -> float:
     """Mean MSE of `cfg` over the tune job's folds before the test part (what a trial's value is), fitted afresh:
     for an ensemble of trials, the figure its members' trials would have had as one trial."""
@@ -100,6 +141,7 @@ def run_cell(
     test: bool = True,
     ensemble: int | None = None,
     fold_check: bool = False,
+    folds: str = 'standard',
 ) -> dict:
     """Tune one cell on the folds, then (`test`) fit the retrained configuration on the standard split and score the
     test part once: the best trial, or with `tune.ensemble` > 1 (the experiment's, or `ensemble`) the ensemble of that
@@ -114,6 +156,7 @@ def run_cell(
         [f'horizon={horizon}', 'tune.retrain=false', 'tune.executor=serial']
         + ([f'tune.n_trials={trials}'] if trials else [])
         + ([f'tune.ensemble={ensemble}'] if ensemble else [])
+        + FOLDS[folds]
         + (
             [f'tune.seed={seed}', f'tune.study_name=tune-{dataset}-{mode}-h{horizon}-seed{seed}']
             if seed is not None
@@ -123,18 +166,23 @@ def run_cell(
     t0 = time.perf_counter()
     res = tune(cfg, progress=False, retrain=False)
     search_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
     nan = float('nan')
     none = {'test_mse': nan, 'test_mae': nan, 'test_windows': 0}
-    m = fit_evaluate(res.retrain_config).metrics if test else none
-    fit_s = time.perf_counter() - t0
-    single = fit_evaluate(res.best_config).metrics if test and res.retrain_config is not res.best_config else m
     members = []
     for n in res.ensemble_trials:  # each member's tuned values only (the file states what was searched)
         v = trial_values(res.study.trials[n], cfg)
         tuned = {k.split('.', 1)[1]: x for k, x in v.items() if k.startswith('model_params.')}
         members.append({'model': v.get('model', cfg.model), 'input_length': v.get('input_length', cfg.input_length)})
         members[-1] |= {'model_params': tuned} if tuned else {}
+    final = res.retrain_config
+    if folds == 'year' and test:  # the rule's file: the ensemble plus the extra members of the current file
+        final = load_config(year_file(dataset, horizon, mode, members, res.retrain_config.input_length))
+        members = final.model_params['members']
+    t0 = time.perf_counter()
+    m = fit_evaluate(final).metrics if test else none
+    fit_s = time.perf_counter() - t0
+    compare = test and res.retrain_config is not res.best_config and folds != 'year'  # year: one read per cell
+    single = fit_evaluate(res.best_config).metrics if compare else m
     c = res.counts()
     check = {}
     if fold_check and res.retrain_config is not res.best_config:
@@ -142,8 +190,8 @@ def run_cell(
     return {
         **check,
         'params': res.best_params,
-        'model': res.retrain_config.model,
-        'L': res.retrain_config.input_length,
+        'model': final.model,
+        'L': final.input_length,
         'members': members,
         'best_model': res.best_config.model,
         'single_mse': single['test_mse'],
@@ -173,11 +221,16 @@ def main():
     )
     ap.add_argument('--fold-check', action='store_true', help="with --ensemble: the ensemble's MSE on the folds too")
     ap.add_argument('--store', default=None, help='TSFORGE_HOME to use and keep (a finished study resumes: no trials)')
+    ap.add_argument(
+        '--folds', choices=list(FOLDS), default='standard', help="the search's folds (year: see the rule above)"
+    )
     ap.add_argument('--write-experiments', action='store_true')
     ap.add_argument('--out', default=None)
     a = ap.parse_args()
     if a.search_only and a.write_experiments:
         ap.error('--write-experiments needs the test part read: drop --search-only')
+    if a.folds == 'year' and not (a.write_experiments or a.search_only):
+        ap.error("--folds year writes the rule's files before its one read: add --write-experiments (or --search-only)")
     throwaway = None if a.store else tempfile.mkdtemp(prefix='tsforge-ett-tune-cells-')
     os.environ['TSFORGE_HOME'] = a.store or throwaway  # the studies and runs: removed at the end unless --store
     rep = Report('bench/ett_tune_cells.py')
@@ -199,16 +252,16 @@ def main():
     for ds in a.datasets:
         DS = ds.replace('etth', 'ETTh')
         for H, seed in ((H, seed) for H in a.horizons for seed in a.seeds):
-            r = run_cell(
-                ds, H, a.trials, a.mode, seed, test=not a.search_only, ensemble=a.ensemble, fold_check=a.fold_check
-            )
+            r = run_cell(ds, H, a.trials, a.mode, seed, not a.search_only, a.ensemble, a.fold_check, a.folds)
             print(ds, H, json.dumps(r, default=str), file=sys.stderr)
             if m:
                 hv, hname = HONEST[(DS, 'M')][HORIZONS.index(H)]
             else:
                 hname, hv = best_published(DS, 'S', H)
             exp = ''
-            if a.write_experiments:
+            if a.folds == 'year' and not a.search_only:  # written by run_cell before its one read
+                exp = f'`{ds}_{a.mode.lower()}{H}_year`'
+            elif a.write_experiments:
                 if r['model'] == 'ensemble':
                     tuned = {'members': r['members'], 'weights': 'equal'}
                     n = len(r['members'])
@@ -230,7 +283,8 @@ def main():
                 fc = (r['ensemble_cv'], r['best_cv_again']) if 'ensemble_cv' in r else (r['best_cv'], r['best_cv'])
                 row += [f'{fc[0]:.4f} ({fc[1]:.4f})']
             if k > 1:
-                row += ['–' if a.search_only else f'{r["single_mse"]:.4f} ({r["best_model"]})']
+                single = '–' if a.search_only or a.folds == 'year' else f'{r["single_mse"]:.4f} ({r["best_model"]})'
+                row += [single]
             if a.search_only:  # the test part was not read
                 row += ['–', '–', '–', f'{hv:.3f} ({hname})', '–']
             else:
