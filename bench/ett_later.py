@@ -46,7 +46,8 @@ figures are known), `with cyclenet` the file `<dataset>_<mode><H>_cyclenet.yaml`
 `--variants 'before year' year` (added with the year folds, before their first fit): `before year` is the cell's
 configuration before the year-fold rule (the `_cyclenet` or `_segrnn` file where there is one, else the committed
 file), `year` the file `<dataset>_<mode><H>_year.yaml` that `bench/ett_tune_cells.py --folds year
---write-experiments` writes (see the rule there).
+--write-experiments` writes (see the rule there). `--variants 'before blocked' blocked`: the same for the blocked
+folds (`--folds blocked`).
 """
 
 import argparse, resource, time
@@ -71,9 +72,16 @@ VARIANTS = [
     'with cyclenet',
     'before year',
     'year',
+    'before blocked',
+    'blocked',
 ]
 DEFAULT = VARIANTS[:4]  # the fixed comparison of the first run
-RULE_FILES = {'with segrnn': 'segrnn', 'with cyclenet': 'cyclenet', 'year': 'year'}  # written by later rules
+RULE_FILES = {
+    'with segrnn': 'segrnn',
+    'with cyclenet': 'cyclenet',
+    'year': 'year',
+    'blocked': 'blocked',
+}  # written by later rules
 
 
 def variant_config(name: str, variant: str):
@@ -152,8 +160,9 @@ def main():
                         continue  # the folds did not favour it in this cell: no file, nothing to score
                     # `current`: the latest rule's file for the cell, else the committed file (as it is)
                     n = name
-                    if v in ('current', 'before year'):
-                        n = cell_file(ds, mode, h, 'current', before='year' if v == 'before year' else None).stem
+                    if v == 'current' or v.startswith('before '):
+                        before = v.split(' ', 1)[1] if v.startswith('before ') else None
+                        n = cell_file(ds, mode, h, 'current', before=before).stem
                     with ProcessPoolExecutor(1, mp_context=ctx) as ex:
                         try:
                             r = ex.submit(run_cell, n, v).result()

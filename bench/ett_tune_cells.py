@@ -10,6 +10,7 @@ test part is read once, for it only.
     OMP_NUM_THREADS=1 python bench/ett_tune_cells.py --ensemble 1 --search-only   # the best trial alone (earlier runs)
     OMP_NUM_THREADS=1 python bench/ett_tune_cells.py --ensemble 3 --search-only --fold-check --store DIR  # on the folds
     OMP_NUM_THREADS=1 python bench/ett_tune_cells.py --folds year --write-experiments   # the year folds (rule below)
+    OMP_NUM_THREADS=1 python bench/ett_tune_cells.py --folds blocked --write-experiments   # blocked folds (rule below)
 
 The search is `experiments/<dataset>_<mode>_tune.yaml` (model linear or lightgbm, L in 336..720, each family's own
 parameters; the experiment's own configuration, linear at L=336, is the first trial) run by `tsforge.tune.tune`
@@ -56,6 +57,18 @@ it. The best trial alone is not scored (one read per cell). `bench/ett_later.py 
 then scores both on the later months, which choose nothing. Stopped after three cells and not adopted: on the
 four-month first fold lightgbm's out-of-fold base cannot be fitted (most lightgbm trials fail) and that fold's scaled
 errors dominate the mean (bench/tables/ett_m.md, eleventh session).
+
+Blocked folds (`--folds blocked`; fixed, with this text, before the first search on them, eleventh session, after
+the year folds were stopped). The same six 1440-row blocks (29 October 2016 - 23 October 2017), but each fold's
+model trains on the rows before and after its block (`cv.window=blocked`, no gap: no training window reads a scored
+row), so every fold trains on 8,000-10,000 rows and lightgbm's out-of-fold base can be fitted; and a trial's value
+is the mean over folds of each fold's MSE over the naive forecast's MSE on the same windows (`tune.metric=rel_mse`),
+so that the spring block with `LULL`'s spikes weighs as much as any other. The one read of the stopped year run saw
+the linear L=336 trial's per-fold figures on both designs while this was built (a check of the code, no model
+compared). Everything else and the rule as for the year folds: per cell the three best trials' ensemble plus the
+cell's extra members, written as `experiments/<dataset>_<mode><H>_blocked.yaml` before its one read, becomes the
+cell's configuration whatever its test figure, in both modes; `bench/ett_later.py --variants 'before blocked'
+blocked` then scores both on the later months.
 """
 
 import argparse, json, os, shutil, sys, tempfile, time
@@ -107,22 +120,24 @@ def members_text(members: list[dict]) -> str:
 FOLDS = {  # the search's folds: the tune experiments' own (standard), or six blocks that span the year before the test
     'standard': [],
     'year': ['cv.n_windows=6', 'cv.step=1440', 'cv.horizon=1440'],
+    'blocked': ['cv.n_windows=6', 'cv.step=1440', 'cv.horizon=1440', 'cv.window=blocked', 'tune.metric=rel_mse'],
 }
 
 
-def year_file(dataset: str, horizon: int, mode: str, members: list[dict], L: int) -> str:
-    """The year-fold rule's file `<dataset>_<mode><H>_year`: the search's ensemble (`members`, best first) followed by
-    the members a later rule added to the cell's configuration before it (`cell_file(..., before='year')`: SegRNN
-    in ETTh1 M 96/192, CycleNet in five S cells), the same models and parameters; equal weights."""
+def rule_file(dataset: str, horizon: int, mode: str, members: list[dict], L: int, folds: str = 'year') -> str:
+    """The `folds` rule's file `<dataset>_<mode><H>_<folds>` (year or blocked): the search's ensemble (`members`, best
+    first) followed by the members a later rule added to the cell's configuration before it (`cell_file(...,
+    before=folds)`: SegRNN in ETTh1 M 96/192, CycleNet in five S cells), the same models and parameters; equal
+    weights."""
     base = yaml.safe_load(cell_file(dataset, mode, horizon, 'ensemble').read_text())['model_params']['members']
-    prev = yaml.safe_load(cell_file(dataset, mode, horizon, 'current', before='year').read_text())
+    prev = yaml.safe_load(cell_file(dataset, mode, horizon, 'current', before=folds).read_text())
     extra = prev['model_params']['members'][len(base) :]
     tuned = {'members': [*members, *extra], 'weights': 'equal'}
-    how = "the equal-weight ensemble of the tune job's 3 best trials on the year folds"
+    how = f"the equal-weight ensemble of the tune job's 3 best trials on the {folds} folds"
     how += f' and the extra member{"s" if len(extra) > 1 else ""} of {prev["name"]}' if extra else ''
-    src = f'{dataset}_{mode.lower()}_tune --folds year, bench/ett_tune_cells.py'
+    src = f'{dataset}_{mode.lower()}_tune --folds {folds}, bench/ett_tune_cells.py'
     return write_experiment(dataset, horizon, 'ensemble', max([L, *(m['input_length'] for m in extra)]), tuned, how,
-                            src, mode, suffix='year')  # fmt: skip
+                            src, mode, suffix=folds)  # fmt: skip
 
 
 def fold_mse(cfg) -> float:
@@ -177,13 +192,13 @@ def run_cell(
         members.append({'model': v.get('model', cfg.model), 'input_length': v.get('input_length', cfg.input_length)})
         members[-1] |= {'model_params': tuned} if tuned else {}
     final = res.retrain_config
-    if folds == 'year' and test:  # the rule's file: the ensemble plus the extra members of the current file
-        final = load_config(year_file(dataset, horizon, mode, members, res.retrain_config.input_length))
+    if folds != 'standard' and test:  # the rule's file: the ensemble plus the extra members of the current file
+        final = load_config(rule_file(dataset, horizon, mode, members, res.retrain_config.input_length, folds))
         members = final.model_params['members']
     t0 = time.perf_counter()
     m = fit_evaluate(final).metrics if test else none
     fit_s = time.perf_counter() - t0
-    compare = test and res.retrain_config is not res.best_config and folds != 'year'  # year: one read per cell
+    compare = test and res.retrain_config is not res.best_config and folds == 'standard'  # rules: one read per cell
     single = fit_evaluate(res.best_config).metrics if compare else m
     c = res.counts()
     check = {}
@@ -231,8 +246,10 @@ def main():
     a = ap.parse_args()
     if a.search_only and a.write_experiments:
         ap.error('--write-experiments needs the test part read: drop --search-only')
-    if a.folds == 'year' and not (a.write_experiments or a.search_only):
-        ap.error("--folds year writes the rule's files before its one read: add --write-experiments (or --search-only)")
+    if a.folds != 'standard' and not (a.write_experiments or a.search_only):
+        ap.error(
+            f"--folds {a.folds} writes the rule's files before its one read: add --write-experiments (or --search-only)"
+        )
     throwaway = None if a.store else tempfile.mkdtemp(prefix='tsforge-ett-tune-cells-')
     os.environ['TSFORGE_HOME'] = a.store or throwaway  # the studies and runs: removed at the end unless --store
     rep = Report('bench/ett_tune_cells.py')
@@ -261,8 +278,8 @@ def main():
             else:
                 hname, hv = best_published(DS, 'S', H)
             exp = ''
-            if a.folds == 'year' and not a.search_only:  # written by run_cell before its one read
-                exp = f'`{ds}_{a.mode.lower()}{H}_year`'
+            if a.folds != 'standard' and not a.search_only:  # written by run_cell before its one read
+                exp = f'`{ds}_{a.mode.lower()}{H}_{a.folds}`'
             elif a.write_experiments:
                 if r['model'] == 'ensemble':
                     tuned = {'members': r['members'], 'weights': 'equal'}
@@ -285,7 +302,7 @@ def main():
                 fc = (r['ensemble_cv'], r['best_cv_again']) if 'ensemble_cv' in r else (r['best_cv'], r['best_cv'])
                 row += [f'{fc[0]:.4f} ({fc[1]:.4f})']
             if k > 1:
-                single = '–' if a.search_only or a.folds == 'year' else f'{r["single_mse"]:.4f} ({r["best_model"]})'
+                single = '–' if a.search_only or a.folds != 'standard' else f'{r["single_mse"]:.4f} ({r["best_model"]})'
                 row += [single]
             if a.search_only:  # the test part was not read
                 row += ['–', '–', '–', f'{hv:.3f} ({hname})', '–']

@@ -184,12 +184,23 @@ class CVConfig(_Strict):
     n_windows: int = Field(4, ge=1)
     step: int | None = Field(None, ge=1)
     horizon: int | None = Field(None, ge=1)
-    gap: int = Field(0, ge=0)
-    window: Literal['expanding', 'sliding'] = 'expanding'
+    gap: int = Field(0, ge=0)  # rows dropped between training and scored rows (blocked: on both sides)
+    window: Literal['expanding', 'sliding', 'blocked'] = 'expanding'  # blocked: train on the rows before and after
     train_size: int | None = Field(None, ge=1)
     refit_every: int = Field(1, ge=1)
     executor: Literal['local', 'ray', 'serial'] = 'local'
     n_jobs: int = Field(2, ge=1)
+
+    @model_validator(mode='after')
+    def _blocked(self):
+        if self.window == 'blocked' and self.refit_every != 1:
+            raise ValueError(
+                f'cv.refit_every={self.refit_every}: with cv.window=blocked every fold is fitted on its own rows (a '
+                "fit reused by the next fold would have trained on that fold's scored rows); use refit_every: 1"
+            )
+        if self.window == 'blocked' and self.train_size is not None:
+            raise ValueError('cv.train_size applies to cv.window=sliding; a blocked fold trains on every other row')
+        return self
 
 # %% ../nbs/00_config.ipynb #cebf2145
 class TrackingConfig(_Strict):
@@ -348,7 +359,9 @@ class TuneConfig(_Strict):
     n_startup_trials: int = Field(10, ge=0)  # random trials before tpe / gp / cmaes use their model
     pruner: Literal['median', 'successive_halving', 'hyperband', 'none'] = 'median'
     pruner_startup_trials: int = Field(5, ge=0)  # median: finished trials before any trial is pruned
-    metric: Literal['mse', 'mae', 'msis', 'winkler'] = 'mse'  # minimised: mean over the backtest folds (scaled)
+    # minimised: mean over the backtest folds (scaled); rel_mse: each fold's MSE over the naive forecast's (repeat the
+    # last value) on the same windows, so that a fold of hard months weighs as much as any other
+    metric: Literal['mse', 'mae', 'rel_mse', 'msis', 'winkler'] = 'mse'
     study_name: str | None = None  # None: tune-<name>-<model>-<mode>-h<horizon>
     storage: str | None = None  # SQLAlchemy URL; None: an SQLite file beside the MLflow store
     executor: Literal['serial', 'local', 'ray'] = 'local'

@@ -60,6 +60,11 @@ def cv_folds(cfg: ExperimentConfig, n_rows: int, share: float = VAL_SHARE) -> li
             f'use cv.horizon >= {H} or a smaller horizon'
         )
     need, step = min_train_rows(L, H, share), cv.step or h
+    if cv.window == 'blocked' and cfg.data.format == 'long':
+        raise ConfigError(
+            'cv.window=blocked: wide-format data only (a long panel aligns its series at their ends); use expanding or '
+            'sliding'
+        )
     train_size = cv.train_size
     if cv.window == 'sliding':
         if train_size is None:
@@ -166,6 +171,41 @@ def _scale_long(state: WindowState, frame: pd.DataFrame, id_col: str) -> np.ndar
     return out
 
 
+def _fit_fold_blocked(cfg: ExperimentConfig, frame: pd.DataFrame, columns_in, columns_out, freq, fold: Fold, share):
+    """A blocked fold: the scaler on both training segments, windows wholly inside one of them, the validation rows at
+    the end of the latest segment that holds them with `input_length` rows of inputs before them."""
+    L, H, tc = cfg.input_length, cfg.horizon, cfg.data.time_col
+    segs = fold.train_segments
+    rows = frame.iloc[: segs[-1][1]]
+    mask = np.zeros(len(rows), bool)
+    for a, b in segs:
+        mask[a:b] = True
+    n_train = int(mask.sum())
+    v = validation_rows(n_train, H, share)
+    fits = [s for s in segs if s[1] - s[0] >= L + v]
+    if not fits:
+        raise ConfigError(
+            f'cv: fold {fold.index}: no training segment {segs} holds the {v} validation rows with input_length {L} '
+            'rows before them; use fewer cv.n_windows, a smaller cv.gap or input_length'
+        )
+    vseg = fits[-1]
+    val_start = vseg[1] - v
+    state = fit_state(rows[mask], tc, columns_in, columns_out, L, H, freq, n_train)
+    scaled, times = state.transform(rows[columns_in].to_numpy()), rows[tc].to_numpy()
+    cov = attach_features(cfg.features, rows, state, mask)
+    ends = [(a + L, val_start if (a, b) == vseg else b) for a, b in segs]
+    o = np.concatenate([origins(a, b, L, H) for a, b in ends if b - a >= H] or [np.empty(0, int)])
+    if not len(o):
+        raise ConfigError(f'cv: fold {fold.index}: no training window of input_length {L} and horizon {H} in {segs}')
+    train = make_windows(state, scaled, times, o, cov=cov)
+    val = make_windows(state, scaled, times, origins(val_start, vseg[1], L, H), cov=cov)
+    model = make_model(cfg.model, cfg.model_params, state, cfg.seed)
+    t0 = time.perf_counter()
+    iv = cfg.intervals
+    cal, _ = fit_calibrated(model, train, val, iv.levels, iv.method, iv.holdout, iv.scale)
+    return FoldFit(fold, state, model, val_start, time.perf_counter() - t0, cal)
+
+
 def fit_fold(
     cfg: ExperimentConfig,
     frame: pd.DataFrame,
@@ -179,6 +219,8 @@ def fit_fold(
     L, H, tc = cfg.input_length, cfg.horizon, cfg.data.time_col
     if cfg.data.format == 'long':
         return _fit_fold_long(cfg, frame, columns_in, columns_out, freq, fold, share)
+    if fold.rest_end > fold.rest_start:  # cv.window=blocked: training rows after the scored block too
+        return _fit_fold_blocked(cfg, frame, columns_in, columns_out, freq, fold, share)
     rows = frame.iloc[: fold.train_end]  # nothing after the training rows is read
     n_train = fold.train_end - fold.train_start
     state = fit_state(rows.iloc[fold.train_start :], tc, columns_in, columns_out, L, H, freq, n_train)
@@ -234,6 +276,9 @@ def score_fold(fit: FoldFit, frame: pd.DataFrame, fold: Fold) -> FoldResult:
     pred = point_forecast(full)
     own = fit.fold.index == fold.index
     m = scores(w.Y, pred, st, series=w.series)
+    # the tune objective `rel_mse`: over the naive forecast's MSE (repeat the last input value) on the same windows
+    naive = scores(w.Y, np.repeat(w.X[:, -1:, st.out_idx], st.horizon, axis=1), st, series=w.series)['mse']
+    m['rel_mse'] = float(m['mse'] / max(naive, 1e-12))
     if fit.calibration is not None:  # per-fold coverage of the fit's conformal bands (the same on any scale)
         lo, hi = fit.calibration.bands(full, None, fit.calibration.window_scale(w))
         for j, lv in enumerate(fit.calibration.levels):
@@ -388,6 +433,7 @@ def fold_row(prep: Prepared, r: FoldResult) -> dict:
         'train_last_time': _ts(t[f.train_end - 1]),
         'test_start_time': _ts(t[f.test_start]),
         'test_last_time': _ts(t[f.test_end - 1]),
+        **({'rest_start': f.rest_start, 'rest_end': f.rest_end} if f.rest_end > f.rest_start else {}),  # blocked
         'fit_fold': r.fit_fold,
         'fit_train_start': r.fit_train_start,
         'fit_train_end': r.fit_train_end,
@@ -474,6 +520,7 @@ def _fold_params(prep: Prepared, fold: Fold, fit_fold: int | None = None) -> dic
         'fold.test_end': fold.test_end,
         'fold.train_start_time': _ts(t[fold.train_start]),
         'fold.train_last_time': _ts(t[fold.train_end - 1]),
+        **({'fold.rest_start': fold.rest_start, 'fold.rest_end': fold.rest_end} if fold.rest_end > fold.rest_start else {}),
         'fold.test_start_time': _ts(t[fold.test_start]),
         'fold.test_last_time': _ts(t[fold.test_end - 1]),
     }

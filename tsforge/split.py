@@ -88,13 +88,27 @@ def origins(start: int, end: int, input_length: int, horizon: int, stride: int =
 # %% ../nbs/02_split.ipynb #02-split-009
 @dataclass(frozen=True)
 class Fold:
-    "One backtest fold: train rows `[train_start, train_end)`, scored rows `[test_start, test_end)`."
+    """One backtest fold: train rows `[train_start, train_end)` (and, for a blocked fold, `[rest_start, rest_end)`
+    after the scored rows), scored rows `[test_start, test_end)`."""
 
     index: int
     train_start: int
     train_end: int
     test_start: int
     test_end: int
+    rest_start: int = 0
+    rest_end: int = 0
+
+    @property
+    def train_segments(self) -> list[tuple[int, int]]:
+        "The training rows as `(start, end)` ranges, in order (empty ranges left out)."
+        segs = [(self.train_start, self.train_end), (self.rest_start, self.rest_end)]
+        return [(a, b) for a, b in segs if b > a]
+
+    @property
+    def n_train(self) -> int:
+        "Training rows in all."
+        return sum(b - a for a, b in self.train_segments)
 
 
 def rolling_origin_folds(
@@ -107,18 +121,26 @@ def rolling_origin_folds(
     train_size: int | None = None,
     min_train: int = 1,
 ) -> list[Fold]:
-    "Folds of a rolling-origin backtest over `n_rows` rows; the last fold ends at `n_rows`."
+    """Folds of a rolling-origin backtest over `n_rows` rows; the last fold ends at `n_rows`. `window='blocked'`: the
+    same scored blocks, each fold trained on the rows before and after its block, `gap` rows dropped each side."""
     step = step or horizon
     folds = []
     for k in range(n_windows):
         test_end = n_rows - (n_windows - 1 - k) * step
         test_start = test_end - horizon
-        train_end = test_start - gap
-        train_start = 0 if window == 'expanding' or train_size is None else max(0, train_end - train_size)
-        if train_end - train_start < min_train:
+        if test_start < 0:
             raise ConfigError(
-                f'cv: fold {k} has {max(train_end - train_start, 0)} training rows, fewer than the {min_train} '
+                f'cv: fold {k} would start at row {test_start}, before the data ({n_rows} rows); use fewer '
+                f'cv.n_windows, a smaller cv.step or cv.horizon'
+            )
+        train_end = max(0, test_start - gap)
+        train_start = 0 if window in ('expanding', 'blocked') or train_size is None else max(0, train_end - train_size)
+        rest = (min(n_rows, test_end + gap), n_rows) if window == 'blocked' else (0, 0)
+        f = Fold(k, train_start, train_end, test_start, test_end, *(rest if rest[1] > rest[0] else (0, 0)))
+        if f.n_train < min_train:
+            raise ConfigError(
+                f'cv: fold {k} has {f.n_train} training rows, fewer than the {min_train} '
                 f'needed; use fewer cv.n_windows, a smaller cv.step or cv.horizon'
             )
-        folds.append(Fold(k, train_start, train_end, test_start, test_end))
+        folds.append(f)
     return folds

@@ -232,6 +232,7 @@ def evaluate(trial: optuna.Trial, cfg: ExperimentConfig, data: SearchData, blas_
                 'test_start': r.fold.test_start,
                 'test_end': r.fold.test_end,
                 **{m: float(r.metrics[m]) for m in METRICS},
+                'rel_mse': float(r.metrics['rel_mse']),
                 **{m: float(r.metrics[m]) for m in ('msis', 'winkler') if m in r.metrics},  # intervals
                 'windows': int(r.metrics['windows']),
                 'fit_seconds': float(r.fit_seconds),
