@@ -235,3 +235,76 @@ def test_fold_too_short_marks_failed(store):
     with pytest.raises(ConfigError, match='fold 0 has'):
         backtest(load_config('etth2', SMALL + ['cv.n_windows=600', 'cv.executor=serial']))
     assert parent_runs('cv')[0].info.status == 'FAILED' and mlflow.active_run() is None
+
+
+def test_blocked_folds_never_read_the_scored_rows(tmp_path):
+    """cv.window=blocked: each fold trains on the rows before and after its block. The middle block's rows jump by
+    1000: that fold's scaler and model must not notice (the windows whose inputs lie before the block forecast the
+    same), while the folds that train on those rows do; the naive forecast's rel_mse is 1 in every fold."""
+    over = [
+        'data.dataset=null',
+        'split.kind=ratio',
+        'input_length=48',
+        'horizon=24',
+        'cv.n_windows=3',
+        'cv.horizon=300',
+        'cv.step=300',
+        'cv.gap=12',
+        'cv.window=blocked',
+        'cv.executor=serial',
+    ]
+    x = _series_csv(tmp_path / 'flat.csv')
+    t = pd.date_range('2024-01-01', periods=1500, freq='h')
+    y = x.copy()
+    y[900:1200] += 1000.0
+    pd.DataFrame({'date': t, 'OT': y}).to_csv(tmp_path / 'jump.csv', index=False)
+    jump = run_folds(load_config('etth2', over + [f'data.path={tmp_path / "jump.csv"}']))
+    flat = run_folds(load_config('etth2', over + [f'data.path={tmp_path / "flat.csv"}']))
+    segs = [r.fold.train_segments for r in jump]
+    assert segs == [[(0, 588), (912, 1500)], [(0, 888), (1212, 1500)], [(0, 1188)]], segs
+    mid = jump[1]
+    rows = np.r_[x[:888], x[1212:]]
+    assert np.isclose(mid.state.mean[0], rows.mean(), rtol=1e-12) and np.isclose(mid.state.std[0], rows.std())
+    assert mid.state == flat[1].state and mid.origins[0] == 900
+    assert np.array_equal(mid.pred[0], flat[1].pred[0])  # inputs before the block: the same forecast
+    assert mid.val_start == 1500 - 235  # the last 20% of the 1176 training rows, at the end of the later segment
+    assert mid.metrics['mae_orig'] > 50 > 1 > flat[1].metrics['mae_orig']  # the jump is scored, not learned
+    for k in (0, 2):  # these folds train on the block's rows: they do see the jump
+        assert jump[k].state != flat[k].state
+    naive = run_folds(load_config('etth2', over + [f'data.path={tmp_path / "flat.csv"}', 'model=naive']))
+    assert [round(r.metrics['rel_mse'], 12) for r in naive] == [1.0, 1.0, 1.0]
+    assert all(0 < r.metrics['rel_mse'] < 1 for r in flat)  # the ridge beats repeating the last value here
+
+
+@pytest.mark.parametrize(
+    'extra, expected',
+    [
+        (['cv.window=blocked', 'cv.refit_every=2'], 'cv.refit_every=2'),
+        (['cv.window=blocked', 'cv.train_size=500'], 'cv.train_size'),
+    ],
+)
+def test_bad_blocked_settings_name_the_field(extra, expected):
+    with pytest.raises(ConfigError, match=expected):
+        load_config('etth2', SMALL + extra)
+
+
+def test_blocked_folds_refuse_long_data(tmp_path):
+    t = pd.date_range('2024-01-01', periods=400, freq='h')
+    df = pd.concat([pd.DataFrame({'id': s, 'date': t, 'y': np.arange(400.0)}) for s in 'ab'])
+    df.to_csv(tmp_path / 'long.csv', index=False)
+    cfg = load_config(
+        'etth2',
+        [
+            'data.dataset=null',
+            f'data.path={tmp_path / "long.csv"}',
+            'data.format=long',
+            'data.id_col=id',
+            'data.target=y',
+            'split.kind=ratio',
+            'input_length=24',
+            'horizon=12',
+            'cv.window=blocked',
+        ],
+    )
+    with pytest.raises(ConfigError, match='cv.window=blocked: wide-format data only'):
+        cv_folds(cfg, 400)

@@ -139,6 +139,26 @@ def test_conditional_space_across_families(home):
     assert res.best_config.model == res.best_params['model']
 
 
+def test_blocked_folds_and_relative_metric(home):
+    "cv.window=blocked with tune.metric=rel_mse: a trial's value is the mean of its folds' MSE over the naive MSE."
+    cfg = small(
+        'cv.window=blocked',
+        'tune.metric=rel_mse',
+        'tune.executor=serial',
+        'tune.n_trials=3',
+        'tune.retrain=false',
+        'tune.study_name=blocked-rel',
+    )
+    res = tune(cfg, progress=False)
+    done = res.study.get_trials(states=[optuna.trial.TrialState.COMPLETE])
+    assert len(done) >= 2
+    for t in done:
+        folds = t.user_attrs['folds']
+        assert [f['test_end'] for f in folds] == [11040, 11280, 11520]  # the blocks, before the test part
+        assert t.value == pytest.approx(np.mean([f['rel_mse'] for f in folds]), rel=1e-12)
+        assert all(0 < f['rel_mse'] < 1 for f in folds)  # ridge beats the naive forecast on ETTh1 S
+
+
 # --- the objective never sees the test part ---------------------------------------------------------------------------
 
 

@@ -520,7 +520,11 @@ def _fold_params(prep: Prepared, fold: Fold, fit_fold: int | None = None) -> dic
         'fold.test_end': fold.test_end,
         'fold.train_start_time': _ts(t[fold.train_start]),
         'fold.train_last_time': _ts(t[fold.train_end - 1]),
-        **({'fold.rest_start': fold.rest_start, 'fold.rest_end': fold.rest_end} if fold.rest_end > fold.rest_start else {}),
+        **(
+            {'fold.rest_start': fold.rest_start, 'fold.rest_end': fold.rest_end}
+            if fold.rest_end > fold.rest_start
+            else {}
+        ),
         'fold.test_start_time': _ts(t[fold.test_start]),
         'fold.test_last_time': _ts(t[fold.test_end - 1]),
     }
