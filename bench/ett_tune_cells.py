@@ -68,7 +68,8 @@ the linear L=336 trial's per-fold figures on both designs while this was built (
 compared). Everything else and the rule as for the year folds: per cell the three best trials' ensemble plus the
 cell's extra members, written as `experiments/<dataset>_<mode><H>_blocked.yaml` before its one read, becomes the
 cell's configuration whatever its test figure, in both modes; `bench/ett_later.py --variants 'before blocked'
-blocked` then scores both on the later months.
+blocked` then scores both on the later months. Run in both modes (eleventh session): the 16 files are the cells'
+configurations now (bench/tables/ett_m.md, bench/tables/ett.md).
 """
 
 import argparse, json, os, shutil, sys, tempfile, time
@@ -194,7 +195,7 @@ def run_cell(
     final = res.retrain_config
     if folds != 'standard' and test:  # the rule's file: the ensemble plus the extra members of the current file
         final = load_config(rule_file(dataset, horizon, mode, members, res.retrain_config.input_length, folds))
-        members = final.model_params['members']
+        members = yaml.safe_load((ROOT / 'experiments' / f'{final.name}.yaml').read_text())['model_params']['members']
     t0 = time.perf_counter()
     m = fit_evaluate(final).metrics if test else none
     fit_s = time.perf_counter() - t0
