@@ -115,6 +115,16 @@ def test_fold_borders_step_gap_sliding(prep2):
     assert [r.metrics['windows'] for r in res] == [25, 25, 25] and res[2].origins[[0, -1]].tolist() == [14352, 14376]
 
 
+CSV = [  # a ratio split of the CSV at data.path, three serial folds
+    'data.dataset=null',
+    'split.kind=ratio',
+    'input_length=48',
+    'horizon=24',
+    'cv.n_windows=3',
+    'cv.executor=serial',
+]
+
+
 def _series_csv(path, jump_from=None):
     t = pd.date_range('2024-01-01', periods=1500, freq='h')
     x = 10 + np.sin(np.arange(1500) * 2 * np.pi / 24) + np.random.default_rng(0).normal(0, 0.1, 1500)
@@ -126,14 +136,7 @@ def _series_csv(path, jump_from=None):
 
 def test_no_leakage_scaler_sees_training_rows_only(tmp_path):
     "The last fold's scored rows jump by 1000: its scaler and forecast must not notice (they would if fitted on them)."
-    over = [
-        'data.dataset=null',
-        'split.kind=ratio',
-        'input_length=48',
-        'horizon=24',
-        'cv.n_windows=3',
-        'cv.executor=serial',
-    ]
+    over = CSV
     x = _series_csv(tmp_path / 'jump.csv', jump_from=1476)
     _series_csv(tmp_path / 'flat.csv')
     jump = run_folds(load_config('etth2', over + [f'data.path={tmp_path / "jump.csv"}']))
@@ -241,18 +244,7 @@ def test_blocked_folds_never_read_the_scored_rows(tmp_path):
     """cv.window=blocked: each fold trains on the rows before and after its block. The middle block's rows jump by
     1000: that fold's scaler and model must not notice (the windows whose inputs lie before the block forecast the
     same), while the folds that train on those rows do; the naive forecast's rel_mse is 1 in every fold."""
-    over = [
-        'data.dataset=null',
-        'split.kind=ratio',
-        'input_length=48',
-        'horizon=24',
-        'cv.n_windows=3',
-        'cv.horizon=300',
-        'cv.step=300',
-        'cv.gap=12',
-        'cv.window=blocked',
-        'cv.executor=serial',
-    ]
+    over = CSV + ['cv.horizon=300', 'cv.step=300', 'cv.gap=12', 'cv.window=blocked']
     x = _series_csv(tmp_path / 'flat.csv')
     t = pd.date_range('2024-01-01', periods=1500, freq='h')
     y = x.copy()

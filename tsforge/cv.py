@@ -20,7 +20,7 @@ from .cluster import ray_session, worker_node
 from .config import ConfigError, ExperimentConfig
 from .intervals import band_forecast, fit_calibrated, interval_scores, msis_scale, point_forecast
 from .metrics import scores
-from .models import make_model
+from .models import Naive, make_model
 from .prepare import Prepared, prepare, series_origins
 from .preprocess import WindowState, fit_series_state, fit_state, make_windows
 from .features import attach_features, feature_columns, frame_covariates
@@ -171,24 +171,36 @@ def _scale_long(state: WindowState, frame: pd.DataFrame, id_col: str) -> np.ndar
     return out
 
 
-def _fit_fold_blocked(cfg: ExperimentConfig, frame: pd.DataFrame, columns_in, columns_out, freq, fold: Fold, share):
-    """A blocked fold: the scaler on both training segments, windows wholly inside one of them, the validation rows at
-    the end of the latest segment that holds them with `input_length` rows of inputs before them."""
+def fit_fold(
+    cfg: ExperimentConfig,
+    frame: pd.DataFrame,
+    columns_in: list[str],
+    columns_out: list[str],
+    freq: str,
+    fold: Fold,
+    share: float = VAL_SHARE,
+) -> FoldFit:
+    """Fit the scaler and `cfg.model` on `fold`'s training rows only (the last `share` of them as validation windows).
+    A blocked fold's rows are two segments, before and after its scored rows: the scaler sees both, every window lies
+    wholly inside one, and the validation rows end the latest segment that holds them with `input_length` rows of
+    inputs before them."""
     L, H, tc = cfg.input_length, cfg.horizon, cfg.data.time_col
+    if cfg.data.format == 'long':
+        return _fit_fold_long(cfg, frame, columns_in, columns_out, freq, fold, share)
     segs = fold.train_segments
-    rows = frame.iloc[: segs[-1][1]]
+    rows = frame.iloc[: segs[-1][1]]  # nothing after the training rows is read
     mask = np.zeros(len(rows), bool)
     for a, b in segs:
         mask[a:b] = True
-    n_train = int(mask.sum())
+    n_train = fold.n_train
     v = validation_rows(n_train, H, share)
-    fits = [s for s in segs if s[1] - s[0] >= L + v]
-    if not fits:
+    holds = [s for s in segs if s[1] - s[0] >= L + v]
+    if not holds:
         raise ConfigError(
             f'cv: fold {fold.index}: no training segment {segs} holds the {v} validation rows with input_length {L} '
             'rows before them; use fewer cv.n_windows, a smaller cv.gap or input_length'
         )
-    vseg = fits[-1]
+    vseg = holds[-1]
     val_start = vseg[1] - v
     state = fit_state(rows[mask], tc, columns_in, columns_out, L, H, freq, n_train)
     scaled, times = state.transform(rows[columns_in].to_numpy()), rows[tc].to_numpy()
@@ -199,36 +211,6 @@ def _fit_fold_blocked(cfg: ExperimentConfig, frame: pd.DataFrame, columns_in, co
         raise ConfigError(f'cv: fold {fold.index}: no training window of input_length {L} and horizon {H} in {segs}')
     train = make_windows(state, scaled, times, o, cov=cov)
     val = make_windows(state, scaled, times, origins(val_start, vseg[1], L, H), cov=cov)
-    model = make_model(cfg.model, cfg.model_params, state, cfg.seed)
-    t0 = time.perf_counter()
-    iv = cfg.intervals
-    cal, _ = fit_calibrated(model, train, val, iv.levels, iv.method, iv.holdout, iv.scale)
-    return FoldFit(fold, state, model, val_start, time.perf_counter() - t0, cal)
-
-
-def fit_fold(
-    cfg: ExperimentConfig,
-    frame: pd.DataFrame,
-    columns_in: list[str],
-    columns_out: list[str],
-    freq: str,
-    fold: Fold,
-    share: float = VAL_SHARE,
-) -> FoldFit:
-    "Fit the scaler and `cfg.model` on `fold`'s training rows only (the last `share` of them as validation windows)."
-    L, H, tc = cfg.input_length, cfg.horizon, cfg.data.time_col
-    if cfg.data.format == 'long':
-        return _fit_fold_long(cfg, frame, columns_in, columns_out, freq, fold, share)
-    if fold.rest_end > fold.rest_start:  # cv.window=blocked: training rows after the scored block too
-        return _fit_fold_blocked(cfg, frame, columns_in, columns_out, freq, fold, share)
-    rows = frame.iloc[: fold.train_end]  # nothing after the training rows is read
-    n_train = fold.train_end - fold.train_start
-    state = fit_state(rows.iloc[fold.train_start :], tc, columns_in, columns_out, L, H, freq, n_train)
-    scaled, times = state.transform(rows[columns_in].to_numpy()), rows[tc].to_numpy()
-    cov = attach_features(cfg.features, rows, state, np.arange(len(rows)) >= fold.train_start)
-    val_start = fold.train_end - validation_rows(n_train, H, share)
-    train = make_windows(state, scaled, times, origins(fold.train_start + L, val_start, L, H), cov=cov)
-    val = make_windows(state, scaled, times, origins(val_start, fold.train_end, L, H), cov=cov)
     model = make_model(cfg.model, cfg.model_params, state, cfg.seed)
     t0 = time.perf_counter()
     iv = cfg.intervals
@@ -276,9 +258,9 @@ def score_fold(fit: FoldFit, frame: pd.DataFrame, fold: Fold) -> FoldResult:
     pred = point_forecast(full)
     own = fit.fold.index == fold.index
     m = scores(w.Y, pred, st, series=w.series)
-    # the tune objective `rel_mse`: over the naive forecast's MSE (repeat the last input value) on the same windows
-    naive = scores(w.Y, np.repeat(w.X[:, -1:, st.out_idx], st.horizon, axis=1), st, series=w.series)['mse']
-    m['rel_mse'] = float(m['mse'] / max(naive, 1e-12))
+    # the tune objective `rel_mse`: over the `naive` model's MSE (repeat the last value) on the same windows
+    sse = sum(float(((w.Y[sl] - p) ** 2).sum()) for sl, _, p in Naive(state=st).predict_batches(w))
+    m['rel_mse'] = float(m['mse'] / max(sse / max(w.Y.size, 1), 1e-12))
     if fit.calibration is not None:  # per-fold coverage of the fit's conformal bands (the same on any scale)
         lo, hi = fit.calibration.bands(full, None, fit.calibration.window_scale(w))
         for j, lv in enumerate(fit.calibration.levels):

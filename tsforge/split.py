@@ -135,8 +135,8 @@ def rolling_origin_folds(
             )
         train_end = max(0, test_start - gap)
         train_start = 0 if window in ('expanding', 'blocked') or train_size is None else max(0, train_end - train_size)
-        rest = (min(n_rows, test_end + gap), n_rows) if window == 'blocked' else (0, 0)
-        f = Fold(k, train_start, train_end, test_start, test_end, *(rest if rest[1] > rest[0] else (0, 0)))
+        rest = (test_end + gap, n_rows) if window == 'blocked' and test_end + gap < n_rows else (0, 0)
+        f = Fold(k, train_start, train_end, test_start, test_end, *rest)
         if f.n_train < min_train:
             raise ConfigError(
                 f'cv: fold {k} has {f.n_train} training rows, fewer than the {min_train} '
