@@ -5,6 +5,8 @@ and the months after it are not read).
     OMP_NUM_THREADS=1 python bench/ett_fold_members.py --modes S --extra sparsetsf --extra-length 720
     OMP_NUM_THREADS=1 python bench/ett_fold_members.py --modes M --extra 'segrnn:d_model=128,seg_len=48' --apply
     OMP_NUM_THREADS=1 python bench/ett_fold_members.py --modes M --extra cyclenet --base current --apply
+    OMP_NUM_THREADS=1 python bench/ett_fold_members.py --modes M --datasets etth2 --extra rlinear --base current \
+        --folds blocked --alone --apply   # and the same with --modes S
 
 Each committed cell (`experiments/<dataset>_<mode><H>_ensemble.yaml`: the tune job's three best trials, averaged) is
 taken apart into its members; each member, and the extra model (default FITS at L=720 with its defaults, the paper's
@@ -37,6 +39,22 @@ months and on the later months, beside the current file. Nothing else changes on
 at the same time (before any S fit of CycleNet), for the S cells: `--modes S --extra cyclenet --base current --apply`
 (no S cell has a SegRNN file, so the base is the `_ensemble` file), read by `bench/ett_later.py --modes S --variants
 current 'with cyclenet'`.
+
+`--extra rlinear --base current --folds blocked --alone --apply` (the rule for RLinear, fixed here before its first
+fit on the folds, twelfth session). RLinear (`rlinear`: RevIN, one linear layer shared by the series, trained on the
+MAE; LTBoost's linear part at its ETT settings, the defaults) at L=720 had been fitted on ETT only on the validation
+part of the standard split, M mode (validation MSE against the ridge `linear` at L=720: ETTh2 96 0.2023 / 0.2056,
+192 0.2678 / 0.2715, 336 0.3601 / 0.3626, 720 0.6228 / 0.6048; ETTh1 96 0.6932 / 0.6823, 192 0.9669 / 0.9395,
+336 1.2300 / 1.1743); the test part and the months after it were not read. On those figures the rule covers ETTh2
+only, in both modes (`--datasets etth2 --modes M` and `--modes S`): all eight of its cells, whatever the validation
+figure at H=720. The judge is the one that chose the current files: the six blocked folds with `tune.metric: rel_mse`
+(`--folds blocked`: each fold's MSE over the naive forecast's on the same windows, averaged over the folds). Per
+cell, three configurations are scored there: the current one (`--base current`: the `_blocked` file), the current
+members plus RLinear (equal weights) and RLinear alone (`--alone`). If the better of the two new ones is at least
+0.5% under the current one, it is written as `<dataset>_<mode><H>_rlinear` and becomes the cell's configuration,
+whatever its test figure; `bench/ett_later.py --variants 'before rlinear' 'with rlinear'` then reads it once on the
+test months and on the later months (rows 14,400-17,420), beside the file before it. Otherwise the cell keeps its
+file and its test months are not read for this rule.
 """
 
 import argparse, resource, sys, time
@@ -48,6 +66,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from ett_m import cell_file, parse_candidate, quiet, write_experiment  # noqa: E402
+from ett_tune_cells import FOLDS  # noqa: E402
 from report import Report  # noqa: E402
 
 HORIZONS = [96, 192, 336, 720]
@@ -66,23 +85,41 @@ def member_specs(
     return [*cell['model_params']['members'], {'model': name, 'input_length': extra_length, 'model_params': params}]
 
 
-def member_configs(dataset: str, mode: str, horizon: int, extra: str, extra_length: int, base: str = 'ensemble'):
+def member_configs(
+    dataset: str,
+    mode: str,
+    horizon: int,
+    extra: str,
+    extra_length: int,
+    base: str = 'ensemble',
+    folds: str = 'standard',
+):
     "The base file's members and the extra model, each as a trial of the tune experiment (its folds)."
     from tsforge.config import load_config
     from tsforge.tune import trial_config
 
-    tune = load_config(f'{dataset}_{mode.lower()}_tune', [f'horizon={horizon}'])
+    tune = load_config(f'{dataset}_{mode.lower()}_tune', [f'horizon={horizon}', *FOLDS[folds]])
     specs = member_specs(dataset, mode, horizon, extra, extra_length, base)
     return [trial_config(tune, {k: m[k] for k in ('model', 'input_length', 'model_params')}) for m in specs]
 
 
-def run_cell(dataset: str, mode: str, horizon: int, extra: str, extra_length: int, base: str = 'ensemble') -> dict:
-    "Fold forecasts of every member and the extra; the MSE of each combination, averaged over the folds."
+def run_cell(
+    dataset: str,
+    mode: str,
+    horizon: int,
+    extra: str,
+    extra_length: int,
+    base: str = 'ensemble',
+    folds: str = 'standard',
+) -> dict:
+    """Fold forecasts of every member and the extra; each combination's figure averaged over the folds: its MSE, or on
+    the blocked folds (`tune.metric: rel_mse`) its MSE over the naive forecast's on the same windows."""
     t0 = time.perf_counter()
     from tsforge.metrics import scores
     from tsforge.tune import search_data, search_folds
 
-    cfgs = member_configs(dataset, mode, horizon, extra, extra_length, base)
+    cfgs = member_configs(dataset, mode, horizon, extra, extra_length, base, folds)
+    rel = cfgs[0].tune.metric == 'rel_mse'
     data = search_data(cfgs[0])
     folds, secs = [], []  # folds[i][j]: member j's FoldResult on fold i
     for c in cfgs:
@@ -101,7 +138,11 @@ def run_cell(dataset: str, mode: str, horizon: int, extra: str, extra_length: in
                 assert np.array_equal(rs[j].origins, first.origins), 'members scored different windows'
                 assert np.allclose(rs[j].true, first.true), 'members scaled the targets differently'
             pred = np.mean([rs[j].pred for j in members], axis=0)
-            per.append(scores(first.true, pred, first.state)['mse'])  # as a trial's folds are scored
+            m = scores(first.true, pred, first.state)['mse']  # as a trial's folds are scored
+            if len(members) == 1:
+                assert np.isclose(m, first.metrics['mse'], rtol=1e-9), 'not scored as the fold was'
+            # rel_mse: over the naive forecast's MSE on the same windows (each fold's result holds both)
+            per.append(m / (first.metrics['mse'] / first.metrics['rel_mse']) if rel else m)
         return float(np.mean(per))
 
     n = len(cfgs) - 1
@@ -119,16 +160,31 @@ def run_cell(dataset: str, mode: str, horizon: int, extra: str, extra_length: in
     }
 
 
-def apply_rule(dataset: str, mode: str, horizon: int, extra: str, extra_length: int, base: str = 'ensemble') -> str:
-    "Write the base members and the extra as an equal-weight ensemble, `<dataset>_<mode><H>_<extra model>`."
+def apply_rule(
+    dataset: str,
+    mode: str,
+    horizon: int,
+    extra: str,
+    extra_length: int,
+    base: str = 'ensemble',
+    alone: bool = False,
+    folds: str = 'standard',
+) -> str:
+    """Write the base members and the extra as an equal-weight ensemble (`alone`: the extra model by itself),
+    `<dataset>_<mode><H>_<extra model>`."""
     specs = member_specs(dataset, mode, horizon, extra, extra_length, base)
+    src = f'bench/ett_fold_members.py --folds {folds} --apply'
+    if alone:
+        how = f"the extra model alone, chosen on the {folds} folds over the cell's configuration with it and without it"
+        x = specs[-1]
+        return write_experiment(dataset, horizon, x['model'], x['input_length'], x['model_params'], how, src, mode)
     what = 'ensemble' if base == 'ensemble' else f'configuration ({cell_file(dataset, mode, horizon, base).stem})'
-    how = f"the committed {what}'s members and the extra one, equal weights (the extra chosen on the folds only)"
+    how = (
+        f"the committed {what}'s members and the extra one, equal weights (the extra chosen on the {folds} folds only)"
+    )
     params = {'members': specs, 'weights': 'equal'}
     L = max(m['input_length'] for m in specs)
-    return write_experiment(
-        dataset, horizon, 'ensemble', L, params, how, 'bench/ett_fold_members.py --apply', mode, specs[-1]['model']
-    )
+    return write_experiment(dataset, horizon, 'ensemble', L, params, how, src, mode, specs[-1]['model'])
 
 
 def main():
@@ -151,13 +207,25 @@ def main():
         help='write `<dataset>_<mode><H>_<model of the extra>` (the members and the extra, equal weights) where the '
         'extra lowers the fold MSE by at least 0.5%%',
     )
+    ap.add_argument(
+        '--folds',
+        choices=list(FOLDS),
+        default='standard',
+        help="the tune experiments' own folds, or bench/ett_tune_cells.py's year or blocked folds (blocked: rel_mse)",
+    )
+    ap.add_argument(
+        '--alone',
+        action='store_true',
+        help='with --apply: the extra model alone is a candidate too (the better of the two new ones is judged)',
+    )
     ap.add_argument('--out', default='bench/results/ett_fold_members.md')
     a = ap.parse_args()
     report = Report('bench/ett_fold_members.py')
     emit, x = report.emit, a.extra.split(':')[0]
     b = 'ensemble of 3' if a.base == 'ensemble' else 'current'
     emit(
-        f'| dataset | mode | H | best trial, cv MSE | {b} | {x} alone | {b} + {x} | '
+        f'| dataset | mode | H | best trial, cv {"rel_mse" if a.folds == "blocked" else "MSE"} | {b} | {x} alone | '
+        f'{b} + {x} | '
         f'+ {x} vs {b} | {x} vs best trial | fold windows | members s | {x} s | peak MB |'
     )
     emit('|---|---|---|---|---|---|---|---|---|---|---|---|---|')
@@ -167,14 +235,15 @@ def main():
             for h in a.horizons:
                 with ProcessPoolExecutor(1, mp_context=ctx) as ex:
                     try:
-                        r = ex.submit(run_cell, ds, mode, h, a.extra, a.extra_length, a.base).result()
+                        r = ex.submit(run_cell, ds, mode, h, a.extra, a.extra_length, a.base, a.folds).result()
                     except Exception as e:
                         emit(f'| {ds} | {mode} | {h} | failed: {type(e).__name__}: {str(e)[:100]} ||||||||||')
                         continue
                 gain = r['with_extra'] / r['ensemble'] - 1
                 gains.setdefault(mode, []).append(gain)
-                if a.apply and gain <= -0.005:
-                    written.append(apply_rule(ds, mode, h, a.extra, a.extra_length, a.base))
+                alone = a.alone and r['extra'] < r['with_extra']  # the better of the two new configurations
+                if a.apply and r['extra' if alone else 'with_extra'] / r['ensemble'] <= 0.995:
+                    written.append(apply_rule(ds, mode, h, a.extra, a.extra_length, a.base, alone, a.folds))
                 emit(
                     f'| {ds.replace("etth", "ETTh")} | {mode} | {h} | {r["best"]:.4f} | {r["ensemble"]:.4f} | '
                     f'{r["extra"]:.4f} | {r["with_extra"]:.4f} | {gain * 100:+.1f}% | '

@@ -47,7 +47,8 @@ figures are known), `with cyclenet` the file `<dataset>_<mode><H>_cyclenet.yaml`
 configuration before the year-fold rule (the `_cyclenet` or `_segrnn` file where there is one, else the committed
 file), `year` the file `<dataset>_<mode><H>_year.yaml` that `bench/ett_tune_cells.py --folds year
 --write-experiments` writes (see the rule there). `--variants 'before blocked' blocked`: the same for the blocked
-folds (`--folds blocked`).
+folds (`--folds blocked`). `--variants 'before rlinear' 'with rlinear'`: the same for the file
+`<dataset>_<mode><H>_rlinear.yaml` of `bench/ett_fold_members.py --extra rlinear ... --apply` (see the rule there).
 """
 
 import argparse, resource, time
@@ -74,6 +75,8 @@ VARIANTS = [
     'year',
     'before blocked',
     'blocked',
+    'before rlinear',
+    'with rlinear',
 ]
 DEFAULT = VARIANTS[:4]  # the fixed comparison of the first run
 RULE_FILES = {
@@ -81,6 +84,7 @@ RULE_FILES = {
     'with cyclenet': 'cyclenet',
     'year': 'year',
     'blocked': 'blocked',
+    'with rlinear': 'rlinear',
 }  # written by later rules
 
 

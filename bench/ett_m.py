@@ -39,7 +39,13 @@ def quiet(model: str) -> dict:
     return {'progress': False} if 'progress' in model_class(model).Params.model_fields else {}
 
 
-RULES = ['segrnn', 'cyclenet', 'year', 'blocked']  # the suffixes of the files later rules wrote, oldest first
+RULES = [
+    'segrnn',
+    'cyclenet',
+    'year',
+    'blocked',
+    'rlinear',
+]  # the suffixes of the files later rules wrote, oldest first
 
 
 def cell_file(dataset: str, mode: str, horizon: int, base: str = 'ensemble', before: str | None = None) -> Path:

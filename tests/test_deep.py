@@ -67,7 +67,7 @@ def test_dlinear_beats_naive_after_one_epoch(prep_s):
     assert dl['test_mse'] < 0.9 * naive['test_mse'], (dl, naive)
 
 
-@pytest.mark.parametrize('model', ['dlinear', 'patchtst', 'fits', 'sparsetsf', 'segrnn', 'cyclenet'])
+@pytest.mark.parametrize('model', ['dlinear', 'rlinear', 'patchtst', 'fits', 'sparsetsf', 'segrnn', 'cyclenet'])
 def test_save_load_round_trip(model, prep_s, tmp_path):
     ev = fit_evaluate(cfg(model), prep_s)
     ev.model.save(tmp_path / 'm')
@@ -79,7 +79,7 @@ def test_save_load_round_trip(model, prep_s, tmp_path):
     assert ev.test_pred.dtype == np.float64
 
 
-@pytest.mark.parametrize('model', ['dlinear', 'patchtst', 'fits', 'sparsetsf', 'segrnn', 'cyclenet'])
+@pytest.mark.parametrize('model', ['dlinear', 'rlinear', 'patchtst', 'fits', 'sparsetsf', 'segrnn', 'cyclenet'])
 def test_mode_m(model, prep_m):
     ev = fit_evaluate(cfg(model, 'mode=M'), prep_m)
     assert ev.test_pred.shape == (2857, 24, 7) and np.isfinite(ev.test_pred).all()

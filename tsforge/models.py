@@ -89,6 +89,7 @@ MODELS: dict[str, str] = {
     'linear': 'tsforge.models:Linear',
     'lightgbm': 'tsforge.gbm:LightGBM',
     'dlinear': 'tsforge.deep:DLinear',
+    'rlinear': 'tsforge.deep:RLinear',
     'patchtst': 'tsforge.deep:PatchTST',
     'fits': 'tsforge.deep:FITS',
     'sparsetsf': 'tsforge.deep:SparseTSF',
