@@ -253,7 +253,8 @@ def main():
     emit()
     for mode, g in gains.items():
         better = sum(v < 0 for v in g)
-        emit(f'- {mode}: adding {x} lowers the fold MSE in {better} of {len(g)} cells, mean {np.mean(g) * 100:+.2f}%')
+        what = 'fold rel_mse' if a.folds == 'blocked' else 'fold MSE'
+        emit(f'- {mode}: adding {x} lowers the {what} in {better} of {len(g)} cells, mean {np.mean(g) * 100:+.2f}%')
     if a.apply:
         emit(f'- `--apply` (at least 0.5% lower): wrote {", ".join(f"`{w}`" for w in written) or "no file"}')
     report.write(a.out)
