@@ -163,6 +163,7 @@ TINY = {
         'lr_decay': 1.0,
         'lr': 5e-3,
     },
+    'rlinear': {'epochs': 30, 'progress': False, 'patience': 5, 'lr_decay': 1.0, 'lr': 0.01},
     'tft': {'epochs': 15, 'progress': False, 'patience': 4},
     'cyclenet': {
         'epochs': 30,
