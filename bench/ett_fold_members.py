@@ -61,6 +61,7 @@ import argparse, resource, sys, time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -72,67 +73,61 @@ from report import Report  # noqa: E402
 HORIZONS = [96, 192, 336, 720]
 
 
-def member_specs(
-    dataset: str, mode: str, horizon: int, extra: str, extra_length: int, base: str = 'ensemble'
-) -> list[dict]:
+class Cell(NamedTuple):
+    """One cell of a rule: dataset, mode and horizon; the extra model (`model` or `model:key=value,...`) and its input
+    length; whose members it joins (`base`: `ensemble` or `current`, `cell_file`) and on which folds (`FOLDS`)."""
+
+    dataset: str
+    mode: str
+    horizon: int
+    extra: str
+    extra_length: int = 720
+    base: str = 'ensemble'
+    folds: str = 'standard'
+
+
+def member_specs(c: Cell) -> list[dict]:
     """The base file's members as it writes them (the tune job's values, no defaults) and the extra model, as
     ensemble member specs (the extra last)."""
     import yaml
 
-    cell = yaml.safe_load(cell_file(dataset, mode, horizon, base).read_text())
-    name, params = parse_candidate(extra)
+    cell = yaml.safe_load(cell_file(c.dataset, c.mode, c.horizon, c.base).read_text())
+    name, params = parse_candidate(c.extra)
     params = {**quiet(name), **params}
-    return [*cell['model_params']['members'], {'model': name, 'input_length': extra_length, 'model_params': params}]
+    return [*cell['model_params']['members'], {'model': name, 'input_length': c.extra_length, 'model_params': params}]
 
 
-def member_configs(
-    dataset: str,
-    mode: str,
-    horizon: int,
-    extra: str,
-    extra_length: int,
-    base: str = 'ensemble',
-    folds: str = 'standard',
-):
-    "The base file's members and the extra model, each as a trial of the tune experiment (its folds)."
+def member_configs(c: Cell):
+    "The base file's members and the extra model, each as a trial of the tune experiment (on `c.folds`)."
     from tsforge.config import load_config
     from tsforge.tune import trial_config
 
-    tune = load_config(f'{dataset}_{mode.lower()}_tune', [f'horizon={horizon}', *FOLDS[folds]])
-    specs = member_specs(dataset, mode, horizon, extra, extra_length, base)
-    return [trial_config(tune, {k: m[k] for k in ('model', 'input_length', 'model_params')}) for m in specs]
+    tune = load_config(f'{c.dataset}_{c.mode.lower()}_tune', [f'horizon={c.horizon}', *FOLDS[c.folds]])
+    return [trial_config(tune, {k: m[k] for k in ('model', 'input_length', 'model_params')}) for m in member_specs(c)]
 
 
-def run_cell(
-    dataset: str,
-    mode: str,
-    horizon: int,
-    extra: str,
-    extra_length: int,
-    base: str = 'ensemble',
-    folds: str = 'standard',
-) -> dict:
+def run_cell(c: Cell) -> dict:
     """Fold forecasts of every member and the extra; each combination's figure averaged over the folds: its MSE, or on
     the blocked folds (`tune.metric: rel_mse`) its MSE over the naive forecast's on the same windows."""
     t0 = time.perf_counter()
     from tsforge.metrics import scores
     from tsforge.tune import search_data, search_folds
 
-    cfgs = member_configs(dataset, mode, horizon, extra, extra_length, base, folds)
+    cfgs = member_configs(c)
     rel = cfgs[0].tune.metric == 'rel_mse'
     data = search_data(cfgs[0])
-    folds, secs = [], []  # folds[i][j]: member j's FoldResult on fold i
-    for c in cfgs:
+    results, secs = [], []  # results[i][j]: member j's FoldResult on fold i
+    for cfg in cfgs:
         t1 = time.perf_counter()
-        for i, r in enumerate(search_folds(c, data)):
-            if len(folds) <= i:
-                folds.append([])
-            folds[i].append(r)
+        for i, r in enumerate(search_folds(cfg, data)):
+            if len(results) <= i:
+                results.append([])
+            results[i].append(r)
         secs.append(time.perf_counter() - t1)
 
     def mse(members: list[int]) -> float:
         per = []
-        for rs in folds:
+        for rs in results:
             first = rs[members[0]]
             for j in members[1:]:  # the same windows: same origins and the same scaling
                 assert np.array_equal(rs[j].origins, first.origins), 'members scored different windows'
@@ -151,8 +146,8 @@ def run_cell(
         'ensemble': mse(list(range(n))),
         'extra': mse([n]),
         'with_extra': mse(list(range(n + 1))),
-        'folds': len(folds),
-        'windows': [len(rs[0].origins) for rs in folds],
+        'folds': len(results),
+        'windows': [len(rs[0].origins) for rs in results],
         'member_s': secs[:n],
         'extra_s': secs[n],
         'seconds': time.perf_counter() - t0,
@@ -160,31 +155,25 @@ def run_cell(
     }
 
 
-def apply_rule(
-    dataset: str,
-    mode: str,
-    horizon: int,
-    extra: str,
-    extra_length: int,
-    base: str = 'ensemble',
-    alone: bool = False,
-    folds: str = 'standard',
-) -> str:
+def apply_rule(c: Cell, alone: bool = False) -> str:
     """Write the base members and the extra as an equal-weight ensemble (`alone`: the extra model by itself),
     `<dataset>_<mode><H>_<extra model>`."""
-    specs = member_specs(dataset, mode, horizon, extra, extra_length, base)
-    src = f'bench/ett_fold_members.py --folds {folds} --apply'
+    specs = member_specs(c)
+    src = f'bench/ett_fold_members.py --folds {c.folds} --apply'
     if alone:
-        how = f"the extra model alone, chosen on the {folds} folds over the cell's configuration with it and without it"
+        how = (
+            f"the extra model alone, chosen on the {c.folds} folds over the cell's configuration with it and without it"
+        )
         x = specs[-1]
-        return write_experiment(dataset, horizon, x['model'], x['input_length'], x['model_params'], how, src, mode)
-    what = 'ensemble' if base == 'ensemble' else f'configuration ({cell_file(dataset, mode, horizon, base).stem})'
-    how = (
-        f"the committed {what}'s members and the extra one, equal weights (the extra chosen on the {folds} folds only)"
-    )
+        return write_experiment(
+            c.dataset, c.horizon, x['model'], x['input_length'], x['model_params'], how, src, c.mode
+        )
+    base = cell_file(c.dataset, c.mode, c.horizon, c.base).stem
+    what = 'ensemble' if c.base == 'ensemble' else f'configuration ({base})'
+    how = f"the committed {what}'s members and the extra one, equal weights (the extra chosen on the {c.folds} folds)"
     params = {'members': specs, 'weights': 'equal'}
     L = max(m['input_length'] for m in specs)
-    return write_experiment(dataset, horizon, 'ensemble', L, params, how, src, mode, specs[-1]['model'])
+    return write_experiment(c.dataset, c.horizon, 'ensemble', L, params, how, src, c.mode, specs[-1]['model'])
 
 
 def main():
@@ -233,9 +222,10 @@ def main():
     for mode in a.modes:
         for ds in a.datasets:
             for h in a.horizons:
+                cell = Cell(ds, mode, h, a.extra, a.extra_length, a.base, a.folds)
                 with ProcessPoolExecutor(1, mp_context=ctx) as ex:
                     try:
-                        r = ex.submit(run_cell, ds, mode, h, a.extra, a.extra_length, a.base, a.folds).result()
+                        r = ex.submit(run_cell, cell).result()
                     except Exception as e:
                         emit(f'| {ds} | {mode} | {h} | failed: {type(e).__name__}: {str(e)[:100]} ||||||||||')
                         continue
@@ -243,7 +233,7 @@ def main():
                 gains.setdefault(mode, []).append(gain)
                 alone = a.alone and r['extra'] < r['with_extra']  # the better of the two new configurations
                 if a.apply and r['extra' if alone else 'with_extra'] / r['ensemble'] <= 0.995:
-                    written.append(apply_rule(ds, mode, h, a.extra, a.extra_length, a.base, alone, a.folds))
+                    written.append(apply_rule(cell, alone))
                 emit(
                     f'| {ds.replace("etth", "ETTh")} | {mode} | {h} | {r["best"]:.4f} | {r["ensemble"]:.4f} | '
                     f'{r["extra"]:.4f} | {r["with_extra"]:.4f} | {gain * 100:+.1f}% | '

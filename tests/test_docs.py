@@ -139,7 +139,8 @@ def test_no_guides_folder_is_no_guides(tmp_path):
 
 
 def test_show_doc_outputs_are_current():
-    "Every `show_doc(x)` cell's kept output shows x's current docstring (its first line), not a stale one."
+    """Every `show_doc(x)` cell's kept output shows x's current docstring (its first line), not a stale one, and its
+    source link points at the line where x is defined now."""
     stale = []
     for module, _, nb in library_notebooks():
         mod = importlib.import_module(module)
@@ -153,4 +154,11 @@ def test_show_doc_outputs_are_current():
             shown = ' '.join(''.join(o.get('data', {}).get('text/markdown', [])) for o in c.get('outputs', []))
             if not first or first.rstrip() not in shown:
                 stale.append(f'{module}: show_doc({m.group(1)})')
+                continue
+            # the source link: the file and line where the object is defined now
+            src = inspect.unwrap(getattr(obj, 'fget', obj))
+            where = (f'tsforge/{inspect.getsourcefile(src).rsplit("/", 1)[-1]}', str(inspect.getsourcelines(src)[1]))
+            link = re.search(r'/(tsforge/\w+\.py)#L(\d+)', shown)
+            if link and link.groups() != where:
+                stale.append(f'{module}: show_doc({m.group(1)}) links {":".join(link.groups())}, not {":".join(where)}')
     assert not stale, 'show_doc outputs to re-run (stale or missing): ' + ', '.join(stale)

@@ -200,6 +200,9 @@ def fit_module(
     return history
 
 # %% ../nbs/07_deep.ipynb #07-deep-009
+_Loss = Literal['mse', 'mae', 'huber']  # the names in LOSSES, for the models' `loss` parameter
+
+
 class TrainParams(BaseModel):
     "Training settings shared by the torch models (each model overrides the defaults that suit it)."
 
@@ -209,7 +212,7 @@ class TrainParams(BaseModel):
     lr: float = Field(1e-3, gt=0)  # Adam learning rate
     lr_decay: float = Field(1.0, gt=0, le=1)  # the learning rate is multiplied by this after every epoch
     weight_decay: float = Field(0.0, ge=0)
-    loss: Literal['mse', 'mae', 'huber'] = 'mse'  # training loss (early stopping always reads the validation MSE)
+    loss: _Loss = 'mse'  # training loss (early stopping always reads the validation MSE)
     patience: int = Field(3, ge=1)  # stop after this many epochs without a better validation loss
     device: str = Field('auto', pattern=r'^(auto|cpu|mps|cuda(:\d+)?)$')  # auto: CUDA when available, else CPU
     num_threads: int | None = Field(None, ge=1)  # CPU threads for fit/predict; None: torch's default (OMP_NUM_THREADS)
@@ -481,7 +484,7 @@ class RLinear(TorchForecaster):
     class Params(TrainParams):
         individual: bool = False  # one layer per series instead of shared weights
         norm: Literal['none', 'last', 'mean', 'std', 'revin'] = 'revin'  # per-window normalisation (InstanceNorm)
-        loss: Literal['mse', 'mae', 'huber'] = 'mae'  # training loss (early stopping reads the validation MSE)
+        loss: _Loss = 'mae'  # training loss (early stopping reads the validation MSE)
         epochs: int = Field(20, ge=1)
         batch_size: int = Field(32, ge=1)
         lr: float = Field(0.05, gt=0)
