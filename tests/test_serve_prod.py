@@ -143,6 +143,7 @@ def test_failed_reload_keeps_old_model_and_first_load_retries(small, tmp_path):
             time.sleep(0.2)
         ready = requests.get(f'{url}/ready').json()
         assert ready['status'] == 'ready' and ready['version'] == v1 and 'reload_error' in ready, ready
+        assert ready['reload_error'].startswith(f'version {v2} (alias champion) failed to load: '), ready
         assert requests.post(f'{url}/predict', json=body()).json()['model']['version'] == v1
         m = requests.get(f'{url}/metrics').text
         assert 'tsforge_model_loads_total{kind="reload",outcome="failed"}' in m
@@ -164,6 +165,7 @@ def test_failed_reload_keeps_old_model_and_first_load_retries(small, tmp_path):
         wait_until(lambda: 'reload_error' in requests.get(f'{url}/ready').json())
         ready = requests.get(f'{url}/ready').json()
         assert ready['status'] == 'ready' and ready['version'] == v1 and ready['check_failures'] == 0, ready
+        assert ready['reload_error'].startswith(f'version {v3} (alias champion) failed to load: '), ready
         assert requests.post(f'{url}/predict', json=body()).json()['model']['version'] == v1
         # the store is as the operator left it: the server never moves an alias or deletes a version
         assert str(client.get_model_version_by_alias(name, 'champion').version) == v3
@@ -366,3 +368,56 @@ def test_openapi_is_precise_and_docs_offline(small):
         assert set(spec['paths']['/predict']['post']['responses']) >= {'200', '408', '413', '415', '422', '503'}
         docs = http.get('/docs').text
         assert '<script' not in docs and 'cdn' not in docs.lower() and '/predict' in docs
+
+
+def test_requests_are_never_guessed(small):
+    "Every row checked, ISO 8601 timestamps only, no silent query parameters or content types, huge integers: 4xx."
+    with app_client('models:/serve-small@champion', {'TSFORGE_API_TOKEN': 's3cret-token'}) as http:
+        auth = {'Authorization': 'Bearer s3cret-token', 'content-type': 'application/json'}
+        post = lambda b, url='/predict', **h: http.post(url, content=json.dumps(b), headers={**auth, **h})
+        good = body(n=L + 5)['history']  # five rows before the last L the model reads
+
+        def edit(i, **kw):
+            return {'history': [dict(r, **kw) if j == i else r for j, r in enumerate(good)]}
+
+        cases = [
+            (edit(0, OT=None), 'history[0].OT: missing value'),
+            (edit(1, OT='garbage'), "history[1].OT: non-numeric value 'garbage'"),
+            (edit(2, OT={'a': 1}), 'history[2].OT: non-numeric value'),
+            (edit(L + 1, OT=10**400), f'history[{L + 1}].OT: number too large for a 64-bit float'),
+            (edit(0, OT=10**400), 'history[0].OT: number too large'),
+            (edit(0, date='00:00'), "history[0].date: unparseable timestamp '00:00'; expected an ISO 8601"),
+            (edit(3, date='01/01/2020 03:00'), 'history[3].date: unparseable timestamp'),
+            (edit(3, date='01.01.2020'), 'ISO 8601'),
+            (edit(3, date='1577847600'), "history[3].date: unparseable timestamp '1577847600'; expected an ISO 8601"),
+            (edit(3, date=1577847600), 'history[3].date: unparseable timestamp 1577847600'),
+            (edit(3, date='2020/01/01 03:00:00'), 'history[3].date: unparseable timestamp'),
+            (edit(3, date='today'), 'history[3].date: unparseable timestamp'),
+            (edit(3, date='2020-13-01 03:00:00'), 'history[3].date: invalid date or time'),
+            (
+                {'history': [dict(r, date=r['date'] + '+99:99') for r in good]},
+                "history[0].date: invalid UTC offset '+99:99'",
+            ),
+        ]
+        for b, msg in cases:
+            r = post(b)
+            assert r.status_code == 422 and msg in r.json()['detail'], (msg, r.status_code, r.text[:300])
+            assert r.json()['errors'][0]['field'] == msg.split(':')[0] or 'ISO' in msg
+        assert post({'history': good}).status_code == 200
+        iso = [dict(r, date=r['date'].replace(' ', 'T')[:16]) for r in good]  # T, no seconds: ISO 8601 too
+        assert post({'history': iso}).json()['forecast'] == post({'history': good}).json()['forecast']
+        # query parameters: named, not ignored; the body holds horizon and levels
+        r = post({'history': good}, '/predict?horizon=1&levels=80')
+        assert r.status_code == 422 and "query parameter 'horizon'" in r.json()['detail'], r.text
+        assert [e['field'] for e in r.json()['errors']] == ['query.horizon', 'query.levels']
+        # content types: JSON, none, or curl -d's default are read as JSON; anything else is a 415
+        for ctype in ('application/json; charset=utf-8', 'application/x-www-form-urlencoded', ''):
+            assert post({'history': good}, **{'content-type': ctype}).status_code == 200, ctype
+        for ctype in ('text/plain', 'multipart/form-data; boundary=x', 'application/xml'):
+            r = post({'history': good}, **{'content-type': ctype})
+            assert r.status_code == 415 and 'send application/json' in r.json()['detail'], (ctype, r.text)
+        # the auth scheme is case-insensitive (RFC 7235); the token is not
+        for scheme in ('bearer', 'BEARER', 'Bearer'):
+            assert post({'history': good}, Authorization=f'{scheme} s3cret-token').status_code == 200, scheme
+        for hdr in ('bearer S3CRET-TOKEN', 'Basic s3cret-token', 'bearer', 's3cret-token', 'Bearer  s3cret-tokenx'):
+            assert post({'history': good}, Authorization=hdr).status_code == 401, hdr

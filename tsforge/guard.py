@@ -84,6 +84,31 @@ async def _send(send, status: int, data: bytes, headers: list | None = None, cty
 _MODEL_ROUTE = '/models/{ref}'  # the many-model routes, one metrics label
 
 
+# no content-type, JSON, or curl's default for `-d` (the guide's examples send JSON with plain `curl -d`): the body is
+# read as JSON in every case; any other media type (text/plain, multipart/form-data, ...) is a 415
+_JSON_TYPES = (b'', b'application/json', b'application/x-www-form-urlencoded')
+
+
+def _media_type(value: bytes | None) -> bytes:
+    "The media type of a content-type header, lower case, without parameters (`; charset=...`)."
+    return (value or b'').split(b';', 1)[0].strip().lower()
+
+
+async def _query_refused(scope, send):
+    "POST /predict takes everything in its JSON body: a query parameter is a 422 naming it, not silently ignored."
+    from urllib.parse import parse_qsl
+
+    names = [k for k, _ in parse_qsl(scope['query_string'].decode('latin-1'), keep_blank_values=True)] or ['?']
+    await _json(
+        send,
+        422,
+        {
+            'detail': f'query parameter {names[0][:40]!r} not accepted: send horizon and levels in the JSON body',
+            'errors': [{'field': f'query.{n[:40]}', 'msg': 'not accepted; it belongs in the JSON body'} for n in names],
+        },
+    )
+
+
 def _multiplexed_id(scope) -> str | None:
     for k, v in scope.get('headers') or ():
         if k == b'serve_multiplexed_model_id':
@@ -129,6 +154,8 @@ class Guard:
                     return
                 scope['tsforge.body'] = body
             if route == '/predict' and scope['method'] == 'POST':
+                if scope.get('query_string'):
+                    return await _query_refused(scope, send_wrapped)
                 ep = getattr(srv, 'model_endpoint', None)
                 if ep is not None and (ref := _multiplexed_id(scope)):  # Ray's header names one of many models
                     await ep(scope, receive, send_wrapped, ref)
@@ -142,6 +169,14 @@ class Guard:
     async def _read(self, scope, receive, send) -> bytes | None:
         s = self.server.settings
         headers = dict(scope.get('headers') or [])
+        if (ctype := _media_type(headers.get(b'content-type'))) not in _JSON_TYPES and not ctype.endswith(b'+json'):
+            await _json(
+                send,
+                415,
+                {'detail': f'content-type {ctype.decode("latin-1")[:60]!r} not supported: send application/json'},
+                [(b'connection', b'close')],
+            )
+            return None
         if headers.get(b'content-encoding', b'identity').strip().lower() not in (b'identity', b''):
             await _json(
                 send,

@@ -50,11 +50,20 @@ class Live:
 
 # %% ../nbs/19_reload.ipynb #2d8f875e
 def model_allowed(uri: str, allowed: list[str]) -> bool:
-    "True when `allowed` is empty, or `uri` equals or starts with an entry, or names a registered model in it."
+    """True when `allowed` is empty or an entry allows `uri`. A registered model's name, `NAME` or `models:/NAME`,
+    allows that model at any alias or version (`models:/NAME`, `models:/NAME@ALIAS`, `models:/NAME/3`) and no other
+    (`models:/NAME-evil` is another model); an entry ending in `*` is a deliberate prefix (`models:/team-a-*` or
+    `team-a-*`: every model whose URI or name starts so); any other entry allows exactly that URI."""
     if not allowed:
         return True
     name = re.split(r'[@/]', uri[len('models:/') :], maxsplit=1)[0] if uri.startswith('models:/') else None
-    return any(uri == a or uri.startswith(a) or name == a for a in allowed)
+    for a in allowed:
+        if a.endswith('*'):
+            if uri.startswith(a[:-1]) or (name is not None and name.startswith(a[:-1])):
+                return True
+        elif uri == a or (name is not None and a in (name, f'models:/{name}')):
+            return True
+    return False
 
 # %% ../nbs/19_reload.ipynb #69331b25
 class ServedModel:
@@ -136,6 +145,12 @@ class ServedModel:
             new = self._load(info)
         except Exception as e:  # keep the old model (if any); report the reason without secrets
             msg = _public_error(e)
+            if stage == 'load':  # the registry answered: name the version (and the alias) that did not load
+                at = f' (alias {self.uri.rsplit("@", 1)[1]})' if self.follows_alias else ''
+                msg = f'version {info.get("version")}{at} failed to load: {msg}'
+            elif self.live:  # the model serving stays; say it was the check that failed
+                msg = f'registry check of {redact(self.uri, 120)} failed: {msg}'
+
             log.error('could not %s %s: %s', kind, self.uri, redact(f'{type(e).__name__}: {e}', 2000))
             if stage == 'check':
                 self.check_failures += 1

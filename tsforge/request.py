@@ -38,7 +38,45 @@ class RequestError(ValueError):
         self.field, self.msg = field, msg
 
 # %% ../nbs/08_request.ipynb #03-preprocess-009
-_OFFSET = re.compile(r'^(.*\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)\s*(Z|z|UTC|[+-]\d{2}(?::?\d{2})?)$')
+# ISO 8601 only: a date, or a date and time (`T` or a space between, seconds and a fraction optional), with a UTC
+# offset (`Z`, `+02:00`, `+0200`, `+02`) or none; anything else (a time alone, 04/03/2016, epoch seconds) is refused
+_DATE, _TIME = r'\d{4}-\d{2}-\d{2}', r'\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?'
+_ISO_ONE = re.compile(rf'({_DATE})|({_DATE}[T ]{_TIME})(Z|z|[+-]\d{{2}}(?::?\d{{2}})?)?')  # an offset only after a time
+_ISO_HINT = 'expected an ISO 8601 date and time, e.g. 2016-07-01 00:00:00 or 2016-07-01T00:00:00+02:00'
+
+
+@functools.lru_cache(maxsize=32)
+def _iso_layout(n: int):
+    """Where an ISO 8601 timestamp of `n` characters without an offset has digits and separators: (digit positions,
+    separator positions, their bytes with `T`, with a space); None for a length no such timestamp has."""
+    if n not in (10, 16, 19) and not 21 <= n <= 29:
+        return None
+    seps = {4: '-', 7: '-', 10: 'T', 13: ':', 16: ':', 19: '.'}
+    pos = [i for i in seps if i < n]
+    t = np.frombuffer(''.join(seps[i] for i in pos).encode(), np.uint8)
+    return np.array([i for i in range(n) if i not in pos]), np.array(pos), t, np.where(t == ord('T'), ord(' '), t)
+
+
+def _iso_shaped(raw: list) -> bool:
+    """Whether every string in `raw` (one or more) is an ISO 8601 date, or date and time, without an offset, all of one
+    length: checked on one byte grid (no Python work per value), so that numpy then parses only what ISO allows."""
+    n = len(raw[0])
+    if (layout := _iso_layout(n)) is None:
+        return False
+    try:
+        buf = ('\n'.join(raw) + '\n').encode('ascii')
+    except UnicodeEncodeError:
+        return False
+    if len(buf) != (n + 1) * len(raw):
+        return False
+    g = np.frombuffer(buf, np.uint8).reshape(len(raw), n + 1)
+    digits, pos, with_t, with_space = layout
+    s = g[:, pos]
+    return bool(
+        ((g[:, digits] - 48) < 10).all() and (g[:, n] == 10).all() and ((s == with_t) | (s == with_space)).all()
+    )
+
+
 _MIN64, _MAX64 = pd.Timestamp.min.ceil('s').to_datetime64(), pd.Timestamp.max.floor('s').to_datetime64()
 _NS, _BOUNDS = np.dtype('datetime64[ns]'), {}
 
@@ -78,19 +116,26 @@ def _offset_minutes(s: str | None) -> int | None:
 
 
 def _slow_times(raw: list, field) -> tuple[np.ndarray, str | None]:
-    """Timestamps numpy cannot parse in one go: with UTC offsets, other formats, datetime objects -> (datetime64[us]
-    wall clock, offset)."""
+    """Timestamps numpy cannot parse in one go: ISO 8601 strings with UTC offsets (or an invalid date), datetime
+    objects -> (datetime64[us] wall clock, offset). A string that is not ISO 8601 is refused, never guessed."""
     walls, offs = [], []
     for i, v in enumerate(raw):
         off = None
         if isinstance(v, str):
-            if m := _OFFSET.match(v.strip()):
-                v, off = m.group(1), m.group(2)
+            if not (m := _ISO_ONE.fullmatch(v)):
+                raise RequestError(field(i), f'unparseable timestamp {v!r:.60}; {_ISO_HINT}')
+            v, off = m.group(1) or m.group(2), m.group(3)
+            if off and off not in 'Zz' and (abs(_offset_minutes(off)) > 14 * 60 or int(off[-2:]) > 59):
+                raise RequestError(field(i), f'invalid UTC offset {off!r} (valid: -12:00 to +14:00, minutes below 60)')
+            try:
+                np.datetime64(v, 'us')
+            except ValueError:
+                raise RequestError(field(i), f'invalid date or time {v!r:.60}; {_ISO_HINT}') from None
         elif isinstance(v, datetime.datetime) and v.tzinfo is not None:
             mins = int(v.utcoffset().total_seconds() // 60)
             off, v = f'{"-" if mins < 0 else "+"}{abs(mins) // 60:02d}:{abs(mins) % 60:02d}', v.replace(tzinfo=None)
         elif not isinstance(v, (datetime.datetime, np.datetime64)):
-            raise RequestError(field(i), f'unparseable timestamp {v!r}')
+            raise RequestError(field(i), f'unparseable timestamp {v!r:.60}; {_ISO_HINT}')
         walls.append(v)
         offs.append(off)
     first = _offset_minutes(offs[0])
@@ -107,7 +152,7 @@ def _slow_times(raw: list, field) -> tuple[np.ndarray, str | None]:
             t = np.array(walls, dtype='datetime64[us]')
     except (ValueError, TypeError, OverflowError, Warning):
         t = np.empty(len(walls), dtype='datetime64[us]')
-        for i, v in enumerate(walls):
+        for i, v in enumerate(walls):  # datetime objects only: every string is checked ISO 8601 above
             try:
                 ts = pd.Timestamp(v)
                 t[i] = (
@@ -120,8 +165,8 @@ def _slow_times(raw: list, field) -> tuple[np.ndarray, str | None]:
 
 def parse_times(state: WindowState, raw, first_row: int = 0, part: str = 'history') -> tuple[np.ndarray, str | None]:
     """Request timestamps -> (datetime64[ns] wall clock, UTC offset or None). `raw`: ISO 8601 strings (all without an
-    offset, or all with the same one), other formats pandas reads, datetimes or a datetime64 array. Checks: parseable,
-    one offset, inside pandas' range, strictly increasing."""
+    offset, or all with the same one), datetimes or a datetime64 array; any other string (a time alone, `04/03/2016`,
+    epoch seconds) is refused. Checks: ISO 8601, one valid offset, inside pandas' range, strictly increasing."""
     tc = state.time_col
     field = lambda i: f'{part}[{first_row + i}].{tc}'
     t, off = None, None
@@ -129,7 +174,7 @@ def parse_times(state: WindowState, raw, first_row: int = 0, part: str = 'histor
         t = raw
     else:
         raw = raw if isinstance(raw, list) else list(raw)
-        if set(map(type, raw)) == {str}:
+        if set(map(type, raw)) == {str} and _iso_shaped(raw):
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter('error')
@@ -163,6 +208,8 @@ def _describe(raw) -> str:
         return f'non-numeric value {raw!r}'
     if raw is None:
         return 'missing value (NaN or null)'
+    if type(raw) is int and abs(raw) > 2**1023:
+        return 'number too large for a 64-bit float'
     if isinstance(raw, (bool, np.bool_)) or not isinstance(raw, (int, float, np.integer, np.floating)):
         return f'non-numeric value {raw!r}'
     return 'missing value (NaN or null)' if np.isnan(float(raw)) else f'infinite value {float(raw)}'
@@ -175,9 +222,13 @@ def _floats(col, field) -> np.ndarray:
         x = col.astype('float64', copy=False)
     else:
         col = col if isinstance(col, list) else list(col)
+        x = None
         if set(map(type, col)) <= {float, int}:
-            x = np.array(col, dtype='float64')
-        else:
+            try:
+                x = np.array(col, dtype='float64')
+            except OverflowError:  # an integer beyond float64: the loop below names its row
+                x = None
+        if x is None:
             x = np.empty(len(col))
             for j, v in enumerate(col):
                 ok = (
@@ -200,8 +251,8 @@ def _floats(col, field) -> np.ndarray:
 
 def check_arrays(state: WindowState, times, columns: dict, n_rows: int | None = None) -> RequestTail:
     """The request check on arrays. `times`: (n,) raw timestamps; `columns`: {name: (n,) raw values} with every input
-    column (extra names are ignored). Returns the checked last `L` rows. `check_history` (a frame, for the pyfunc) and
-    the server (a parsed JSON body) both call it, so every check and message is defined once, here."""
+    column (extra names are ignored). Every row is checked; returns the last `L` rows. `check_history` (a frame, for
+    the pyfunc) and the server (a parsed JSON body) both call it, so every check and message is defined once, here."""
     tc, L = state.time_col, state.input_length
     n = len(times) if n_rows is None else n_rows
     if n == 0:
@@ -232,14 +283,14 @@ def check_arrays(state: WindowState, times, columns: dict, n_rows: int | None = 
             f'the last {L} records must be one {state.freq} step apart; '
             f'expected {pd.Timestamp(expected[j])}, got {pd.Timestamp(ttail[j])}',
         )
-    vals = np.empty((L, len(state.columns_in)))
+    vals = np.empty((L, len(state.columns_in)))  # every row is checked (not only the last L the model reads)
     for k, c in enumerate(state.columns_in):
-        vals[:, k] = _floats(columns[c][n - L :], lambda j, c=c: f'history[{n - L + j}].{c}')
+        vals[:, k] = _floats(columns[c], lambda j, c=c: f'history[{j}].{c}')[n - L :]
     extra = None
     if fcols:
         extra = np.empty((L, len(fcols)))
         for k, c in enumerate(fcols):
-            extra[:, k] = _floats(columns[c][n - L :], lambda j, c=c: f'history[{n - L + j}].{c}')
+            extra[:, k] = _floats(columns[c], lambda j, c=c: f'history[{j}].{c}')[n - L :]
     return RequestTail(ttail, vals, off, n - L, extra)
 
 # %% ../nbs/08_request.ipynb #27208373

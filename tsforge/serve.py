@@ -39,7 +39,7 @@ from .telemetry import Metrics
 log = logging.getLogger('tsforge.serve')
 
 # %% auto #0
-__all__ = ['log', 'app', 'Server', 'create_app', 'local_server']
+__all__ = ['log', 'Server', 'create_app', 'local_server']
 
 # %% ../nbs/23_serve.ipynb #09adaadb
 class Server:
@@ -64,8 +64,9 @@ class Server:
         tok = self.settings.api_token
         if not tok:
             return True
-        got = dict(scope.get('headers') or []).get(b'authorization', b'')
-        return hmac.compare_digest(got, b'Bearer ' + tok.encode())
+        scheme, _, got = dict(scope.get('headers') or []).get(b'authorization', b'').strip().partition(b' ')
+        ok = hmac.compare_digest(got.strip(), tok.encode())  # constant time, whatever the scheme
+        return ok and scheme.lower() == b'bearer'  # the scheme is case-insensitive (RFC 7235)
 
     async def forecast(self, live: Live, tail: RequestTail, horizon, levels=None):
         "(times, forecast, bands or None) of one checked request."
@@ -296,7 +297,12 @@ def _version() -> str:
         return '0'
 
 # %% ../nbs/23_serve.ipynb #a0c5d0de
-app = create_app()
+try:
+    app = create_app()
+except ValueError as e:  # a bad TSFORGE_* setting: the server does not start; one line names it (no traceback)
+    if not str(e).startswith('TSFORGE_'):
+        raise
+    raise SystemExit(f'tsforge: refusing to start: {e}') from None
 
 # %% ../nbs/23_serve.ipynb #f4741263
 @contextlib.contextmanager

@@ -1,0 +1,96 @@
+"""Every TSFORGE_* setting is checked once, at start: a bad value stops the server with one line naming the variable
+and what it expects (in-process for each value, a real uvicorn for the refusal to start); the model allow-list
+matches names exactly."""
+
+import subprocess
+
+import pytest
+
+from conftest import ROOT, free_port, uvicorn_cmd
+from tsforge.reload import model_allowed
+from tsforge.settings import Settings, SettingsError
+
+BAD = [
+    ('TSFORGE_RELOAD_S', 'abc', 'a number of seconds >= 0 and <= 86400'),
+    ('TSFORGE_RELOAD_S', 'inf', "got 'inf'"),
+    ('TSFORGE_RELOAD_S', '1e300', '<= 86400'),
+    ('TSFORGE_RELOAD_S', 'nan', "got 'nan'"),
+    ('TSFORGE_RELOAD_S', '-1', '>= 0'),
+    ('TSFORGE_RETRY_S', '-1', 'a number of seconds > 0'),
+    ('TSFORGE_RETRY_S', '0', '> 0'),
+    ('TSFORGE_MAX_BODY_BYTES', '10MB', 'an integer of bytes >= 1'),
+    ('TSFORGE_MAX_BODY_BYTES', '-1', '>= 1'),
+    ('TSFORGE_MAX_ROWS', '0', 'an integer of records >= 1'),
+    ('TSFORGE_MAX_ROWS', '1.9', "got '1.9'"),
+    ('TSFORGE_MAX_ROWS', 'nan', 'TSFORGE_MAX_ROWS: expected an integer'),
+    ('TSFORGE_BODY_TIMEOUT_S', 'ten', 'a number of seconds > 0 and <= 3600'),
+    ('TSFORGE_BODY_TIMEOUT_S', '-3', '> 0'),
+    ('TSFORGE_INLINE_MS', 'x', 'a number of milliseconds >= 0'),
+    ('TSFORGE_CHECK_TIMEOUT_S', '0', '> 0'),
+    ('TSFORGE_CHECK_RETRIES', '2.7', 'an integer of retries >= 0 and <= 100'),
+    ('TSFORGE_ADAPTIVE_GAMMA', 'abc', '> 0 and <= 1'),
+    ('TSFORGE_ADAPTIVE_MAX_ISSUED', '0', '>= 1'),
+    ('TSFORGE_API_TOKEN', ' s3cret', 'without spaces'),
+    ('TSFORGE_API_TOKEN', 's3cret\n', 'a trailing newline?'),
+    ('TSFORGE_API_TOKEN', 's3 cret', 'without spaces'),
+]
+
+
+@pytest.mark.parametrize('name,value,expected', BAD, ids=[f'{n}={v!r}' for n, v, _ in BAD])
+def test_bad_setting_is_refused_by_name(monkeypatch, name, value, expected):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as e:
+        Settings.from_env()
+    assert str(e.value).startswith(f'{name}: expected ') and expected in str(e.value), str(e.value)
+    if name == 'TSFORGE_API_TOKEN':
+        assert 's3' not in str(e.value)  # a secret is never echoed
+
+
+def test_good_settings_and_defaults(monkeypatch):
+    for k in [n for n, _, _ in BAD]:
+        monkeypatch.delenv(k, raising=False)
+    s = Settings.from_env()
+    assert (s.reload_s, s.max_rows, s.max_body_bytes, s.check_retries, s.api_token) == (30.0, 50_000, 8 << 20, 1, None)
+    env = {'TSFORGE_RELOAD_S': '0', 'TSFORGE_MAX_ROWS': '5000', 'TSFORGE_CHECK_RETRIES': '0', 'TSFORGE_INLINE_MS': ''}
+    for k, v in {**env, 'TSFORGE_API_TOKEN': 'a-b.c_d~1/+='}.items():
+        monkeypatch.setenv(k, v)
+    s = Settings.from_env()
+    assert (s.reload_s, s.max_rows, s.check_retries, s.inline_ms, s.api_token) == (0, 5000, 0, 2.0, 'a-b.c_d~1/+=')
+    assert isinstance(s.max_rows, int) and isinstance(s.check_retries, int)
+
+
+@pytest.mark.parametrize('env', [{'TSFORGE_RELOAD_S': 'inf'}, {'TSFORGE_API_TOKEN': 'tok\n'}])
+def test_server_refuses_to_start(env):
+    "A real uvicorn: exits at once with one line naming the variable (no traceback), before it listens."
+    import os
+
+    r = subprocess.run(
+        uvicorn_cmd(free_port()),
+        cwd=ROOT,
+        env={**os.environ, 'TSFORGE_MODEL': 'models:/never-loaded@champion', **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    name = next(iter(env))
+    assert r.returncode != 0, r.stderr[-2000:]
+    assert f'tsforge: refusing to start: {name}: expected' in r.stderr, r.stderr[-2000:]
+    assert 'Traceback' not in r.stderr, r.stderr[-2000:]
+
+
+def test_allow_list_matches_names_exactly():
+    allowed = ['models:/tsforge-etth1', 'sales', 'models:/team-a-*', 'runs:/abc/model']
+    for uri in ['models:/tsforge-etth1', 'models:/tsforge-etth1@champion', 'models:/tsforge-etth1/3']:
+        assert model_allowed(uri, allowed), uri
+    for uri in ['models:/sales@champion', 'models:/sales/latest', 'models:/team-a-x@champion', 'runs:/abc/model']:
+        assert model_allowed(uri, allowed), uri
+    for uri in [
+        'models:/tsforge-etth1-evil@champion',
+        'models:/tsforge-etth10',
+        'models:/sales-eu@champion',
+        'models:/team-b@champion',
+        'runs:/abc/model2',
+        'models:/m-123',
+    ]:
+        assert not model_allowed(uri, allowed), uri
+    assert model_allowed('models:/anything', [])
