@@ -400,3 +400,71 @@ def test_long_format_timestamps_are_not_guessed_either(tmp_path):
         load_frame(c)
     df, rep = load_frame(c.model_copy(update={'dayfirst': True}))
     assert rep.freq == 'D' and df.ts.min() == pd.Timestamp('2016-07-01') and len(df) == 10
+
+
+def hours(values, extra=None):
+    "A ts,y CSV text of hourly rows with `values` (strings) for y, and an extra column x of `extra` if given."
+    head = 'ts,y' + (',x' if extra else '')
+    rows = [f'2020-01-01 {i:02d}:00,{v}' + (f',{extra[i]}' if extra else '') for i, v in enumerate(values)]
+    return head + '\n' + '\n'.join(rows) + '\n'
+
+
+def test_infinite_values_are_reported_or_repaired(tmp_path):
+    p = write(tmp_path, hours(['1', 'inf', '3', '4', '-inf', '6', '7', '8', '9', '10']))
+    with pytest.raises(DataError) as e:
+        load_frame(cfg(p))
+    assert 'y: 2 infinite value(s), first at: 2020-01-01 01:00:00, 2020-01-01 04:00:00' in str(e.value)
+    df, rep = load_frame(cfg(p, on_issue='fill', max_repair_share=0.2))
+    assert 'y: 2 infinite value(s), first at: 2020-01-01 01:00:00, 2020-01-01 04:00:00' in rep.issues
+    assert df.y.tolist() == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10] and rep.repaired == 2 and rep.filled
+
+
+def test_infinite_values_in_long_format(tmp_path):
+    rows = [f'{s},2020-01-0{d},{"inf" if (s, d) == ("b", 3) else d}' for s in ('a', 'b') for d in range(1, 6)]
+    p = write(tmp_path, 'id,ts,y\n' + '\n'.join(rows) + '\n')
+    c = DataConfig(path=str(p), format='long', id_col='id', time_col='ts', target='y')
+    with pytest.raises(DataError, match=r"series 'b': 1 infinite y value\(s\) \(rows 7\)"):
+        load_frame(c)
+    df, rep = load_frame(c.model_copy(update={'on_issue': 'fill', 'max_repair_share': 0.5}))
+    assert df.y.tolist() == [1, 2, 3, 4, 5] * 2 and any('infinite' in i for i in rep.issues)
+
+
+def test_text_columns_are_skipped_and_listed_columns_with_some_numbers_are_checked(tmp_path):
+    rows = ['00:00,1,1.5,a', '01:00,2,?,b', '02:00,3,2,c', '03:00,4,3,d']
+    p = write(tmp_path, 'ts,y,x,lab\n' + ''.join(f'2020-01-01 {r}\n' for r in rows))
+    with pytest.raises(DataError, match=r'x: 1 non-numeric value\(s\), first at: 2020-01-01 01:00:00'):
+        load_frame(cfg(p))  # a mostly-numeric column with one bad value is not dropped silently
+    df, rep = load_frame(cfg(p, on_issue='fill', max_repair_share=0.5))
+    assert list(df.columns) == ['ts', 'y', 'x'] and df.x.tolist() == [1.5, 1.75, 2, 3]
+    assert rep.skipped_columns == ['lab'] and rep.summary().skipped_columns[0] == 'lab'
+    p = write(tmp_path, hours(['1', '2', '3'], ['"1,5"', '"2,5"', '"3,5"']))  # decimal commas in a comma file
+    with pytest.raises(DataError, match=r"x: 3 non-numeric value\(s\).*decimal commas: set data.decimal=','"):
+        load_frame(cfg(p))
+    df, rep = load_frame(cfg(p, columns=['y']))  # named columns: the others are not read at all
+    assert list(df.columns) == ['ts', 'y'] and rep.skipped_columns == []
+
+
+def test_no_parseable_timestamp_names_the_time_column(tmp_path):
+    p = write(tmp_path, 'ts,y\n2016-07-01 00:00:00,1\n2016-07-01 01:00:00,2\n2016-07-01 02:00:00,3\n')
+    for kw in ({}, {'freq': 'h'}):  # not the frequency (inferred from no rows) nor an IndexError
+        with pytest.raises(DataError) as e:
+            load_frame(cfg(p, time_format='%Y-%m-%d', **kw))
+        assert 'ts: 3 unparseable timestamp(s), first: 2016-07-01 00:00:00' in str(e.value), str(e.value)
+        assert 'data.freq' not in str(e.value)
+    p = write(tmp_path, 'ts,y\n01/07/16,1\n02/07/16,2\n03/07/16,3\n')  # two-digit years
+    with pytest.raises(DataError, match=r'ts: 3 unparseable timestamp\(s\)'):
+        load_frame(cfg(p))
+
+
+@pytest.mark.parametrize(
+    'values, fmt',
+    [(['2020010100', '2020010101', '2020010102'], '%Y%m%d%H'), (['202001010000', '202001010100'], '%Y%m%d%H%M')],
+)
+def test_compact_dates_are_not_read_as_unix_times(tmp_path, values, fmt):
+    p = write(tmp_path, 'ts,y\n' + '\n'.join(f'{v},{i}' for i, v in enumerate(values)) + '\n')
+    with pytest.raises(DataError, match=f'read both as Unix times and as dates.*data.time_format={fmt}'):
+        load_frame(cfg(p))
+    df, _ = load_frame(cfg(p, time_format=fmt))
+    assert df.ts[0] == pd.Timestamp('2020-01-01')
+    p = write(tmp_path, 'ts,y\n1467331200,1\n1467334800,2\n1467338400,3\n')  # Unix seconds that are no such date
+    assert load_frame(cfg(p))[0].ts[0] == pd.Timestamp('2016-07-01')

@@ -100,6 +100,7 @@ class DataReport:
     decimal: str = ''  # CSV: the decimal mark read with
     time_formats: list = field(default_factory=list)  # the timestamp format(s) found (or data.time_format)
     repaired: int = 0  # on_issue=fill: rows inserted, dropped or with values interpolated
+    skipped_columns: list = field(default_factory=list)  # data.columns null: text columns left out (no value a number)
 
     def summary(self) -> pd.DataFrame:
         "One-row table for notebooks."
@@ -113,6 +114,7 @@ class DataReport:
                     'freq': self.freq,
                     'columns': len(self.columns),
                     'issues': len(self.issues),
+                    'skipped_columns': ', '.join(map(str, self.skipped_columns)),
                     'sha256': self.sha256[:12],
                 }
             ]
@@ -328,6 +330,15 @@ def _epoch(col: pd.Series) -> pd.Series:
     "Unix times: the unit (s, ms, us or ns) is the one every value fits between 1973 and 2286, else a `DataError`."
     a = col.astype('float64').abs()
     a = a[a.notna()]
+    for digits, fmt, shape in ((10, '%Y%m%d%H', 'YYYYMMDDHH'), (12, '%Y%m%d%H%M', 'YYYYMMDDHHMM')):
+        if len(a) and (a == np.floor(a)).all() and ((a >= 10 ** (digits - 1)) & (a < 10**digits)).all():
+            d = _to_datetime(a.astype('int64').astype(str), format=fmt)
+            if d.notna().all() and d.dt.year.between(1900, 2100).all():  # 2020010100: a date, or Unix time 2034?
+                raise DataError(
+                    f'{col.name}: {digits}-digit numbers such as {int(a.iloc[0])} read both as Unix times and as '
+                    f'dates written {shape} ({d.iloc[0]}); tsforge does not guess: set data.time_format={fmt} if '
+                    f'they are dates, or convert them to timestamps if they are Unix times'
+                )
     for unit, lo, hi in _EPOCH:
         if len(a) and ((a >= lo) & (a < hi)).all():
             return pd.to_datetime(col, unit=unit, errors='coerce')
@@ -477,8 +488,8 @@ def _load_frame(data: DataConfig, path: Path) -> tuple[pd.DataFrame, DataReport]
     if (bad := times.isna()).any():
         fatal.append(_unparseable(raw[tc], bad, data))
     df = pd.DataFrame({tc: times})
-    if data.columns is None:  # default: every numeric column (non-numeric ones are skipped unless named)
-        wanted = [c for c in wanted if c in data.target or pd.api.types.is_numeric_dtype(raw[c])]
+    if data.columns is None:  # default: every column with numbers; text columns (no value a number) are skipped
+        wanted, rep.skipped_columns = _numeric_columns(raw, wanted, data.target)
     for c in wanted:
         v = pd.to_numeric(raw[c], errors='coerce')
         nonnum = v.isna() & raw[c].notna()
@@ -487,8 +498,13 @@ def _load_frame(data: DataConfig, path: Path) -> tuple[pd.DataFrame, DataReport]
                 raw.loc[nonnum, c]
             )
             (rep.issues if data.on_issue == 'fill' else fatal).append(line)
+        if (inf := np.isinf(v)).any():  # inf, -inf: reported like non-numeric values, repaired like NaN
+            line = f'{c}: {inf.sum()} infinite value(s), first at: {_first(times[inf])}'
+            (rep.issues if data.on_issue == 'fill' else fatal).append(line)
+            v = v.mask(inf)
         df[c] = v.astype('float64')
-    df = df[times.notna()]
+    if bad.any():  # the frequency and the grid need parsed timestamps: stop here with what was found
+        raise DataError(f'{path}: ' + '; '.join(fatal))
     n_read = len(df)
 
     dup = df[tc].duplicated(keep='last')
@@ -558,6 +574,22 @@ def _comma_hint(values: pd.Series) -> str:
     return ''
 
 
+def _numeric_columns(raw: pd.DataFrame, wanted: list, target: list) -> tuple[list, list]:
+    """With data.columns null: the columns of `wanted` to read (targets, numeric columns, and text columns where some
+    value looks like a number, e.g. `1,5`: their other values are reported as non-numeric) and those skipped (text
+    columns where no value is a number: labels, ids)."""
+    keep, skipped = [], []
+    for c in wanted:
+        col = raw[c]
+        if c in target or pd.api.types.is_numeric_dtype(col) or pd.to_numeric(col, errors='coerce').notna().any():
+            keep.append(c)
+        elif col.dropna().astype(str).str.fullmatch(r'\s*[+-]?(?:\d+,\d*|,\d+)\s*').any():
+            keep.append(c)
+        else:
+            skipped.append(c)
+    return keep, skipped
+
+
 def _check_share(data: DataConfig, path: Path, rep: DataReport, repaired: int, n_read: int, what: str, where=''):
     "A repair (`on_issue: fill`) of more than `data.max_repair_share` of the rows read is a `DataError`."
     share = repaired / max(n_read, 1)
@@ -618,14 +650,17 @@ def _load_long(data: DataConfig, path: Path, raw: pd.DataFrame, rep: DataReport)
         fatal += _per_series(bad, ids, f'unparseable {tc} value(s)')
         fatal.append(_time_hint(data))
     df = pd.DataFrame({ic: ids, tc: times})
-    if data.columns is None:
-        wanted = [c for c in wanted if c in data.target or pd.api.types.is_numeric_dtype(raw[c])]
+    if data.columns is None:  # every column with numbers; text columns (no value a number) are skipped
+        wanted, rep.skipped_columns = _numeric_columns(raw, wanted, data.target)
     for c in wanted:
         v = pd.to_numeric(raw[c], errors='coerce')
         if (nonnum := v.isna() & raw[c].notna()).any():
             (rep.issues if data.on_issue == 'fill' else fatal).extend(
                 _per_series(nonnum, ids, f'non-numeric {c} value(s)')
             )
+        if (inf := np.isinf(v)).any():  # inf, -inf: reported like non-numeric values, repaired like NaN
+            (rep.issues if data.on_issue == 'fill' else fatal).extend(_per_series(inf, ids, f'infinite {c} value(s)'))
+            v = v.mask(inf)
         df[c] = v.astype('float64')
     if fatal:
         raise DataError(f'{path}: ' + '; '.join(fatal))
