@@ -160,6 +160,11 @@ class DataConfig(_Strict):
         return self
 
 # %% ../nbs/00_config.ipynb #4e98bf43
+_ISO_TIME = re.compile(
+    r'\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:\s?(?:Z|[+-]\d{2}(?::?\d{2})?))?)?'
+)
+
+
 class SplitConfig(_Strict):
     "How rows are split into train / validation / test."
 
@@ -169,12 +174,35 @@ class SplitConfig(_Strict):
     val_start: str | None = None
     test_start: str | None = None
 
+    @field_validator('val_start', 'test_start')
+    @classmethod
+    def _iso(cls, v):
+        if v is None:
+            return v
+        if not isinstance(v, str) or not _ISO_TIME.fullmatch(v.strip()):
+            raise ValueError(
+                f'{v!r} is not an ISO 8601 timestamp; write YYYY-MM-DD[ HH:MM[:SS]] with an optional UTC offset, '
+                'e.g. 2017-02-01, 2017-02-01 00:00 or 2017-02-01T00:00+01:00 (day and month are never guessed)'
+            )
+        import pandas as pd
+
+        try:
+            pd.Timestamp(v)
+        except ValueError as e:
+            raise ValueError(f'{v!r} is not a valid date ({e})') from None
+        return v
+
     @model_validator(mode='after')
     def _check(self):
         if self.kind == 'ratio' and self.train + self.val >= 1:
             raise ValueError(f'split.train + split.val must be < 1 (the rest is test); got {self.train} + {self.val}')
         if self.kind == 'date' and (self.val_start is None or self.test_start is None):
             raise ValueError('split.kind=date needs split.val_start and split.test_start (timestamps)')
+        if self.kind != 'date' and (given := [n for n in ('val_start', 'test_start') if getattr(self, n) is not None]):
+            raise ValueError(
+                f'split.{given[0]} is set but split.kind is {self.kind}: dates split the data only with '
+                f'split.kind=date (set it, or remove split.{" and split.".join(given)})'
+            )
         return self
 
 # %% ../nbs/00_config.ipynb #6fcb29dd
