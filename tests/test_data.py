@@ -468,3 +468,31 @@ def test_compact_dates_are_not_read_as_unix_times(tmp_path, values, fmt):
     assert df.ts[0] == pd.Timestamp('2020-01-01')
     p = write(tmp_path, 'ts,y\n1467331200,1\n1467334800,2\n1467338400,3\n')  # Unix seconds that are no such date
     assert load_frame(cfg(p))[0].ts[0] == pd.Timestamp('2016-07-01')
+
+
+def test_long_format_ids_keep_leading_zeros(tmp_path):
+    rows = [f'{s},2020-01-0{d},{d}' for s in ('001', '01', '1') for d in range(1, 6)]
+    p = write(tmp_path, 'id,ts,y\n' + '\n'.join(rows) + '\n')
+    c = DataConfig(path=str(p), format='long', id_col='id', time_col='ts', target='y')
+    df, rep = load_frame(c)
+    assert list(df.id.cat.categories) == ['001', '01', '1'] and rep.series == 3 and len(df) == 15
+    with pytest.raises(DataError, match="data.id_col 'item' is not a column"):
+        load_frame(c.model_copy(update={'id_col': 'item'}))
+
+
+def test_monthly_data_with_a_gap_asks_for_the_calendar_alias(tmp_path):
+    months = [m for m in pd.date_range('2020-01-01', periods=24, freq='MS') if m != pd.Timestamp('2020-06-01')]
+    p = write(tmp_path, 'ts,y\n' + '\n'.join(f'{m:%Y-%m-%d},{i}' for i, m in enumerate(months)) + '\n')
+    with pytest.raises(DataError) as e:
+        load_frame(cfg(p))
+    msg = str(e.value)
+    assert 'data.freq: the timestamps step by about a month' in msg and 'set data.freq=MS' in msg, msg
+    assert 'not on the' not in msg
+    with pytest.raises(DataError, match=r'1 missing timestamp\(s\) at frequency MS, first: 2020-06-01'):
+        load_frame(cfg(p, freq='MS'))
+    df, rep = load_frame(cfg(p, freq='MS', on_issue='fill'))
+    assert len(df) == 24 and rep.freq == 'MS' and rep.repaired == 1
+    quarters = [q for q in pd.date_range('2010-01-01', periods=12, freq='QS') if q != pd.Timestamp('2011-04-01')]
+    p = write(tmp_path, 'ts,y\n' + '\n'.join(f'{q:%Y-%m-%d},{i}' for i, q in enumerate(quarters)) + '\n')
+    with pytest.raises(DataError, match='about a quarter.*data.freq=QS'):
+        load_frame(cfg(p))

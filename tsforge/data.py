@@ -157,7 +157,8 @@ def _read(path: Path, data: DataConfig | None = None) -> tuple[pd.DataFrame, str
         if parquet:
             return pd.read_parquet(path), '', ''
         sep, decimal = sniff_csv(path, data.sep if data else None, data.decimal if data else None)
-        return pd.read_csv(path, sep=sep, decimal=decimal), sep, decimal
+        ids = {data.id_col: str} if data and data.format == 'long' and data.id_col else None  # '001' stays '001'
+        return pd.read_csv(path, sep=sep, decimal=decimal, dtype=ids), sep, decimal
     except Exception as e:  # pandas/pyarrow raise many types for malformed files
         raise DataError(f'{path}: cannot read as {"parquet" if parquet else "CSV"}: {e}') from None
 
@@ -180,7 +181,8 @@ def _dialect_hint(path: Path, col: str, sep: str) -> str:
 
 # %% ../nbs/01_data.ipynb #01-data-008
 def infer_freq(times: pd.DatetimeIndex) -> str:
-    "pandas' own inference on a regular index (D, MS, W-SUN, ...), else the most common step between timestamps."
+    """pandas' own inference on a regular index (D, MS, W-SUN, ...), else the most common step between timestamps; a
+    step of about a month, a quarter or a year is a `DataError` asking for the calendar alias (MS, QS, YS, ...)."""
     times = pd.DatetimeIndex(times).unique().sort_values()
     if len(times) >= 3:
         with pd.option_context('future.infer_freq_returns_offset', True):
@@ -191,6 +193,17 @@ def infer_freq(times: pd.DatetimeIndex) -> str:
     if steps.empty:
         raise DataError('data.freq: cannot infer a frequency from fewer than two distinct timestamps; set data.freq')
     step = steps.mode().iloc[0]
+    for lo, hi, unit, start, end in (
+        (28, 31, 'month', 'MS', 'ME'),
+        (89, 92, 'quarter', 'QS', 'QE'),
+        (365, 366, 'year', 'YS', 'YE'),
+    ):
+        if pd.Timedelta(days=lo) <= step <= pd.Timedelta(days=hi):  # calendar steps vary in days: no fixed grid fits
+            raise DataError(
+                f'data.freq: the timestamps step by about a {unit} (most often {step}) but not regularly enough to '
+                f'infer the frequency (a missing {unit}?); tsforge does not invent a {step.days}D grid: set '
+                f'data.freq={start} (timestamps at the start of each {unit}) or data.freq={end} (at its end)'
+            )
     return f'{step.days}D' if step % pd.Timedelta(days=1) == pd.Timedelta(0) else to_offset(step).freqstr
 
 
