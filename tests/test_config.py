@@ -246,3 +246,23 @@ def test_split_dates_and_time_zones(tmp_path):
     with pytest.raises(ConfigError, match="split.val_start: '2024-01-15' has no UTC offset"):
         panel_borders(cfg.split, frame, 'ts', 'id')
     assert panel_borders(aware.split, frame, 'ts', 'id')[1]['train_end'].tolist() == [14]
+
+
+def test_literal_passwords_in_urls_are_refused(monkeypatch):
+    url = 'postgresql://optuna:literalpw123@127.0.0.1:1/optuna'
+    with pytest.raises(ConfigError) as e:
+        load_config('etth1', [f"tune.storage='{url}'"])
+    msg = str(e.value)
+    assert "tune.storage: the URL 'postgresql://optuna:***@127.0.0.1:1/optuna' holds a password" in msg, msg
+    assert "tune.storage='${oc.env:VAR}'" in msg and 'TSFORGE_OPTUNA_STORAGE' in msg and 'literalpw123' not in msg
+    with pytest.raises(ConfigError, match=r"data.sha256: the URL 'https://u:\*\*\*@host/x' holds a password"):
+        load_config('etth1', ["data.sha256='https://u:pw@host/x'"])  # any string value, not only tune.storage
+    monkeypatch.setenv('OPTUNA_DB', url)  # from the environment: allowed, and redacted in what is logged
+    cfg = load_config('etth1', ["tune.storage='${oc.env:OPTUNA_DB}'"])
+    assert cfg.tune.storage == url and 'literalpw123' not in cfg.to_yaml() + str(cfg.flat())
+    for ok in (
+        'postgresql://optuna@db/optuna',
+        'postgresql://postgres:@/db?host=/var/run/postgresql',
+        'sqlite:///optuna.db',
+    ):
+        assert load_config('etth1', [f"tune.storage='{ok}'"]).tune.storage == ok  # no password written

@@ -834,7 +834,25 @@ def _compose(config: str | os.PathLike, overrides) -> tuple[dict, EnvSecrets]:
     except yaml.YAMLError as e:
         raise ConfigError(f'config {str(config)!r}: not valid YAML: {e}') from None
     raw.pop('hydra', None)
+    _no_literal_passwords(raw, secrets)
     return raw, secrets
+
+
+_URL_PASSWORD = re.compile(r'([A-Za-z][\w+.\-]*://[^/\s:@]*:)([^@\s/]+)(@)')  # scheme://user:password@
+
+
+def _no_literal_passwords(raw: dict, secrets: EnvSecrets):
+    """A `ConfigError` for a URL with a password (`scheme://user:password@host`) written into the config, not read
+    from the environment: the config is logged in plain text (MLflow params, config.yaml, the model bundle)."""
+    for path, v in _leaves(raw):
+        if isinstance(v, str) and path not in secrets.raw and _URL_PASSWORD.search(v):
+            alt = ' (or leave tune.storage null and set TSFORGE_OPTUNA_STORAGE)' if path == 'tune.storage' else ''
+            shown = _URL_PASSWORD.sub(r'\1***\3', v)  # the password never in the message
+            raise ConfigError(
+                f'{path}: the URL {shown!r} holds a password written into the config, '
+                f'which is logged in plain text (MLflow params, config.yaml, the model bundle): write '
+                f"{path}='${{oc.env:VAR}}' and put the URL in environment variable VAR{alt}"
+            )
 
 
 def compose_config(config: str | os.PathLike = 'etth1', overrides: list[str] | tuple = ()) -> dict:
