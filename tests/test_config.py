@@ -196,6 +196,13 @@ def test_plain_config_has_no_secrets():
         (['split.test_start=2017-02-01'], 'split.test_start is set but split.kind is auto'),
         (['model=linear', '+model_params.alpha=abc'], "model_params.alpha: 'abc' is not a penalty"),
         (['model=linear', '+model_params.alpha=-1'], 'model_params.alpha: -1.0 is not a penalty'),
+        (['data.columns=[]'], 'data.columns: an empty list reads no column; use null for every numeric column'),
+        (
+            ['intervals.levels=[0.8, 0.95]'],
+            'intervals.levels: levels are percentages: 0.8 is a 0.8% band (did you mean 80?)',
+        ),
+        (['data.target=[date]'], "data.target: 'date' is the time or id column (data.time_col), not a series"),
+        (['data.columns=[OT, date]'], "data.columns: 'date' is the time or id column (data.time_col)"),
     ],
 )
 def test_values_once_guessed_or_ignored_are_refused(overrides, expected):

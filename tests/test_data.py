@@ -96,7 +96,7 @@ def test_missing_file_after_validation(tmp_path):
     [
         ('', 'cannot read as CSV'),
         ('ts,y\n', 'no rows'),
-        ('when,y\n2020-01-01,1\n', "data.time_col 'ts' is not a column; columns are: when, y"),
+        ('when,y\n2020-01-01,1\n', "data.time_col 'ts' is not a column; columns are: 'when', 'y'"),
         ('ts,z\n2020-01-01,1\n', "column(s) ['y'] not found"),
         ('ts,y\n2020-01-01 00:00,1\nyesterday,2\n2020-01-01 02:00,3\n', '1 unparseable timestamp(s), first: yesterday'),
         (
@@ -495,4 +495,19 @@ def test_monthly_data_with_a_gap_asks_for_the_calendar_alias(tmp_path):
     quarters = [q for q in pd.date_range('2010-01-01', periods=12, freq='QS') if q != pd.Timestamp('2011-04-01')]
     p = write(tmp_path, 'ts,y\n' + '\n'.join(f'{q:%Y-%m-%d},{i}' for i, q in enumerate(quarters)) + '\n')
     with pytest.raises(DataError, match='about a quarter.*data.freq=QS'):
+        load_frame(cfg(p))
+
+
+def test_header_and_encoding_problems_are_named(tmp_path):
+    p = write(tmp_path, 'ts,y,y\n2020-01-01 00:00,1,2\n2020-01-01 01:00,2,3\n')
+    with pytest.raises(DataError, match=r"column name\(s\) \['y'\] appear more than once in the header"):
+        load_frame(cfg(p))  # pandas would have renamed the second y to y.1
+    p = write(tmp_path, 'ts,y \n2020-01-01 00:00,1\n2020-01-01 01:00,2\n')
+    with pytest.raises(DataError) as e:
+        load_frame(cfg(p))
+    msg = str(e.value)
+    assert "column(s) ['y'] not found; columns are: 'ts', 'y ' ('y ' differs from 'y' only by spaces" in msg, msg
+    p = tmp_path / 'latin1.csv'
+    p.write_bytes('ts,y,caf\xe9\n2020-01-01 00:00,1,2\n2020-01-01 01:00,2,3\n'.encode('latin-1'))
+    with pytest.raises(DataError, match=r"'utf-8' codec can't decode byte 0xe9.*save the file as UTF-8"):
         load_frame(cfg(p))

@@ -140,6 +140,13 @@ class DataConfig(_Strict):
             raise ValueError('at least one target column is required')
         return v
 
+    @field_validator('columns')
+    @classmethod
+    def _columns_given(cls, v):
+        if v is not None and not v:
+            raise ValueError('an empty list reads no column; use null for every numeric column, or list the columns')
+        return v
+
     @model_validator(mode='after')
     def _one_source(self):
         if (self.dataset is None) == (self.path is None):
@@ -157,6 +164,14 @@ class DataConfig(_Strict):
             raise ValueError('give data.time_format or data.dayfirst, not both (a format already fixes the day order)')
         if self.sep is not None and self.sep == self.decimal:
             raise ValueError(f'data.sep and data.decimal are both {self.sep!r}; they must differ')
+        keys = [('data.time_col', self.time_col)] + ([('data.id_col', self.id_col)] if self.format == 'long' else [])
+        for name in ('target', 'columns'):
+            for key, col in keys:
+                if col in (getattr(self, name) or []):
+                    raise ValueError(
+                        f'data.{name}: {col!r} is the time or id column ({key}), not a series; list the numeric '
+                        f'column(s) to {"forecast" if name == "target" else "read"}'
+                    )
         return self
 
 # %% ../nbs/00_config.ipynb #4e98bf43
@@ -519,6 +534,11 @@ class IntervalsConfig(_Strict):
         bad = [x for x in v if not 0 < x < 100]
         if bad:
             raise ValueError(f'each level is a percentage strictly between 0 and 100 (e.g. 80, 95); got {bad[0]}')
+        if small := [x for x in v if x <= 1]:  # 0.8 would be a 0.8% band: almost surely meant as 80
+            raise ValueError(
+                f'levels are percentages: {small[0]:g} is a {small[0]:g}% band (did you mean {small[0] * 100:g}?); '
+                f'write e.g. [80, 95]'
+            )
         if len(set(v)) != len(v):
             raise ValueError(f'levels repeat: {v}')
         return sorted(v)

@@ -158,9 +158,24 @@ def _read(path: Path, data: DataConfig | None = None) -> tuple[pd.DataFrame, str
             return pd.read_parquet(path), '', ''
         sep, decimal = sniff_csv(path, data.sep if data else None, data.decimal if data else None)
         ids = {data.id_col: str} if data and data.format == 'long' and data.id_col else None  # '001' stays '001'
-        return pd.read_csv(path, sep=sep, decimal=decimal, dtype=ids), sep, decimal
+        raw = pd.read_csv(path, sep=sep, decimal=decimal, dtype=ids)
     except Exception as e:  # pandas/pyarrow raise many types for malformed files
-        raise DataError(f'{path}: cannot read as {"parquet" if parquet else "CSV"}: {e}') from None
+        hint = ' (the file is not UTF-8: save the file as UTF-8)' if isinstance(e, UnicodeDecodeError) else ''
+        raise DataError(f'{path}: cannot read as {"parquet" if parquet else "CSV"}: {e}{hint}') from None
+    with open(path, newline='', encoding='utf-8-sig') as f:  # pandas renames a repeated name (y, y.1): refuse it
+        header = [h for h in next(csv.reader(f, delimiter=sep), []) if h != '']
+    if dup := [h for h in dict.fromkeys(header) if header.count(h) > 1]:
+        raise DataError(
+            f'{path}: column name(s) {dup} appear more than once in the header; give each column its own name'
+        )
+    return raw, sep, decimal
+
+
+def _names(columns, missing) -> str:
+    "The file's column names for a 'not found' message, quoted (so that spaces show), and a name off only by spaces."
+    shown = ', '.join(map(repr, map(str, columns)))
+    near = [(m, c) for m in missing for c in map(str, columns) if c != m and c.strip() == str(m).strip()]
+    return shown + ''.join(f' ({c!r} differs from {m!r} only by spaces: fix the header or the name)' for m, c in near)
 
 
 def _dialect_hint(path: Path, col: str, sep: str) -> str:
@@ -484,7 +499,7 @@ def _load_frame(data: DataConfig, path: Path) -> tuple[pd.DataFrame, DataReport]
     tc = data.time_col
     if tc not in raw.columns:
         raise DataError(
-            f'{path}: data.time_col {tc!r} is not a column; columns are: {", ".join(map(str, raw.columns))}'
+            f'{path}: data.time_col {tc!r} is not a column; columns are: {_names(raw.columns, [tc])}'
             + (_dialect_hint(path, tc, sep) if sep else '')
         )
     if data.format == 'long':
@@ -492,7 +507,7 @@ def _load_frame(data: DataConfig, path: Path) -> tuple[pd.DataFrame, DataReport]
     wanted = list(dict.fromkeys([*(data.columns or [c for c in raw.columns if c != tc]), *data.target]))
     missing = [c for c in wanted if c not in raw.columns]
     if missing:
-        raise DataError(f'{path}: column(s) {missing} not found; columns are: {", ".join(map(str, raw.columns))}')
+        raise DataError(f'{path}: column(s) {missing} not found; columns are: {_names(raw.columns, missing)}')
     if raw.empty:
         raise DataError(f'{path}: no rows')
 
@@ -637,13 +652,12 @@ def _load_long(data: DataConfig, path: Path, raw: pd.DataFrame, rep: DataReport)
     (`on_issue: fill` drops duplicates keeping the last, inserts the missing timestamps and interpolates within the
     series); unparseable timestamps, a missing id and a series off its frequency always fail."""
     tc, ic, fatal = data.time_col, data.id_col, []
-    cols = ', '.join(map(str, raw.columns))
     if ic not in raw.columns:
-        raise DataError(f'{path}: data.id_col {ic!r} is not a column; columns are: {cols}')
+        raise DataError(f'{path}: data.id_col {ic!r} is not a column; columns are: {_names(raw.columns, [ic])}')
     wanted = list(dict.fromkeys([*(data.columns or [c for c in raw.columns if c not in (tc, ic)]), *data.target]))
     missing = [c for c in wanted if c not in raw.columns]
     if missing:
-        raise DataError(f'{path}: column(s) {missing} not found; columns are: {cols}')
+        raise DataError(f'{path}: column(s) {missing} not found; columns are: {_names(raw.columns, missing)}')
     if raw.empty:
         raise DataError(f'{path}: no rows')
     raw = raw.reset_index(drop=True)
