@@ -486,7 +486,7 @@ def test_monthly_data_with_a_gap_asks_for_the_calendar_alias(tmp_path):
     with pytest.raises(DataError) as e:
         load_frame(cfg(p))
     msg = str(e.value)
-    assert 'data.freq: the timestamps step by about a month' in msg and 'set data.freq=MS' in msg, msg
+    assert 'data.freq: the timestamps step by about a month' in msg and 'set data.freq=MS (every timestamp' in msg, msg
     assert 'not on the' not in msg
     with pytest.raises(DataError, match=r'1 missing timestamp\(s\) at frequency MS, first: 2020-06-01'):
         load_frame(cfg(p, freq='MS'))

@@ -214,10 +214,18 @@ def infer_freq(times: pd.DatetimeIndex) -> str:
         (365, 366, 'year', 'YS', 'YE'),
     ):
         if pd.Timedelta(days=lo) <= step <= pd.Timedelta(days=hi):  # calendar steps vary in days: no fixed grid fits
+            at = {start: getattr(times, f'is_{unit}_start').all(), end: getattr(times, f'is_{unit}_end').all()}
+            fits = [a for a, ok in at.items() if ok]
+            fix = (
+                f'data.freq={fits[0]} (every timestamp is at the {"start" if fits[0] == start else "end"} of '
+                f'its {unit})'
+                if len(fits) == 1
+                else f'data.freq={start} (timestamps at the start of each {unit}) or data.freq={end} (at its end)'
+            )
             raise DataError(
-                f'data.freq: the timestamps step by about a {unit} (most often {step}) but not regularly enough to '
-                f'infer the frequency (a missing {unit}?); tsforge does not invent a {step.days}D grid: set '
-                f'data.freq={start} (timestamps at the start of each {unit}) or data.freq={end} (at its end)'
+                f'data.freq: the timestamps step by about a {unit} (most often {step.days} days) but not regularly '
+                f'enough to infer the frequency (a missing {unit}?); tsforge does not invent a {step.days}D grid: '
+                f'set {fix}'
             )
     return f'{step.days}D' if step % pd.Timedelta(days=1) == pd.Timedelta(0) else to_offset(step).freqstr
 
