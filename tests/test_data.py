@@ -511,3 +511,13 @@ def test_header_and_encoding_problems_are_named(tmp_path):
     p.write_bytes('ts,y,caf\xe9\n2020-01-01 00:00,1,2\n2020-01-01 01:00,2,3\n'.encode('latin-1'))
     with pytest.raises(DataError, match=r"'utf-8' codec can't decode byte 0xe9.*save the file as UTF-8"):
         load_frame(cfg(p))
+
+
+def test_long_format_skips_only_text_columns(tmp_path):
+    rows = [f'{s},2020-01-0{d},{d},{"?" if (s, d) == ("b", 2) else d / 2},{s}-label' for s in 'ab' for d in range(1, 6)]
+    p = write(tmp_path, 'id,ts,y,x,note\n' + '\n'.join(rows) + '\n')
+    c = DataConfig(path=str(p), format='long', id_col='id', time_col='ts', target='y')
+    with pytest.raises(DataError, match=r"series 'b': 1 non-numeric x value\(s\) \(rows 6\)"):
+        load_frame(c)  # x is read (most values are numbers), its bad value reported
+    df, rep = load_frame(c.model_copy(update={'on_issue': 'fill', 'max_repair_share': 0.5}))
+    assert list(df.columns) == ['id', 'ts', 'y', 'x'] and rep.skipped_columns == ['note'] and df.x[6] == 1.0
