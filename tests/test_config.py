@@ -1,5 +1,6 @@
 """Bad configs stop a job at once with one message naming the field, the value and what is allowed."""
 
+import pandas as pd
 import pytest
 
 from tsforge.config import ConfigError, load_config
@@ -175,3 +176,100 @@ def test_unknown_resolvers_are_refused():
 def test_plain_config_has_no_secrets():
     cfg = load_config('etth1')
     assert not cfg.secrets and cfg.redacted() == cfg.model_dump(mode='json') and cfg.to_yaml() == cfg.to_yaml(False)
+
+
+# --- split dates, model parameters and other values that were guessed or ignored ---
+
+
+@pytest.mark.parametrize(
+    'overrides, expected',
+    [
+        (
+            ['split.kind=date', "split.val_start='01/02/2017'", 'split.test_start=2017-03-01'],
+            "split.val_start: '01/02/2017' is not an ISO 8601 timestamp",
+        ),
+        (
+            ['split.kind=date', 'split.val_start=2017-02-01', "split.test_start='2017-02-30'"],
+            "split.test_start: '2017-02-30' is not a valid date",
+        ),
+        (['split.kind=ratio', 'split.val_start=2017-02-01'], 'split.val_start is set but split.kind is ratio'),
+        (['split.test_start=2017-02-01'], 'split.test_start is set but split.kind is auto'),
+        (['model=linear', '+model_params.alpha=abc'], "model_params.alpha: 'abc' is not a penalty"),
+        (['model=linear', '+model_params.alpha=-1'], 'model_params.alpha: -1.0 is not a penalty'),
+        (['data.columns=[]'], 'data.columns: an empty list reads no column; use null for every numeric column'),
+        (
+            ['intervals.levels=[0.8, 0.95]'],
+            'intervals.levels: levels are percentages: 0.8 is a 0.8% band (did you mean 80?)',
+        ),
+        (['data.target=[date]'], "data.target: 'date' is the time or id column (data.time_col), not a series"),
+        (['data.columns=[OT, date]'], "data.columns: 'date' is the time or id column (data.time_col)"),
+    ],
+)
+def test_values_once_guessed_or_ignored_are_refused(overrides, expected):
+    with pytest.raises(ConfigError) as e:
+        load_config('etth1', overrides)
+    assert expected in str(e.value), str(e.value)
+
+
+@pytest.mark.parametrize(
+    'start', ['2017-02-01', "'2017-02-01 00:00'", "'2017-02-01T00:00:00+01:00'", "'2017-02-01T00:00Z'"]
+)
+def test_iso_split_dates_are_accepted(start):
+    cfg = load_config('etth1', ['split.kind=date', f'split.val_start={start}', 'split.test_start=2017-06-01'])
+    assert cfg.split.val_start.startswith('2017-02-01')
+
+
+def test_linear_alpha_auto_or_positive():
+    assert load_config('etth1', ['model=linear', '+model_params.alpha=0.5']).model_params['alpha'] == 0.5
+    assert load_config('etth1', ['model=linear', '+model_params.alpha=auto']).model_params['alpha'] == 'auto'
+
+
+def test_split_dates_and_time_zones(tmp_path):
+    from tsforge.data import load_frame
+    from tsforge.split import split_borders
+
+    csv = tmp_path / 'tz.csv'
+    csv.write_text('ts,y\n' + '\n'.join(f'2024-01-{d:02d}T00:00+01:00,{d}' for d in range(1, 29)) + '\n')
+    f = tmp_path / 'tz.yaml'
+    f.write_text(
+        f'defaults: [base, _self_]\nname: tz\ndata: {{path: {csv}, time_col: ts, target: y}}\ninput_length: 2\n'
+        'horizon: 1\nmodel: naive\nsplit: {kind: date, val_start: 2024-01-15, test_start: 2024-01-22}\n'
+    )
+    cfg = load_config(str(f))
+    times = load_frame(cfg.data)[0].ts
+    with pytest.raises(ConfigError) as e:
+        split_borders(cfg.split, times)
+    msg = str(e.value)
+    assert "split.val_start: '2024-01-15' has no UTC offset, but the data's timestamps carry an offset" in msg, msg
+    assert "e.g. '2024-01-15 00:00:00+01:00'" in msg
+    aware = load_config(
+        str(f), ["split.val_start='2024-01-15 00:00+01:00'", "split.test_start='2024-01-22T00:00+01:00'"]
+    )
+    b = split_borders(aware.split, times)
+    assert (b.train_end, b.val_end) == (14, 21)
+    from tsforge.prepare import panel_borders  # long format: the same rule
+
+    frame = pd.DataFrame({'id': pd.Categorical(['a'] * len(times)), 'ts': times})
+    with pytest.raises(ConfigError, match="split.val_start: '2024-01-15' has no UTC offset"):
+        panel_borders(cfg.split, frame, 'ts', 'id')
+    assert panel_borders(aware.split, frame, 'ts', 'id')[1]['train_end'].tolist() == [14]
+
+
+def test_literal_passwords_in_urls_are_refused(monkeypatch):
+    url = 'postgresql://optuna:literalpw123@127.0.0.1:1/optuna'
+    with pytest.raises(ConfigError) as e:
+        load_config('etth1', [f"tune.storage='{url}'"])
+    msg = str(e.value)
+    assert "tune.storage: the URL 'postgresql://optuna:***@127.0.0.1:1/optuna' holds a password" in msg, msg
+    assert "tune.storage='${oc.env:VAR}'" in msg and 'TSFORGE_OPTUNA_STORAGE' in msg and 'literalpw123' not in msg
+    with pytest.raises(ConfigError, match=r"data.sha256: the URL 'https://u:\*\*\*@host/x' holds a password"):
+        load_config('etth1', ["data.sha256='https://u:pw@host/x'"])  # any string value, not only tune.storage
+    monkeypatch.setenv('OPTUNA_DB', url)  # from the environment: allowed, and redacted in what is logged
+    cfg = load_config('etth1', ["tune.storage='${oc.env:OPTUNA_DB}'"])
+    assert cfg.tune.storage == url and 'literalpw123' not in cfg.to_yaml() + str(cfg.flat())
+    for ok in (
+        'postgresql://optuna@db/optuna',
+        'postgresql://postgres:@/db?host=/var/run/postgresql',
+        'sqlite:///optuna.db',
+    ):
+        assert load_config('etth1', [f"tune.storage='{ok}'"]).tune.storage == ok  # no password written

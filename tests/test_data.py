@@ -96,7 +96,7 @@ def test_missing_file_after_validation(tmp_path):
     [
         ('', 'cannot read as CSV'),
         ('ts,y\n', 'no rows'),
-        ('when,y\n2020-01-01,1\n', "data.time_col 'ts' is not a column; columns are: when, y"),
+        ('when,y\n2020-01-01,1\n', "data.time_col 'ts' is not a column; columns are: 'when', 'y'"),
         ('ts,z\n2020-01-01,1\n', "column(s) ['y'] not found"),
         ('ts,y\n2020-01-01 00:00,1\nyesterday,2\n2020-01-01 02:00,3\n', '1 unparseable timestamp(s), first: yesterday'),
         (
@@ -400,3 +400,124 @@ def test_long_format_timestamps_are_not_guessed_either(tmp_path):
         load_frame(c)
     df, rep = load_frame(c.model_copy(update={'dayfirst': True}))
     assert rep.freq == 'D' and df.ts.min() == pd.Timestamp('2016-07-01') and len(df) == 10
+
+
+def hours(values, extra=None):
+    "A ts,y CSV text of hourly rows with `values` (strings) for y, and an extra column x of `extra` if given."
+    head = 'ts,y' + (',x' if extra else '')
+    rows = [f'2020-01-01 {i:02d}:00,{v}' + (f',{extra[i]}' if extra else '') for i, v in enumerate(values)]
+    return head + '\n' + '\n'.join(rows) + '\n'
+
+
+def test_infinite_values_are_reported_or_repaired(tmp_path):
+    p = write(tmp_path, hours(['1', 'inf', '3', '4', '-inf', '6', '7', '8', '9', '10']))
+    with pytest.raises(DataError) as e:
+        load_frame(cfg(p))
+    assert 'y: 2 infinite value(s), first at: 2020-01-01 01:00:00, 2020-01-01 04:00:00' in str(e.value)
+    df, rep = load_frame(cfg(p, on_issue='fill', max_repair_share=0.2))
+    assert 'y: 2 infinite value(s), first at: 2020-01-01 01:00:00, 2020-01-01 04:00:00' in rep.issues
+    assert df.y.tolist() == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10] and rep.repaired == 2 and rep.filled
+
+
+def test_infinite_values_in_long_format(tmp_path):
+    rows = [f'{s},2020-01-0{d},{"inf" if (s, d) == ("b", 3) else d}' for s in ('a', 'b') for d in range(1, 6)]
+    p = write(tmp_path, 'id,ts,y\n' + '\n'.join(rows) + '\n')
+    c = DataConfig(path=str(p), format='long', id_col='id', time_col='ts', target='y')
+    with pytest.raises(DataError, match=r"series 'b': 1 infinite y value\(s\) \(rows 7\)"):
+        load_frame(c)
+    df, rep = load_frame(c.model_copy(update={'on_issue': 'fill', 'max_repair_share': 0.5}))
+    assert df.y.tolist() == [1, 2, 3, 4, 5] * 2 and any('infinite' in i for i in rep.issues)
+
+
+def test_text_columns_are_skipped_and_listed_columns_with_some_numbers_are_checked(tmp_path):
+    rows = ['00:00,1,1.5,a', '01:00,2,?,b', '02:00,3,2,c', '03:00,4,3,d']
+    p = write(tmp_path, 'ts,y,x,lab\n' + ''.join(f'2020-01-01 {r}\n' for r in rows))
+    with pytest.raises(DataError, match=r'x: 1 non-numeric value\(s\), first at: 2020-01-01 01:00:00'):
+        load_frame(cfg(p))  # a mostly-numeric column with one bad value is not dropped silently
+    df, rep = load_frame(cfg(p, on_issue='fill', max_repair_share=0.5))
+    assert list(df.columns) == ['ts', 'y', 'x'] and df.x.tolist() == [1.5, 1.75, 2, 3]
+    assert rep.skipped_columns == ['lab'] and rep.summary().skipped_columns[0] == 'lab'
+    p = write(tmp_path, hours(['1', '2', '3'], ['"1,5"', '"2,5"', '"3,5"']))  # decimal commas in a comma file
+    with pytest.raises(DataError, match=r"x: 3 non-numeric value\(s\).*decimal commas: set data.decimal=','"):
+        load_frame(cfg(p))
+    df, rep = load_frame(cfg(p, columns=['y']))  # named columns: the others are not read at all
+    assert list(df.columns) == ['ts', 'y'] and rep.skipped_columns == []
+
+
+def test_no_parseable_timestamp_names_the_time_column(tmp_path):
+    p = write(tmp_path, 'ts,y\n2016-07-01 00:00:00,1\n2016-07-01 01:00:00,2\n2016-07-01 02:00:00,3\n')
+    for kw in ({}, {'freq': 'h'}):  # not the frequency (inferred from no rows) nor an IndexError
+        with pytest.raises(DataError) as e:
+            load_frame(cfg(p, time_format='%Y-%m-%d', **kw))
+        assert 'ts: 3 unparseable timestamp(s), first: 2016-07-01 00:00:00' in str(e.value), str(e.value)
+        assert 'data.freq' not in str(e.value)
+    p = write(tmp_path, 'ts,y\n01/07/16,1\n02/07/16,2\n03/07/16,3\n')  # two-digit years
+    with pytest.raises(DataError, match=r'ts: 3 unparseable timestamp\(s\)'):
+        load_frame(cfg(p))
+
+
+@pytest.mark.parametrize(
+    'values, fmt',
+    [(['2020010100', '2020010101', '2020010102'], '%Y%m%d%H'), (['202001010000', '202001010100'], '%Y%m%d%H%M')],
+)
+def test_compact_dates_are_not_read_as_unix_times(tmp_path, values, fmt):
+    p = write(tmp_path, 'ts,y\n' + '\n'.join(f'{v},{i}' for i, v in enumerate(values)) + '\n')
+    with pytest.raises(DataError, match=f'read both as Unix times and as dates.*data.time_format={fmt}'):
+        load_frame(cfg(p))
+    df, _ = load_frame(cfg(p, time_format=fmt))
+    assert df.ts[0] == pd.Timestamp('2020-01-01')
+    p = write(tmp_path, 'ts,y\n1467331200,1\n1467334800,2\n1467338400,3\n')  # Unix seconds that are no such date
+    assert load_frame(cfg(p))[0].ts[0] == pd.Timestamp('2016-07-01')
+
+
+def test_long_format_ids_keep_leading_zeros(tmp_path):
+    rows = [f'{s},2020-01-0{d},{d}' for s in ('001', '01', '1') for d in range(1, 6)]
+    p = write(tmp_path, 'id,ts,y\n' + '\n'.join(rows) + '\n')
+    c = DataConfig(path=str(p), format='long', id_col='id', time_col='ts', target='y')
+    df, rep = load_frame(c)
+    assert list(df.id.cat.categories) == ['001', '01', '1'] and rep.series == 3 and len(df) == 15
+    with pytest.raises(DataError, match="data.id_col 'item' is not a column"):
+        load_frame(c.model_copy(update={'id_col': 'item'}))
+
+
+def test_monthly_data_with_a_gap_asks_for_the_calendar_alias(tmp_path):
+    months = [m for m in pd.date_range('2020-01-01', periods=24, freq='MS') if m != pd.Timestamp('2020-06-01')]
+    p = write(tmp_path, 'ts,y\n' + '\n'.join(f'{m:%Y-%m-%d},{i}' for i, m in enumerate(months)) + '\n')
+    with pytest.raises(DataError) as e:
+        load_frame(cfg(p))
+    msg = str(e.value)
+    assert 'data.freq: the timestamps step by about a month' in msg and 'set data.freq=MS (every timestamp' in msg, msg
+    assert 'not on the' not in msg
+    with pytest.raises(DataError, match=r'1 missing timestamp\(s\) at frequency MS, first: 2020-06-01'):
+        load_frame(cfg(p, freq='MS'))
+    df, rep = load_frame(cfg(p, freq='MS', on_issue='fill'))
+    assert len(df) == 24 and rep.freq == 'MS' and rep.repaired == 1
+    quarters = [q for q in pd.date_range('2010-01-01', periods=12, freq='QS') if q != pd.Timestamp('2011-04-01')]
+    p = write(tmp_path, 'ts,y\n' + '\n'.join(f'{q:%Y-%m-%d},{i}' for i, q in enumerate(quarters)) + '\n')
+    with pytest.raises(DataError, match='about a quarter.*data.freq=QS'):
+        load_frame(cfg(p))
+
+
+def test_header_and_encoding_problems_are_named(tmp_path):
+    p = write(tmp_path, 'ts,y,y\n2020-01-01 00:00,1,2\n2020-01-01 01:00,2,3\n')
+    with pytest.raises(DataError, match=r"column name\(s\) \['y'\] appear more than once in the header"):
+        load_frame(cfg(p))  # pandas would have renamed the second y to y.1
+    p = write(tmp_path, 'ts,y \n2020-01-01 00:00,1\n2020-01-01 01:00,2\n')
+    with pytest.raises(DataError) as e:
+        load_frame(cfg(p))
+    msg = str(e.value)
+    assert "column(s) ['y'] not found; columns are: 'ts', 'y ' ('y ' differs from 'y' only by spaces" in msg, msg
+    p = tmp_path / 'latin1.csv'
+    p.write_bytes('ts,y,caf\xe9\n2020-01-01 00:00,1,2\n2020-01-01 01:00,2,3\n'.encode('latin-1'))
+    with pytest.raises(DataError, match=r"'utf-8' codec can't decode byte 0xe9.*save the file as UTF-8"):
+        load_frame(cfg(p))
+
+
+def test_long_format_skips_only_text_columns(tmp_path):
+    rows = [f'{s},2020-01-0{d},{d},{"?" if (s, d) == ("b", 2) else d / 2},{s}-label' for s in 'ab' for d in range(1, 6)]
+    p = write(tmp_path, 'id,ts,y,x,note\n' + '\n'.join(rows) + '\n')
+    c = DataConfig(path=str(p), format='long', id_col='id', time_col='ts', target='y')
+    with pytest.raises(DataError, match=r"series 'b': 1 non-numeric x value\(s\) \(rows 6\)"):
+        load_frame(c)  # x is read (most values are numbers), its bad value reported
+    df, rep = load_frame(c.model_copy(update={'on_issue': 'fill', 'max_repair_share': 0.5}))
+    assert list(df.columns) == ['id', 'ts', 'y', 'x'] and rep.skipped_columns == ['note'] and df.x[6] == 1.0

@@ -140,6 +140,13 @@ class DataConfig(_Strict):
             raise ValueError('at least one target column is required')
         return v
 
+    @field_validator('columns')
+    @classmethod
+    def _columns_given(cls, v):
+        if v is not None and not v:
+            raise ValueError('an empty list reads no column; use null for every numeric column, or list the columns')
+        return v
+
     @model_validator(mode='after')
     def _one_source(self):
         if (self.dataset is None) == (self.path is None):
@@ -157,9 +164,22 @@ class DataConfig(_Strict):
             raise ValueError('give data.time_format or data.dayfirst, not both (a format already fixes the day order)')
         if self.sep is not None and self.sep == self.decimal:
             raise ValueError(f'data.sep and data.decimal are both {self.sep!r}; they must differ')
+        keys = [('data.time_col', self.time_col)] + ([('data.id_col', self.id_col)] if self.format == 'long' else [])
+        for name in ('target', 'columns'):
+            for key, col in keys:
+                if col in (getattr(self, name) or []):
+                    raise ValueError(
+                        f'data.{name}: {col!r} is the time or id column ({key}), not a series; list the numeric '
+                        f'column(s) to {"forecast" if name == "target" else "read"}'
+                    )
         return self
 
 # %% ../nbs/00_config.ipynb #4e98bf43
+_ISO_TIME = re.compile(
+    r'\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:\s?(?:Z|[+-]\d{2}(?::?\d{2})?))?)?'
+)
+
+
 class SplitConfig(_Strict):
     "How rows are split into train / validation / test."
 
@@ -169,12 +189,35 @@ class SplitConfig(_Strict):
     val_start: str | None = None
     test_start: str | None = None
 
+    @field_validator('val_start', 'test_start')
+    @classmethod
+    def _iso(cls, v):
+        if v is None:
+            return v
+        if not isinstance(v, str) or not _ISO_TIME.fullmatch(v.strip()):
+            raise ValueError(
+                f'{v!r} is not an ISO 8601 timestamp; write YYYY-MM-DD[ HH:MM[:SS]] with an optional UTC offset, '
+                'e.g. 2017-02-01, 2017-02-01 00:00 or 2017-02-01T00:00+01:00 (day and month are never guessed)'
+            )
+        import pandas as pd
+
+        try:
+            pd.Timestamp(v)
+        except ValueError as e:
+            raise ValueError(f'{v!r} is not a valid date ({e})') from None
+        return v
+
     @model_validator(mode='after')
     def _check(self):
         if self.kind == 'ratio' and self.train + self.val >= 1:
             raise ValueError(f'split.train + split.val must be < 1 (the rest is test); got {self.train} + {self.val}')
         if self.kind == 'date' and (self.val_start is None or self.test_start is None):
             raise ValueError('split.kind=date needs split.val_start and split.test_start (timestamps)')
+        if self.kind != 'date' and (given := [n for n in ('val_start', 'test_start') if getattr(self, n) is not None]):
+            raise ValueError(
+                f'split.{given[0]} is set but split.kind is {self.kind}: dates split the data only with '
+                f'split.kind=date (set it, or remove split.{" and split.".join(given)})'
+            )
         return self
 
 # %% ../nbs/00_config.ipynb #6fcb29dd
@@ -491,6 +534,11 @@ class IntervalsConfig(_Strict):
         bad = [x for x in v if not 0 < x < 100]
         if bad:
             raise ValueError(f'each level is a percentage strictly between 0 and 100 (e.g. 80, 95); got {bad[0]}')
+        if small := [x for x in v if x <= 1]:  # 0.8 would be a 0.8% band: almost surely meant as 80
+            raise ValueError(
+                f'levels are percentages: {small[0]:g} is a {small[0]:g}% band (did you mean {small[0] * 100:g}?); '
+                f'write e.g. [80, 95]'
+            )
         if len(set(v)) != len(v):
             raise ValueError(f'levels repeat: {v}')
         return sorted(v)
@@ -806,7 +854,25 @@ def _compose(config: str | os.PathLike, overrides) -> tuple[dict, EnvSecrets]:
     except yaml.YAMLError as e:
         raise ConfigError(f'config {str(config)!r}: not valid YAML: {e}') from None
     raw.pop('hydra', None)
+    _no_literal_passwords(raw, secrets)
     return raw, secrets
+
+
+_URL_PASSWORD = re.compile(r'([A-Za-z][\w+.\-]*://[^/\s:@]*:)([^@\s/]+)(@)')  # scheme://user:password@
+
+
+def _no_literal_passwords(raw: dict, secrets: EnvSecrets):
+    """A `ConfigError` for a URL with a password (`scheme://user:password@host`) written into the config, not read
+    from the environment: the config is logged in plain text (MLflow params, config.yaml, the model bundle)."""
+    for path, v in _leaves(raw):
+        if isinstance(v, str) and path not in secrets.raw and _URL_PASSWORD.search(v):
+            alt = ' (or leave tune.storage null and set TSFORGE_OPTUNA_STORAGE)' if path == 'tune.storage' else ''
+            shown = _URL_PASSWORD.sub(r'\1***\3', v)  # the password never in the message
+            raise ConfigError(
+                f'{path}: the URL {shown!r} holds a password written into the config, '
+                f'which is logged in plain text (MLflow params, config.yaml, the model bundle): write '
+                f"{path}='${{oc.env:VAR}}' and put the URL in environment variable VAR{alt}"
+            )
 
 
 def compose_config(config: str | os.PathLike = 'etth1', overrides: list[str] | tuple = ()) -> dict:

@@ -100,6 +100,7 @@ class DataReport:
     decimal: str = ''  # CSV: the decimal mark read with
     time_formats: list = field(default_factory=list)  # the timestamp format(s) found (or data.time_format)
     repaired: int = 0  # on_issue=fill: rows inserted, dropped or with values interpolated
+    skipped_columns: list = field(default_factory=list)  # data.columns null: text columns left out (no value a number)
 
     def summary(self) -> pd.DataFrame:
         "One-row table for notebooks."
@@ -113,6 +114,7 @@ class DataReport:
                     'freq': self.freq,
                     'columns': len(self.columns),
                     'issues': len(self.issues),
+                    'skipped_columns': ', '.join(map(str, self.skipped_columns)),
                     'sha256': self.sha256[:12],
                 }
             ]
@@ -155,9 +157,25 @@ def _read(path: Path, data: DataConfig | None = None) -> tuple[pd.DataFrame, str
         if parquet:
             return pd.read_parquet(path), '', ''
         sep, decimal = sniff_csv(path, data.sep if data else None, data.decimal if data else None)
-        return pd.read_csv(path, sep=sep, decimal=decimal), sep, decimal
+        ids = {data.id_col: str} if data and data.format == 'long' and data.id_col else None  # '001' stays '001'
+        raw = pd.read_csv(path, sep=sep, decimal=decimal, dtype=ids)
     except Exception as e:  # pandas/pyarrow raise many types for malformed files
-        raise DataError(f'{path}: cannot read as {"parquet" if parquet else "CSV"}: {e}') from None
+        hint = ' (the file is not UTF-8: save the file as UTF-8)' if isinstance(e, UnicodeDecodeError) else ''
+        raise DataError(f'{path}: cannot read as {"parquet" if parquet else "CSV"}: {e}{hint}') from None
+    with open(path, newline='', encoding='utf-8-sig') as f:  # pandas renames a repeated name (y, y.1): refuse it
+        header = [h for h in next(csv.reader(f, delimiter=sep), []) if h != '']
+    if dup := [h for h in dict.fromkeys(header) if header.count(h) > 1]:
+        raise DataError(
+            f'{path}: column name(s) {dup} appear more than once in the header; give each column its own name'
+        )
+    return raw, sep, decimal
+
+
+def _names(columns, missing) -> str:
+    "The file's column names for a 'not found' message, quoted (so that spaces show), and a name off only by spaces."
+    shown = ', '.join(map(repr, map(str, columns)))
+    near = [(m, c) for m in missing for c in map(str, columns) if c != m and c.strip() == str(m).strip()]
+    return shown + ''.join(f' ({c!r} differs from {m!r} only by spaces: fix the header or the name)' for m, c in near)
 
 
 def _dialect_hint(path: Path, col: str, sep: str) -> str:
@@ -178,7 +196,8 @@ def _dialect_hint(path: Path, col: str, sep: str) -> str:
 
 # %% ../nbs/01_data.ipynb #01-data-008
 def infer_freq(times: pd.DatetimeIndex) -> str:
-    "pandas' own inference on a regular index (D, MS, W-SUN, ...), else the most common step between timestamps."
+    """pandas' own inference on a regular index (D, MS, W-SUN, ...), else the most common step between timestamps; a
+    step of about a month, a quarter or a year is a `DataError` asking for the calendar alias (MS, QS, YS, ...)."""
     times = pd.DatetimeIndex(times).unique().sort_values()
     if len(times) >= 3:
         with pd.option_context('future.infer_freq_returns_offset', True):
@@ -189,6 +208,25 @@ def infer_freq(times: pd.DatetimeIndex) -> str:
     if steps.empty:
         raise DataError('data.freq: cannot infer a frequency from fewer than two distinct timestamps; set data.freq')
     step = steps.mode().iloc[0]
+    for lo, hi, unit, start, end in (
+        (28, 31, 'month', 'MS', 'ME'),
+        (89, 92, 'quarter', 'QS', 'QE'),
+        (365, 366, 'year', 'YS', 'YE'),
+    ):
+        if pd.Timedelta(days=lo) <= step <= pd.Timedelta(days=hi):  # calendar steps vary in days: no fixed grid fits
+            at = {start: getattr(times, f'is_{unit}_start').all(), end: getattr(times, f'is_{unit}_end').all()}
+            fits = [a for a, ok in at.items() if ok]
+            fix = (
+                f'data.freq={fits[0]} (every timestamp is at the {"start" if fits[0] == start else "end"} of '
+                f'its {unit})'
+                if len(fits) == 1
+                else f'data.freq={start} (timestamps at the start of each {unit}) or data.freq={end} (at its end)'
+            )
+            raise DataError(
+                f'data.freq: the timestamps step by about a {unit} (most often {step.days} days) but not regularly '
+                f'enough to infer the frequency (a missing {unit}?); tsforge does not invent a {step.days}D grid: '
+                f'set {fix}'
+            )
     return f'{step.days}D' if step % pd.Timedelta(days=1) == pd.Timedelta(0) else to_offset(step).freqstr
 
 
@@ -328,6 +366,15 @@ def _epoch(col: pd.Series) -> pd.Series:
     "Unix times: the unit (s, ms, us or ns) is the one every value fits between 1973 and 2286, else a `DataError`."
     a = col.astype('float64').abs()
     a = a[a.notna()]
+    for digits, fmt, shape in ((10, '%Y%m%d%H', 'YYYYMMDDHH'), (12, '%Y%m%d%H%M', 'YYYYMMDDHHMM')):
+        if len(a) and (a == np.floor(a)).all() and ((a >= 10 ** (digits - 1)) & (a < 10**digits)).all():
+            d = _to_datetime(a.astype('int64').astype(str), format=fmt)
+            if d.notna().all() and d.dt.year.between(1900, 2100).all():  # 2020010100: a date, or Unix time 2034?
+                raise DataError(
+                    f'{col.name}: {digits}-digit numbers such as {int(a.iloc[0])} read both as Unix times and as '
+                    f'dates written {shape} ({d.iloc[0]}); tsforge does not guess: set data.time_format={fmt} if '
+                    f'they are dates, or convert them to timestamps if they are Unix times'
+                )
     for unit, lo, hi in _EPOCH:
         if len(a) and ((a >= lo) & (a < hi)).all():
             return pd.to_datetime(col, unit=unit, errors='coerce')
@@ -460,7 +507,7 @@ def _load_frame(data: DataConfig, path: Path) -> tuple[pd.DataFrame, DataReport]
     tc = data.time_col
     if tc not in raw.columns:
         raise DataError(
-            f'{path}: data.time_col {tc!r} is not a column; columns are: {", ".join(map(str, raw.columns))}'
+            f'{path}: data.time_col {tc!r} is not a column; columns are: {_names(raw.columns, [tc])}'
             + (_dialect_hint(path, tc, sep) if sep else '')
         )
     if data.format == 'long':
@@ -468,7 +515,7 @@ def _load_frame(data: DataConfig, path: Path) -> tuple[pd.DataFrame, DataReport]
     wanted = list(dict.fromkeys([*(data.columns or [c for c in raw.columns if c != tc]), *data.target]))
     missing = [c for c in wanted if c not in raw.columns]
     if missing:
-        raise DataError(f'{path}: column(s) {missing} not found; columns are: {", ".join(map(str, raw.columns))}')
+        raise DataError(f'{path}: column(s) {missing} not found; columns are: {_names(raw.columns, missing)}')
     if raw.empty:
         raise DataError(f'{path}: no rows')
 
@@ -477,8 +524,8 @@ def _load_frame(data: DataConfig, path: Path) -> tuple[pd.DataFrame, DataReport]
     if (bad := times.isna()).any():
         fatal.append(_unparseable(raw[tc], bad, data))
     df = pd.DataFrame({tc: times})
-    if data.columns is None:  # default: every numeric column (non-numeric ones are skipped unless named)
-        wanted = [c for c in wanted if c in data.target or pd.api.types.is_numeric_dtype(raw[c])]
+    if data.columns is None:  # default: every column with numbers; text columns (no value a number) are skipped
+        wanted, rep.skipped_columns = _numeric_columns(raw, wanted, data.target)
     for c in wanted:
         v = pd.to_numeric(raw[c], errors='coerce')
         nonnum = v.isna() & raw[c].notna()
@@ -487,8 +534,13 @@ def _load_frame(data: DataConfig, path: Path) -> tuple[pd.DataFrame, DataReport]
                 raw.loc[nonnum, c]
             )
             (rep.issues if data.on_issue == 'fill' else fatal).append(line)
+        if (inf := np.isinf(v)).any():  # inf, -inf: reported like non-numeric values, repaired like NaN
+            line = f'{c}: {inf.sum()} infinite value(s), first at: {_first(times[inf])}'
+            (rep.issues if data.on_issue == 'fill' else fatal).append(line)
+            v = v.mask(inf)
         df[c] = v.astype('float64')
-    df = df[times.notna()]
+    if bad.any():  # the frequency and the grid need parsed timestamps: stop here with what was found
+        raise DataError(f'{path}: ' + '; '.join(fatal))
     n_read = len(df)
 
     dup = df[tc].duplicated(keep='last')
@@ -558,6 +610,22 @@ def _comma_hint(values: pd.Series) -> str:
     return ''
 
 
+def _numeric_columns(raw: pd.DataFrame, wanted: list, target: list) -> tuple[list, list]:
+    """With data.columns null: the columns of `wanted` to read (targets, numeric columns, and text columns where some
+    value looks like a number, e.g. `1,5`: their other values are reported as non-numeric) and those skipped (text
+    columns where no value is a number: labels, ids)."""
+    keep, skipped = [], []
+    for c in wanted:
+        col = raw[c]
+        if c in target or pd.api.types.is_numeric_dtype(col) or pd.to_numeric(col, errors='coerce').notna().any():
+            keep.append(c)
+        elif col.dropna().astype(str).str.fullmatch(r'\s*[+-]?(?:\d+,\d*|,\d+)\s*').any():
+            keep.append(c)
+        else:
+            skipped.append(c)
+    return keep, skipped
+
+
 def _check_share(data: DataConfig, path: Path, rep: DataReport, repaired: int, n_read: int, what: str, where=''):
     "A repair (`on_issue: fill`) of more than `data.max_repair_share` of the rows read is a `DataError`."
     share = repaired / max(n_read, 1)
@@ -592,13 +660,12 @@ def _load_long(data: DataConfig, path: Path, raw: pd.DataFrame, rep: DataReport)
     (`on_issue: fill` drops duplicates keeping the last, inserts the missing timestamps and interpolates within the
     series); unparseable timestamps, a missing id and a series off its frequency always fail."""
     tc, ic, fatal = data.time_col, data.id_col, []
-    cols = ', '.join(map(str, raw.columns))
     if ic not in raw.columns:
-        raise DataError(f'{path}: data.id_col {ic!r} is not a column; columns are: {cols}')
+        raise DataError(f'{path}: data.id_col {ic!r} is not a column; columns are: {_names(raw.columns, [ic])}')
     wanted = list(dict.fromkeys([*(data.columns or [c for c in raw.columns if c not in (tc, ic)]), *data.target]))
     missing = [c for c in wanted if c not in raw.columns]
     if missing:
-        raise DataError(f'{path}: column(s) {missing} not found; columns are: {cols}')
+        raise DataError(f'{path}: column(s) {missing} not found; columns are: {_names(raw.columns, missing)}')
     if raw.empty:
         raise DataError(f'{path}: no rows')
     raw = raw.reset_index(drop=True)
@@ -618,14 +685,17 @@ def _load_long(data: DataConfig, path: Path, raw: pd.DataFrame, rep: DataReport)
         fatal += _per_series(bad, ids, f'unparseable {tc} value(s)')
         fatal.append(_time_hint(data))
     df = pd.DataFrame({ic: ids, tc: times})
-    if data.columns is None:
-        wanted = [c for c in wanted if c in data.target or pd.api.types.is_numeric_dtype(raw[c])]
+    if data.columns is None:  # every column with numbers; text columns (no value a number) are skipped
+        wanted, rep.skipped_columns = _numeric_columns(raw, wanted, data.target)
     for c in wanted:
         v = pd.to_numeric(raw[c], errors='coerce')
         if (nonnum := v.isna() & raw[c].notna()).any():
             (rep.issues if data.on_issue == 'fill' else fatal).extend(
                 _per_series(nonnum, ids, f'non-numeric {c} value(s)')
             )
+        if (inf := np.isinf(v)).any():  # inf, -inf: reported like non-numeric values, repaired like NaN
+            (rep.issues if data.on_issue == 'fill' else fatal).extend(_per_series(inf, ids, f'infinite {c} value(s)'))
+            v = v.mask(inf)
         df[c] = v.astype('float64')
     if fatal:
         raise DataError(f'{path}: ' + '; '.join(fatal))

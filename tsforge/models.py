@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .config import _format_errors
 from .preprocess import WindowState, Windows
@@ -265,10 +265,26 @@ class Linear(Forecaster):
 
     class Params(BaseModel):
         model_config = ConfigDict(extra='forbid')
-        alpha: float | str = 'auto'  # ridge penalty per sample, or 'auto' (chosen on validation)
+        alpha: float | Literal['auto'] = 'auto'  # ridge penalty per sample (> 0), or 'auto' (chosen on validation)
         alphas: list[float] = np.logspace(-5, 2, 29).tolist()  # quarter-decade grid
         individual: bool = False  # one weight matrix per output series
         norm: Literal['last', 'mean'] = 'last'  # subtract (and add back) the window's last value, or its mean
+
+        @field_validator('alpha', mode='before')
+        @classmethod
+        def _alpha(cls, v):
+            if v == 'auto':
+                return v
+            try:
+                a = float(v) if not isinstance(v, bool) else None
+            except (TypeError, ValueError):
+                a = None
+            if a is None or not np.isfinite(a) or a <= 0:
+                shown = repr(v) if a is None else repr(a)
+                raise ValueError(
+                    f"{shown} is not a penalty: give a number > 0 (e.g. 0.1) or 'auto' (chosen on validation)"
+                )
+            return a
 
     def _design(self, X, Y=None):
         x = self._out(X)  # (n, L, C)

@@ -14,7 +14,7 @@ from .config import ConfigError, ExperimentConfig, SplitConfig
 from .data import DataError, DataReport, load_frame
 from .features import attach_features, check_feature_columns, feature_columns
 from .preprocess import CovRows, Windows, WindowState, fit_series_state, fit_state, make_windows
-from .split import Borders, origins, split_borders
+from .split import Borders, origins, split_borders, split_timestamp
 
 # %% auto #0
 __all__ = ['mode_columns', 'Panel', 'series_origins', 'panel_borders', 'Prepared', 'prepare']
@@ -82,13 +82,10 @@ def panel_borders(split: SplitConfig, frame: pd.DataFrame, time_col: str, id_col
     if kind == 'ratio':
         t, v = (lengths * split.train).astype(int), (lengths * (split.train + split.val)).astype(int)
     else:
-        try:
-            vs, ts = pd.Timestamp(split.val_start), pd.Timestamp(split.test_start)
-        except (ValueError, TypeError) as e:
-            raise ConfigError(f'split.val_start/test_start: not timestamps ({e})') from None
+        tm = pd.DatetimeIndex(frame[time_col])
+        vs, ts = (split_timestamp(getattr(split, n), f'split.{n}', tm.tz) for n in ('val_start', 'test_start'))
         if not vs < ts:
             raise ConfigError(f'split: need val_start ({vs}) < test_start ({ts})')
-        tm = pd.DatetimeIndex(frame[time_col])
         t = pd.Series(tm < vs).groupby(ids.to_numpy() if ids.dtype == object else ids, sort=False, observed=True).sum()
         v = pd.Series(tm < ts).groupby(ids.to_numpy() if ids.dtype == object else ids, sort=False, observed=True).sum()
         t.index, v.index = t.index.astype(str), v.index.astype(str)

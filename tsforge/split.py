@@ -12,8 +12,8 @@ import pandas as pd
 from .config import SplitConfig, ConfigError
 
 # %% auto #0
-__all__ = ['ETT_HOURLY', 'Borders', 'ett_borders', 'ratio_borders', 'date_borders', 'split_borders', 'origins', 'Fold',
-           'rolling_origin_folds']
+__all__ = ['ETT_HOURLY', 'Borders', 'ett_borders', 'ratio_borders', 'split_timestamp', 'date_borders', 'split_borders', 'origins',
+           'Fold', 'rolling_origin_folds']
 
 # %% ../nbs/02_split.ipynb #02-split-004
 @dataclass(frozen=True)
@@ -49,13 +49,37 @@ def ratio_borders(n_rows: int, train: float = 0.7, val: float = 0.1) -> Borders:
     return Borders(t, v, n_rows)
 
 
+def split_timestamp(value, field: str, tz) -> pd.Timestamp:
+    """Split date `value` (config `field`, e.g. split.val_start) as a timestamp comparable with data timestamps of time
+    zone `tz` (None: naive); a `ConfigError` when one carries a UTC offset and the other does not."""
+    try:
+        t = pd.Timestamp(value)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f'{field}: {value!r} is not a timestamp ({e}); write ISO 8601, e.g. 2017-02-01') from None
+    if tz is not None and t.tz is None:
+        try:
+            eg = t.tz_localize(tz).isoformat(sep=' ')
+        except (ValueError, TypeError):
+            eg = f'{t.isoformat(sep=" ")}+00:00'
+        raise ConfigError(
+            f"{field}: {value!r} has no UTC offset, but the data's timestamps carry an offset / time zone ({tz}): "
+            f'write the split date with its offset too, e.g. {eg!r}'
+        )
+    if tz is None and t.tz is not None:
+        raise ConfigError(
+            f"{field}: {value!r} carries a UTC offset, but the data's timestamps are naive (no offset or time zone): "
+            f'write the split date without one'
+        )
+    return t if tz is None else t.tz_convert(tz)
+
+
 def date_borders(times: pd.Series, val_start, test_start) -> Borders:
     "Split at the first rows at or after `val_start` and `test_start`."
     times = pd.DatetimeIndex(times)
-    try:
-        v, t = (int(times.searchsorted(pd.Timestamp(x))) for x in (val_start, test_start))
-    except (ValueError, TypeError) as e:
-        raise ConfigError(f'split.val_start/test_start: not timestamps ({e})') from None
+    vs, ts = (
+        split_timestamp(x, f'split.{n}', times.tz) for x, n in ((val_start, 'val_start'), (test_start, 'test_start'))
+    )
+    v, t = int(times.searchsorted(vs)), int(times.searchsorted(ts))
     if not 0 < v < t < len(times):
         raise ConfigError(
             f'split: need {times[0]} < val_start ({val_start}) < test_start ({test_start}) <= {times[-1]}'
