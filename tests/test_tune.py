@@ -104,13 +104,16 @@ def test_bad_search_space_names_field(extra, expected):
     assert expected in str(e.value), str(e.value)
 
 
-def test_empty_space_and_unreachable_storage_fail_at_once(home):
+def test_empty_space_and_unreachable_storage_fail_at_once(home, monkeypatch):
     before = len(tune_runs())
     with pytest.raises(ConfigError, match='tune.space: nothing to search'):
         tune(small(space=[]), progress=False)
     url = f'postgresql://tsforge:s3cret@127.0.0.1:{free_port()}/optuna'
+    with pytest.raises(ConfigError, match='tune.storage: the URL .* holds a password written into the config'):
+        small(f'tune.storage={url}')  # a literal password is refused at load (it would be logged)
+    monkeypatch.setenv('TSFORGE_TEST_STORAGE', url)
     with pytest.raises(ConfigError) as e:
-        tune(small(f'tune.storage={url}'), progress=False)
+        tune(small('tune.storage=${oc.env:TSFORGE_TEST_STORAGE}'), progress=False)
     msg = str(e.value)
     assert (
         'tune.storage: cannot open the study storage postgresql://tsforge:***@127.0.0.1' in msg and 's3cret' not in msg
