@@ -35,6 +35,12 @@ def tiny_model(store, tmp_path_factory):
 ON = {'TSFORGE_ADAPTIVE': 'aci', 'TSFORGE_ADAPTIVE_GAMMA': '0.05'}
 
 
+def _live_adaptive(c):
+    "The `Adaptive` of the server's own live model."
+    srv = c.app.state.server
+    return srv.adaptation.for_live(srv.holder.live)
+
+
 def _hist(frame, end, offset=''):
     h = frame.iloc[end - 24 : end]
     return [{'date': d + offset, 'OT': float(v)} for d, v in zip(h.date, h.OT)]
@@ -81,7 +87,7 @@ def test_parity_before_feedback_and_requested_levels(tiny_model):
 def test_feedback_moves_alpha_the_right_way(tiny_model):
     uri, frame = tiny_model
     with app_client(uri, ON) as c:
-        ad = lambda: c.app.state.server.adaptation.adaptive
+        ad = lambda: _live_adaptive(c)
         _, before = _bands(c.post('/predict', json={'history': _hist(frame, 500), 'levels': [80, 95]}))
         a0 = ad().alpha.copy()
         # actuals far outside every band: each step's alpha falls (a wider band next time)
@@ -107,7 +113,7 @@ def test_feedback_moves_alpha_the_right_way(tiny_model):
 def test_delay_actuals_before_the_horizon_change_nothing(tiny_model):
     uri, frame = tiny_model
     with app_client(uri, ON) as c:
-        ad = lambda: c.app.state.server.adaptation.adaptive
+        ad = lambda: _live_adaptive(c)
         _, b0 = _bands(c.post('/predict', json={'history': _hist(frame, 400), 'levels': [80, 95]}))
         a0 = ad().alpha.copy()
         # the history's own times and earlier: no issued forecast targets them
@@ -164,12 +170,12 @@ def test_new_model_version_starts_afresh_and_bad_settings_refused(tiny_model):
         srv = c.app.state.server
         c.post('/predict', json={'history': _hist(frame, 300)})
         c.post('/actuals', json=_actuals(frame, 300, H, shift=30.0))
-        old = srv.adaptation.adaptive
+        old = _live_adaptive(c)
         assert old.state()['scored'] == H
         srv.holder.live = dataclasses.replace(srv.holder.live)  # what a hot reload does: a new Live swapped in
         s = c.get('/metadata').json()['adaptive']
         assert s['scored'] == 0 and s['pending'] == 0 and s['levels']['80']['alpha'] == pytest.approx(0.2)
-        assert srv.adaptation.adaptive is not old
+        assert _live_adaptive(c) is not old
     for env, name in [
         ({'adaptive': 'bogus'}, 'TSFORGE_ADAPTIVE'),
         ({'adaptive': 'aci', 'adaptive_gamma': float('nan')}, 'TSFORGE_ADAPTIVE_GAMMA'),
@@ -177,6 +183,59 @@ def test_new_model_version_starts_afresh_and_bad_settings_refused(tiny_model):
     ]:
         with pytest.raises(ValueError, match=name):
             create_app(uri, settings=Settings(**env))
+
+
+def test_requests_to_other_models_keep_the_live_models_state(tiny_model):
+    "/models/{name}/predict (even for the same name and version) neither resets nor moves the server's own state."
+    from tsforge.bundle import load_model
+
+    uri, frame = tiny_model
+    with app_client(uri, ON) as c:
+        version = c.get('/metadata').json()['version']
+        c.post('/predict', json={'history': _hist(frame, 300)})
+        assert c.post('/actuals', json=_actuals(frame, 300, 2, shift=30.0)).json()['scored'] == 2
+        c.post('/predict', json={'history': _hist(frame, 310)})
+        before = c.get('/metadata').json()['adaptive']
+        assert before['scored'] == 2 and before['pending'] == 2 and before['levels']['80']['alpha'] != 0.2
+        for path in [f'/models/{NAME}/predict?version={version}', f'/models/{NAME}@champion/predict']:
+            r = c.post(path, json={'history': _hist(frame, 320), 'levels': [80, 95]})
+            assert r.status_code == 200, r.text
+            # not adapted: the static bands of the bundle, and nothing issued for scoring
+            exp = load_model(uri).forecast(pd.DataFrame(_hist(frame, 320)), levels=[80, 95])
+            assert np.array_equal(_bands(r)[1], exp[['OT_lo_80', 'OT_hi_80', 'OT_lo_95', 'OT_hi_95']].to_numpy())
+            assert c.get('/metadata').json()['adaptive'] == before
+        r = c.post('/actuals', json=_actuals(frame, 310, 1))
+        assert r.json()['scored'] == 1 and r.json()['unmatched'] == 0
+        assert c.get('/metadata').json()['adaptive']['scored'] == 3
+
+
+def test_each_served_model_keeps_its_own_state():
+    "`Adaptation` keeps one state per `Live`: asking for one model never resets another's; a dropped model's goes."
+    import gc
+    import types
+
+    from tsforge.adaptive import Adaptation
+    from tsforge.intervals import Calibration
+    from tsforge.reload import Live
+
+    cal = Calibration([80.0], 'conformal', np.ones((2, 1, 1)), np.ones((2, 1, 1)), 9)
+    live = lambda: Live(types.SimpleNamespace(calibration=cal, state=None), {'version': '1'}, 0.0, 0.0)
+    a, b, ada = live(), live(), Adaptation('aci', 0.05)
+    first = ada.for_live(a)
+    first.issue(
+        '',
+        np.datetime64('2024-01-01T00'),
+        np.array(['2024-01-01T01', '2024-01-01T02'], 'datetime64[ns]'),
+        np.zeros((2, 1, 1)),
+        np.ones((2, 1, 1)),
+    )
+    assert ada.for_live(b) is not first and ada.for_live(b).state()['pending'] == 0
+    assert ada.for_live(a) is first and first.state()['pending'] == 1
+    assert ada.view(a, first).model.calibration is first.calibration() and ada.view(b, ada.for_live(b)) is not None
+    assert len(ada._slots) == 2
+    del b
+    gc.collect()
+    assert len(ada._slots) == 1 and ada.for_live(a) is first
 
 
 def test_quantile_tracking_mode(tiny_model):
@@ -212,7 +271,7 @@ def long_model(store, tmp_path_factory):
 def test_long_format_series_scored_on_their_own_times(long_model):
     uri, df = long_model
     with app_client(uri, ON) as c:
-        ad = lambda: c.app.state.server.adaptation.adaptive
+        ad = lambda: _live_adaptive(c)
         recs, nxt = [], {}
         for sid in ['s0', 's1']:
             rows = df[df.item == sid].iloc[200 - 24 : 200 + H]

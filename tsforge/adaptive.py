@@ -10,6 +10,7 @@ import copy
 import dataclasses
 import math
 import threading
+import weakref
 
 import numpy as np
 import orjson
@@ -279,15 +280,26 @@ def parse_actuals(body: bytes, state, max_rows: int = 50_000) -> tuple[list[str]
     return ids, times, vals
 
 # %% ../nbs/31_adaptive.ipynb #adapt-020
+@dataclasses.dataclass
+class _Slot:
+    "The adaptation of one served model: a weak reference to its `Live`, its `Adaptive` (None: no bands), its view."
+
+    live: weakref.ref
+    adaptive: Adaptive | None
+    view: tuple | None = None
+
+
 class Adaptation:
-    """The server's online adaptation (`TSFORGE_ADAPTIVE`): one `Adaptive` per live model, started afresh whenever a new
-    model version goes live (its calibration is new; forecasts issued by the old version are dropped), its gauges on
-    the server's /metrics. `from_settings` is None when adaptation is off (the default)."""
+    """The server's online adaptation (`TSFORGE_ADAPTIVE`): one `Adaptive` per served model, keyed by its `Live` (each
+    load of a model version is one): a new version that goes live starts afresh (its calibration is new; forecasts the
+    old version issued are not scored against it), and a request for one model never reads, moves or resets another's
+    state. A model's state is dropped with its `Live` (after a hot reload, once the last request on the old version
+    ends). Its gauges on the server's /metrics. `from_settings` is None when adaptation is off (the default)."""
 
     def __init__(self, mode: str, gamma: float = 0.005, max_issued: int = 1000):
         Adaptive(Calibration([80.0], 'conformal', np.ones((1, 1, 1)), np.ones((1, 1, 1)), 9), mode, gamma, max_issued)
         self.mode, self.gamma, self.max_issued = mode, gamma, max_issued
-        self._lock, self.live, self.adaptive, self._view, self._gauges = threading.Lock(), None, None, None, None
+        self._lock, self._slots, self._gauges = threading.Lock(), {}, None
 
     @classmethod
     def from_settings(cls, settings) -> 'Adaptation | None':
@@ -297,31 +309,45 @@ class Adaptation:
         return cls(mode, settings.adaptive_gamma, settings.adaptive_max_issued)
 
     def __getstate__(self):  # a Ray replica gets the app pickled: no lock, no state
-        return {**self.__dict__, '_lock': None, 'live': None, 'adaptive': None, '_view': None, '_gauges': None}
+        return {**self.__dict__, '_lock': None, '_slots': {}, '_gauges': None}
 
     def __setstate__(self, d):
         self.__dict__.update(d)
         self._lock = threading.Lock()
 
-    def for_live(self, live) -> Adaptive | None:
-        "The `Adaptive` of `live` (a fresh one for a model not seen before); None when it has no calibrated bands."
+    def _slot(self, live) -> _Slot:
+        "The slot of `live`, made on first sight (called under the lock)."
+        key = id(live)
+        s = self._slots.get(key)
+        if s is None or s.live() is not live:
+            cal = live.model.calibration
+            ad = None if cal is None else Adaptive(cal, self.mode, self.gamma, self.max_issued)
+            s = self._slots[key] = _Slot(weakref.ref(live), ad)
+            weakref.finalize(live, self._forget, key, s)  # the model is gone: so is its state
+        return s
+
+    def _forget(self, key, slot: _Slot):
         with self._lock:
-            if self.live is not live:
-                cal = live.model.calibration
-                self.live, self._view = live, None
-                self.adaptive = None if cal is None else Adaptive(cal, self.mode, self.gamma, self.max_issued)
-            return self.adaptive
+            if self._slots.get(key) is slot:
+                del self._slots[key]
+
+    def for_live(self, live) -> Adaptive | None:
+        """The `Adaptive` of served model `live` (a fresh one for a model not seen before); None when it has no
+        calibrated bands. Other models' states are not touched."""
+        with self._lock:
+            return self._slot(live).adaptive
 
     def view(self, live, ad: Adaptive):
         """`live` with a model that forecasts with `ad`'s adapted calibration (a shallow copy, rebuilt only after
         feedback moved the bands, so that Ray's batches of one model stay together)."""
         cal = ad.calibration()
         with self._lock:
-            if self._view is None or self._view[0] is not cal:
+            s = self._slot(live)
+            if s.view is None or s.view[0] is not cal:
                 model = copy.copy(live.model)
                 model.calibration = cal
-                self._view = (cal, dataclasses.replace(live, model=model))
-            return self._view[1]
+                s.view = (cal, dataclasses.replace(live, model=model))
+            return s.view[1]
 
     def export(self, registry, ad: Adaptive | None):
         "Set the gauges `tsforge_adaptive_*` (alpha and running coverage per level, scored, pending) in `registry`."

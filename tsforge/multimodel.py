@@ -182,6 +182,7 @@ class ModelCache:
         self.misses.labels(ref, 'ok').inc()
         view = copy.copy(self.server)
         view.holder = holder
+        view.adaptation = None  # the many-model routes are not adapted; the server's own model keeps its state
         return Entry(ref, holder, view, max(_rss_mb() - rss0, 0.0))
 
     def _evict(self):
