@@ -161,6 +161,42 @@ def test_bad_actuals_get_422_naming_the_field(tiny_model, body, field):
         assert r.json()['errors'][0]['field'] == field, r.json()
 
 
+def test_actuals_that_cannot_be_matched_without_guessing_get_422_naming_the_row(tiny_model):
+    "Naive next to an offset (either way), off the forecasts' grid, one time twice with two values: 422, nothing moves."
+    uri, frame = tiny_model
+    with app_client(uri, ON) as c:
+        ad = lambda: _live_adaptive(c)
+
+        def refused(body, field, *words):
+            before = ad().state()
+            r = c.post('/actuals', json=body)
+            assert r.status_code == 422, r.text
+            assert r.json()['errors'][0]['field'] == field, r.json()
+            assert all(w in r.json()['detail'] for w in words), r.json()['detail']
+            assert ad().state() == before
+
+        # forecasts issued from a history at +02:00: naive actuals are refused, not taken as UTC
+        assert c.post('/predict', json={'history': _hist(frame, 600, '+02:00')}).status_code == 200
+        good = _actuals(frame, 600, 2, offset='+02:00')
+        naive = {'actuals': [*good['actuals'][:1], _actuals(frame, 601, 1)['actuals'][0]]}
+        refused(naive, 'actuals[1].date', 'naive', 'UTC offset')
+        # off the hourly grid of the forecasts (xx:17)
+        odd = {'actuals': [{'date': good['actuals'][0]['date'].replace(':00:00+', ':17:00+'), 'OT': 1.0}]}
+        refused(odd, 'actuals[0].date', 'not on the h grid', ':17')
+        # the same instant twice (once in UTC) with two values
+        t0 = pd.Timestamp(good['actuals'][0]['date']).tz_convert('UTC').strftime('%Y-%m-%dT%H:%M:%SZ')
+        refused({'actuals': [*good['actuals'], {'date': t0, 'OT': 5.0}]}, 'actuals[2].date', 'twice', t0)
+        # the same value twice is one actual; on-grid times no forecast targets are still unmatched, not refused
+        r = c.post('/actuals', json={'actuals': [*good['actuals'], good['actuals'][0], *_hist(frame, 590, '+02:00')]})
+        assert r.status_code == 200 and r.json()['scored'] == 2 and r.json()['unmatched'] == 24, r.text
+    with app_client(uri, ON) as c:  # the other way round: naive forecasts, actuals with an offset
+        assert c.post('/predict', json={'history': _hist(frame, 600)}).status_code == 200
+        r = c.post('/actuals', json=_actuals(frame, 600, 1, offset='Z'))
+        assert r.status_code == 422 and r.json()['errors'][0]['field'] == 'actuals[0].date', r.text
+        assert 'naive timestamps' in r.json()['detail']
+        assert c.post('/actuals', json=_actuals(frame, 600, 1)).json()['scored'] == 1
+
+
 def test_new_model_version_starts_afresh_and_bad_settings_refused(tiny_model):
     from tsforge.serve import create_app
     from tsforge.settings import Settings
@@ -280,6 +316,9 @@ def test_long_format_series_scored_on_their_own_times(long_model):
         r = c.post('/predict', json={'history': recs, 'levels': [80]})
         assert r.status_code == 200, r.text
         assert ad().state()['pending'] == 2
+        r = c.post('/actuals', json={'actuals': [{'item': 's1', 'ts': nxt['s1'].ts.iloc[0] + 'Z', 'sales': 1.0}]})
+        assert r.status_code == 422 and r.json()['errors'][0]['field'] == 'actuals[0].ts', r.text
+        assert "series 's1'" in r.json()['detail'] and ad().state()['scored'] == 0
         a0 = ad().alpha.copy()
         one = nxt['s0'].iloc[:1]  # the first actual of s0 only: one forecast step scored, s1's waits
         r = c.post('/actuals', json={'actuals': [{'item': 's0', 'ts': one.ts.iloc[0], 'sales': 1e6}]})
