@@ -219,6 +219,14 @@ def test_new_model_version_starts_afresh_and_bad_settings_refused(tiny_model):
     ]:
         with pytest.raises(ValueError, match=name):
             create_app(uri, settings=Settings(**env))
+    with pytest.MonkeyPatch.context() as mp:  # read leniently by Settings (a bad one became 1000): refused by name
+        for bad in ['abc', '0', '2.5', '-1']:
+            mp.setenv('TSFORGE_ADAPTIVE_MAX_ISSUED', bad)
+            with pytest.raises(ValueError, match=f"TSFORGE_ADAPTIVE_MAX_ISSUED: .*at least 1.*got '{bad}'"):
+                create_app(uri, settings=Settings(adaptive='aci'))
+        mp.setenv('TSFORGE_ADAPTIVE_MAX_ISSUED', '50')
+        mp.setenv('TSFORGE_ADAPTIVE', 'aci')
+        assert create_app(uri, settings=Settings.from_env()).state.server.adaptation.max_issued == 50
 
 
 def test_requests_to_other_models_keep_the_live_models_state(tiny_model):
