@@ -177,3 +177,39 @@ def test_unreachable_database_and_refused_password_name_the_setting(tracking_uri
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+def test_store_lost_during_or_at_the_end_of_a_run(own_store, monkeypatch, capsys):
+    "A store that stops answering mid-run or as the run ends: one StoreError, no password, the run left closable."
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from tsforge.config import load_config
+    from tsforge.runs import dead_reason, start_run
+
+    cfg = load_config('etth1', ['model=naive'])
+    lost = MlflowException('API request to http://mluser:trackpw999@127.0.0.1:1/api failed: Connection refused')
+    with pytest.raises(store.StoreError, match=r'cannot connect \(.*\), trying to log run') as e:
+        with start_run(cfg, 'lost-mid-run') as run:
+            raise lost
+    assert 'trackpw999' not in str(e.value) and e.value.__suppress_context__
+    assert mlflow.MlflowClient().get_run(run.info.run_id).info.status == 'FAILED'
+
+    def down(*a, **k):
+        raise lost
+
+    monkeypatch.setattr(mlflow.MlflowClient, 'set_terminated', down)  # what end_run calls, after leaving the run
+    with pytest.raises(store.StoreError, match=r'cannot connect \(.*\), trying to end run .* as FINISHED') as e:
+        with start_run(cfg, 'lost-at-the-end') as run:
+            pass
+    assert 'trackpw999' not in str(e.value)
+    with pytest.raises(ZeroDivisionError):  # the job's own error goes on; the store's is said on stderr
+        with start_run(cfg, 'failed-and-lost') as run2:
+            1 / 0
+    err = capsys.readouterr().err
+    assert 'as FAILED' in err and 'trackpw999' not in err
+    monkeypatch.undo()
+    assert mlflow.active_run() is None
+    for r in (run, run2):  # still RUNNING, its heartbeat stopped: the next job's reconcile closes it
+        info = mlflow.MlflowClient().get_run(r.info.run_id)
+        assert info.info.status == 'RUNNING' and dead_reason(info, grace=0) is not None

@@ -20,7 +20,8 @@ from mlflow import MlflowClient
 
 # %% auto #0
 __all__ = ['project_root', 'tsforge_home', 'tracking_uri', 'sqlite_path', 'optuna_storage_url', 'StoreError', 'store_exists',
-           'init_store', 'checkpoint', 'configure', 'experiment_id', 'masked_uri', 'store_errors', 'store_failure']
+           'init_store', 'checkpoint', 'configure', 'experiment_id', 'masked_uri', 'store_errors', 'store_unusable',
+           'store_failure']
 
 # %% ../nbs/09_store.ipynb #08-tracking-004
 def project_root(start: str | os.PathLike | None = None) -> Path:
@@ -277,6 +278,15 @@ def store_errors() -> tuple[type[BaseException], ...]:
     import sqlalchemy.exc
 
     return (mlflow.exceptions.MlflowException, sqlalchemy.exc.SQLAlchemyError, requests.RequestException, OSError)
+
+
+def store_unusable(e: BaseException) -> bool:
+    "Whether `e` says the store cannot be reached or refuses the credentials (not that one call was wrong)."
+    return (
+        isinstance(e, store_errors())
+        and not isinstance(e, OSError)
+        and any(re.search(pat, str(e), re.I) for pat, _ in _FAILED[:2])
+    )
 
 
 def store_failure(e: BaseException, uri: str | None = None, doing: str = 'use it') -> StoreError:
