@@ -35,6 +35,12 @@ def tiny_model(store, tmp_path_factory):
 ON = {'TSFORGE_ADAPTIVE': 'aci', 'TSFORGE_ADAPTIVE_GAMMA': '0.05'}
 
 
+def _live_adaptive(c):
+    "The `Adaptive` of the server's own live model."
+    srv = c.app.state.server
+    return srv.adaptation.for_live(srv.holder.live)
+
+
 def _hist(frame, end, offset=''):
     h = frame.iloc[end - 24 : end]
     return [{'date': d + offset, 'OT': float(v)} for d, v in zip(h.date, h.OT)]
@@ -81,7 +87,7 @@ def test_parity_before_feedback_and_requested_levels(tiny_model):
 def test_feedback_moves_alpha_the_right_way(tiny_model):
     uri, frame = tiny_model
     with app_client(uri, ON) as c:
-        ad = lambda: c.app.state.server.adaptation.adaptive
+        ad = lambda: _live_adaptive(c)
         _, before = _bands(c.post('/predict', json={'history': _hist(frame, 500), 'levels': [80, 95]}))
         a0 = ad().alpha.copy()
         # actuals far outside every band: each step's alpha falls (a wider band next time)
@@ -107,7 +113,7 @@ def test_feedback_moves_alpha_the_right_way(tiny_model):
 def test_delay_actuals_before_the_horizon_change_nothing(tiny_model):
     uri, frame = tiny_model
     with app_client(uri, ON) as c:
-        ad = lambda: c.app.state.server.adaptation.adaptive
+        ad = lambda: _live_adaptive(c)
         _, b0 = _bands(c.post('/predict', json={'history': _hist(frame, 400), 'levels': [80, 95]}))
         a0 = ad().alpha.copy()
         # the history's own times and earlier: no issued forecast targets them
@@ -155,6 +161,42 @@ def test_bad_actuals_get_422_naming_the_field(tiny_model, body, field):
         assert r.json()['errors'][0]['field'] == field, r.json()
 
 
+def test_actuals_that_cannot_be_matched_without_guessing_get_422_naming_the_row(tiny_model):
+    "Naive next to an offset (either way), off the forecasts' grid, one time twice with two values: 422, nothing moves."
+    uri, frame = tiny_model
+    with app_client(uri, ON) as c:
+        ad = lambda: _live_adaptive(c)
+
+        def refused(body, field, *words):
+            before = ad().state()
+            r = c.post('/actuals', json=body)
+            assert r.status_code == 422, r.text
+            assert r.json()['errors'][0]['field'] == field, r.json()
+            assert all(w in r.json()['detail'] for w in words), r.json()['detail']
+            assert ad().state() == before
+
+        # forecasts issued from a history at +02:00: naive actuals are refused, not taken as UTC
+        assert c.post('/predict', json={'history': _hist(frame, 600, '+02:00')}).status_code == 200
+        good = _actuals(frame, 600, 2, offset='+02:00')
+        naive = {'actuals': [*good['actuals'][:1], _actuals(frame, 601, 1)['actuals'][0]]}
+        refused(naive, 'actuals[1].date', 'naive', 'UTC offset')
+        # off the hourly grid of the forecasts (xx:17)
+        odd = {'actuals': [{'date': good['actuals'][0]['date'].replace(':00:00+', ':17:00+'), 'OT': 1.0}]}
+        refused(odd, 'actuals[0].date', 'not on the h grid', ':17')
+        # the same instant twice (once in UTC) with two values
+        t0 = pd.Timestamp(good['actuals'][0]['date']).tz_convert('UTC').strftime('%Y-%m-%dT%H:%M:%SZ')
+        refused({'actuals': [*good['actuals'], {'date': t0, 'OT': 5.0}]}, 'actuals[2].date', 'twice', t0)
+        # the same value twice is one actual; on-grid times no forecast targets are still unmatched, not refused
+        r = c.post('/actuals', json={'actuals': [*good['actuals'], good['actuals'][0], *_hist(frame, 590, '+02:00')]})
+        assert r.status_code == 200 and r.json()['scored'] == 2 and r.json()['unmatched'] == 24, r.text
+    with app_client(uri, ON) as c:  # the other way round: naive forecasts, actuals with an offset
+        assert c.post('/predict', json={'history': _hist(frame, 600)}).status_code == 200
+        r = c.post('/actuals', json=_actuals(frame, 600, 1, offset='Z'))
+        assert r.status_code == 422 and r.json()['errors'][0]['field'] == 'actuals[0].date', r.text
+        assert 'naive timestamps' in r.json()['detail']
+        assert c.post('/actuals', json=_actuals(frame, 600, 1)).json()['scored'] == 1
+
+
 def test_new_model_version_starts_afresh_and_bad_settings_refused(tiny_model):
     from tsforge.serve import create_app
     from tsforge.settings import Settings
@@ -164,12 +206,12 @@ def test_new_model_version_starts_afresh_and_bad_settings_refused(tiny_model):
         srv = c.app.state.server
         c.post('/predict', json={'history': _hist(frame, 300)})
         c.post('/actuals', json=_actuals(frame, 300, H, shift=30.0))
-        old = srv.adaptation.adaptive
+        old = _live_adaptive(c)
         assert old.state()['scored'] == H
         srv.holder.live = dataclasses.replace(srv.holder.live)  # what a hot reload does: a new Live swapped in
         s = c.get('/metadata').json()['adaptive']
         assert s['scored'] == 0 and s['pending'] == 0 and s['levels']['80']['alpha'] == pytest.approx(0.2)
-        assert srv.adaptation.adaptive is not old
+        assert _live_adaptive(c) is not old
     for env, name in [
         ({'adaptive': 'bogus'}, 'TSFORGE_ADAPTIVE'),
         ({'adaptive': 'aci', 'adaptive_gamma': float('nan')}, 'TSFORGE_ADAPTIVE_GAMMA'),
@@ -177,6 +219,67 @@ def test_new_model_version_starts_afresh_and_bad_settings_refused(tiny_model):
     ]:
         with pytest.raises(ValueError, match=name):
             create_app(uri, settings=Settings(**env))
+    with pytest.MonkeyPatch.context() as mp:  # read leniently by Settings (a bad one became 1000): refused by name
+        for bad in ['abc', '0', '2.5', '-1']:
+            mp.setenv('TSFORGE_ADAPTIVE_MAX_ISSUED', bad)
+            with pytest.raises(ValueError, match=f"TSFORGE_ADAPTIVE_MAX_ISSUED: .*at least 1.*got '{bad}'"):
+                create_app(uri, settings=Settings(adaptive='aci'))
+        mp.setenv('TSFORGE_ADAPTIVE_MAX_ISSUED', '50')
+        mp.setenv('TSFORGE_ADAPTIVE', 'aci')
+        assert create_app(uri, settings=Settings.from_env()).state.server.adaptation.max_issued == 50
+
+
+def test_requests_to_other_models_keep_the_live_models_state(tiny_model):
+    "/models/{name}/predict (even for the same name and version) neither resets nor moves the server's own state."
+    from tsforge.bundle import load_model
+
+    uri, frame = tiny_model
+    with app_client(uri, ON) as c:
+        version = c.get('/metadata').json()['version']
+        c.post('/predict', json={'history': _hist(frame, 300)})
+        assert c.post('/actuals', json=_actuals(frame, 300, 2, shift=30.0)).json()['scored'] == 2
+        c.post('/predict', json={'history': _hist(frame, 310)})
+        before = c.get('/metadata').json()['adaptive']
+        assert before['scored'] == 2 and before['pending'] == 2 and before['levels']['80']['alpha'] != 0.2
+        for path in [f'/models/{NAME}/predict?version={version}', f'/models/{NAME}@champion/predict']:
+            r = c.post(path, json={'history': _hist(frame, 320), 'levels': [80, 95]})
+            assert r.status_code == 200, r.text
+            # not adapted: the static bands of the bundle, and nothing issued for scoring
+            exp = load_model(uri).forecast(pd.DataFrame(_hist(frame, 320)), levels=[80, 95])
+            assert np.array_equal(_bands(r)[1], exp[['OT_lo_80', 'OT_hi_80', 'OT_lo_95', 'OT_hi_95']].to_numpy())
+            assert c.get('/metadata').json()['adaptive'] == before
+        r = c.post('/actuals', json=_actuals(frame, 310, 1))
+        assert r.json()['scored'] == 1 and r.json()['unmatched'] == 0
+        assert c.get('/metadata').json()['adaptive']['scored'] == 3
+
+
+def test_each_served_model_keeps_its_own_state():
+    "`Adaptation` keeps one state per `Live`: asking for one model never resets another's; a dropped model's goes."
+    import gc
+    import types
+
+    from tsforge.adaptive import Adaptation
+    from tsforge.intervals import Calibration
+    from tsforge.reload import Live
+
+    cal = Calibration([80.0], 'conformal', np.ones((2, 1, 1)), np.ones((2, 1, 1)), 9)
+    live = lambda: Live(types.SimpleNamespace(calibration=cal, state=None), {'version': '1'}, 0.0, 0.0)
+    a, b, ada = live(), live(), Adaptation('aci', 0.05)
+    first = ada.for_live(a)
+    first.issue(
+        '',
+        np.datetime64('2024-01-01T00'),
+        np.array(['2024-01-01T01', '2024-01-01T02'], 'datetime64[ns]'),
+        np.zeros((2, 1, 1)),
+        np.ones((2, 1, 1)),
+    )
+    assert ada.for_live(b) is not first and ada.for_live(b).state()['pending'] == 0
+    assert ada.for_live(a) is first and first.state()['pending'] == 1
+    assert ada.view(a, first).model.calibration is first.calibration() and ada.view(b, ada.for_live(b)) is not None
+    assert len(ada._slots) == 2
+    del b
+    gc.collect()
+    assert len(ada._slots) == 1 and ada.for_live(a) is first
 
 
 def test_quantile_tracking_mode(tiny_model):
@@ -212,7 +315,7 @@ def long_model(store, tmp_path_factory):
 def test_long_format_series_scored_on_their_own_times(long_model):
     uri, df = long_model
     with app_client(uri, ON) as c:
-        ad = lambda: c.app.state.server.adaptation.adaptive
+        ad = lambda: _live_adaptive(c)
         recs, nxt = [], {}
         for sid in ['s0', 's1']:
             rows = df[df.item == sid].iloc[200 - 24 : 200 + H]
@@ -221,6 +324,9 @@ def test_long_format_series_scored_on_their_own_times(long_model):
         r = c.post('/predict', json={'history': recs, 'levels': [80]})
         assert r.status_code == 200, r.text
         assert ad().state()['pending'] == 2
+        r = c.post('/actuals', json={'actuals': [{'item': 's1', 'ts': nxt['s1'].ts.iloc[0] + 'Z', 'sales': 1.0}]})
+        assert r.status_code == 422 and r.json()['errors'][0]['field'] == 'actuals[0].ts', r.text
+        assert "series 's1'" in r.json()['detail'] and ad().state()['scored'] == 0
         a0 = ad().alpha.copy()
         one = nxt['s0'].iloc[:1]  # the first actual of s0 only: one forecast step scored, s1's waits
         r = c.post('/actuals', json={'actuals': [{'item': 's0', 'ts': one.ts.iloc[0], 'sales': 1e6}]})

@@ -265,3 +265,37 @@ def test_two_ray_replicas_multiplex_20_models(ray_multi_url, models, frame):
     h = _history(frame, 40).to_dict(orient='records')
     r = requests.post(f'{url}/models/no-such-model/predict', json={'history': h}, timeout=60)
     assert r.status_code == 404 and 'no-such-model' in r.json()['detail']
+
+
+@pytest.mark.parametrize(
+    'name, value',
+    [
+        ('TSFORGE_MODEL_CACHE_SIZE', 'abc'),
+        ('TSFORGE_MODEL_CACHE_SIZE', '0'),
+        ('TSFORGE_MODEL_CACHE_SIZE', '2.5'),
+        ('TSFORGE_MODEL_CACHE_MB', '-5'),
+        ('TSFORGE_MODEL_CACHE_MB', 'abc'),
+        ('TSFORGE_MODEL_CACHE_MB', 'nan'),
+        ('TSFORGE_DEFAULT_ALIAS', 'no/such'),
+    ],
+)
+def test_bad_cache_settings_stop_the_server_at_start(monkeypatch, name, value):
+    "A cache setting that is not what the variable takes: the app is not made, the error names it and the range."
+    from tsforge.multimodel import CacheSettings
+    from tsforge.serve import create_app
+
+    for k in ('TSFORGE_MODEL_CACHE_SIZE', 'TSFORGE_MODEL_CACHE_MB', 'TSFORGE_DEFAULT_ALIAS'):
+        monkeypatch.setenv(k, '')  # empty: the default (this module's client sets a cache size)
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError, match=f'^{name}: .* is required, got ') as e:
+        create_app('models:/mm-00@champion')
+    assert repr(value) in str(e.value)
+    monkeypatch.setenv(name, '')
+    assert CacheSettings.from_env() == CacheSettings()
+    for k, v in {
+        'TSFORGE_MODEL_CACHE_SIZE': '3',
+        'TSFORGE_MODEL_CACHE_MB': '0',
+        'TSFORGE_DEFAULT_ALIAS': 'prod',
+    }.items():
+        monkeypatch.setenv(k, v)
+    assert CacheSettings.from_env() == CacheSettings(3, 0.0, 'prod')

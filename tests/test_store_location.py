@@ -100,3 +100,116 @@ def test_server_without_store_says_where_it_looked_and_creates_nothing(tmp_path)
         assert not (proj / 'mlruns' / 'mlflow.db').exists()
     finally:
         stop(proc)
+
+
+TRAIN = (
+    'import sys; from tsforge.config import load_config; from tsforge.train import train\n'
+    "train(load_config('etth1', sys.argv[1:]))"
+)
+
+
+def test_unreachable_tracking_server_is_one_store_error_without_the_password(tmp_path):
+    "A train job against an MLflow server nobody answers for: one StoreError naming the setting, the password masked."
+    port = free_port()  # closed: nothing listens there
+    env = _env(
+        MLFLOW_TRACKING_URI=f'http://mluser:trackpw999@127.0.0.1:{port}',
+        MLFLOW_HTTP_REQUEST_MAX_RETRIES='0',
+        MLFLOW_HTTP_REQUEST_TIMEOUT='2',
+        TSFORGE_HOME=str(tmp_path / 'home'),
+    )
+    p = subprocess.run(
+        [str(BIN / 'python'), '-c', TRAIN, 'model=naive', 'input_length=48', 'horizon=24'],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert p.returncode != 0
+    assert 'trackpw999' not in p.stdout + p.stderr
+    last = p.stderr.strip().splitlines()[-1]
+    assert last.startswith('tsforge.store.StoreError: tracking store '), p.stderr[-3000:]
+    assert f'http://mluser:***@127.0.0.1:{port} (from MLFLOW_TRACKING_URI): cannot connect' in last, last
+    assert 'During handling of the above exception' not in p.stderr  # the raw error (and its URL) is not chained
+
+
+@pytest.fixture
+def tracking_uri_env(monkeypatch):
+    "Point this process's MLflow at another store for one test, then back at the session's store."
+    yield monkeypatch
+    monkeypatch.undo()
+    store.configure(create=False)
+
+
+def test_unreachable_database_and_refused_password_name_the_setting(tracking_uri_env):
+    "A PostgreSQL store nobody answers for (MLflow's retries cut to one) and a server that answers 401."
+    import http.server
+    import threading
+
+    import mlflow.store.db.utils
+
+    mp = tracking_uri_env
+    mp.setattr(mlflow.store.db.utils, 'MAX_RETRY_COUNT', 1)
+    mp.setenv('MLFLOW_TRACKING_URI', f'postgresql://mluser:trackpw999@127.0.0.1:{free_port()}/mlflow')
+    with pytest.raises(store.StoreError) as e:
+        store.experiment_id('unreachable')
+    msg = str(e.value)
+    assert 'postgresql://mluser:***@127.0.0.1:' in msg and '(from MLFLOW_TRACKING_URI): cannot connect' in msg, msg
+    assert 'trackpw999' not in msg and e.value.__suppress_context__
+
+    class Refuse(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(401)
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.HTTPServer(('127.0.0.1', 0), Refuse)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        mp.setenv('MLFLOW_TRACKING_URI', f'http://mluser:trackpw999@127.0.0.1:{srv.server_port}')
+        mp.setenv('MLFLOW_HTTP_REQUEST_MAX_RETRIES', '0')
+        with pytest.raises(store.StoreError) as e:
+            store.experiment_id('refused')
+        msg = str(e.value)
+        assert 'cannot authenticate' in msg and 'http://mluser:***@' in msg and 'trackpw999' not in msg, msg
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_store_lost_during_or_at_the_end_of_a_run(own_store, monkeypatch, capsys):
+    "A store that stops answering mid-run or as the run ends: one StoreError, no password, the run left closable."
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from tsforge.config import load_config
+    from tsforge.runs import dead_reason, start_run
+
+    cfg = load_config('etth1', ['model=naive'])
+    lost = MlflowException('API request to http://mluser:trackpw999@127.0.0.1:1/api failed: Connection refused')
+    with pytest.raises(store.StoreError, match=r'cannot connect \(.*\), trying to log run') as e:
+        with start_run(cfg, 'lost-mid-run') as run:
+            raise lost
+    assert 'trackpw999' not in str(e.value) and e.value.__suppress_context__
+    assert mlflow.MlflowClient().get_run(run.info.run_id).info.status == 'FAILED'
+
+    def down(*a, **k):
+        raise lost
+
+    monkeypatch.setattr(mlflow.MlflowClient, 'set_terminated', down)  # what end_run calls, after leaving the run
+    with pytest.raises(store.StoreError, match=r'cannot connect \(.*\), trying to end run .* as FINISHED') as e:
+        with start_run(cfg, 'lost-at-the-end') as run:
+            pass
+    assert 'trackpw999' not in str(e.value)
+    with pytest.raises(ZeroDivisionError):  # the job's own error goes on; the store's is said on stderr
+        with start_run(cfg, 'failed-and-lost') as run2:
+            1 / 0
+    err = capsys.readouterr().err
+    assert 'as FAILED' in err and 'trackpw999' not in err
+    monkeypatch.undo()
+    assert mlflow.active_run() is None
+    for r in (run, run2):  # still RUNNING, its heartbeat stopped: the next job's reconcile closes it
+        info = mlflow.MlflowClient().get_run(r.info.run_id)
+        assert info.info.status == 'RUNNING' and dead_reason(info, grace=0) is not None

@@ -9,16 +9,19 @@ import collections
 import copy
 import dataclasses
 import math
+import os
 import threading
+import weakref
 
 import numpy as np
 import orjson
+import pandas as pd
 
 from .intervals import Calibration
-from .request import RequestError, _offset_minutes, parse_times
+from .request import RequestError, _offset_minutes, _step, parse_times
 
 # %% auto #0
-__all__ = ['MODES', 'level_offsets', 'Issued', 'Adaptive', 'utc_ns', 'parse_actuals', 'Adaptation']
+__all__ = ['MODES', 'level_offsets', 'Issued', 'UtcNs', 'Adaptive', 'utc_ns', 'parse_actuals', 'Adaptation']
 
 # %% ../nbs/31_adaptive.ipynb #adapt-004
 def _interp(xs: np.ndarray, ys: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -63,12 +66,33 @@ MODES = ('aci', 'qt')
 
 @dataclasses.dataclass
 class Issued:
-    "A forecast waiting for its actuals: target times (h,) in UTC ns, bands (h, K, C) in original units, steps scored."
+    """A forecast waiting for its actuals: target times (h,) in UTC ns, bands (h, K, C) in original units, steps scored,
+    whether its times carried a UTC offset (`aware`; naive ones are their own wall clock)."""
 
     times: np.ndarray
     lo: np.ndarray
     hi: np.ndarray
     done: np.ndarray
+    aware: bool = False
+
+
+class UtcNs(np.ndarray):
+    """int64 UTC nanoseconds (as `utc_ns` and `parse_actuals` return them) that remember whether the wall-clock times
+    they came from carried a UTC offset: `aware`, one bool or one per element. A naive time is its own wall clock: it
+    is compared with naive times only, never taken to be UTC."""
+
+    aware = False
+
+    def __array_finalize__(self, obj):
+        self.aware = getattr(obj, 'aware', False)
+
+
+def _aware(times, n: int) -> np.ndarray:
+    "The `aware` flags of `times` (a `UtcNs`; anything else is naive) as (n,) bools."
+    return np.broadcast_to(np.asarray(getattr(times, 'aware', False), bool), (n,))
+
+
+_BY_STATE: weakref.WeakValueDictionary = weakref.WeakValueDictionary()  # id(model state) -> its Adaptive
 
 # %% ../nbs/31_adaptive.ipynb #adapt-010
 class Adaptive:
@@ -83,10 +107,18 @@ class Adaptive:
 
     Forecasts are kept as `issue`d (keyed by series and origin, the newest `max_issued`, in original units) and scored
     by `feedback` when the actual of their target time arrives: an actual scores each step of each kept forecast
-    whose target it is, once; actuals no kept forecast targets change nothing. Thread-safe (one lock)."""
+    whose target it is (naive times naive forecasts only, times with an offset forecasts issued with one), once;
+    actuals no kept forecast targets change nothing. `window`: the model's `WindowState` (its frequency is the grid
+    `check_actuals` holds actuals to; `parse_actuals` finds the `Adaptive` of a model by it). Thread-safe (one lock)."""
 
     def __init__(
-        self, cal: Calibration, mode: str = 'aci', gamma: float = 0.005, max_issued: int = 1000, max_level: float = 99.9
+        self,
+        cal: Calibration,
+        mode: str = 'aci',
+        gamma: float = 0.005,
+        max_issued: int = 1000,
+        max_level: float = 99.9,
+        window=None,
     ):
         if mode not in MODES:
             raise ValueError(f'TSFORGE_ADAPTIVE: unknown mode {mode!r}; allowed: {", ".join(MODES)} (or empty: off)')
@@ -105,6 +137,11 @@ class Adaptive:
         self.unmatched = 0
         self.issued: collections.OrderedDict = collections.OrderedDict()  # (series, origin ns) -> Issued
         self.by_target: dict = {}  # (series, target ns) -> {(series, origin ns): step}
+        self.grids: dict = {}  # series -> Counter of its kept forecasts' (aware, target ns % step or None)
+        step = None if window is None else _step(window.freq)  # None: a calendar frequency, or no state
+        self.window, self.step = window, None if step is None else int(step.astype('int64'))
+        if window is not None:
+            _BY_STATE[id(window)] = self
         self.lock = threading.Lock()
         self.version, self._cached = 0, None
 
@@ -127,17 +164,31 @@ class Adaptive:
                 )
             return self._cached[1]
 
+    @staticmethod
+    def of(state) -> 'Adaptive | None':
+        "The `Adaptive` made for the model whose `WindowState` is `state` (the newest), if one is alive."
+        ad = _BY_STATE.get(id(state))
+        return ad if ad is not None and ad.window is state else None
+
+    def _grid(self, t: int, aware: bool) -> tuple:
+        return (bool(aware), None if self.step is None else t % self.step)
+
     def issue(self, series: str, origin, times, lo: np.ndarray, hi: np.ndarray):
         """Keep a forecast for scoring: `series` ('' in wide format), its `origin` and target `times` (UTC,
-        datetime64 or int ns), bands `lo`, `hi` (h, K, C) in original units at every calibrated level. A forecast of the
-        same series and origin replaces the one kept; beyond `max_issued` the oldest is dropped."""
+        datetime64 or int ns; a `UtcNs` from `utc_ns` says whether they carried an offset, anything else is naive),
+        bands `lo`, `hi` (h, K, C) in original units at every calibrated level. A forecast of the same series and
+        origin replaces the one kept; beyond `max_issued` the oldest is dropped."""
         key = (series, int(np.asarray(origin).astype('datetime64[ns]').astype('int64')))
+        aware = bool(np.all(getattr(times, 'aware', False)))
         t = np.asarray(times).astype('datetime64[ns]').astype('int64')
         with self.lock:
             self._drop(key)
-            self.issued[key] = Issued(t, np.asarray(lo, 'float64'), np.asarray(hi, 'float64'), np.zeros(len(t), bool))
+            e = Issued(t, np.asarray(lo, 'float64'), np.asarray(hi, 'float64'), np.zeros(len(t), bool), aware)
+            self.issued[key] = e
             for j, tt in enumerate(t.tolist()):
                 self.by_target.setdefault((series, tt), {})[key] = j
+            if len(t):
+                self.grids.setdefault(series, collections.Counter())[self._grid(int(t[0]), aware)] += 1
             while len(self.issued) > self.max_issued:
                 self._drop(next(iter(self.issued)))
 
@@ -145,6 +196,13 @@ class Adaptive:
         e = self.issued.pop(key, None)
         if e is None:
             return
+        if len(e.times):
+            g, k = self.grids[key[0]], self._grid(int(e.times[0]), e.aware)
+            g[k] -= 1
+            if g[k] <= 0:
+                del g[k]
+            if not g:
+                del self.grids[key[0]]
         for tt in e.times.tolist():
             d = self.by_target.get((key[0], tt))
             if d is not None:
@@ -152,20 +210,56 @@ class Adaptive:
                 if not d:
                     del self.by_target[(key[0], tt)]
 
-    def feedback(self, series, times, values: np.ndarray) -> dict:
-        """Score actuals: `series` (n,) ids ('' in wide format), `times` (n,) UTC, `values` (n, C) in original units.
-        Each kept forecast step that targets one of them and is not scored yet is scored once and moves that step's
-        alphas (or offsets). Returns `scored` (forecast steps) and `unmatched` (actuals no kept forecast targets)."""
+    def check_actuals(self, series, times, raw=None, time_col: str = 'time'):
+        """Refuse actuals that cannot be compared with the forecasts kept for their series: a naive time where those
+        forecasts were issued with a UTC offset (or the other way round), or a time off their grid (00:17 for hourly
+        forecasts on the hour). `series`, `times` (a `UtcNs`) as `feedback` takes them; `raw`: the times as posted (for
+        the message). A series with no forecast kept has nothing to compare with: its actuals are unmatched, not
+        refused. Raises `RequestError` naming `actuals[i].<time_col>`."""
         t = np.asarray(times).astype('datetime64[ns]').astype('int64').tolist()
+        aware = _aware(times, len(t))
+        with self.lock:
+            for i, (s, tt, a) in enumerate(zip(series, t, aware.tolist())):
+                g = self.grids.get(s)
+                if not g:
+                    continue
+                field, got = f'actuals[{i}].{time_col}', repr(raw[i] if raw is not None else tt)
+                of = f' of series {s!r}' if s else ''
+                if not any(k == a for k, _ in g):
+                    if a:
+                        why = f'{got} carries a UTC offset, but the forecasts{of} were issued from naive timestamps'
+                        fix = 'send naive times, as in the history'
+                    else:
+                        why = f'{got} is naive (no UTC offset), but the forecasts{of} were issued with one'
+                        fix = 'send the time with its UTC offset (or in UTC, with Z)'
+                    raise RequestError(field, f'{why}: it cannot be matched without guessing; {fix}')
+                if self.step is not None and not any(k == a and r == tt % self.step for k, r in g):
+                    r = next(r for k, r in g if k == a)
+                    near = pd.Timestamp(tt - (tt - r) % self.step, tz='UTC' if a else None)
+                    raise RequestError(
+                        field,
+                        f'{got} is not on the {self.window.freq} grid of the forecasts{of} '
+                        f'(a forecast time before it: {near}); send the actual of a forecast step',
+                    )
+
+    def feedback(self, series, times, values: np.ndarray) -> dict:
+        """Score actuals: `series` (n,) ids ('' in wide format), `times` (n,) UTC (a `UtcNs` says which carried an
+        offset; anything else is naive), `values` (n, C) in original units. Each kept forecast step that targets one of
+        them with a time of the same kind (naive or with an offset) and is not scored yet is scored once and moves that
+        step's alphas (or offsets). Returns `scored` (forecast steps) and `unmatched` (actuals no kept forecast
+        targets)."""
+        t = np.asarray(times).astype('datetime64[ns]').astype('int64').tolist()
+        aware = _aware(times, len(t)).tolist()
         y = np.asarray(values, 'float64')
         scored = unmatched = 0
         with self.lock:
             for i, (s, tt) in enumerate(zip(series, t)):
                 hits = self.by_target.get((s, tt))
+                hits = {k: j for k, j in hits.items() if self.issued[k].aware == aware[i]} if hits else None
                 if not hits:
                     unmatched += 1
                     continue
-                for key, j in list(hits.items()):
+                for key, j in hits.items():
                     e = self.issued[key]
                     if e.done[j]:
                         continue
@@ -218,17 +312,26 @@ class Adaptive:
             }
 
 # %% ../nbs/31_adaptive.ipynb #adapt-015
-def utc_ns(times, offset: str | None = None) -> np.ndarray:
-    "Wall-clock timestamps with the request's UTC `offset` (None: naive, taken as they are) -> int64 UTC nanoseconds."
+def utc_ns(times, offset: str | None = None) -> UtcNs:
+    """Wall-clock timestamps with the request's UTC `offset` -> int64 UTC nanoseconds (`UtcNs`, `aware` when `offset`
+    is given). None: naive, kept as they are and compared with naive times only."""
     t = np.asarray(times).astype('datetime64[ns]').astype('int64')
     m = _offset_minutes(offset)
-    return t - m * 60_000_000_000 if m else t
+    out = (t - m * 60_000_000_000 if m else t).view(UtcNs)
+    out.aware = offset is not None
+    return out
 
 # %% ../nbs/31_adaptive.ipynb #adapt-016
-def parse_actuals(body: bytes, state, max_rows: int = 50_000) -> tuple[list[str], np.ndarray, np.ndarray]:
+def parse_actuals(
+    body: bytes, state, max_rows: int = 50_000, adaptive: Adaptive | None = None
+) -> tuple[list[str], UtcNs, np.ndarray]:
     """A `POST /actuals` body, `{"actuals": [record, ...]}`, each record as in a request's history: the time column and
     every forecast column (long format: and the id column); other keys are ignored, records in any order. Returns
-    series ids ('' in wide format), UTC nanoseconds (n,), values (n, C_out). Raises `RequestError` naming the field."""
+    series ids ('' in wide format), UTC nanoseconds (n,) (a `UtcNs` that says which times carried an offset), values
+    (n, C_out). Raises `RequestError` naming the field: besides malformed records, a time posted twice (for one series)
+    with different values, a time off the model's calendar frequency (a month start for `MS`), and, checked against
+    the forecasts `adaptive` (default: `Adaptive.of(state)`) keeps, a naive time where they carry a UTC offset (or the
+    other way round) or a time off their grid (`Adaptive.check_actuals`)."""
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as e:
@@ -247,14 +350,16 @@ def parse_actuals(body: bytes, state, max_rows: int = 50_000) -> tuple[list[str]
         raise RequestError('actuals', f'List should have at most {max_rows} items, not {len(recs)}')
     tc, cols = state.time_col, list(state.columns_out)
     ic = state.id_col if state.long else None
-    ids, times, vals = [], np.empty(len(recs), 'int64'), np.empty((len(recs), len(cols)))
+    n = len(recs)
+    ids, times, vals = [], np.empty(n, 'int64').view(UtcNs), np.empty((n, len(cols)))
+    walls, aware = np.empty(n, 'datetime64[ns]'), np.zeros(n, bool)
     for i, r in enumerate(recs):
         if type(r) is not dict:
             raise RequestError(f'actuals[{i}]', 'Input should be a valid dictionary (a record)')
         if tc not in r:
             raise RequestError(f'actuals[{i}].{tc}', 'Field required (the time of the actual)')
         t, off = parse_times(state, [r[tc]], i, part='actuals')
-        times[i] = utc_ns(t, off)[0]
+        walls[i], aware[i], times[i] = t[0], off is not None, utc_ns(t, off)[0]
         if ic is not None:
             v = r.get(ic)
             if v is None or isinstance(v, (dict, list, bool)) or (isinstance(v, float) and not math.isfinite(v)):
@@ -267,8 +372,9 @@ def parse_actuals(body: bytes, state, max_rows: int = 50_000) -> tuple[list[str]
                     f'actuals[{i}].{c}', f'a finite number is required (the actual value), got {v!r:.40}'
                 )
             vals[i, j] = v
+    times.aware = aware
     if ic is None:
-        ids = [''] * len(recs)
+        ids = [''] * n
     else:
         known = state.series_code(list(dict.fromkeys(ids)))
         if (known < 0).any():
@@ -276,52 +382,109 @@ def parse_actuals(body: bytes, state, max_rows: int = 50_000) -> tuple[list[str]
             raise RequestError(
                 f'actuals.{ic}', f'unknown series {bad[:5]}; the model was trained on {len(state.series_ids)}'
             )
+    raw = [r[tc] for r in recs]
+    first: dict = {}
+    for i, key in enumerate(zip(ids, aware.tolist(), times.tolist())):
+        j = first.setdefault(key, i)
+        if j != i and not np.array_equal(vals[i], vals[j]):
+            of = f' of series {key[0]!r}' if key[0] else ''
+            raise RequestError(
+                f'actuals[{i}].{tc}',
+                f'time {raw[i]!r}{of} was posted twice with different values (actuals[{j}] and actuals[{i}]); '
+                'send one value per time',
+            )
+    if _step(state.freq) is None:  # a calendar frequency: the wall clock must be on it
+        off = pd.tseries.frequencies.to_offset(state.freq)
+        for i, w in enumerate(walls):
+            if not off.is_on_offset(pd.Timestamp(w)):
+                raise RequestError(
+                    f'actuals[{i}].{tc}',
+                    f"{raw[i]!r} is not on the model's {state.freq} frequency; send the actual of a step",
+                )
+    ad = adaptive if adaptive is not None else Adaptive.of(state)
+    if ad is not None:
+        ad.check_actuals(ids, times, raw, tc)
     return ids, times, vals
 
 # %% ../nbs/31_adaptive.ipynb #adapt-020
+@dataclasses.dataclass
+class _Slot:
+    "The adaptation of one served model: a weak reference to its `Live`, its `Adaptive` (None: no bands), its view."
+
+    live: weakref.ref
+    adaptive: Adaptive | None
+    view: tuple | None = None
+
+
 class Adaptation:
-    """The server's online adaptation (`TSFORGE_ADAPTIVE`): one `Adaptive` per live model, started afresh whenever a new
-    model version goes live (its calibration is new; forecasts issued by the old version are dropped), its gauges on
-    the server's /metrics. `from_settings` is None when adaptation is off (the default)."""
+    """The server's online adaptation (`TSFORGE_ADAPTIVE`): one `Adaptive` per served model, keyed by its `Live` (each
+    load of a model version is one): a new version that goes live starts afresh (its calibration is new; forecasts the
+    old version issued are not scored against it), and a request for one model never reads, moves or resets another's
+    state. A model's state is dropped with its `Live` (after a hot reload, once the last request on the old version
+    ends). Its gauges on the server's /metrics. `from_settings` is None when adaptation is off (the default)."""
 
     def __init__(self, mode: str, gamma: float = 0.005, max_issued: int = 1000):
         Adaptive(Calibration([80.0], 'conformal', np.ones((1, 1, 1)), np.ones((1, 1, 1)), 9), mode, gamma, max_issued)
         self.mode, self.gamma, self.max_issued = mode, gamma, max_issued
-        self._lock, self.live, self.adaptive, self._view, self._gauges = threading.Lock(), None, None, None, None
+        self._lock, self._slots, self._gauges = threading.Lock(), {}, None
 
     @classmethod
     def from_settings(cls, settings) -> 'Adaptation | None':
         mode = (settings.adaptive or '').strip().lower()
         if mode in ('', 'off', 'none', '0', 'false'):
             return None
+        if raw := os.environ.get('TSFORGE_ADAPTIVE_MAX_ISSUED', '').strip():  # `Settings` would take a bad one as 1000
+            try:
+                n = float(raw)
+            except ValueError:
+                n = math.nan
+            if not (math.isfinite(n) and n >= 1 and n == int(n)):
+                raise ValueError(
+                    'TSFORGE_ADAPTIVE_MAX_ISSUED: a whole number of forecasts, at least 1 (default 1000), '
+                    f'is required, got {raw[:40]!r}'
+                )
         return cls(mode, settings.adaptive_gamma, settings.adaptive_max_issued)
 
     def __getstate__(self):  # a Ray replica gets the app pickled: no lock, no state
-        return {**self.__dict__, '_lock': None, 'live': None, 'adaptive': None, '_view': None, '_gauges': None}
+        return {**self.__dict__, '_lock': None, '_slots': {}, '_gauges': None}
 
     def __setstate__(self, d):
         self.__dict__.update(d)
         self._lock = threading.Lock()
 
-    def for_live(self, live) -> Adaptive | None:
-        "The `Adaptive` of `live` (a fresh one for a model not seen before); None when it has no calibrated bands."
+    def _slot(self, live) -> _Slot:
+        "The slot of `live`, made on first sight (called under the lock)."
+        key = id(live)
+        s = self._slots.get(key)
+        if s is None or s.live() is not live:
+            cal = live.model.calibration
+            ad = None if cal is None else Adaptive(cal, self.mode, self.gamma, self.max_issued, window=live.model.state)
+            s = self._slots[key] = _Slot(weakref.ref(live), ad)
+            weakref.finalize(live, self._forget, key, s)  # the model is gone: so is its state
+        return s
+
+    def _forget(self, key, slot: _Slot):
         with self._lock:
-            if self.live is not live:
-                cal = live.model.calibration
-                self.live, self._view = live, None
-                self.adaptive = None if cal is None else Adaptive(cal, self.mode, self.gamma, self.max_issued)
-            return self.adaptive
+            if self._slots.get(key) is slot:
+                del self._slots[key]
+
+    def for_live(self, live) -> Adaptive | None:
+        """The `Adaptive` of served model `live` (a fresh one for a model not seen before); None when it has no
+        calibrated bands. Other models' states are not touched."""
+        with self._lock:
+            return self._slot(live).adaptive
 
     def view(self, live, ad: Adaptive):
         """`live` with a model that forecasts with `ad`'s adapted calibration (a shallow copy, rebuilt only after
         feedback moved the bands, so that Ray's batches of one model stay together)."""
         cal = ad.calibration()
         with self._lock:
-            if self._view is None or self._view[0] is not cal:
+            s = self._slot(live)
+            if s.view is None or s.view[0] is not cal:
                 model = copy.copy(live.model)
                 model.calibration = cal
-                self._view = (cal, dataclasses.replace(live, model=model))
-            return self._view[1]
+                s.view = (cal, dataclasses.replace(live, model=model))
+            return s.view[1]
 
     def export(self, registry, ad: Adaptive | None):
         "Set the gauges `tsforge_adaptive_*` (alpha and running coverage per level, scored, pending) in `registry`."

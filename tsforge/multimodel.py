@@ -10,6 +10,7 @@ import collections
 import copy
 import dataclasses
 import logging
+import math
 import os
 import re
 import time
@@ -23,7 +24,6 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from .guard import _json, _public_error
 from .reload import ServedModel, model_allowed
-from .settings import _env_float
 
 log = logging.getLogger('tsforge.serve')
 
@@ -41,12 +41,34 @@ class CacheSettings:
 
     @classmethod
     def from_env(cls) -> 'CacheSettings':
-        e = os.environ.get
-        return cls(
-            size=max(1, int(_env_float('TSFORGE_MODEL_CACHE_SIZE', 8))),
-            max_mb=_env_float('TSFORGE_MODEL_CACHE_MB', 0),
-            default_alias=e('TSFORGE_DEFAULT_ALIAS') or 'champion',
+        """The settings of the environment; a value that is not what the variable takes is a `ValueError` naming the
+        variable and the range (unset or empty: the default)."""
+        alias = _env_setting(
+            'TSFORGE_DEFAULT_ALIAS', 'champion', str, _NAME.match, 'an alias name (letters, digits, _.- )'
         )
+        return cls(
+            size=int(_env_setting('TSFORGE_MODEL_CACHE_SIZE', 8, float, lambda v: v >= 1 and v == int(v), _SIZE)),
+            max_mb=_env_setting('TSFORGE_MODEL_CACHE_MB', 0.0, float, lambda v: 0 <= v < math.inf, _MB),
+            default_alias=alias,
+        )
+
+
+_SIZE = 'a whole number of models, at least 1 (default 8)'
+_MB = 'a number of megabytes, 0 or more (0, the default: no memory limit)'
+
+
+def _env_setting(name: str, default, parse, ok, expected: str):
+    "Environment variable `name` parsed by `parse` and checked by `ok`; unset or empty: `default`."
+    raw = os.environ.get(name, '').strip()
+    if not raw:
+        return default
+    try:
+        v = parse(raw)
+    except ValueError:
+        v = None
+    if v is None or v != v or not ok(v):  # v != v: NaN
+        raise ValueError(f'{name}: {expected} is required, got {raw[:40]!r}')
+    return v
 
 
 class ModelError(Exception):
@@ -182,6 +204,7 @@ class ModelCache:
         self.misses.labels(ref, 'ok').inc()
         view = copy.copy(self.server)
         view.holder = holder
+        view.adaptation = None  # the many-model routes are not adapted; the server's own model keeps its state
         return Entry(ref, holder, view, max(_rss_mb() - rss0, 0.0))
 
     def _evict(self):
@@ -227,7 +250,8 @@ class ModelEndpoint:
     gives the model (the cache's `get`; on Ray Serve a `@serve.multiplexed` method)."""
 
     def __init__(self, server, cache: CacheSettings | None = None):
-        self.server, self.settings, self._cache = server, cache, None
+        # read (and checked) when the app is made: a bad TSFORGE_MODEL_CACHE_* stops the server at start
+        self.server, self.settings, self._cache = server, cache or CacheSettings.from_env(), None
 
     @property
     def cache(self) -> ModelCache:  # created where the app runs, with its metrics

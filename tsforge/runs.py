@@ -28,6 +28,8 @@ from tsforge.store import (
     configure,
     experiment_id,
     store_exists,
+    store_failure,
+    store_unusable,
     tracking_uri,
 )
 
@@ -231,7 +233,10 @@ def start_run(
 ):
     """Context manager: a job's MLflow run in `cfg.tracking.experiment`, tagged with where it runs and kept alive by
     a heartbeat. It ends FINISHED, FAILED if the body raises, KILLED on SIGTERM or Ctrl-C (with the papermill
-    notebook logged when there is one). A top-level run first closes the store's dead runs (`reconcile`)."""
+    notebook logged when there is one). A top-level run first closes the store's dead runs (`reconcile`). A store that
+    cannot be reached or refuses the credentials, at the start, during the job or at its end, is one `StoreError`
+    with the password masked (`tsforge.store.store_failure`); a run it could not end is closed by the next job's
+    `reconcile` (its heartbeat stops)."""
     exp = experiment_id(cfg.tracking.experiment)
     top = not nested and parent_run_id is None and mlflow.active_run() is None
     if top:
@@ -239,13 +244,18 @@ def start_run(
             reconcile()
     secrets = secrets_of(cfg)
     tags = {'tsforge.config': cfg.name, 'tsforge.model': cfg.model, **process_tags(), **(tags or {})}
-    run = mlflow.start_run(
-        experiment_id=exp,
-        run_name=scrub(run_name, secrets=secrets) if run_name else None,
-        nested=nested,
-        parent_run_id=parent_run_id,
-        tags={k: scrub(str(v), secrets=secrets) for k, v in tags.items()},
-    )
+    try:
+        run = mlflow.start_run(
+            experiment_id=exp,
+            run_name=scrub(run_name, secrets=secrets) if run_name else None,
+            nested=nested,
+            parent_run_id=parent_run_id,
+            tags={k: scrub(str(v), secrets=secrets) for k, v in tags.items()},
+        )
+    except Exception as e:
+        if store_unusable(e):
+            raise store_failure(e, doing='start a run') from None
+        raise
     run_id, status = run.info.run_id, 'FAILED'
     _RUN_SECRETS[run_id] = secrets  # every runs.log_* helper and log_notebook mask them for this run
     _HEARTBEAT.add(run_id, mlflow.get_tracking_uri(), papermill_output_path() if top else None)
@@ -265,14 +275,24 @@ def start_run(
     except BaseException as e:
         with contextlib.suppress(Exception):
             MlflowClient().set_tag(run_id, 'tsforge.error', scrub(f'{type(e).__name__}: {e}', secrets=secrets)[:5000])
+        if store_unusable(e):  # the raw error can carry the store's URI with its password
+            raise store_failure(e, doing=f'log run {run_id}') from None
         raise
     finally:
         _HEARTBEAT.remove(run_id)
-        active = mlflow.active_run()
-        if active is not None and active.info.run_id == run_id:
-            mlflow.end_run(status)
-        else:
-            MlflowClient().set_terminated(run_id, status)
+        try:
+            active = mlflow.active_run()
+            if active is not None and active.info.run_id == run_id:
+                mlflow.end_run(status)
+            else:
+                MlflowClient().set_terminated(run_id, status)
+        except Exception as e:
+            if not store_unusable(e):
+                raise
+            err = store_failure(e, doing=f'end run {run_id} as {status}')
+            if status == 'FINISHED':  # the job did its work but its run stays RUNNING: say so
+                raise err from None
+            print(f'tsforge: {err}', file=sys.stderr)  # the job's own error goes on
 
 # %% ../nbs/10_runs.ipynb #6c516253
 def _seconds_since(iso: str) -> float:

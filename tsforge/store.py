@@ -20,7 +20,8 @@ from mlflow import MlflowClient
 
 # %% auto #0
 __all__ = ['project_root', 'tsforge_home', 'tracking_uri', 'sqlite_path', 'optuna_storage_url', 'StoreError', 'store_exists',
-           'init_store', 'checkpoint', 'configure', 'experiment_id']
+           'init_store', 'checkpoint', 'configure', 'experiment_id', 'masked_uri', 'store_errors', 'store_unusable',
+           'store_failure']
 
 # %% ../nbs/09_store.ipynb #08-tracking-004
 def project_root(start: str | os.PathLike | None = None) -> Path:
@@ -219,17 +220,91 @@ def configure(create: bool = True) -> str:
 
 
 def experiment_id(name: str) -> str:
-    "Id of MLflow experiment `name`, created if needed (local stores get an explicit artifact folder)."
-    uri, client = configure(), MlflowClient()
-    db = sqlite_path(uri)
-    loc = (db.parent / 'artifacts').as_uri() if db else None
-    for attempt in range(5):
+    """Id of MLflow experiment `name`, created if needed (local stores get an explicit artifact folder). A store that
+    cannot be reached, or refuses the credentials, is one `StoreError` (`store_failure`): it names the setting, shows
+    the URI with its password masked and says what failed."""
+    try:
+        uri, client = configure(), MlflowClient()
+        db = sqlite_path(uri)
+        loc = (db.parent / 'artifacts').as_uri() if db else None
+        for attempt in range(5):
+            if exp := client.get_experiment_by_name(name):
+                return exp.experiment_id
+            try:
+                return client.create_experiment(name, artifact_location=loc)
+            except (
+                mlflow.exceptions.MlflowException
+            ):  # created concurrently by another process, or the database was busy
+                time.sleep(0.2 * (attempt + 1))
         if exp := client.get_experiment_by_name(name):
             return exp.experiment_id
-        try:
-            return client.create_experiment(name, artifact_location=loc)
-        except mlflow.exceptions.MlflowException:  # created concurrently by another process, or the database was busy
-            time.sleep(0.2 * (attempt + 1))
-    if exp := client.get_experiment_by_name(name):
-        return exp.experiment_id
-    raise StoreError(f'could not create experiment {name!r} in {uri}')
+    except store_errors() as e:
+        raise store_failure(e, doing=f'look up experiment {name!r}') from None
+    raise StoreError(f'could not create experiment {name!r} in {masked_uri(uri)}')
+
+# %% ../nbs/09_store.ipynb #store-failure
+import re
+import urllib.parse
+
+_USERINFO = re.compile(r'(://[^/?#@\s:]*:)[^/?#@\s]*@')  # the password of scheme://user:password@host
+_FAILED = (
+    (
+        r'password authentication failed|authenticat|unauthori[sz]ed|forbidden|access denied|\b40[13]\b',
+        'cannot authenticate (the user or password is refused)',
+    ),
+    (
+        r'connection refused|could not connect|failed to establish|timed? ?out|name or service not known|'
+        r'could not translate host|no route to host|unreachable|max retries exceeded|nodename nor servname',
+        'cannot connect (nothing answers there, or it cannot be reached)',
+    ),
+    (r'unable to open database|permission denied|read-only', 'cannot open or write it'),
+)
+
+
+def masked_uri(uri: str) -> str:
+    """`uri`, safe to print: the password of `user:password@` masked as `***` (database URLs through SQLAlchemy's
+    `make_url`, other URLs such as `http://` by pattern)."""
+    if '://' in uri and not uri.startswith(('http://', 'https://')):
+        with contextlib.suppress(Exception):
+            from sqlalchemy.engine import make_url
+
+            return make_url(uri).render_as_string(hide_password=True)
+    return _USERINFO.sub(r'\1***@', uri)
+
+
+def store_errors() -> tuple[type[BaseException], ...]:
+    "What MLflow raises when the store cannot be used: MLflow's, SQLAlchemy's and the HTTP client's errors, OSError."
+    import requests
+    import sqlalchemy.exc
+
+    return (mlflow.exceptions.MlflowException, sqlalchemy.exc.SQLAlchemyError, requests.RequestException, OSError)
+
+
+def store_unusable(e: BaseException) -> bool:
+    "Whether `e` says the store cannot be reached or refuses the credentials (not that one call was wrong)."
+    return (
+        isinstance(e, store_errors())
+        and not isinstance(e, OSError)
+        and any(re.search(pat, str(e), re.I) for pat, _ in _FAILED[:2])
+    )
+
+
+def store_failure(e: BaseException, uri: str | None = None, doing: str = 'use it') -> StoreError:
+    """The `StoreError` for `e`, raised while trying to `doing` with the store at `uri` (default `tracking_uri()`): it
+    names the setting the URI came from, shows the URI with its password masked, says what failed and gives the
+    cause's first line with the password (as written and decoded) and any URL's userinfo password masked."""
+    uri = uri or tracking_uri()
+    setting = 'MLFLOW_TRACKING_URI' if os.environ.get('MLFLOW_TRACKING_URI') else 'TSFORGE_HOME'
+    text = str(e)
+    what = next((w for pat, w in _FAILED if re.search(pat, text, re.I)), 'failed')
+    cause = (text.strip().splitlines() or [''])[0]
+    if m := _USERINFO.search(uri):
+        pw = m.group(0)[len(m.group(1)) : -1]
+        for s in {pw, urllib.parse.unquote(pw)} - {''}:
+            cause = cause.replace(s, '***')
+    cause = _USERINFO.sub(r'\1***@', cause)
+    cause = cause if len(cause) <= 300 else cause[:300] + '...'
+    return StoreError(
+        f'tracking store {masked_uri(uri)} (from {setting}): {what}, trying to {doing} ({type(e).__name__}: {cause}); '
+        f'check {setting} and that the store is running and reachable from here'
+    )
