@@ -91,9 +91,6 @@ def _aware(times, n: int) -> np.ndarray:
     "The `aware` flags of `times` (a `UtcNs`; anything else is naive) as (n,) bools."
     return np.broadcast_to(np.asarray(getattr(times, 'aware', False), bool), (n,))
 
-
-_BY_STATE: weakref.WeakValueDictionary = weakref.WeakValueDictionary()  # id(model state) -> its Adaptive
-
 # %% ../nbs/31_adaptive.ipynb #adapt-010
 class Adaptive:
     """Online adaptation of a `Calibration`'s bands from actuals that arrive later (the h-step delay handled).
@@ -109,7 +106,7 @@ class Adaptive:
     by `feedback` when the actual of their target time arrives: an actual scores each step of each kept forecast
     whose target it is (naive times naive forecasts only, times with an offset forecasts issued with one), once;
     actuals no kept forecast targets change nothing. `window`: the model's `WindowState` (its frequency is the grid
-    `check_actuals` holds actuals to; `parse_actuals` finds the `Adaptive` of a model by it). Thread-safe (one lock)."""
+    `check_actuals` holds actuals to). Thread-safe (one lock)."""
 
     def __init__(
         self,
@@ -140,8 +137,6 @@ class Adaptive:
         self.grids: dict = {}  # series -> Counter of its kept forecasts' (aware, target ns % step or None)
         step = None if window is None else _step(window.freq)  # None: a calendar frequency, or no state
         self.window, self.step = window, None if step is None else int(step.astype('int64'))
-        if window is not None:
-            _BY_STATE[id(window)] = self
         self.lock = threading.Lock()
         self.version, self._cached = 0, None
 
@@ -163,12 +158,6 @@ class Adaptive:
                     dataclasses.replace(self.cal, lower=lo, upper=hi, source='adaptive'),
                 )
             return self._cached[1]
-
-    @staticmethod
-    def of(state) -> 'Adaptive | None':
-        "The `Adaptive` made for the model whose `WindowState` is `state` (the newest), if one is alive."
-        ad = _BY_STATE.get(id(state))
-        return ad if ad is not None and ad.window is state else None
 
     def _grid(self, t: int, aware: bool) -> tuple:
         return (bool(aware), None if self.step is None else t % self.step)
@@ -330,7 +319,7 @@ def parse_actuals(
     series ids ('' in wide format), UTC nanoseconds (n,) (a `UtcNs` that says which times carried an offset), values
     (n, C_out). Raises `RequestError` naming the field: besides malformed records, a time posted twice (for one series)
     with different values, a time off the model's calendar frequency (a month start for `MS`), and, checked against
-    the forecasts `adaptive` (default: `Adaptive.of(state)`) keeps, a naive time where they carry a UTC offset (or the
+    the forecasts `adaptive` keeps (when given: the server passes the model's own), a naive time where they carry a UTC offset (or the
     other way round) or a time off their grid (`Adaptive.check_actuals`)."""
     try:
         doc = orjson.loads(body)
@@ -401,9 +390,8 @@ def parse_actuals(
                     f'actuals[{i}].{tc}',
                     f"{raw[i]!r} is not on the model's {state.freq} frequency; send the actual of a step",
                 )
-    ad = adaptive if adaptive is not None else Adaptive.of(state)
-    if ad is not None:
-        ad.check_actuals(ids, times, raw, tc)
+    if adaptive is not None:
+        adaptive.check_actuals(ids, times, raw, tc)
     return ids, times, vals
 
 # %% ../nbs/31_adaptive.ipynb #adapt-020

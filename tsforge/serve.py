@@ -149,7 +149,9 @@ class Server:
             none = 'this model has no calibrated intervals (trained with intervals.levels: []): nothing to adapt'
             return await _json(send, 409, {'detail': none})
         try:
-            ids, times, values = parse_actuals(scope.get('tsforge.body', b''), live.model.state, self.settings.max_rows)
+            ids, times, values = parse_actuals(
+                scope.get('tsforge.body', b''), live.model.state, self.settings.max_rows, adaptive=ad
+            )
         except RequestError as e:
             self.metrics.forecast_errors.labels('invalid').inc()
             return await _json(send, 422, {'detail': str(e), 'errors': [{'field': e.field, 'msg': e.msg}]})
