@@ -319,8 +319,8 @@ def parse_actuals(
     series ids ('' in wide format), UTC nanoseconds (n,) (a `UtcNs` that says which times carried an offset), values
     (n, C_out). Raises `RequestError` naming the field: besides malformed records, a time posted twice (for one series)
     with different values, a time off the model's calendar frequency (a month start for `MS`), and, checked against
-    the forecasts `adaptive` keeps (when given: the server passes the model's own), a naive time where they carry a UTC offset (or the
-    other way round) or a time off their grid (`Adaptive.check_actuals`)."""
+    the forecasts `adaptive` keeps (when given; the server passes the model's own), a naive time where they carry a
+    UTC offset (or the other way round) or a time off their grid (`Adaptive.check_actuals`)."""
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as e:
