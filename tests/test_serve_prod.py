@@ -386,6 +386,9 @@ def test_requests_are_never_guessed(small):
             (edit(2, OT={'a': 1}), 'history[2].OT: non-numeric value'),
             (edit(L + 1, OT=10**400), f'history[{L + 1}].OT: number too large for a 64-bit float'),
             (edit(0, OT=10**400), 'history[0].OT: number too large'),
+            (edit(4, OT='1_000'), "history[4].OT: non-numeric value '1_000'"),  # float() would read these three
+            (edit(4, OT=' 1e3 '), 'history[4].OT: non-numeric value'),
+            (edit(4, OT='\u0661\u0662'), 'history[4].OT: non-numeric value'),
             (edit(0, date='00:00'), "history[0].date: unparseable timestamp '00:00'; expected an ISO 8601"),
             (edit(3, date='01/01/2020 03:00'), 'history[3].date: unparseable timestamp'),
             (edit(3, date='01.01.2020'), 'ISO 8601'),
@@ -404,6 +407,8 @@ def test_requests_are_never_guessed(small):
             assert r.status_code == 422 and msg in r.json()['detail'], (msg, r.status_code, r.text[:300])
             assert r.json()['errors'][0]['field'] == msg.split(':')[0] or 'ISO' in msg
         assert post({'history': good}).status_code == 200
+        numeric = [dict(r, OT=str(r['OT'])) for r in good]  # numbers written as JSON strings: the same forecast
+        assert post({'history': numeric}).json()['forecast'] == post({'history': good}).json()['forecast']
         iso = [dict(r, date=r['date'].replace(' ', 'T')[:16]) for r in good]  # T, no seconds: ISO 8601 too
         assert post({'history': iso}).json()['forecast'] == post({'history': good}).json()['forecast']
         # query parameters: named, not ignored; the body holds horizon and levels

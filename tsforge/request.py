@@ -215,9 +215,12 @@ def _describe(raw) -> str:
     return 'missing value (NaN or null)' if np.isnan(float(raw)) else f'infinite value {float(raw)}'
 
 
+_NUMERIC = re.compile(r'[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?')  # a number written as a JSON string
+
+
 def _floats(col, field) -> np.ndarray:
-    """One column's raw values -> float64. Numbers and numeric strings pass; NaN, null, infinities, text, booleans and
-    nested values name their row."""
+    """One column's raw values -> float64. Numbers and numeric strings (plain ASCII decimals: `"1.5"`, `"-2e3"`) pass;
+    NaN, null, infinities, other text, booleans and nested values name their row."""
     if isinstance(col, np.ndarray) and col.dtype.kind in 'fiu':
         x = col.astype('float64', copy=False)
     else:
@@ -240,6 +243,8 @@ def _floats(col, field) -> np.ndarray:
                     x[j] = np.nan if v is None else float(v) if ok else np.nan
                 except (ValueError, OverflowError):
                     ok = False
+                if ok and isinstance(v, str) and not _NUMERIC.fullmatch(v):
+                    ok = False  # float() also reads '1_000', ' 1e3 ', non-ASCII digits: not numbers here
                 if not ok or isinstance(v, str) and not np.isfinite(x[j]):
                     raise RequestError(field(j), f'{_describe(v)}; a finite number is required')
     bad = ~np.isfinite(x)
