@@ -183,6 +183,10 @@ def test_actuals_that_cannot_be_matched_without_guessing_get_422_naming_the_row(
         # off the hourly grid of the forecasts (xx:17)
         odd = {'actuals': [{'date': good['actuals'][0]['date'].replace(':00:00+', ':17:00+'), 'OT': 1.0}]}
         refused(odd, 'actuals[0].date', 'not on the h grid', ':17')
+        # a query parameter is not read: named, not ignored
+        r = c.post('/actuals?shift=1', json=good)
+        assert r.status_code == 422 and r.json()['errors'][0]['field'] == 'query.shift', r.text
+        assert 'POST /actuals reads only its JSON body' in r.json()['detail']
         # the same instant twice (once in UTC) with two values
         t0 = pd.Timestamp(good['actuals'][0]['date']).tz_convert('UTC').strftime('%Y-%m-%dT%H:%M:%SZ')
         refused({'actuals': [*good['actuals'], {'date': t0, 'OT': 5.0}]}, 'actuals[2].date', 'twice', t0)

@@ -94,8 +94,8 @@ def _media_type(value: bytes | None) -> bytes:
     return (value or b'').split(b';', 1)[0].strip().lower()
 
 
-async def _query_refused(scope, send):
-    "POST /predict takes everything in its JSON body: a query parameter is a 422 naming it, not silently ignored."
+async def _query_refused(scope, send, route: str = '/predict'):
+    "POST /predict and /actuals read only their JSON body: a query parameter is a 422 naming it, not silently ignored."
     from urllib.parse import parse_qsl
 
     names = [k for k, _ in parse_qsl(scope['query_string'].decode('latin-1'), keep_blank_values=True)] or ['?']
@@ -103,7 +103,8 @@ async def _query_refused(scope, send):
         send,
         422,
         {
-            'detail': f'query parameter {names[0][:40]!r} not accepted: send horizon and levels in the JSON body',
+            'detail': f'query parameter {names[0][:40]!r} not accepted: POST {route} reads only its JSON body'
+            + (' (send horizon and levels there)' if route == '/predict' else ''),
             'errors': [{'field': f'query.{n[:40]}', 'msg': 'not accepted; it belongs in the JSON body'} for n in names],
         },
     )
@@ -153,9 +154,9 @@ class Guard:
                 if body is None:
                     return
                 scope['tsforge.body'] = body
+            if route in ('/predict', '/actuals') and scope['method'] == 'POST' and scope.get('query_string'):
+                return await _query_refused(scope, send_wrapped, route)
             if route == '/predict' and scope['method'] == 'POST':
-                if scope.get('query_string'):
-                    return await _query_refused(scope, send_wrapped)
                 ep = getattr(srv, 'model_endpoint', None)
                 if ep is not None and (ref := _multiplexed_id(scope)):  # Ray's header names one of many models
                     await ep(scope, receive, send_wrapped, ref)
