@@ -47,14 +47,16 @@ _ISO_HINT = 'expected an ISO 8601 date and time, e.g. 2016-07-01 00:00:00 or 201
 
 @functools.lru_cache(maxsize=32)
 def _iso_layout(n: int):
-    """Where an ISO 8601 timestamp of `n` characters without an offset has digits and separators: (digit positions,
-    separator positions, their bytes with `T`, with a space); None for a length no such timestamp has."""
+    """The bytes an ISO 8601 timestamp of `n` characters without an offset may hold at each position, with the line
+    end after it: (lowest byte, span) per position (a digit: '0' and 9; a separator: itself and 0; `T` where a date
+    meets its time); None for a length no such timestamp has."""
     if n not in (10, 16, 19) and not 21 <= n <= 29:
         return None
-    seps = {4: '-', 7: '-', 10: 'T', 13: ':', 16: ':', 19: '.'}
-    pos = [i for i in seps if i < n]
-    t = np.frombuffer(''.join(seps[i] for i in pos).encode(), np.uint8)
-    return np.array([i for i in range(n) if i not in pos]), np.array(pos), t, np.where(t == ord('T'), ord(' '), t)
+    lo, span = np.full(n + 1, ord('0'), np.uint8), np.full(n + 1, 9, np.uint8)
+    for i, sep in {4: '-', 7: '-', 10: 'T', 13: ':', 16: ':', 19: '.', n: '\n'}.items():
+        if i <= n:
+            lo[i], span[i] = ord(sep), 0
+    return lo, span
 
 
 def _iso_shaped(raw: list) -> bool:
@@ -63,18 +65,14 @@ def _iso_shaped(raw: list) -> bool:
     n = len(raw[0])
     if (layout := _iso_layout(n)) is None:
         return False
-    try:
-        buf = ('\n'.join(raw) + '\n').encode('ascii')
+    try:  # a space between date and time reads as the T (a space anywhere else lands on a digit or another separator)
+        buf = ('\n'.join(raw) + '\n').replace(' ', 'T').encode('ascii')
     except UnicodeEncodeError:
         return False
     if len(buf) != (n + 1) * len(raw):
         return False
-    g = np.frombuffer(buf, np.uint8).reshape(len(raw), n + 1)
-    digits, pos, with_t, with_space = layout
-    s = g[:, pos]
-    return bool(
-        ((g[:, digits] - 48) < 10).all() and (g[:, n] == 10).all() and ((s == with_t) | (s == with_space)).all()
-    )
+    lo, span = layout
+    return bool(((np.frombuffer(buf, np.uint8).reshape(len(raw), n + 1) - lo) <= span).all())  # below lo wraps high
 
 
 _MIN64, _MAX64 = pd.Timestamp.min.ceil('s').to_datetime64(), pd.Timestamp.max.floor('s').to_datetime64()
