@@ -223,13 +223,15 @@ def test_new_model_version_starts_afresh_and_bad_settings_refused(tiny_model):
     ]:
         with pytest.raises(ValueError, match=name):
             create_app(uri, settings=Settings(**env))
-    with pytest.MonkeyPatch.context() as mp:  # read leniently by Settings (a bad one became 1000): refused by name
+    with pytest.MonkeyPatch.context() as mp:  # from the environment: a bad value refused by name at start
+        mp.setenv('TSFORGE_ADAPTIVE', 'aci')
         for bad in ['abc', '0', '2.5', '-1']:
             mp.setenv('TSFORGE_ADAPTIVE_MAX_ISSUED', bad)
-            with pytest.raises(ValueError, match=f"TSFORGE_ADAPTIVE_MAX_ISSUED: .*at least 1.*got '{bad}'"):
-                create_app(uri, settings=Settings(adaptive='aci'))
+            with pytest.raises(
+                ValueError, match=f"TSFORGE_ADAPTIVE_MAX_ISSUED: expected an integer .*>= 1.*got '{bad}'"
+            ):
+                create_app(uri, settings=Settings.from_env())
         mp.setenv('TSFORGE_ADAPTIVE_MAX_ISSUED', '50')
-        mp.setenv('TSFORGE_ADAPTIVE', 'aci')
         assert create_app(uri, settings=Settings.from_env()).state.server.adaptation.max_issued == 50
 
 

@@ -287,7 +287,7 @@ def test_bad_cache_settings_stop_the_server_at_start(monkeypatch, name, value):
     for k in ('TSFORGE_MODEL_CACHE_SIZE', 'TSFORGE_MODEL_CACHE_MB', 'TSFORGE_DEFAULT_ALIAS'):
         monkeypatch.setenv(k, '')  # empty: the default (this module's client sets a cache size)
     monkeypatch.setenv(name, value)
-    with pytest.raises(ValueError, match=f'^{name}: .* is required, got ') as e:
+    with pytest.raises(ValueError, match=f'^{name}: expected .*, got ') as e:
         create_app('models:/mm-00@champion')
     assert repr(value) in str(e.value)
     monkeypatch.setenv(name, '')

@@ -9,7 +9,6 @@ import collections
 import copy
 import dataclasses
 import math
-import os
 import threading
 import weakref
 
@@ -421,16 +420,6 @@ class Adaptation:
         mode = (settings.adaptive or '').strip().lower()
         if mode in ('', 'off', 'none', '0', 'false'):
             return None
-        if raw := os.environ.get('TSFORGE_ADAPTIVE_MAX_ISSUED', '').strip():  # `Settings` would take a bad one as 1000
-            try:
-                n = float(raw)
-            except ValueError:
-                n = math.nan
-            if not (math.isfinite(n) and n >= 1 and n == int(n)):
-                raise ValueError(
-                    'TSFORGE_ADAPTIVE_MAX_ISSUED: a whole number of forecasts, at least 1 (default 1000), '
-                    f'is required, got {raw[:40]!r}'
-                )
         return cls(mode, settings.adaptive_gamma, settings.adaptive_max_issued)
 
     def __getstate__(self):  # a Ray replica gets the app pickled: no lock, no state

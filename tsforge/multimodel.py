@@ -10,7 +10,6 @@ import collections
 import copy
 import dataclasses
 import logging
-import math
 import os
 import re
 import time
@@ -24,6 +23,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from .guard import _json, _public_error
 from .reload import ServedModel, model_allowed
+from .settings import SettingsError, env_number
 
 log = logging.getLogger('tsforge.serve')
 
@@ -41,34 +41,18 @@ class CacheSettings:
 
     @classmethod
     def from_env(cls) -> 'CacheSettings':
-        """The settings of the environment; a value that is not what the variable takes is a `ValueError` naming the
-        variable and the range (unset or empty: the default)."""
-        alias = _env_setting(
-            'TSFORGE_DEFAULT_ALIAS', 'champion', str, _NAME.match, 'an alias name (letters, digits, _.- )'
-        )
+        """The settings of the environment (`tsforge.settings.env_number`); a value that is not what the variable
+        takes is a `SettingsError` naming the variable and the range (unset or empty: the default)."""
+        alias = os.environ.get('TSFORGE_DEFAULT_ALIAS', '').strip() or 'champion'
+        if not _NAME.match(alias):
+            raise SettingsError(
+                f'TSFORGE_DEFAULT_ALIAS: expected an alias name (letters, digits, _.- ), got {alias[:40]!r}'
+            )
         return cls(
-            size=int(_env_setting('TSFORGE_MODEL_CACHE_SIZE', 8, float, lambda v: v >= 1 and v == int(v), _SIZE)),
-            max_mb=_env_setting('TSFORGE_MODEL_CACHE_MB', 0.0, float, lambda v: 0 <= v < math.inf, _MB),
+            size=env_number('TSFORGE_MODEL_CACHE_SIZE', 8, 1, 100_000, integer=True, unit='models'),
+            max_mb=env_number('TSFORGE_MODEL_CACHE_MB', 0.0, 0, 1e9, unit='megabytes (0: no limit)'),
             default_alias=alias,
         )
-
-
-_SIZE = 'a whole number of models, at least 1 (default 8)'
-_MB = 'a number of megabytes, 0 or more (0, the default: no memory limit)'
-
-
-def _env_setting(name: str, default, parse, ok, expected: str):
-    "Environment variable `name` parsed by `parse` and checked by `ok`; unset or empty: `default`."
-    raw = os.environ.get(name, '').strip()
-    if not raw:
-        return default
-    try:
-        v = parse(raw)
-    except ValueError:
-        v = None
-    if v is None or v != v or not ok(v):  # v != v: NaN
-        raise ValueError(f'{name}: {expected} is required, got {raw[:40]!r}')
-    return v
 
 
 class ModelError(Exception):

@@ -307,13 +307,10 @@ def default_storage_url() -> str:
 
 # %% ../nbs/17_tune.ipynb #b7ccf141
 def masked(url: str) -> str:
-    "`url` with its password hidden."
-    try:
-        from sqlalchemy.engine import make_url
+    "`url` with its password hidden (`tsforge.store.masked_uri`, imported here only when needed: it brings MLflow)."
+    from tsforge.store import masked_uri
 
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return re.sub(r'//([^:/@]*):[^@/]*@', r'//\1:***@', url)
+    return masked_uri(url)
 
 # %% ../nbs/17_tune.ipynb #8902e943
 def _with_driver(url: str) -> str:
