@@ -129,7 +129,7 @@ def test_issues_fail_or_fill(tmp_path):
         '1 duplicate timestamp(s), first: 2020-01-01 01:00:00',
         '1 timestamp(s) out of order, first: 2020-01-01 02:00:00',
         '1 missing timestamp(s) at frequency h, first: 2020-01-01 04:00:00',
-        'y: 2 NaN value(s)',
+        'y: 1 empty or NaN value(s), first at: 2020-01-01 02:00:00',
         'data.on_issue=fill',
     ]:
         assert part in msg, (part, msg)
@@ -427,6 +427,33 @@ def test_infinite_values_in_long_format(tmp_path):
         load_frame(c)
     df, rep = load_frame(c.model_copy(update={'on_issue': 'fill', 'max_repair_share': 0.5}))
     assert df.y.tolist() == [1, 2, 3, 4, 5] * 2 and any('infinite' in i for i in rep.issues)
+
+
+def test_each_bad_cell_is_counted_once(tmp_path):
+    """A non-numeric, an infinite and an empty cell and a missing row: each said once, by what it is (the NaN line
+    counts neither the cells already reported nor the rows a fill inserts), and the repair still counts them all."""
+    rows = ['00:00,1,1', '01:00,abc,2', '02:00,3,inf', '03:00,,4', '05:00,6,6', '06:00,7,7']
+    p = write(tmp_path, 'ts,y,x\n' + ''.join(f'2020-01-01 {r}\n' for r in rows))
+    with pytest.raises(DataError) as e:
+        load_frame(cfg(p, columns=['x']))
+    issues = str(e.value).split(': ', 1)[1].removesuffix(' (set data.on_issue=fill to repair)').split('; ')
+    assert issues == [
+        'x: 1 infinite value(s), first at: 2020-01-01 02:00:00',  # columns in data.columns order, then the target
+        'y: 1 non-numeric value(s), first at: 2020-01-01 01:00:00',
+        'y: 1 empty or NaN value(s), first at: 2020-01-01 03:00:00',
+        'ts: 1 missing timestamp(s) at frequency h, first: 2020-01-01 04:00:00',
+    ], issues
+    df, rep = load_frame(cfg(p, columns=['x'], on_issue='fill', max_repair_share=0.9))
+    assert rep.repaired == 4 and df.y.tolist() == [1, 2, 3, 4, 5, 6, 7], (rep.repaired, df.y.tolist())
+    long = write(tmp_path, 'id,ts,y\n' + ''.join(f'a,2020-01-01 {r.rsplit(",", 1)[0]}\n' for r in rows), 'l.csv')
+    c = DataConfig(path=str(long), format='long', id_col='id', time_col='ts', target='y')
+    df, rep = load_frame(c.model_copy(update={'on_issue': 'fill', 'max_repair_share': 0.9}))
+    assert [i.split(' (')[0] for i in rep.issues] == [
+        "series 'a': 1 non-numeric y value(s)",
+        "series 'a': 1 missing timestamp(s) at frequency h",
+        "series 'a': 1 row(s) with empty or NaN values",
+    ], rep.issues
+    assert rep.repaired == 3 and df.y.tolist() == [1, 2, 3, 4, 5, 6, 7], (rep.repaired, df.y.tolist())
 
 
 def test_text_columns_are_skipped_and_listed_columns_with_some_numbers_are_checked(tmp_path):

@@ -120,7 +120,7 @@ def test_fill_repairs_per_series(panel, tmp_path):
     assert (
         "series 's1': 1 duplicate" in text
         and "series 's5': 3 missing" in text
-        and "series 's6': 2 row(s) with NaN" in text
+        and "series 's6': 2 row(s) with empty or NaN" in text
     )
     s5 = frame[frame.item == 's5']
     assert rep.filled and not frame.sales.isna().any() and (s5.ts.diff().dropna() == pd.Timedelta('1h')).all()

@@ -523,12 +523,13 @@ def _load_frame(data: DataConfig, path: Path) -> tuple[pd.DataFrame, DataReport]
     rep.time_formats = times.attrs.get('formats', [])
     if (bad := times.isna()).any():
         fatal.append(_unparseable(raw[tc], bad, data))
-    df = pd.DataFrame({tc: times})
+    df, flagged = pd.DataFrame({tc: times}), pd.DataFrame(index=raw.index)  # flagged: non-numeric or inf, said once
     if data.columns is None:  # default: every column with numbers; text columns (no value a number) are skipped
         wanted, rep.skipped_columns = _numeric_columns(raw, wanted, data.target)
     for c in wanted:
         v = pd.to_numeric(raw[c], errors='coerce')
         nonnum = v.isna() & raw[c].notna()
+        flagged[c] = nonnum | np.isinf(v)
         if nonnum.any():
             line = f'{c}: {nonnum.sum()} non-numeric value(s), first at: {_first(times[nonnum])}' + _comma_hint(
                 raw.loc[nonnum, c]
@@ -549,8 +550,13 @@ def _load_frame(data: DataConfig, path: Path) -> tuple[pd.DataFrame, DataReport]
     back = (df[tc].diff() <= pd.Timedelta(0)) & ~df[tc].duplicated()
     if back.any():
         rep.issues.append(f'{tc}: {back.sum()} timestamp(s) out of order, first: {_first(df.loc[back, tc])}')
-    df = df[~dup].sort_values(tc, kind='stable').reset_index(drop=True)
+    order = df[~dup].sort_values(tc, kind='stable').index
+    df, flagged = df.loc[order].reset_index(drop=True), flagged.loc[order].reset_index(drop=True)
     with_nan = int(df[wanted].isna().any(axis=1).sum())  # rows read whose NaN values a fill interpolates
+    empty = df[wanted].isna() & ~flagged[wanted]  # cells read as empty or NaN (not those reported above)
+    for c in wanted:
+        if empty[c].any():
+            rep.issues.append(f'{c}: {empty[c].sum()} empty or NaN value(s), first at: {_first(df.loc[empty[c], tc])}')
 
     freq = data.freq or infer_freq(pd.DatetimeIndex(df[tc]))
     off = _offset(freq)
@@ -568,10 +574,6 @@ def _load_frame(data: DataConfig, path: Path) -> tuple[pd.DataFrame, DataReport]
                 f'{tc}: {len(gaps)} missing timestamp(s) at frequency {off.freqstr}, first: {_first(gaps)}'
             )
         df = df.set_index(tc).reindex(grid).rename_axis(tc).reset_index()
-    nan = df[wanted].isna()
-    for c in wanted:
-        if nan[c].any():
-            rep.issues.append(f'{c}: {nan[c].sum()} NaN value(s), first at: {_first(df.loc[nan[c], tc])}')
 
     if fatal or (rep.issues and data.on_issue == 'fail'):
         hint = '' if fatal else ' (set data.on_issue=fill to repair)'
@@ -685,10 +687,12 @@ def _load_long(data: DataConfig, path: Path, raw: pd.DataFrame, rep: DataReport)
         fatal += _per_series(bad, ids, f'unparseable {tc} value(s)')
         fatal.append(_time_hint(data))
     df = pd.DataFrame({ic: ids, tc: times})
+    flagged = pd.Series(False, index=raw.index)  # rows with a non-numeric or inf value (said once, by column)
     if data.columns is None:  # every column with numbers; text columns (no value a number) are skipped
         wanted, rep.skipped_columns = _numeric_columns(raw, wanted, data.target)
     for c in wanted:
         v = pd.to_numeric(raw[c], errors='coerce')
+        flagged |= (v.isna() & raw[c].notna()) | np.isinf(v)
         if (nonnum := v.isna() & raw[c].notna()).any():
             (rep.issues if data.on_issue == 'fill' else fatal).extend(
                 _per_series(nonnum, ids, f'non-numeric {c} value(s)')
@@ -699,7 +703,7 @@ def _load_long(data: DataConfig, path: Path, raw: pd.DataFrame, rep: DataReport)
         df[c] = v.astype('float64')
     if fatal:
         raise DataError(f'{path}: ' + '; '.join(fatal))
-    df = df[~noid]
+    df, flagged = df[~noid], flagged[~noid]
     code, tv = df[ic].cat.codes.to_numpy(), df[tc].to_numpy()
     grouped = (np.diff(code) >= 0).all() and ((np.diff(code) > 0) | (np.diff(tv) > np.timedelta64(0))).all()
     dropped = pd.Series(0, index=df[ic].cat.categories)  # duplicate rows dropped, per series
@@ -713,6 +717,8 @@ def _load_long(data: DataConfig, path: Path, raw: pd.DataFrame, rep: DataReport)
             rep.issues += _per_series(dup, df[ic], f'duplicate ({ic}, {tc}) pair(s)', df[tc])
         df = df[~dup].rename_axis('__row').reset_index().sort_values([ic, tc], kind='stable').reset_index(drop=True)
         rowno = df.pop('__row')
+        flagged = flagged.loc[rowno]
+    flagged = pd.Series(flagged.to_numpy(), index=df.index)
 
     lengths = df.groupby(ic, sort=False, observed=True).size()
     longest = lengths.idxmax()
@@ -758,9 +764,9 @@ def _load_long(data: DataConfig, path: Path, raw: pd.DataFrame, rep: DataReport)
     gaps = span - lengths.reindex(span.index)
     for sid, g in gaps[gaps > 0].items():
         rep.issues.append(f'series {sid!r}: {g} missing timestamp(s) at frequency {off.freqstr}')
-    nan = df[wanted].isna().any(axis=1)
-    if nan.any():
-        rep.issues += _per_series(nan, df[ic], 'row(s) with NaN values', df[tc], rowno)
+    nan = df[wanted].isna().any(axis=1)  # rows a fill interpolates
+    if (empty := nan & ~flagged).any():  # those with an empty or NaN value (non-numeric and inf are said above)
+        rep.issues += _per_series(empty, df[ic], 'row(s) with empty or NaN values', df[tc], rowno)
 
     if rep.issues and data.on_issue == 'fail':
         shown = rep.issues[:20] + ([f'... and {len(rep.issues) - 20} more'] if len(rep.issues) > 20 else [])
