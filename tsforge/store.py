@@ -21,7 +21,7 @@ from mlflow import MlflowClient
 # %% auto #0
 __all__ = ['project_root', 'tsforge_home', 'tracking_uri', 'sqlite_path', 'optuna_storage_url', 'StoreError', 'store_exists',
            'init_store', 'checkpoint', 'configure', 'experiment_id', 'masked_uri', 'store_errors', 'store_unusable',
-           'store_failure']
+           'store_failure', 'probe_database']
 
 # %% ../nbs/09_store.ipynb #08-tracking-004
 def project_root(start: str | os.PathLike | None = None) -> Path:
@@ -199,7 +199,8 @@ def checkpoint(phase: str):
 # %% ../nbs/09_store.ipynb #10185d26023b46108eb7d9f57d49d2b3
 def configure(create: bool = True) -> str:
     """Point MLflow's tracking and registry at `tracking_uri()` and return it. A local SQLite store is created if
-    needed (`init_store`); with `create=False` a missing one is a `StoreError` naming the URI instead."""
+    needed (`init_store`); with `create=False` a missing one is a `StoreError` naming the URI instead. A database
+    server is tried once first (`probe_database`)."""
     uri = tracking_uri()
     logging.getLogger('alembic').setLevel(logging.WARNING)
     if db := sqlite_path(uri):
@@ -210,6 +211,8 @@ def configure(create: bool = True) -> str:
                 f'no tracking store at {uri} (nothing has been logged there yet; '
                 f'set TSFORGE_HOME or MLFLOW_TRACKING_URI to the store your jobs use)'
             )
+    else:
+        probe_database(uri)
     exported = {k: os.environ.get(k) for k in ('MLFLOW_TRACKING_URI', 'MLFLOW_REGISTRY_URI')}
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
@@ -308,3 +311,30 @@ def store_failure(e: BaseException, uri: str | None = None, doing: str = 'use it
         f'tracking store {masked_uri(uri)} (from {setting}): {what}, trying to {doing} ({type(e).__name__}: {cause}); '
         f'check {setting} and that the store is running and reachable from here'
     )
+
+
+_REACHED: set[str] = set()  # database URIs this process has connected to
+
+
+def probe_database(uri: str, timeout: float = 10):
+    """Connect once to the database server of tracking URI `uri` (PostgreSQL, MySQL, ...; not SQLite, a file or an
+    MLflow server) and raise `store_failure` if that fails, instead of MLflow's ten retries over about 100 s. Waits at
+    most `timeout` seconds for an answer; once reached, a URI is not probed again in this process."""
+    if uri in _REACHED or sqlite_path(uri) or '://' not in uri or uri.startswith(('http://', 'https://', 'file:')):
+        return
+    import sqlalchemy
+
+    try:
+        url = sqlalchemy.engine.make_url(uri)
+        args = {'connect_timeout': int(timeout)} if url.get_backend_name() in ('postgresql', 'mysql') else {}
+        engine = sqlalchemy.create_engine(url, connect_args=args, poolclass=sqlalchemy.pool.NullPool)
+    except Exception:  # a malformed URL or a driver not installed: MLflow's own error says which
+        return
+    try:
+        with engine.connect():
+            pass
+    except store_errors() as e:
+        raise store_failure(e, uri, doing='connect to it') from None
+    finally:
+        engine.dispose()
+    _REACHED.add(uri)
