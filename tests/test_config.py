@@ -203,6 +203,15 @@ def test_plain_config_has_no_secrets():
         ),
         (['data.target=[date]'], "data.target: 'date' is the time or id column (data.time_col), not a series"),
         (['data.columns=[OT, date]'], "data.columns: 'date' is the time or id column (data.time_col)"),
+        (['horizon=true'], 'horizon: Input should be a number, not true (a boolean is not read as 1 or 0)'),
+        (['data.max_repair_share=true'], 'data.max_repair_share: Input should be a number, not true'),
+        (['registry.enabled=1'], 'registry.enabled: Input should be true or false, not 1'),
+        (['registry.enabled=yes'], "registry.enabled: Input should be true or false, not 'yes'"),
+        (['data.dayfirst=0'], 'data.dayfirst: Input should be true or false, not 0'),
+        (['intervals.levels=[80, true]'], 'intervals.levels: Item 1 should be a number, not true'),
+        (['model=lightgbm', '+model_params.n_estimators=true'], 'model_params.n_estimators: Input should be a number'),
+        (['model=dlinear', '+model_params.lr=false'], 'model_params.lr: Input should be a number, not false'),
+        (['data.dataset=null', 'data.path=sales.csv'], "invalid config: data.path: file not found: 'sales.csv'"),
     ],
 )
 def test_values_once_guessed_or_ignored_are_refused(overrides, expected):

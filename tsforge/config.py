@@ -18,10 +18,11 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 # %% auto #0
 __all__ = ['NAME_MAX', 'CALENDAR_FIELDS', 'NOT_SEARCHABLE', 'ENV_RESOLVERS', 'SAFE_RESOLVERS', 'PUBLIC_NAMES', 'MIN_SCRUB',
-           'ConfigError', 'check_name', 'DataConfig', 'SplitConfig', 'CVConfig', 'TrackingConfig', 'RegistryConfig',
-           'Distribution', 'choice_label', 'TuneConfig', 'flatten_space', 'HolidaysConfig', 'FeaturesConfig',
-           'IntervalsConfig', 'ExperimentConfig', 'has_key', 'set_key', 'family_config', 'check_tune_space',
-           'validate_config', 'experiments_dir', 'compose_config', 'load_config', 'EnvSecrets', 'env_secrets']
+           'ConfigError', 'check_name', 'StrictModel', 'DataConfig', 'SplitConfig', 'CVConfig', 'TrackingConfig',
+           'RegistryConfig', 'Distribution', 'choice_label', 'TuneConfig', 'flatten_space', 'HolidaysConfig',
+           'FeaturesConfig', 'IntervalsConfig', 'ExperimentConfig', 'has_key', 'set_key', 'family_config',
+           'check_tune_space', 'validate_config', 'experiments_dir', 'compose_config', 'load_config', 'EnvSecrets',
+           'env_secrets']
 
 # %% ../nbs/00_config.ipynb #00-config-004
 class ConfigError(ValueError):
@@ -61,11 +62,70 @@ def check_name(v: str, field: str) -> str:
         raise ValueError(f'{len(v)} characters; at most {n} (the longest {field} the MLflow/Optuna store keeps)')
     return v
 
+# %% ../nbs/00_config.ipynb #6e1a5f57
+def _kinds(tp) -> set:
+    "The plain types an annotation admits, through unions, `Optional`, `Annotated` and `Literal` (its values' types)."
+    import types, typing
+
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return {object}
+    if origin is typing.Annotated:
+        return _kinds(typing.get_args(tp)[0])
+    if origin in (typing.Union, types.UnionType):
+        return set().union(*map(_kinds, typing.get_args(tp)))
+    if origin is Literal:
+        return {type(a) for a in typing.get_args(tp)}
+    return {origin or tp}
+
+
+def _items(tp) -> set:
+    "The plain types a list or tuple inside the annotation admits as items (empty: no list)."
+    import types, typing
+
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is typing.Annotated:
+        return _items(args[0])
+    if origin in (typing.Union, types.UnionType):
+        return set().union(*map(_items, args))
+    if origin in (list, tuple, set):
+        return set().union(*(_kinds(a) for a in args if a is not Ellipsis)) if args else {object}
+    return set()
+
+
+def _no_guess(v, kinds: set, what: str = 'Input'):
+    "Refuse a boolean for a number and a non-boolean for a switch (`kinds`: what the field admits)."
+    if object in kinds:
+        return
+    if isinstance(v, bool) and bool not in kinds and kinds & {int, float}:
+        raise ValueError(f'{what} should be a number, not {str(v).lower()} (a boolean is not read as 1 or 0)')
+    if bool in kinds and not kinds - {bool, type(None)} and v is not None and not isinstance(v, bool):
+        raise ValueError(f'{what} should be true or false, not {v!r:.40}')
+
+
+class StrictModel(BaseModel):
+    """A pydantic model that refuses unknown keys and the conversions that would be guesses: a boolean where a number
+    is expected, anything but a boolean where a switch is (also inside lists of numbers)."""
+
+    model_config = ConfigDict(extra='forbid')
+
+    @field_validator('*', mode='before')
+    @classmethod
+    def _no_coercion_guess(cls, v, info):
+        f = cls.model_fields.get(info.field_name)
+        if f is None:
+            return v
+        _no_guess(v, _kinds(f.annotation))
+        if isinstance(v, (list, tuple)) and (items := _items(f.annotation)):
+            for k, x in enumerate(v):
+                _no_guess(x, items, f'Item {k}')
+        return v
+
 # %% ../nbs/00_config.ipynb #e0f82936
 _STRPTIME = set('aAbBcdfGHIjmMpSuUVwWxXyYzZ%')
 
 
-class _Strict(BaseModel):
+class _Strict(StrictModel):
     model_config = ConfigDict(extra='forbid', validate_assignment=True)
 
 
@@ -795,7 +855,8 @@ def _format_errors(e: ValidationError, prefix: str = '') -> str:
             msg = 'unknown key (not in the schema; check the spelling)'
         val = err.get('input')
         shown = '' if err['type'] in ('value_error', 'missing') or isinstance(val, dict) else f' (got {val!r})'
-        lines.append(f'{loc}: {msg}{shown}' if loc else f'{msg}{shown}')
+        named = not loc or msg.startswith(f'{loc}.')  # a check on the whole section that names its field itself
+        lines.append(f'{msg}{shown}' if named else f'{loc}: {msg}{shown}')
     return '; '.join(lines)
 
 

@@ -15,10 +15,11 @@ import torch
 import torch.nn.functional as F
 from pandas.tseries.frequencies import to_offset
 from pandas.tseries.offsets import Tick
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from torch import nn
 from tqdm import tqdm
 
+from .config import StrictModel
 from .models import Forecaster
 from .preprocess import WindowArray, Windows
 
@@ -203,7 +204,7 @@ def fit_module(
 _Loss = Literal['mse', 'mae', 'huber']  # the names in LOSSES, for the models' `loss` parameter
 
 
-class TrainParams(BaseModel):
+class TrainParams(StrictModel):
     "Training settings shared by the torch models (each model overrides the defaults that suit it)."
 
     model_config = ConfigDict(extra='forbid')

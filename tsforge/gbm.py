@@ -12,8 +12,9 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from pandas.tseries.frequencies import to_offset
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
+from .config import StrictModel
 from .preprocess import WindowState, Windows
 from .models import Forecaster, Linear
 from .features import calendar_values
@@ -25,7 +26,7 @@ __all__ = ['Calendar', 'OBJECTIVES', 'FeatureSpec', 'step_times', 'window_scale'
 Calendar = Literal['minute', 'hour', 'dayofweek', 'day', 'dayofyear', 'month', 'quarter']
 
 
-class FeatureSpec(BaseModel):
+class FeatureSpec(StrictModel):
     "Which features `window_features` builds."
 
     model_config = ConfigDict(extra='forbid')
@@ -145,7 +146,7 @@ class LightGBM(Forecaster):
 
     name = 'lightgbm'
 
-    class Params(BaseModel):
+    class Params(StrictModel):
         model_config = ConfigDict(extra='forbid')
         n_estimators: int = Field(1000, ge=1)  # boosting rounds at most (early stopping usually ends sooner)
         learning_rate: float = Field(0.05, gt=0)

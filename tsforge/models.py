@@ -12,7 +12,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .config import _format_errors
+from .config import StrictModel, _format_errors
 from .preprocess import WindowState, Windows
 
 # %% auto #0
@@ -26,7 +26,7 @@ class Forecaster:
     name: str = 'base'
     uses_covariates: bool = True  # reads the covariates of `features:` (naive models ignore them)
 
-    class Params(BaseModel):
+    class Params(StrictModel):
         model_config = ConfigDict(extra='forbid')
 
     def __init__(self, params: BaseModel | dict | None = None, state: WindowState | None = None, seed: int = 0):
@@ -131,7 +131,7 @@ class SeasonalNaive(Forecaster):
     name = 'seasonal_naive'
     uses_covariates = False
 
-    class Params(BaseModel):
+    class Params(StrictModel):
         model_config = ConfigDict(extra='forbid')
         period: int = Field(24, ge=1)
 
@@ -263,7 +263,7 @@ class Linear(Forecaster):
 
     name = 'linear'
 
-    class Params(BaseModel):
+    class Params(StrictModel):
         model_config = ConfigDict(extra='forbid')
         alpha: float | Literal['auto'] = 'auto'  # ridge penalty per sample (> 0), or 'auto' (chosen on validation)
         alphas: list[float] = np.logspace(-5, 2, 29).tolist()  # quarter-decade grid
@@ -414,7 +414,7 @@ def _val_mse(model: Forecaster, val: Windows) -> float:
     return sse / (len(val) * model.state.horizon * len(model.state.out_idx))
 
 
-class Member(BaseModel):
+class Member(StrictModel):
     """One member of an `ensemble`: a registered model, its params and, optionally, its own input length (at most the
     ensemble's: the member reads the last `input_length` rows of each window)."""
 
@@ -450,7 +450,7 @@ class Ensemble(Forecaster):
 
     name = 'ensemble'
 
-    class Params(BaseModel):
+    class Params(StrictModel):
         model_config = ConfigDict(extra='forbid')
         members: list[Member] = Field(['lightgbm', 'patchtst'], min_length=1)  # model names or Member specs
         member_params: dict[str, dict] = {}  # model name -> its params, for members given by name
