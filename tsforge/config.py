@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_config.ipynb #00-config-003
 from __future__ import annotations
-import os, re
+import os, re, types, typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -65,8 +65,6 @@ def check_name(v: str, field: str) -> str:
 # %% ../nbs/00_config.ipynb #6e1a5f57
 def _kinds(tp) -> set:
     "The plain types an annotation admits, through unions, `Optional`, `Annotated` and `Literal` (its values' types)."
-    import types, typing
-
     origin = typing.get_origin(tp)
     if tp is Any:
         return {object}
@@ -81,8 +79,6 @@ def _kinds(tp) -> set:
 
 def _items(tp) -> set:
     "The plain types a list or tuple inside the annotation admits as items (empty: no list)."
-    import types, typing
-
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin is typing.Annotated:
         return _items(args[0])
