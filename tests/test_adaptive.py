@@ -108,6 +108,14 @@ def test_feedback_moves_alpha_the_right_way(tiny_model):
         assert meta['scored'] == 2 * H and meta['levels']['80']['running_coverage'] == pytest.approx(0.5)
         m = c.get('/metrics').text
         assert 'tsforge_adaptive_alpha{level="80"}' in m and 'tsforge_adaptive_scored 16.0' in m
+        # a value for a step already scored (a correction) is not scored again, and is counted as such
+        again = {'actuals': [{**hit['actuals'][0], 'OT': hit['actuals'][0]['OT'] + 99}]}
+        r = c.post('/actuals', json=again).json()
+        assert (r['scored'], r['unmatched'], r['already_scored']) == (0, 0, 1), r
+        assert r['adaptive']['already_scored'] == 1
+        # actuals adapt the server's own model only: a header naming another model is refused, not ignored
+        r = c.post('/actuals', json=again, headers={'serve_multiplexed_model_id': 'other-model@champion'})
+        assert r.status_code == 422 and r.json()['errors'][0]['field'] == 'serve_multiplexed_model_id', r.text
 
 
 def test_delay_actuals_before_the_horizon_change_nothing(tiny_model):
@@ -212,9 +220,12 @@ def test_new_model_version_starts_afresh_and_bad_settings_refused(tiny_model):
         c.post('/actuals', json=_actuals(frame, 300, H, shift=30.0))
         old = _live_adaptive(c)
         assert old.state()['scored'] == H
+        assert 'tsforge_adaptive_running_coverage{level="80"}' in c.get('/metrics').text
         srv.holder.live = dataclasses.replace(srv.holder.live)  # what a hot reload does: a new Live swapped in
         s = c.get('/metadata').json()['adaptive']
         assert s['scored'] == 0 and s['pending'] == 0 and s['levels']['80']['alpha'] == pytest.approx(0.2)
+        m = c.get('/metrics').text  # the old version's coverage is not left in the gauges
+        assert 'tsforge_adaptive_running_coverage{' not in m and 'tsforge_adaptive_scored 0.0' in m, m
         assert _live_adaptive(c) is not old
     for env, name in [
         ({'adaptive': 'bogus'}, 'TSFORGE_ADAPTIVE'),

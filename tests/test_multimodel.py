@@ -149,6 +149,74 @@ def test_refused_unknown_and_malformed_models_name_the_model(client, models, fra
     assert r.status_code == 403 and 'no-such-model' in r.json()['detail']
 
 
+@pytest.mark.parametrize(
+    'path',
+    [
+        '/models/mm-07/predict?version=%C2%B2',  # '²'.isdigit() is True and int('²') fails: once a 500
+        '/models/mm-07/predict?version=%D9%A1',  # Arabic-Indic one: once served as version 1
+        '/models/mm-07/predict?version=99999999999999999999999',  # once a 503 from the database
+        '/models/mm-07/predict?version=0',
+        '/models/mm-07/predict?version=',  # once served @champion
+        '/models/mm-07/predict?alias=',
+        '/models/mm-07/predict?alias=champion&alias=zzz',  # once the first won
+        '/models/mm-07/predict?version=1&version=2',
+        '/models/mm-07/predict?horizon=3',  # once ignored
+        '/models/mm-07/predict?alias',
+        '/models/mm-07@/predict',  # once champion
+        '/models/%20mm-07%20/predict',  # once trimmed
+        '/models/mm-07/metadata?foo=1',
+    ],
+)
+def test_model_references_are_never_guessed(client, models, frame, path):
+    "A malformed part of a model reference is a 422 naming the model; nothing is trimmed, defaulted or ignored."
+    h = _history(frame, models['mm-07'][0]).to_dict(orient='records')
+    r = client.get(path) if '/metadata' in path else client.post(path, json={'history': h})
+    assert r.status_code == 422, (path, r.status_code, r.text)
+    assert r.json()['model'] is not None and 'x-tsforge-model-version' not in r.headers, r.text
+
+
+def test_version_header_names_the_model_that_answered(client, models, frame):
+    "The x-tsforge-model-version header of a many-model route is that model's version, never the server's own."
+    r = client.get('/models/mm-05/metadata')
+    assert r.status_code == 200 and r.headers['x-tsforge-model-version'] == str(r.json()['version'])
+    assert {'last_check', 'check_failures'} <= set(r.json()), r.json()
+    r = client.post('/models/no-such-model/predict', json={'history': []})
+    assert r.status_code in (403, 404) and 'x-tsforge-model-version' not in r.headers
+    assert 'x-tsforge-model-version' in client.get('/metadata').headers  # the server's own routes keep it
+
+
+def test_deleted_model_is_not_served_from_the_cache(models, frame, monkeypatch):
+    """A cached model deleted from the registry: its next requests are 404 once a registry check sees it gone (a
+    pinned version is checked too), and the cached models never write the server's own model metrics."""
+    from mlflow import MlflowClient
+
+    from tsforge.serve import create_app
+
+    v = _log_one('mm-deleted', 'naive', 24, 12)
+    monkeypatch.setenv('TSFORGE_MODEL', 'models:/mm-00@champion')
+    monkeypatch.delenv('TSFORGE_ALLOWED_MODELS', raising=False)
+    monkeypatch.setenv('TSFORGE_RELOAD_S', '0.5')
+    h = _history(frame, 24).to_dict(orient='records')
+    with TestClient(create_app(load_in_background=False)) as c:
+        for path in ('/models/mm-deleted/predict', f'/models/mm-deleted/predict?version={v}'):
+            assert c.post(path, json={'history': h}).status_code == 200
+        metrics = c.get('/metrics').text
+        assert 'name="mm-deleted"' not in metrics  # tsforge_model_info: the server's own model only
+        MlflowClient().delete_registered_model('mm-deleted')
+        deadline, codes = time.time() + 30, None
+        while time.time() < deadline:
+            codes = [
+                c.post(p, json={'history': h}).status_code
+                for p in ('/models/mm-deleted/predict', f'/models/mm-deleted/predict?version={v}')
+            ]
+            if codes == [404, 404]:
+                break
+            time.sleep(0.3)
+        assert codes == [404, 404], codes
+        assert all('mm-deleted' not in m['model'] for m in c.get('/models').json()['cached'])
+        assert c.post('/predict', json={'history': _history(frame, 24).to_dict(orient='records')}).status_code == 200
+
+
 def test_unknown_model_is_404_without_allowed_list(models, frame, monkeypatch):
     monkeypatch.setenv('TSFORGE_MODEL', 'models:/mm-00@champion')
     monkeypatch.delenv('TSFORGE_ALLOWED_MODELS', raising=False)
@@ -265,6 +333,18 @@ def test_two_ray_replicas_multiplex_20_models(ray_multi_url, models, frame):
     h = _history(frame, 40).to_dict(orient='records')
     r = requests.post(f'{url}/models/no-such-model/predict', json={'history': h}, timeout=60)
     assert r.status_code == 404 and 'no-such-model' in r.json()['detail']
+    r = requests.post(f'{url}/models/mm-03/predict?version=%C2%B2', json={'history': h}, timeout=60)
+    assert r.status_code == 422 and 'version' in r.json()['detail'], r.text
+    listing = requests.get(f'{url}/models', timeout=60).json()  # the limit Ray applies, said as such
+    assert listing['cache_size'] == CACHE and 'models_per_replica' in listing['cache_size_enforced_by'], listing
+
+
+def test_a_memory_bound_ray_would_not_apply_is_refused(monkeypatch):
+    from tsforge.ray_serve import ray_app
+
+    monkeypatch.setenv('TSFORGE_MODEL_CACHE_MB', '500')
+    with pytest.raises(ValueError, match='TSFORGE_MODEL_CACHE_MB=500 is not applied under Ray Serve'):
+        ray_app({'model': 'models:/mm-00@champion'})
 
 
 @pytest.mark.parametrize(

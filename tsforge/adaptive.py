@@ -131,6 +131,8 @@ class Adaptive:
         self.covered = np.zeros(len(cal.levels), 'int64')  # of those (times columns), inside the issued band
         self.cells = 0  # scored (step, column) values
         self.unmatched = 0
+        self.already_scored = 0  # actuals for steps an earlier post scored (not scored again)
+        self.scored_targets: collections.OrderedDict = collections.OrderedDict()  # (series, t, aware), the newest
         self.issued: collections.OrderedDict = collections.OrderedDict()  # (series, origin ns) -> Issued
         self.by_target: dict = {}  # (series, target ns) -> {(series, origin ns): step}
         self.grids: dict = {}  # series -> Counter of its kept forecasts' (aware, target ns % step or None)
@@ -234,19 +236,24 @@ class Adaptive:
         """Score actuals: `series` (n,) ids ('' in wide format), `times` (n,) UTC (a `UtcNs` says which carried an
         offset; anything else is naive), `values` (n, C) in original units. Each kept forecast step that targets one of
         them with a time of the same kind (naive or with an offset) and is not scored yet is scored once and moves that
-        step's alphas (or offsets). Returns `scored` (forecast steps) and `unmatched` (actuals no kept forecast
-        targets)."""
+        step's alphas (or offsets). Returns `scored` (forecast steps), `unmatched` (actuals no kept forecast
+        targets) and `already_scored` (actuals whose every kept forecast step was scored by an earlier post: the first
+        value counts; a correction is not scored again)."""
         t = np.asarray(times).astype('datetime64[ns]').astype('int64').tolist()
         aware = _aware(times, len(t)).tolist()
         y = np.asarray(values, 'float64')
-        scored = unmatched = 0
+        scored = unmatched = already = 0
         with self.lock:
             for i, (s, tt) in enumerate(zip(series, t)):
                 hits = self.by_target.get((s, tt))
                 hits = {k: j for k, j in hits.items() if self.issued[k].aware == aware[i]} if hits else None
                 if not hits:
-                    unmatched += 1
+                    if (s, tt, aware[i]) in self.scored_targets:  # its forecasts were all scored and let go
+                        already += 1
+                    else:
+                        unmatched += 1
                     continue
+                new = 0
                 for key, j in hits.items():
                     e = self.issued[key]
                     if e.done[j]:
@@ -254,13 +261,20 @@ class Adaptive:
                     inside = (e.lo[j] <= y[i]) & (y[i] <= e.hi[j])  # (K, C)
                     self._update(j, inside)
                     e.done[j] = True
-                    scored += 1
+                    new += 1
                     if e.done.all():
                         self._drop(key)
+                scored += new
+                already += new == 0
+                if new:
+                    self.scored_targets[(s, tt, aware[i])] = None
+                    while len(self.scored_targets) > self.max_issued * len(self.n_step):
+                        self.scored_targets.popitem(last=False)
             self.unmatched += unmatched
+            self.already_scored += already
             if scored:
                 self.version += 1
-        return {'scored': scored, 'unmatched': unmatched}
+        return {'scored': scored, 'unmatched': unmatched, 'already_scored': already}
 
     def _update(self, j: int, inside: np.ndarray):
         err = (~inside).astype('float64')  # (K, C)
@@ -295,6 +309,7 @@ class Adaptive:
                 'levels': lv,
                 'scored': int(self.n_step.sum()),
                 'unmatched': int(self.unmatched),
+                'already_scored': int(self.already_scored),
                 'pending': len(self.issued),
                 'max_issued': self.max_issued,
             }
@@ -486,7 +501,14 @@ class Adaptation:
                 ),
                 'pending': Gauge('tsforge_adaptive_pending', 'issued forecasts kept for scoring', registry=registry),
             }
-        if ad is None:
+        for k in ('alpha', 'coverage'):  # no series left from another model or level set (a reload swaps them)
+            g = self._gauges[k]
+            for labels in list(g._metrics):
+                g.labels(*labels).set(float('nan'))  # multiprocess mode keeps a removed child's last value in its file
+            g.clear()
+        if ad is None:  # the live model has no bands: nothing adapts
+            self._gauges['scored'].set(0)
+            self._gauges['pending'].set(0)
             return
         s, g = ad.state(), self._gauges
         for lv, d in s['levels'].items():

@@ -138,9 +138,9 @@ class Guard:
             nonlocal status
             if msg['type'] == 'http.response.start':
                 status = msg['status']
-                live = scope.get('tsforge.live') or (
-                    srv.holder.live if srv.holder else None
-                )  # /predict: the model that answered
+                live = scope.get('tsforge.live')  # the model that answered (/predict, a many-model route)
+                if live is None and srv.holder and not path.startswith('/models') and _multiplexed_id(scope) is None:
+                    live = srv.holder.live  # other routes of the server's own model, not a many-model one
                 if live is not None and live.info.get('version') is not None:
                     msg['headers'] = [
                         *msg.get('headers', []),

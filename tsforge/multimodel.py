@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import Counter, Gauge, Histogram
 
 from .guard import _json, _public_error
-from .reload import ServedModel, model_allowed
+from .reload import ServedModel, model_allowed, not_found
 from .settings import SettingsError, env_number
 
 log = logging.getLogger('tsforge.serve')
@@ -38,6 +38,7 @@ class CacheSettings:
     size: int = 8  # TSFORGE_MODEL_CACHE_SIZE: models held at once; the least recently used is evicted
     max_mb: float = 0.0  # TSFORGE_MODEL_CACHE_MB: evict while the cached models' memory is above this (0: no limit)
     default_alias: str = 'champion'  # TSFORGE_DEFAULT_ALIAS: the alias of `/models/NAME/predict` without one
+    enforced_by: str | None = None  # who applies `size` when not this cache (Ray Serve: `models_per_replica`)
 
     @classmethod
     def from_env(cls) -> 'CacheSettings':
@@ -64,26 +65,36 @@ class ModelError(Exception):
 
 
 _NAME = re.compile(r'^[\w.\- ]{1,256}$')
+_VERSION = re.compile(r'[1-9][0-9]{0,17}')  # ASCII digits only ('²'.isdigit() is True), below 2**63
 
 
 def model_ref(ref: str, alias: str | None = None, version: str | None = None, default_alias: str = 'champion') -> str:
     """The canonical reference `NAME@ALIAS` or `NAME/VERSION` of a request: `ref` is the path segment (`NAME`,
-    `NAME@ALIAS`) or the `serve_multiplexed_model_id` header (also `NAME/VERSION`); `alias` / `version` the query."""
-    ref = urllib.parse.unquote(ref or '').strip()
-    name, _, ref_alias = ref.partition('@')
-    ref_version = None
-    if not ref_alias and '/' in name:
-        name, _, ref_version = name.partition('/')
-    picks = [x for x in (ref_alias, ref_version, alias, version) if x]
+    `NAME@ALIAS`) or the `serve_multiplexed_model_id` header (also `NAME/VERSION`); `alias` / `version` the query.
+    Nothing is trimmed or defaulted from a malformed part: an empty alias or version, spaces around the name, a version
+    that is not a number from 1 to 18 ASCII digits are each a 422 (`ModelError`)."""
+    ref = urllib.parse.unquote(ref or '')
+    name, at, ref_alias = ref.partition('@')
+    ref_version, slash = None, ''
+    if not at and '/' in name:
+        name, slash, ref_version = name.partition('/')
+    if name != name.strip():
+        raise ModelError(422, name[:64], f'model name {name[:64]!r} has spaces around it; send the name as registered')
+    if (at and not ref_alias) or (slash and not ref_version):
+        what = 'alias after @' if at else 'version after /'
+        raise ModelError(422, name[:64], f'model {name[:64]!r}: empty {what}; name one, or leave out the {at or slash}')
+    picks = [x for x in (ref_alias if at else None, ref_version, alias, version) if x is not None]
     if len(picks) > 1:
         raise ModelError(422, name, f'model {name!r}: give one alias or one version, not {len(picks)}')
     if not _NAME.match(name):
         raise ModelError(422, name[:64], f'model name {name[:64]!r} is not a registered model name')
-    if v := ref_version or version:
-        if not v.isdigit():
-            raise ModelError(422, name, f'model {name!r}: version must be a number, got {v[:32]!r}')
+    if (v := ref_version if ref_version is not None else version) is not None:
+        if not _VERSION.fullmatch(v):
+            raise ModelError(
+                422, name, f'model {name!r}: version must be a number from 1 (ASCII digits, at most 18), got {v[:32]!r}'
+            )
         return f'{name}/{int(v)}'
-    a = ref_alias or alias or default_alias
+    a = ref_alias if ref_alias else alias if alias is not None else default_alias
     if not _NAME.match(a):
         raise ModelError(422, name, f'model {name!r}: alias {a[:32]!r} is not a valid alias')
     return f'{name}@{a}'
@@ -91,6 +102,15 @@ def model_ref(ref: str, alias: str | None = None, version: str | None = None, de
 # %% ../nbs/30_multimodel.ipynb #1c51cf29
 def _rss_mb() -> float:
     return psutil.Process().memory_info().rss / 2**20
+
+
+def _check_state(h: ServedModel) -> dict:
+    "How a cached model's registry checks go (as `/ready` says it of the server's own model)."
+    return {
+        'last_check': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(h.last_check)) if h.last_check else None,
+        'check_failures': h.check_failures,
+        **({'reload_error': h.reload_error} if h.reload_error else {}),
+    }
 
 
 @dataclasses.dataclass
@@ -143,10 +163,15 @@ class ModelCache:
         )
 
     async def get(self, ref: str) -> Entry:
-        "The entry of canonical `ref` (see `model_ref`), loaded now if it is not cached; raises `ModelError`."
+        """The entry of canonical `ref` (see `model_ref`), loaded now if it is not cached; raises `ModelError`. An
+        entry whose model, alias or version the registry says is gone (deleted since it was cached) is dropped and
+        looked up again: a 404, not a deleted model served from memory."""
         if (e := self.entries.get(ref)) is not None:
-            self.entries.move_to_end(ref)
-            return e
+            if e.holder.gone is None:
+                self.entries.move_to_end(ref)
+                return e
+            log.warning('dropping %s from the model cache: %s', ref, e.holder.gone)
+            self.drop(e, evicted=False)
         lock = self._locks.setdefault(ref, asyncio.Lock())
         async with lock:  # concurrent first requests for one model load it once
             if (e := self.entries.get(ref)) is None:
@@ -165,22 +190,22 @@ class ModelCache:
     def _load(self, ref: str) -> Entry:
         from tsforge import bundle
 
-        name = re.split(r'[@/]', ref, maxsplit=1)[0]
         uri = self.uri(ref)
         if not model_allowed(uri, self.server.settings.allowed_models):
             raise ModelError(403, ref, f'model {ref!r} is not in TSFORGE_ALLOWED_MODELS')
         try:
             bundle.resolve(uri)
         except Exception as e:
-            code = getattr(e, 'error_code', '')
-            if code in ('RESOURCE_DOES_NOT_EXIST', 'INVALID_PARAMETER_VALUE') or 'not found' in str(e).lower():
-                self.misses.labels(name, 'unknown').inc()
+            if not_found(e):
+                self.misses.labels('', 'unknown').inc()  # not the client's name: made-up names add no series
                 raise ModelError(
                     404, ref, f'model {ref!r} is not registered (no such model, alias or version)'
                 ) from None
             raise ModelError(503, ref, f'model {ref!r} could not be resolved: {_public_error(e)}') from None
         rss0 = _rss_mb()
-        holder = ServedModel(uri, self.server.settings, self.server.metrics).start(background=False)
+        # no server metrics: those describe the server's own model (a cached one has the tsforge_model_* series);
+        # watch: a pinned version is checked too, so that its deletion is noticed
+        holder = ServedModel(uri, self.server.settings, None, watch=True).start(background=False)
         if holder.live is None:
             holder.stop()
             self.misses.labels(ref, 'failed').inc()
@@ -189,24 +214,31 @@ class ModelCache:
         view = copy.copy(self.server)
         view.holder = holder
         view.adaptation = None  # the many-model routes are not adapted; the server's own model keeps its state
+        view.export_drift = False  # the drift gauges are the server's own model's; warnings still go in the answer
         return Entry(ref, holder, view, max(_rss_mb() - rss0, 0.0))
 
     def _evict(self):
         c = self.cache
-        while len(self.entries) > 1 and (
-            len(self.entries) > c.size or (c.max_mb > 0 and sum(e.mb for e in self.entries.values()) > c.max_mb)
+        while (
+            c.enforced_by is None
+            and len(self.entries) > 1
+            and (len(self.entries) > c.size or (c.max_mb > 0 and sum(e.mb for e in self.entries.values()) > c.max_mb))
         ):
             ref, e = self.entries.popitem(last=False)
             self.drop(e)
         self.cached.set(len(self.entries))
         self.cache_mb.set(sum(e.mb for e in self.entries.values()))
 
-    def drop(self, e: Entry):
+    def drop(self, e: Entry, evicted: bool = True):
         "Stop following the alias of an evicted entry; requests holding it finish on its model."
-        self.entries.pop(e.ref, None)
+        if self.entries.get(e.ref) is e:
+            self.entries.pop(e.ref)
         e.holder.stop()
-        self.evictions.labels(e.ref).inc()
-        log.warning('evicted %s from the model cache (%d cached)', e.ref, len(self.entries))
+        if evicted:
+            self.evictions.labels(e.ref).inc()
+            log.warning('evicted %s from the model cache (%d cached)', e.ref, len(self.entries))
+        self.cached.set(len(self.entries))
+        self.cache_mb.set(sum(x.mb for x in self.entries.values()))
 
     def close(self):
         for e in list(self.entries.values()):
@@ -216,11 +248,17 @@ class ModelCache:
     def listing(self) -> dict:
         return {
             'cached': [
-                {'model': e.ref, **(e.holder.live.public if e.holder.live else {}), 'megabytes': round(e.mb, 1)}
+                {
+                    'model': e.ref,
+                    **(e.holder.live.public if e.holder.live else {}),
+                    'megabytes': round(e.mb, 1),
+                    **_check_state(e.holder),
+                }
                 for e in reversed(self.entries.values())
             ],
             'cache_size': self.cache.size,
             'cache_megabytes': self.cache.max_mb or None,
+            **({'cache_size_enforced_by': self.cache.enforced_by} if self.cache.enforced_by else {}),
             'allowed': self.server.settings.allowed_models or None,
         }
 
@@ -246,12 +284,25 @@ class ModelEndpoint:
         return self._cache
 
     def ref(self, scope, ref: str | None = None) -> str:
-        q = urllib.parse.parse_qs(scope.get('query_string', b'').decode('latin-1'))
+        """The canonical reference a request names (`model_ref`). The query takes `alias` or `version`, each once: an
+        unknown, repeated or empty parameter is a 422 naming it, never ignored or read as the default."""
         if ref is None:
             ref = scope['path_params']['ref']
-        return model_ref(
-            ref, (q.get('alias') or [None])[0], (q.get('version') or [None])[0], self.cache.cache.default_alias
-        )
+        try:
+            pairs = urllib.parse.parse_qsl(
+                scope.get('query_string', b'').decode('utf-8'), keep_blank_values=True, strict_parsing=True
+            )
+        except (ValueError, UnicodeDecodeError):
+            pairs = [('', '')] if scope.get('query_string') else []
+        q = {}
+        for k, v in pairs:
+            if k not in ('alias', 'version'):
+                raise ModelError(422, ref[:64], f'query parameter {k[:40]!r} not accepted (only alias or version)')
+            if k in q or not v:
+                why = 'given twice' if k in q else 'empty'
+                raise ModelError(422, ref[:64], f'query parameter {k!r} {why}: give one {k}, or leave it out')
+            q[k] = v
+        return model_ref(ref, q.get('alias'), q.get('version'), self.cache.cache.default_alias)
 
     async def entry(self, scope, send, ref: str | None = None) -> Entry | None:
         "The entry a request names, or None after answering 401/403/404/422/503."
@@ -266,7 +317,10 @@ class ModelEndpoint:
             return None
         self.cache  # noqa: B018  (created on first use, with the getter)
         try:
-            return await srv.model_getter(self.ref(scope, ref))
+            e = await srv.model_getter(self.ref(scope, ref))
+            if e.holder.gone is not None:  # deleted since it was cached (Ray's multiplexing keeps its own copy)
+                raise ModelError(404, e.ref, f'model {e.ref!r} is not registered any more: {e.holder.gone}')
+            return e
         except ModelError as e:
             srv.metrics.forecast_errors.labels(_REASON.get(e.status, 'invalid')).inc()
             await _json(send, e.status, {'detail': e.detail, 'model': e.model})
@@ -337,7 +391,8 @@ def add_model_routes(app, server, cache: CacheSettings | None = None) -> ModelEn
         e = await ep.entry(request.scope, send, ref)
         if e is None:
             return Response(box['body'], status_code=box['status'], media_type='application/json')
-        return JSONResponse({'model': e.ref, **e.holder.metadata()})
+        request.scope['tsforge.live'] = e.holder.live  # its version in the x-tsforge-model-version header
+        return JSONResponse({'model': e.ref, **e.holder.metadata(), **_check_state(e.holder)})
 
     @app.get('/models', summary='The models in the cache, the cache limits and the allowed models')
     async def models(request: Request):

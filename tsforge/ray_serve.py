@@ -10,7 +10,7 @@ import functools
 import logging
 
 from .serve import Server, create_app
-from .settings import Settings, default_model_uri
+from .settings import Settings, SettingsError, default_model_uri
 
 log = logging.getLogger('tsforge.serve')
 
@@ -76,6 +76,11 @@ def ray_app(args: dict | None = None):
     uri = args.get('model') or default_model_uri()
     settings = Settings.from_env()  # the driver's settings (token, allowed models), the same on every replica
     cache = CacheSettings.from_env()
+    if cache.max_mb > 0:  # Ray evicts by count only: a memory bound that nothing applies would be hidden
+        raise SettingsError(
+            f'TSFORGE_MODEL_CACHE_MB={cache.max_mb:g} is not applied under Ray Serve (each replica holds at most '
+            f'models_per_replica models, evicted by Ray); unset it, or bound memory with models_per_replica'
+        )
     per_replica = int(args.get('models_per_replica', cache.size))
     opts = {'num_cpus': float(args.get('num_cpus', 1))}
     if args.get('tracking_uri'):
@@ -107,7 +112,9 @@ def ray_app(args: dict | None = None):
             )
             self.server = app.state.server
             # Ray owns the count limit (models_per_replica) and evicts through Entry.__del__; no second limit here
-            self.server.model_endpoint.settings = dataclasses.replace(cache, size=10**9, max_mb=0)
+            self.server.model_endpoint.settings = dataclasses.replace(
+                cache, size=per_replica, max_mb=0, enforced_by='Ray Serve (models_per_replica, per replica)'
+            )
             self.server.model_getter = self.get_model
             return app
 

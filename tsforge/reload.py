@@ -29,7 +29,7 @@ from .telemetry import Metrics
 log = logging.getLogger('tsforge.serve')
 
 # %% auto #0
-__all__ = ['log', 'Live', 'model_allowed', 'ServedModel', 'feature_metadata']
+__all__ = ['log', 'Live', 'not_found', 'model_allowed', 'ServedModel', 'feature_metadata']
 
 # %% ../nbs/19_reload.ipynb #72eea5119410473aa328ad9291626812
 @dataclasses.dataclass
@@ -49,6 +49,12 @@ class Live:
         }
 
 # %% ../nbs/19_reload.ipynb #2d8f875e
+def not_found(e: BaseException) -> bool:
+    "Whether the registry's answer `e` says the model, alias or version does not exist (rather than that it failed)."
+    code = getattr(e, 'error_code', '')
+    return code in ('RESOURCE_DOES_NOT_EXIST', 'INVALID_PARAMETER_VALUE') or 'not found' in str(e).lower()
+
+
 def model_allowed(uri: str, allowed: list[str]) -> bool:
     """True when `allowed` is empty or an entry allows `uri`. A registered model's name, `NAME` or `models:/NAME`,
     allows that model at any alias or version (`models:/NAME`, `models:/NAME@ALIAS`, `models:/NAME/3`) and no other
@@ -73,8 +79,10 @@ class ServedModel:
     tells how the checks go: the last error, the consecutive failures, and whether the last successful check is older
     than `settings.overdue_after()` (a check that hangs shows as overdue even before it fails)."""
 
-    def __init__(self, uri: str, settings: Settings, metrics: 'Metrics | None' = None):
+    def __init__(self, uri: str, settings: Settings, metrics: 'Metrics | None' = None, watch: bool = False):
         self.uri, self.settings, self.metrics = uri, settings, metrics
+        self.watch = watch  # check the registry every reload_s even for a pinned version (the model cache's entries)
+        self.gone = None  # why the registry says the model, alias or version no longer exists (None: it does)
         self.live: Live | None = None
         self.status, self.error, self.last_check, self.reload_error = 'loading', None, None, None
         self.last_attempt, self.check_failures = None, 0  # when the last check started; failed checks in a row
@@ -133,6 +141,7 @@ class ServedModel:
         self.last_attempt = time.time()
         try:
             info = bundle.resolve(self.uri)
+            self.gone = None
             self._checked()
             if (
                 self.live
@@ -154,6 +163,8 @@ class ServedModel:
             log.error('could not %s %s: %s', kind, self.uri, redact(f'{type(e).__name__}: {e}', 2000))
             if stage == 'check':
                 self.check_failures += 1
+                if not_found(e):  # the registry answered: deleted (not merely unreachable)
+                    self.gone = msg
             else:
                 self._checked()  # the registry answered; the version did not load
             if self.metrics:
@@ -210,7 +221,7 @@ class ServedModel:
     def _loop(self, load_first: bool):
         ok = self._safe_load() if load_first else self.live is not None
         while self.status != 'refused':
-            if ok and (not self.follows_alias or self.settings.reload_s <= 0):
+            if ok and (not (self.follows_alias or self.watch) or self.settings.reload_s <= 0):
                 return
             if self._stop.wait(max(self.settings.reload_s if ok else self.settings.retry_s, 0.05)):
                 return

@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from .adaptive import Adaptation, parse_actuals, utc_ns
-from .guard import Guard, _json, _send
+from .guard import Guard, _json, _multiplexed_id, _send
 from .openapi import build_openapi, docs_page
 from .reload import Live, ServedModel
 from tsforge.request import (
@@ -45,6 +45,8 @@ __all__ = ['log', 'Server', 'create_app', 'local_server']
 class Server:
     """What one app serves: settings, the model holder, metrics; `forecast` runs one checked request (inline, in a
     thread, or batched)."""
+
+    export_drift = True  # False for the many-model routes' views: the drift gauges are this server's own model's
 
     def __init__(self, settings: Settings):
         self.settings, self.holder, self._metrics = settings, None, None
@@ -83,7 +85,7 @@ class Server:
     def drift(self, live: Live, tails, codes=None) -> list[str]:
         "Drift warnings of a request's history; its scores go to /metrics."
         scores, warns = live.model.drift_warnings(tails, codes)
-        if scores:
+        if scores and self.export_drift:
             self.metrics.drift(live.model.drift, scores)
         return warns
 
@@ -141,6 +143,14 @@ class Server:
         if self.adaptation is None:
             off = 'online adaptation is off: start the server with TSFORGE_ADAPTIVE=aci (or qt) to post actuals'
             return await _json(send, 409, {'detail': off})
+        if _multiplexed_id(scope) is not None:  # actuals adapt the server's own model only, never another's
+            other = (
+                "actuals are taken for the server's own model (TSFORGE_MODEL) only; the many-model routes are not "
+                'adapted: send /actuals without the serve_multiplexed_model_id header'
+            )
+            return await _json(
+                send, 422, {'detail': other, 'errors': [{'field': 'serve_multiplexed_model_id', 'msg': other}]}
+            )
         live = self.holder.live if self.holder is not None else None
         if live is None:
             return await _json(send, 503, self.holder.ready()[1] if self.holder else {'detail': 'not started'})
