@@ -102,9 +102,43 @@ def test_short_data_drops_levels_it_cannot_calibrate(store):
     from tsforge.train import fit_evaluate
 
     cfg = load_config('etth1', ['model=naive', 'input_length=48', 'horizon=12', 'intervals.holdout=0.005'])
-    with pytest.warns(UserWarning, match=r'too few for \[95.0\]; calibrated: \[80.0\]'):
+    with pytest.warns(
+        UserWarning, match=r'too few for \[95.0\] \(a 95% band needs at least 19\); calibrated: \[80.0\]'
+    ):
         ev = fit_evaluate(cfg, prepare(cfg))
     assert ev.calibration.levels == [80.0] and 'test_95_coverage' not in ev.metrics
+    assert ev.metrics['calibrated_levels'] == 1
+
+
+def test_chosen_levels_are_never_dropped_and_holdout_leaves_selection_windows(store):
+    """Levels the experiment chose (not the defaults) that the calibration windows cannot bound stop the job, naming
+    intervals.levels; a holdout that leaves no window for model selection names intervals.holdout (it was an
+    AttributeError deep in the model)."""
+    from tsforge.prepare import prepare
+    from tsforge.train import fit_evaluate
+
+    cfg = load_config('etth1', ['model=naive', 'input_length=48', 'horizon=24', 'intervals.levels=[99.9]'])
+    with pytest.raises(
+        ConfigError,
+        match=r'intervals.levels: \d+ calibration windows .* too few for \[99.9\] '
+        r'\(a 99.9% band needs at least 999\); lower the levels',
+    ):
+        fit_evaluate(cfg, prepare(cfg))
+    cfg = load_config('etth1', ['model=linear', 'input_length=48', 'horizon=24', 'intervals.holdout=0.995'])
+    with pytest.raises(ValueError, match=r'intervals.holdout=0.995 leaves no validation window for model selection'):
+        fit_evaluate(cfg, prepare(cfg))
+
+
+@pytest.mark.parametrize(
+    'overrides, expected',
+    [
+        (['intervals.folds=5'], 'intervals.folds=5 is set but intervals.source is val'),
+        (['intervals.source=cv', 'intervals.holdout=0.5'], 'intervals.holdout=0.5 is set but intervals.source is cv'),
+    ],
+)
+def test_a_setting_of_the_other_source_is_refused(overrides, expected):
+    with pytest.raises(ConfigError, match=expected):
+        load_config('etth1', overrides)
 
 
 def test_intervals_off_fits_on_every_validation_window(store):
@@ -415,7 +449,7 @@ def test_cqr_in_the_cv_job_folds(tmp_path):
 
     csv = tmp_path / 'daily.csv'
     _daily().to_csv(csv, index=False)
-    o = [x for x in _cqr_overrides(csv, 'unused') if not x.startswith('intervals.source')]
+    o = [x for x in _cqr_overrides(csv, 'unused') if not x.startswith(('intervals.source', 'intervals.folds'))]
     rs = run_folds(load_config('etth1', [*o, 'cv.n_windows=2', 'cv.horizon=21', 'cv.executor=serial']))
     assert len(rs) == 2 and all(0.3 < r.metrics['80_coverage'] <= 1 for r in rs), [r.metrics for r in rs]
 

@@ -601,6 +601,17 @@ class IntervalsConfig(_Strict):
 
     @model_validator(mode='after')
     def _scale(self):
+        d = type(self).model_fields  # a setting of the other source would be ignored: refused instead
+        if self.source == 'val' and self.folds != d['folds'].default:
+            raise ValueError(
+                f"intervals.folds={self.folds} is set but intervals.source is val (folds are the cv source's refits; "
+                f'set intervals.source: cv, or leave folds at {d["folds"].default})'
+            )
+        if self.source == 'cv' and self.holdout != d['holdout'].default:
+            raise ValueError(
+                f'intervals.holdout={self.holdout:g} is set but intervals.source is cv (the holdout is the val '
+                f"source's share; set intervals.source: val, or leave holdout at {d['holdout'].default:g})"
+            )
         if self.scale == 'input' and self.method == 'cqr':
             raise ValueError(
                 "intervals.scale: input applies to method conformal or conformal_signed; cqr bands follow the model's "

@@ -14,10 +14,11 @@ import numpy as np
 import pandas as pd
 
 # %% auto #0
-__all__ = ['METHODS', 'conformal_rank', 'conformal_quantile', 'feasible_levels', 'input_scale', 'Calibration', 'format_levels',
-           'calibrate', 'cqr_levels', 'cqr_pairs', 'band_forecast', 'point_forecast', 'model_quantiles',
-           'holdout_split', 'fit_calibrated', 'CalibrationFold', 'calibration_folds', 'cv_calibration_errors',
-           'msis_scale', 'block_bootstrap_mean', 'interval_scores', 'band_columns', 'plot_bands']
+__all__ = ['METHODS', 'conformal_rank', 'conformal_quantile', 'feasible_levels', 'min_calibration_windows', 'input_scale',
+           'Calibration', 'format_levels', 'calibrate', 'cqr_levels', 'cqr_pairs', 'band_forecast', 'point_forecast',
+           'model_quantiles', 'holdout_split', 'fit_calibrated', 'CalibrationFold', 'calibration_folds',
+           'cv_calibration_errors', 'msis_scale', 'block_bootstrap_mean', 'interval_scores', 'band_columns',
+           'plot_bands']
 
 # %% ../nbs/28_intervals.ipynb #25-intervals-006
 def conformal_rank(n: int, level: float) -> int:
@@ -37,10 +38,22 @@ def conformal_quantile(scores: np.ndarray, level: float) -> np.ndarray:
     return np.partition(scores, k - 1, axis=0)[k - 1]
 
 
+def _tail(level: float, method: str) -> float:
+    return 100 - (100 - level) / 2 if method == 'conformal_signed' else level
+
+
 def feasible_levels(n: int, levels, method: str = 'conformal') -> list[float]:
     "The `levels` that `n` calibration scores can bound (each tail at `alpha / 2` for `conformal_signed`)."
-    tail = (lambda lv: 100 - (100 - lv) / 2) if method == 'conformal_signed' else (lambda lv: lv)
-    return [float(lv) for lv in levels if conformal_rank(n, tail(lv)) <= n]
+    return [float(lv) for lv in levels if conformal_rank(n, _tail(lv, method)) <= n]
+
+
+def min_calibration_windows(level: float, method: str = 'conformal') -> int:
+    "The fewest calibration scores that can bound a `level`% band (`feasible_levels`): 4 for 80%, 19 for 95%."
+    t = Fraction(str(_tail(level, method)))
+    n = max(1, math.ceil(t / (100 - t)) - 1)  # (n + 1) * t / 100 <= n  <=>  n >= t / (100 - t)
+    while conformal_rank(n, float(t)) > n:
+        n += 1
+    return n
 
 # %% ../nbs/28_intervals.ipynb #25-intervals-012
 METHODS = ('conformal', 'conformal_signed', 'cqr')
@@ -258,6 +271,12 @@ def holdout_split(origins: np.ndarray, horizon: int, share: float, series: np.nd
         first = np.sort(o)[len(idx) - m]
         cal[idx] = o >= first
         sel[idx] = o + horizon <= first
+    if len(origins) and not sel.any():
+        raise ValueError(
+            f'intervals.holdout={share:g} leaves no validation window for model selection: of {len(idx)} validation '
+            f'windows the last {m} calibrate and the {horizon - 1} before them overlap their targets; lower '
+            f'intervals.holdout (or use intervals.source: cv)'
+        )
     return sel, cal
 
 # %% ../nbs/28_intervals.ipynb #iv-fitcal

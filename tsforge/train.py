@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .config import ConfigError, ExperimentConfig
+from .config import ConfigError, ExperimentConfig, IntervalsConfig
 from .drift import DriftReference, fit_drift
 from tsforge.intervals import (
     Calibration,
@@ -22,6 +22,7 @@ from tsforge.intervals import (
     calibration_folds,
     cv_calibration_errors,
     feasible_levels,
+    min_calibration_windows,
     holdout_split,
     input_scale,
     interval_scores,
@@ -118,11 +119,20 @@ def fit_evaluate(cfg: ExperimentConfig, prep: Prepared | None = None, keep_predi
             folds, where = iv.folds, f'intervals.folds={iv.folds}'
             metrics['calibration_seconds'] = time.perf_counter() - t1
         levels = feasible_levels(len(cy), iv.levels, iv.method)
-        if len(levels) < len(iv.levels):  # short data: the defaults must not fail a run; the bundle lists what it has
-            warnings.warn(
-                f'intervals.levels: {len(cy)} calibration windows ({where}) are too few '
-                f'for {[lv for lv in iv.levels if lv not in levels]}; calibrated: {levels or "none"}'
+        if dropped := [lv for lv in iv.levels if lv not in levels]:
+            need = min_calibration_windows(max(dropped), iv.method)
+            msg = (
+                f'intervals.levels: {len(cy)} calibration windows ({where}) are too few for {dropped} '
+                f'(a {max(dropped):g}% band needs at least {need})'
             )
+            if iv.levels != IntervalsConfig.model_fields['levels'].default:  # chosen levels are never dropped
+                raise ConfigError(
+                    f'{msg}; lower the levels, give more calibration windows (intervals.holdout, intervals.source: '
+                    f'cv, more validation rows) or set intervals.levels: [] for no bands'
+                )
+            # short data: the default levels must not fail a run; the bundle lists what it has, the run says it
+            warnings.warn(f'{msg}; calibrated: {levels or "none"} (of the default levels)')
+        metrics['calibrated_levels'] = len(levels)
         calib = calibrate(cp, cy, levels, iv.method, iv.source, quantiles, folds, cs) if levels else None
         metrics['calibration_windows'] = len(cy)
         metrics['calibration_folds'] = folds
