@@ -4,6 +4,7 @@ model family using known-future covariates, static covariates in long format, an
 signal; tiny model settings."""
 
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -144,6 +145,48 @@ def test_one_builder_for_training_and_serving(csv):
     w = tail_windows(st, tail)
     np.testing.assert_allclose(w.future().all()[0], test.future().all()[3], rtol=0, atol=1e-12)
     np.testing.assert_allclose(w.known_inputs().all()[0], test.known_inputs().all()[3], rtol=0, atol=1e-12)
+
+
+def test_holidays_on_the_local_day_of_tz_aware_data(tmp_path):
+    """Tokyo data (+09:00, data.tz=Asia/Tokyo): the holiday flag covers 00:00-23:00 local of each holiday (not 09:00
+    to 08:00 the next day, the UTC date), like the calendar fields; a request sending the same +09:00 times builds the
+    same covariates as training."""
+    from tsforge.features import holiday_flags
+    from tsforge.request import RequestTail, parse_times, tail_windows
+    from tsforge.preprocess import make_windows
+
+    t = pd.date_range('2023-12-25', '2024-01-12 23:00', freq='h', tz='Asia/Tokyo')
+    rng = np.random.default_rng(0)
+    p = tmp_path / 'tokyo.csv'
+    pd.DataFrame({'date': [x.isoformat() for x in t], 'y': rng.normal(size=len(t))}).to_csv(p, index=False)
+    assert pd.read_csv(p).date[0] == '2023-12-25T00:00:00+09:00'
+    cfg = cfg_for(p, features={'holidays': '{country: JP}', 'calendar': '[hour]'}, extra=['data.tz=Asia/Tokyo'])
+    prep = prepare(cfg)
+    st, fs = prep.state, prep.state.feature_state
+    j = fs.known_names.index('holiday')
+    flag = prep.cov.known[:, j] * fs.known_std[j] + fs.known_mean[j]
+    local = prep.frame.date
+    assert str(local.dt.tz) == 'Asia/Tokyo'
+    days = {'2024-01-01', '2024-01-08'}  # New Year's Day, Coming of Age Day
+    np.testing.assert_allclose(flag, local.dt.strftime('%Y-%m-%d').isin(days).to_numpy(float), atol=1e-9)
+    on = local[flag > 0.5]
+    assert len(on) == 48 and sorted(set(on.dt.hour)) == list(range(24))
+    assert on.iloc[0] == pd.Timestamp('2024-01-01 00:00', tz='Asia/Tokyo')
+    assert on.iloc[23] == pd.Timestamp('2024-01-01 23:00', tz='Asia/Tokyo')
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')  # numpy's 'no explicit representation of timezones' is gone too
+        assert holiday_flags(local.to_numpy(), 'JP').sum() == 48
+    # serving: a request whose times carry +09:00 (history up to 21:00 the day before a holiday, forecast across it)
+    o = int(np.flatnonzero(local == pd.Timestamp('2024-01-07 21:00', tz='Asia/Tokyo'))[0])
+    hist = [x.isoformat() for x in local.iloc[o - L : o]]
+    times, off = parse_times(st, hist)
+    assert off == '+09:00'
+    tail = RequestTail(times, prep.frame[['y']].to_numpy()[o - L : o], offset=off)
+    w = tail_windows(st, tail)
+    train_w = make_windows(st, prep.scaled, prep.times, np.array([o]), cov=prep.cov)
+    np.testing.assert_allclose(w.future().all()[0], train_w.future().all()[0], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(w.known_inputs().all()[0], train_w.known_inputs().all()[0], rtol=0, atol=1e-12)
+    assert (w.future().all()[0, :, j] * fs.known_std[j] + fs.known_mean[j]).round().tolist() == [0, 0, 0, 1, 1, 1, 1]
 
 
 # ---------------------------------------------------------------- every family uses them

@@ -75,8 +75,11 @@ def _holiday_dates(country: str, subdiv: str | None, years: tuple[int, ...]) -> 
 
 
 def holiday_flags(times, country: str, subdiv: str | None = None) -> np.ndarray:
-    "1.0 where the date of `times` is a public holiday of `country` (and `subdiv`), from the `holidays` package."
-    d = np.asarray(times).astype('datetime64[D]')
+    """1.0 where the date of `times` is a public holiday of `country` (and `subdiv`), from the `holidays` package. The
+    date is the local one (wall clock), as `calendar_values` reads it: a time-zone-aware time's own calendar day, not
+    its UTC date."""
+    t = pd.DatetimeIndex(times)
+    d = (t.tz_localize(None) if t.tz is not None else t).to_numpy().astype('datetime64[D]')
     days, inv = np.unique(d, return_inverse=True)
     if not len(days):
         return np.zeros(0)
