@@ -187,6 +187,9 @@ def test_holidays_on_the_local_day_of_tz_aware_data(tmp_path):
     np.testing.assert_allclose(w.future().all()[0], train_w.future().all()[0], rtol=0, atol=1e-12)
     np.testing.assert_allclose(w.known_inputs().all()[0], train_w.known_inputs().all()[0], rtol=0, atol=1e-12)
     assert (w.future().all()[0, :, j] * fs.known_std[j] + fs.known_mean[j]).round().tolist() == [0, 0, 0, 1, 1, 1, 1]
+    # the windows' own first-step times (lightgbm's calendar fields, cyclenet's phase) are the wall clock too, not UTC
+    assert train_w.times[0] == w.times[0] == np.datetime64('2024-01-07T21:00')
+    assert prep.windows('test').times[0] == local.iloc[int(prep.windows('test').origins[0])].tz_localize(None)
 
 
 # ---------------------------------------------------------------- every family uses them
