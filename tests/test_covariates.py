@@ -107,6 +107,41 @@ def test_static_varying_within_a_series_names_the_series(tmp_path):
         prepare(cfg)
 
 
+def test_constant_calendar_field_is_refused(csv, tmp_path):
+    """A calendar field that cannot vary at the data's frequency (hour and minute on daily data, minute on hourly
+    data) is a ConfigError naming it and the frequency when the features are fitted, not a constant feature logged as
+    used; a train job with one ends FAILED with that message and moves no alias."""
+    from conftest import champion, isolated_store, last_run, versions
+    from tsforge.train import train
+
+    msg = "features.calendar: 'hour', 'minute' are constant at frequency D over the training rows"
+    with pytest.raises(ConfigError, match=msg):
+        prepare(cfg_for(csv, features={'calendar': '[dayofweek, hour, minute]'}))
+    with pytest.raises(ConfigError, match="'hour', 'minute' are constant at frequency D"):  # cyclic: sin and cos
+        prepare(cfg_for(csv, features={'calendar': '[hour, minute]', 'cyclic': 'true'}))
+    hourly = synthetic(300).assign(date=pd.date_range('2020-01-01', periods=300, freq='h'))
+    p = tmp_path / 'hourly.csv'
+    hourly.to_csv(p, index=False)
+    one = (
+        "features.calendar: 'minute' is constant at frequency h over the training rows (it can carry no "
+        'information); drop it'
+    )
+    with pytest.raises(ConfigError) as e:
+        prepare(cfg_for(p, features={'calendar': '[hour, minute]'}))
+    assert str(e.value) == one
+    assert prepare(cfg_for(p, features={'calendar': '[hour]'})).state.feature_state.calendar == ['hour']
+    with isolated_store(tmp_path / 'home'):
+        cfg = cfg_for(p, features={'calendar': '[hour]'}, extra=['registry.model_name=cov-const'])
+        before = train(cfg).version
+        assert champion('cov-const') == str(before)
+        with pytest.raises(ConfigError) as e:
+            train(cfg_for(p, features={'calendar': '[hour, minute]'}, extra=['registry.model_name=cov-const']))
+        assert str(e.value) == one
+        run = last_run()
+        assert run.info.status == 'FAILED' and run.data.tags['tsforge.error'] == f'ConfigError: {one}'
+        assert champion('cov-const') == str(before) and set(versions('cov-const')) == {str(before)}
+
+
 # ---------------------------------------------------------------- the builder
 
 
