@@ -4,6 +4,7 @@ model family using known-future covariates, static covariates in long format, an
 signal; tiny model settings."""
 
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -106,6 +107,41 @@ def test_static_varying_within_a_series_names_the_series(tmp_path):
         prepare(cfg)
 
 
+def test_constant_calendar_field_is_refused(csv, tmp_path):
+    """A calendar field that cannot vary at the data's frequency (hour and minute on daily data, minute on hourly
+    data) is a ConfigError naming it and the frequency when the features are fitted, not a constant feature logged as
+    used; a train job with one ends FAILED with that message and moves no alias."""
+    from conftest import champion, isolated_store, last_run, versions
+    from tsforge.train import train
+
+    msg = "features.calendar: 'hour', 'minute' are constant at frequency D over the training rows"
+    with pytest.raises(ConfigError, match=msg):
+        prepare(cfg_for(csv, features={'calendar': '[dayofweek, hour, minute]'}))
+    with pytest.raises(ConfigError, match="'hour', 'minute' are constant at frequency D"):  # cyclic: sin and cos
+        prepare(cfg_for(csv, features={'calendar': '[hour, minute]', 'cyclic': 'true'}))
+    hourly = synthetic(300).assign(date=pd.date_range('2020-01-01', periods=300, freq='h'))
+    p = tmp_path / 'hourly.csv'
+    hourly.to_csv(p, index=False)
+    one = (
+        "features.calendar: 'minute' is constant at frequency h over the training rows (it can carry no "
+        'information); drop it'
+    )
+    with pytest.raises(ConfigError) as e:
+        prepare(cfg_for(p, features={'calendar': '[hour, minute]'}))
+    assert str(e.value) == one
+    assert prepare(cfg_for(p, features={'calendar': '[hour]'})).state.feature_state.calendar == ['hour']
+    with isolated_store(tmp_path / 'home'):
+        cfg = cfg_for(p, features={'calendar': '[hour]'}, extra=['registry.model_name=cov-const'])
+        before = train(cfg).version
+        assert champion('cov-const') == str(before)
+        with pytest.raises(ConfigError) as e:
+            train(cfg_for(p, features={'calendar': '[hour, minute]'}, extra=['registry.model_name=cov-const']))
+        assert str(e.value) == one
+        run = last_run()
+        assert run.info.status == 'FAILED' and run.data.tags['tsforge.error'] == f'ConfigError: {one}'
+        assert champion('cov-const') == str(before) and set(versions('cov-const')) == {str(before)}
+
+
 # ---------------------------------------------------------------- the builder
 
 
@@ -144,6 +180,51 @@ def test_one_builder_for_training_and_serving(csv):
     w = tail_windows(st, tail)
     np.testing.assert_allclose(w.future().all()[0], test.future().all()[3], rtol=0, atol=1e-12)
     np.testing.assert_allclose(w.known_inputs().all()[0], test.known_inputs().all()[3], rtol=0, atol=1e-12)
+
+
+def test_holidays_on_the_local_day_of_tz_aware_data(tmp_path):
+    """Tokyo data (+09:00, data.tz=Asia/Tokyo): the holiday flag covers 00:00-23:00 local of each holiday (not 09:00
+    to 08:00 the next day, the UTC date), like the calendar fields; a request sending the same +09:00 times builds the
+    same covariates as training."""
+    from tsforge.features import holiday_flags
+    from tsforge.request import RequestTail, parse_times, tail_windows
+    from tsforge.preprocess import make_windows
+
+    t = pd.date_range('2023-12-25', '2024-01-12 23:00', freq='h', tz='Asia/Tokyo')
+    rng = np.random.default_rng(0)
+    p = tmp_path / 'tokyo.csv'
+    pd.DataFrame({'date': [x.isoformat() for x in t], 'y': rng.normal(size=len(t))}).to_csv(p, index=False)
+    assert pd.read_csv(p).date[0] == '2023-12-25T00:00:00+09:00'
+    cfg = cfg_for(p, features={'holidays': '{country: JP}', 'calendar': '[hour]'}, extra=['data.tz=Asia/Tokyo'])
+    prep = prepare(cfg)
+    st, fs = prep.state, prep.state.feature_state
+    j = fs.known_names.index('holiday')
+    flag = prep.cov.known[:, j] * fs.known_std[j] + fs.known_mean[j]
+    local = prep.frame.date
+    assert str(local.dt.tz) == 'Asia/Tokyo'
+    days = {'2024-01-01', '2024-01-08'}  # New Year's Day, Coming of Age Day
+    np.testing.assert_allclose(flag, local.dt.strftime('%Y-%m-%d').isin(days).to_numpy(float), atol=1e-9)
+    on = local[flag > 0.5]
+    assert len(on) == 48 and sorted(set(on.dt.hour)) == list(range(24))
+    assert on.iloc[0] == pd.Timestamp('2024-01-01 00:00', tz='Asia/Tokyo')
+    assert on.iloc[23] == pd.Timestamp('2024-01-01 23:00', tz='Asia/Tokyo')
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')  # numpy's 'no explicit representation of timezones' is gone too
+        assert holiday_flags(local.to_numpy(), 'JP').sum() == 48
+    # serving: a request whose times carry +09:00 (history up to 21:00 the day before a holiday, forecast across it)
+    o = int(np.flatnonzero(local == pd.Timestamp('2024-01-07 21:00', tz='Asia/Tokyo'))[0])
+    hist = [x.isoformat() for x in local.iloc[o - L : o]]
+    times, off = parse_times(st, hist)
+    assert off == '+09:00'
+    tail = RequestTail(times, prep.frame[['y']].to_numpy()[o - L : o], offset=off)
+    w = tail_windows(st, tail)
+    train_w = make_windows(st, prep.scaled, prep.times, np.array([o]), cov=prep.cov)
+    np.testing.assert_allclose(w.future().all()[0], train_w.future().all()[0], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(w.known_inputs().all()[0], train_w.known_inputs().all()[0], rtol=0, atol=1e-12)
+    assert (w.future().all()[0, :, j] * fs.known_std[j] + fs.known_mean[j]).round().tolist() == [0, 0, 0, 1, 1, 1, 1]
+    # the windows' own first-step times (lightgbm's calendar fields, cyclenet's phase) are the wall clock too, not UTC
+    assert train_w.times[0] == w.times[0] == np.datetime64('2024-01-07T21:00')
+    assert prep.windows('test').times[0] == local.iloc[int(prep.windows('test').origins[0])].tz_localize(None)
 
 
 # ---------------------------------------------------------------- every family uses them

@@ -540,6 +540,55 @@ def test_header_and_encoding_problems_are_named(tmp_path):
         load_frame(cfg(p))
 
 
+def test_boolean_columns_are_skipped_or_refused_never_read_as_numbers(tmp_path):
+    """A True/False column (pandas reads it as bool, or as objects with empty cells) is not 1.0/0.0: with data.columns
+    null it is skipped and listed like a text column; named (data.columns, data.target, features) it is a DataError
+    naming it and saying to write it as 0/1; in long format alike."""
+    rows = ['00:00,1,True,False', '01:00,2,False,', '02:00,3,True,True', '03:00,4,False,False']
+    p = write(tmp_path, 'ts,y,promo,open\n' + ''.join(f'2020-01-01 {r}\n' for r in rows))
+    assert pd.read_csv(p).promo.dtype == bool and pd.read_csv(p).open.dtype == object  # as pandas reads them
+    df, rep = load_frame(cfg(p))
+    assert list(df.columns) == ['ts', 'y'] and rep.skipped_columns == ['promo', 'open'] and not rep.issues
+    assert rep.summary().skipped_columns[0] == 'promo, open'
+    one = "column 'promo' holds booleans (True/False), which are not read as numbers; write it as 0/1"
+    for c in (cfg(p, columns=['y', 'promo']), DataConfig(path=str(p), time_col='ts', target=['promo'])):
+        with pytest.raises(DataError) as e:
+            load_frame(c)
+        assert str(e.value) == f'{p}: {one}'
+    with pytest.raises(DataError, match="column 'open' holds booleans"):  # with an empty cell: objects, refused too
+        load_frame(cfg(p, columns=['open']))
+    with pytest.raises(DataError, match=re.escape(one)):  # named elsewhere (features:): refused, not skipped
+        load_frame(cfg(p), named=['promo'])
+    with pytest.raises(DataError, match=r"columns 'promo', 'open' hold booleans .*; write them as 0/1"):
+        load_frame(cfg(p, columns=['promo', 'open']))
+    long = write(
+        tmp_path, 'id,ts,y,promo\n' + ''.join(f'{s},2020-01-0{d},{d},{d % 2 == 0}\n' for s in 'ab' for d in range(1, 6))
+    )
+    c = DataConfig(path=str(long), format='long', id_col='id', time_col='ts', target='y')
+    df, rep = load_frame(c)
+    assert list(df.columns) == ['id', 'ts', 'y'] and rep.skipped_columns == ['promo']
+    with pytest.raises(DataError, match=re.escape(one)):
+        load_frame(c.model_copy(update={'columns': ['y', 'promo']}))
+
+
+def test_boolean_feature_column_is_refused_through_prepare(tmp_path):
+    "features.future naming a True/False column is the loader's DataError (the bool check of features is not bypassed)."
+    from tsforge.config import load_config
+    from tsforge.prepare import prepare
+
+    t = pd.date_range('2020-01-01', periods=200, freq='D')
+    df = pd.DataFrame({'date': t, 'y': np.arange(200.0), 'promo': np.arange(200) % 3 == 0})
+    p = tmp_path / 'promo.csv'
+    df.to_csv(p, index=False)
+    base = ['data.dataset=null', f'data.path={p}', 'data.target=[y]', 'mode=S', 'input_length=14', 'horizon=7']
+    base += ['split.kind=ratio']
+    for extra in ([], ['data.columns=[y]'], ['data.columns=null']):
+        with pytest.raises(DataError, match="column 'promo' holds booleans .*; write it as 0/1"):
+            prepare(load_config('etth1', [*base, *extra, '+features.future=[promo]']))
+    rep = prepare(load_config('etth1', [*base, 'data.columns=null', 'mode=M'])).report
+    assert rep.columns == ['y'] and rep.skipped_columns == ['promo']
+
+
 def test_long_format_skips_only_text_columns(tmp_path):
     rows = [f'{s},2020-01-0{d},{d},{"?" if (s, d) == ("b", 2) else d / 2},{s}-label' for s in 'ab' for d in range(1, 6)]
     p = write(tmp_path, 'id,ts,y,x,note\n' + '\n'.join(rows) + '\n')

@@ -100,7 +100,9 @@ class DataReport:
     decimal: str = ''  # CSV: the decimal mark read with
     time_formats: list = field(default_factory=list)  # the timestamp format(s) found (or data.time_format)
     repaired: int = 0  # on_issue=fill: rows inserted, dropped or with values interpolated
-    skipped_columns: list = field(default_factory=list)  # data.columns null: text columns left out (no value a number)
+    skipped_columns: list = field(
+        default_factory=list
+    )  # data.columns null: text (no value a number), boolean columns left out
 
     def summary(self) -> pd.DataFrame:
         "One-row table for notebooks."
@@ -484,12 +486,13 @@ def _offset_groups(col: pd.Series) -> str:
     return '; '.join(parts)
 
 # %% ../nbs/01_data.ipynb #01-data-009
-def load_frame(data: DataConfig) -> tuple[pd.DataFrame, DataReport]:
+def load_frame(data: DataConfig, named: list[str] | tuple = ()) -> tuple[pd.DataFrame, DataReport]:
     """Read, check and (if allowed) repair the file `data` describes; return the frame and a `DataReport`. Any
-    failure is one `DataError` naming the file."""
+    failure is one `DataError` naming the file. `named`: columns the experiment names elsewhere (the `features:`
+    columns); with `data.columns` null a boolean column among them is refused, as in `data.columns`, not skipped."""
     path = ett_path(data.dataset) if data.dataset else Path(data.path)
     try:
-        return _load_frame(data, path)
+        return _load_frame(data, path, list(named))
     except DataError as e:
         if str(e).startswith(str(path)):
             raise
@@ -498,7 +501,7 @@ def load_frame(data: DataConfig) -> tuple[pd.DataFrame, DataReport]:
         raise DataError(f'{path}: {type(e).__name__}: {e}') from None
 
 
-def _load_frame(data: DataConfig, path: Path) -> tuple[pd.DataFrame, DataReport]:
+def _load_frame(data: DataConfig, path: Path, named: list = ()) -> tuple[pd.DataFrame, DataReport]:
     raw, sep, decimal = _read(path, data)
     sha = file_sha256(path)
     if data.sha256 and sha != data.sha256:
@@ -511,7 +514,7 @@ def _load_frame(data: DataConfig, path: Path) -> tuple[pd.DataFrame, DataReport]
             + (_dialect_hint(path, tc, sep) if sep else '')
         )
     if data.format == 'long':
-        return _load_long(data, path, raw, rep)
+        return _load_long(data, path, raw, rep, named)
     wanted = list(dict.fromkeys([*(data.columns or [c for c in raw.columns if c != tc]), *data.target]))
     missing = [c for c in wanted if c not in raw.columns]
     if missing:
@@ -524,8 +527,9 @@ def _load_frame(data: DataConfig, path: Path) -> tuple[pd.DataFrame, DataReport]
     if (bad := times.isna()).any():
         fatal.append(_unparseable(raw[tc], bad, data))
     df, flagged = pd.DataFrame({tc: times}), pd.DataFrame(index=raw.index)  # flagged: non-numeric or inf, said once
-    if data.columns is None:  # default: every column with numbers; text columns (no value a number) are skipped
-        wanted, rep.skipped_columns = _numeric_columns(raw, wanted, data.target)
+    if data.columns is None:  # default: every column with numbers; text and boolean columns are skipped
+        wanted, rep.skipped_columns = _numeric_columns(raw, wanted, data.target, named)
+    _refuse_booleans(raw, wanted)
     for c in wanted:
         v = pd.to_numeric(raw[c], errors='coerce')
         nonnum = v.isna() & raw[c].notna()
@@ -612,20 +616,40 @@ def _comma_hint(values: pd.Series) -> str:
     return ''
 
 
-def _numeric_columns(raw: pd.DataFrame, wanted: list, target: list) -> tuple[list, list]:
+def _numeric_columns(raw: pd.DataFrame, wanted: list, target: list, named: list = ()) -> tuple[list, list]:
     """With data.columns null: the columns of `wanted` to read (targets, numeric columns, and text columns where some
     value looks like a number, e.g. `1,5`: their other values are reported as non-numeric) and those skipped (text
-    columns where no value is a number: labels, ids)."""
+    columns where no value is a number: labels, ids; boolean columns, unless a target or `named`: those are kept
+    for `_refuse_booleans` to refuse)."""
     keep, skipped = [], []
     for c in wanted:
         col = raw[c]
-        if c in target or pd.api.types.is_numeric_dtype(col) or pd.to_numeric(col, errors='coerce').notna().any():
+        if _boolean(col):
+            (keep if c in target or c in named else skipped).append(c)
+        elif c in target or pd.api.types.is_numeric_dtype(col) or pd.to_numeric(col, errors='coerce').notna().any():
             keep.append(c)
         elif col.dropna().astype(str).str.fullmatch(r'\s*[+-]?(?:\d+,\d*|,\d+)\s*').any():
             keep.append(c)
         else:
             skipped.append(c)
     return keep, skipped
+
+
+def _boolean(col: pd.Series) -> bool:
+    "Whether `col` holds booleans: `True`/`False` in a CSV (pandas reads them as bool; with empty cells, as objects)."
+    return pd.api.types.is_bool_dtype(col) or (
+        col.dtype == object and pd.api.types.infer_dtype(col, skipna=True) == 'boolean'
+    )
+
+
+def _refuse_booleans(raw: pd.DataFrame, wanted: list):
+    "A `DataError` naming the boolean columns of `wanted`: pandas would read True/False as 1.0/0.0, silently."
+    if bad := [c for c in wanted if _boolean(raw[c])]:
+        one = len(bad) == 1
+        raise DataError(
+            f'column{"" if one else "s"} {", ".join(map(repr, bad))} {"holds" if one else "hold"} booleans '
+            f'(True/False), which are not read as numbers; write {"it" if one else "them"} as 0/1'
+        )
 
 
 def _check_share(data: DataConfig, path: Path, rep: DataReport, repaired: int, n_read: int, what: str, where=''):
@@ -656,7 +680,9 @@ def _per_series(
     return out
 
 
-def _load_long(data: DataConfig, path: Path, raw: pd.DataFrame, rep: DataReport) -> tuple[pd.DataFrame, DataReport]:
+def _load_long(
+    data: DataConfig, path: Path, raw: pd.DataFrame, rep: DataReport, named: list = ()
+) -> tuple[pd.DataFrame, DataReport]:
     """Long format (one row per series and timestamp): check every series on its own and return the frame sorted by
     (series, time) with columns id, time, values. Duplicate (id, time) pairs, gaps and NaN are reported per series
     (`on_issue: fill` drops duplicates keeping the last, inserts the missing timestamps and interpolates within the
@@ -688,8 +714,9 @@ def _load_long(data: DataConfig, path: Path, raw: pd.DataFrame, rep: DataReport)
         fatal.append(_time_hint(data))
     df = pd.DataFrame({ic: ids, tc: times})
     flagged = pd.Series(False, index=raw.index)  # rows with a non-numeric or inf value (said once, by column)
-    if data.columns is None:  # every column with numbers; text columns (no value a number) are skipped
-        wanted, rep.skipped_columns = _numeric_columns(raw, wanted, data.target)
+    if data.columns is None:  # every column with numbers; text and boolean columns are skipped
+        wanted, rep.skipped_columns = _numeric_columns(raw, wanted, data.target, named)
+    _refuse_booleans(raw, wanted)
     for c in wanted:
         v = pd.to_numeric(raw[c], errors='coerce')
         flagged |= (v.isna() & raw[c].notna()) | np.isinf(v)

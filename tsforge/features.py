@@ -75,8 +75,11 @@ def _holiday_dates(country: str, subdiv: str | None, years: tuple[int, ...]) -> 
 
 
 def holiday_flags(times, country: str, subdiv: str | None = None) -> np.ndarray:
-    "1.0 where the date of `times` is a public holiday of `country` (and `subdiv`), from the `holidays` package."
-    d = np.asarray(times).astype('datetime64[D]')
+    """1.0 where the date of `times` is a public holiday of `country` (and `subdiv`), from the `holidays` package. The
+    date is the local one (wall clock), as `calendar_values` reads it: a time-zone-aware time's own calendar day, not
+    its UTC date."""
+    t = pd.DatetimeIndex(times)
+    d = (t.tz_localize(None) if t.tz is not None else t).to_numpy().astype('datetime64[D]')
     days, inv = np.unique(d, return_inverse=True)
     if not len(days):
         return np.zeros(0)
@@ -189,6 +192,25 @@ def static_table(frame: pd.DataFrame, id_col: str, columns: list[str], ids: list
     return first.reindex([str(i) for i in ids]).to_numpy('float64')
 
 
+def _check_calendar_varies(fs: FeatureState, known: np.ndarray, freq: str | None):
+    "A `ConfigError` naming the calendar fields whose columns of `known` (the train rows' raw features) are constant."
+    if not len(known):
+        return
+    names = fs.known_names
+    const = []
+    for f in fs.calendar:
+        cols = known[:, [names.index(n) for n in calendar_names([f], fs.cyclic)]]  # the field, or its sin and cos
+        if (cols == cols[0]).all():
+            const.append(f)
+    if const:
+        at = f' at frequency {freq}' if freq else ''
+        which, one = ', '.join(map(repr, const)), len(const) == 1
+        raise ConfigError(
+            f'features.calendar: {which} {"is" if one else "are"} constant{at} over the training rows '
+            f'({"it" if one else "they"} can carry no information); drop {"it" if one else "them"}'
+        )
+
+
 def fit_features(
     cfg: FeaturesConfig,
     frame: pd.DataFrame,
@@ -196,9 +218,12 @@ def fit_features(
     train_rows: np.ndarray,
     id_col: str | None = None,
     ids: list[str] | None = None,
+    freq: str | None = None,
 ) -> FeatureState:
     """Fit the feature state on the train rows (`train_rows`: a boolean mask of `frame`'s rows): the scaling of every
-    known and past feature and, in long format, each series' static values and their scaling."""
+    known and past feature and, in long format, each series' static values and their scaling. A calendar field that
+    is constant over the train rows (`minute` on hourly data, `hour` on daily data; `freq` names the data's
+    frequency in the message) is a `ConfigError`: it could carry no information."""
     fs = FeatureState(
         list(cfg.calendar),
         cfg.cyclic,
@@ -209,6 +234,7 @@ def fit_features(
     )
     train = frame.loc[np.asarray(train_rows)]
     known = fs.known_raw(train[time_col].to_numpy(), train[fs.future].to_numpy('float64'))
+    _check_calendar_varies(fs, known, freq)
     fs.known_mean, fs.known_std = _mean_std(known[np.isfinite(known).all(1)])
     past = train[fs.past].to_numpy('float64')
     fs.past_mean, fs.past_std = _mean_std(past[np.isfinite(past).all(1)])
@@ -247,7 +273,7 @@ def attach_features(
     return every row's covariates (None without features). `prepare` and every cv fold call it."""
     if not cfg.any:
         return None
-    fs = fit_features(cfg, frame, state.time_col, train_rows, state.id_col, state.series_ids)
+    fs = fit_features(cfg, frame, state.time_col, train_rows, state.id_col, state.series_ids, state.freq)
     state.features = fs.to_dict()
     state.__dict__.pop('_fs', None)
     return frame_covariates(state, frame, codes)

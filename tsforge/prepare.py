@@ -184,12 +184,13 @@ def _prepare_long(cfg: ExperimentConfig, frame: pd.DataFrame, report: DataReport
 
 
 def _load(cfg: ExperimentConfig):
-    "Load the data with the columns `features:` names (they must be read even when `data.columns` lists fewer)."
-    data = cfg.data
-    extra = [c for c in feature_columns(cfg.features) if data.columns is not None and c not in data.columns]
+    """Load the data with the columns `features:` names (they must be read even when `data.columns` lists fewer; with
+    `data.columns` null a boolean one is refused, not skipped)."""
+    data, named = cfg.data, feature_columns(cfg.features)
+    extra = [c for c in named if data.columns is not None and c not in data.columns]
     if extra:
         data = data.model_copy(update={'columns': [*data.columns, *extra]})
-    frame, report = load_frame(data)
+    frame, report = load_frame(data, named)
     if cfg.features.any:
         check_feature_columns(cfg.features, frame, list(cfg.data.target), cfg.data.format == 'long')
     return frame, report

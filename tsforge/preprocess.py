@@ -304,8 +304,12 @@ class Windows:
 
     @property
     def times(self) -> np.ndarray:
-        "Timestamp of each window's first forecast step: one step of the frequency after its last input row."
-        prev = self.row_times[self.origins - 1].astype('datetime64[ns]')
+        """Timestamp of each window's first forecast step (wall clock): one step of the frequency after its last input
+        row. Time-zone-aware rows (a frame's column) give their local time, as a request's timestamps (never UTC)."""
+        prev = self.row_times[self.origins - 1]
+        if prev.dtype == object:  # tz-aware Timestamps: numpy's cast would give UTC (calendar, phase read the clock)
+            prev = pd.DatetimeIndex(prev).tz_localize(None).to_numpy()
+        prev = prev.astype('datetime64[ns]')
         off = to_offset(self.state.freq)  # numpy for fixed steps (the serving hot path), pandas for calendar ones
         return (
             prev + np.timedelta64(off.nanos, 'ns')
