@@ -210,6 +210,59 @@ def test_same_study_resumes_to_the_budget(home):
         tune(small(*base, 'name=other', 'tune.study_name=tune-etth1-linear-S-h24'), progress=False)
 
 
+def test_resume_that_cannot_be_compared_is_refused_before_any_trial(home):
+    "Another space, other folds or another model on resume: one ConfigError naming both values, nothing run or logged."
+    base = ['tune.executor=serial', 'tune.retrain=false', 'tune.sampler=random', 'tune.study_name=cmp']
+    il = ['+tune.space.input_length={low: 48, high: 192, step: 48}']
+    r = tune(small(*base, 'tune.n_trials=2', space=il), progress=False)
+    assert r.study.user_attrs['tsforge.terms']['cv.n_windows'] == 3
+    before = len(tune_runs('cmp'))
+    for extra, space, expected in [
+        (
+            ['cv.n_windows=2'],
+            il,
+            "tune.study_name 'cmp': this study was created with cv.n_windows=3, now 2; trials on other folds cannot "
+            'be compared: use another tune.study_name',
+        ),
+        (
+            [],
+            [*il, '+tune.space.model_params.norm=[last, mean]'],
+            'tune.space.model_params.norm not searched, now [last, mean]; trials from another search space',
+        ),
+        (
+            [],
+            ['+tune.space.input_length={low: 48, high: 96, step: 48}'],
+            'tune.space.input_length={low: 48, high: 192, step: 48}, now {low: 48, high: 96, step: 48}',
+        ),
+        (['model=naive'], il, 'model=linear, now naive; trials of another model cannot be compared'),
+    ]:
+        with pytest.raises(ConfigError) as e:
+            tune(small(*base, 'tune.n_trials=4', *extra, space=space), progress=False)
+        assert expected in str(e.value), str(e.value)
+    study = optuna.load_study(study_name='cmp', storage=f'sqlite:///{home / "optuna.db"}')
+    assert len(study.trials) == 2 and len(tune_runs('cmp')) == before  # no trial queued or run, no run logged
+    assert len(tune(small(*base, 'tune.n_trials=3', space=il), progress=False).trials) == 3  # the same: resumed
+
+
+def test_study_of_an_older_tsforge_takes_this_runs_terms(home):
+    "A study without recorded terms (made before they were recorded) is resumed with a warning, then checked."
+    url = f'sqlite:///{home / "optuna.db"}'
+    old = optuna.create_study(study_name='older', storage=url)
+    old.set_user_attr('metric', 'cv_mse')
+    old.set_user_attr('config', 'etth1')
+    dist = optuna.distributions.IntDistribution(48, 192, step=48)
+    old.add_trial(
+        optuna.trial.create_trial(params={'input_length': 96}, distributions={'input_length': dist}, value=1.0)
+    )
+    base = ['tune.executor=serial', 'tune.retrain=false', 'tune.study_name=older']
+    il = ['+tune.space.input_length={low: 48, high: 192, step: 48}']
+    with pytest.warns(UserWarning, match="tune.study_name 'older': this study was made by an older tsforge"):
+        r = tune(small(*base, 'tune.n_trials=2', space=il), progress=False)
+    assert len(r.trials) == 2 and r.study.user_attrs['tsforge.terms']['cv.n_windows'] == 3
+    with pytest.raises(ConfigError, match='cv.n_windows=3, now 2'):
+        tune(small(*base, 'tune.n_trials=3', 'cv.n_windows=2', space=il), progress=False)
+
+
 # --- two workers on one real PostgreSQL study -------------------------------------------------------------------------
 
 
@@ -460,6 +513,24 @@ def test_ensemble_of_best_trials_is_retrained_registered_and_served(home):
     w = res.train.prep.windows('test')
     each = [m.predict(_crop(w, m.state.input_length)) for m in served.model.models]
     assert np.allclose(served.model.predict(w), np.mean(each, axis=0))
+
+
+def test_ensemble_of_fewer_distinct_trials_than_asked_fails(home):
+    "tune.ensemble above tune.n_trials is refused before any trial; too few distinct trials fail the job, no fallback."
+    before = len(tune_runs())
+    norm = ['+tune.space.model_params.norm=[last]']  # every trial the same: one distinct trial
+    base = ['name=ensfew', 'tune.executor=serial', 'tune.study_name=ensfew']
+    with pytest.raises(ConfigError, match=r'tune.ensemble=3: .* but tune.n_trials=2 .*lower tune.ensemble'):
+        tune(small(*base, 'tune.n_trials=2', 'tune.ensemble=3', space=norm), progress=False)
+    assert len(tune_runs()) == before  # refused before the study or a run
+    with pytest.raises(RuntimeError) as e:
+        tune(small(*base, 'tune.n_trials=2', 'tune.ensemble=2', space=norm), progress=False)
+    msg = str(e.value)
+    assert "tune.ensemble=2: study 'ensfew' has only 1 distinct completed trial(s) (2 completed" in msg, msg
+    assert 'Lower tune.ensemble' in msg and 'raise tune.n_trials and rerun' in msg and 'resumes it' in msg, msg
+    run = tune_runs('ensfew')[0]
+    assert run.info.status == 'FAILED' and 'tune.ensemble_trials' not in run.data.tags
+    assert MlflowClient().search_model_versions("name = 'tsforge-ensfew'") == []  # nothing registered
 
 
 @pytest.mark.parametrize(

@@ -437,6 +437,32 @@ class Member(StrictModel):
         return self
 
 
+def _check_member_params(mp: dict, members: list):
+    """Raise `ValueError` naming `model_params.member_params.<key>` when no member is given by that name: the params
+    would be ignored. A member given as a spec whose `model_params` already hold them (a validated or saved ensemble:
+    names are turned into such specs) counts as given by that name."""
+    names = [m for m in members if isinstance(m, str)]
+    for key, params in mp.items():
+        if key in names:
+            continue
+        held = [
+            m
+            for m in members
+            if isinstance(m, dict)
+            and m.get('model') == key
+            and isinstance(params, dict)
+            and isinstance(m.get('model_params'), dict)
+            and all(k in m['model_params'] and m['model_params'][k] == v for k, v in params.items())
+        ]
+        if held:
+            continue
+        by_name = ', '.join(dict.fromkeys(names)) or 'none (a member given as a spec takes its own model_params)'
+        raise ValueError(
+            f'model_params.member_params.{key}: no member of this ensemble is given by the name {key!r}; '
+            f'members by name: {by_name}'
+        )
+
+
 def _crop(w: Windows, L: int) -> Windows:
     "The same windows read through their last `L` input rows (the same origins, so the same targets)."
     if L == w.state.input_length:
@@ -454,17 +480,19 @@ class Ensemble(Forecaster):
         model_config = ConfigDict(extra='forbid')
         members: list[Member] = Field(['lightgbm', 'patchtst'], min_length=1)  # model names or Member specs
         member_params: dict[str, dict] = {}  # model name -> its params, for members given by name
-        weights: str = Field('inverse_val_mse', pattern='^(equal|inverse_val_mse)$')
+        weights: Literal['equal', 'inverse_val_mse'] = 'inverse_val_mse'
 
         @model_validator(mode='before')
         @classmethod
         def _names(cls, data):
-            "A member given by name becomes a `Member` with its `member_params`."
+            """A member given by name becomes a `Member` with its `member_params`; a `member_params` key that no member
+            is given by is an error naming it (a spec already holding those params, as a saved ensemble's, is fine)."""
             if isinstance(data, dict):
                 data = dict(data)
                 mp = data.get('member_params') or {}
                 members = data.get('members', cls.model_fields['members'].default)
                 if isinstance(members, list) and isinstance(mp, dict):
+                    _check_member_params(mp, members)
                     data['members'] = [
                         {'model': m, 'model_params': mp.get(m, {})} if isinstance(m, str) else m for m in members
                     ]

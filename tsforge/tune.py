@@ -49,8 +49,8 @@ __all__ = ['RUN_STATUS', 'param_name', 'config_key', 'suggest_value', 'suggest',
            'StudyStorageError', 'storage_failure', 'storage_errors', 'make_sampler', 'make_pruner', 'worker_seed',
            'WorkerSpec', 'sigterm_interrupts', 'load_study', 'run_worker', 'run_trials', 'trial_values', 'trial_error',
            'trials_table', 'recorded_trials', 'features_text', 'TrialRecorder', 'best_trial', 'top_trials',
-           'ensemble_config', 'study_figures', 'study_name', 'check_tunable', 'prepare_study', 'wait_for_running',
-           'TuneResult', 'tune', 'retrain_best']
+           'ensemble_config', 'study_figures', 'study_name', 'check_tunable', 'study_terms', 'check_comparable',
+           'prepare_study', 'wait_for_running', 'TuneResult', 'tune', 'retrain_best']
 
 # %% ../nbs/17_tune.ipynb #12-tune-005
 def param_name(key: str, family: str | None = None) -> str:
@@ -177,6 +177,7 @@ class SearchData:
     freq: str
     n_rows: int  # the first row of the test part
     time_col: str
+    sha256: str | None = None  # of the data file (a study records it: its trials ran on that data)
 
 
 def search_data(cfg: ExperimentConfig, prep: Prepared | None = None) -> SearchData:
@@ -190,7 +191,7 @@ def search_data(cfg: ExperimentConfig, prep: Prepared | None = None) -> SearchDa
     if missing:  # columns only some searched feature sets read
         frame = _join_columns(cfg, frame, missing)
         cols += [c for c in missing if c in frame.columns]
-    return SearchData(frame, cols, prep.state.freq, n, tc)
+    return SearchData(frame, cols, prep.state.freq, n, tc, prep.report.sha256)
 
 
 def _join_columns(cfg: ExperimentConfig, frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
@@ -826,8 +827,13 @@ def study_name(cfg: ExperimentConfig) -> str:
 
 
 def check_tunable(cfg: ExperimentConfig, data: SearchData) -> int:
-    """The number of folds the search uses; a `ConfigError` if there is nothing to search, the folds do not fit or a
-    searched feature set does not fit the data."""
+    """The number of folds the search uses; a `ConfigError` if there is nothing to search, `tune.ensemble` asks for
+    more trials than `tune.n_trials` makes, the folds do not fit or a searched feature set does not fit the data."""
+    if (k := cfg.tune.ensemble) > (n := cfg.tune.n_trials):
+        raise ConfigError(
+            f'tune.ensemble={k}: the retrain averages the {k} best distinct trials, but tune.n_trials={n} makes a '
+            f'study of {n} trial(s); lower tune.ensemble to at most {n} or raise tune.n_trials to at least {k}'
+        )
     if not cfg.tune.space and not cfg.tune.model_space:
         raise ConfigError(
             'tune.space: nothing to search; map at least one config key to a distribution, '
@@ -840,10 +846,112 @@ def check_tunable(cfg: ExperimentConfig, data: SearchData) -> int:
         raise ConfigError(f'{e} (the tune folds lie in the {data.n_rows} rows before the test part)') from None
 
 
-def prepare_study(cfg: ExperimentConfig, url: str, name: str, n_folds: int) -> tuple[optuna.Study, int]:
+def _dist_text(d: Distribution) -> str:
+    "A distribution as one line of YAML: its choices, or its range (bounds as floats for a float range)."
+    if d.type == 'categorical':
+        return choice_label(d.choices)
+    num = int if d.type == 'int' else float
+    raw = {'low': num(d.low), 'high': num(d.high)}
+    if d.step is not None:
+        raw['step'] = num(d.step)
+    if d.log:
+        raw['log'] = True
+    return choice_label(raw)
+
+
+def study_terms(cfg: ExperimentConfig, data: SearchData) -> dict[str, Any]:
+    """What makes the trials of one study comparable, by the config key it comes from: the metric, the model (or the
+    models searched), mode, input length (unless searched) and horizon, the settings that lay out the folds (`cv.*`,
+    `cv.horizon` and `cv.step` as they resolve), the data (the file's sha256, targets, columns, the rows before the
+    test part) and the search space as resolved (`tune.space.<key>`, `tune.model_space.<family>.<key>`)."""
+    t, cv = cfg.tune, cfg.cv
+    h = cv.horizon or cfg.horizon
+    out = {
+        'tune.metric': t.metric,
+        'model': choice_label(t.space['model'].values()) if 'model' in t.space else cfg.model,
+        'mode': cfg.mode,
+        'horizon': cfg.horizon,
+    }
+    if 'input_length' not in t.space:
+        out['input_length'] = cfg.input_length
+    out |= {
+        'cv.n_windows': cv.n_windows,
+        'cv.step': cv.step or h,
+        'cv.horizon': h,
+        'cv.gap': cv.gap,
+        'cv.window': cv.window,
+        'cv.train_size': cv.train_size,
+        'cv.refit_every': cv.refit_every,
+        'data.sha256': data.sha256,
+        'data.target': list(cfg.data.target),
+        'data.columns': None if cfg.data.columns is None else list(cfg.data.columns),
+        _ROWS: data.n_rows,
+    }
+    for k, d in sorted(t.space.items()):
+        if k != 'model':
+            out[f'tune.space.{k}'] = _dist_text(d)
+    for fam, space in sorted(t.model_space.items()):
+        for k, d in sorted(space.items()):
+            out[f'tune.model_space.{fam}.{k}'] = _dist_text(d)
+    return out
+
+
+_ROWS = 'rows before the test part'
+_ABSENT = object()
+
+
+def _term_text(key: str, v) -> str:
+    if v is _ABSENT:
+        return 'not searched' if key.startswith('tune.') else 'searched'
+    v = choice_label(v)
+    return 'null' if v is None else str(v)
+
+
+def _term_reason(key: str) -> str:
+    if key.startswith('tune.') and key != 'tune.metric':
+        return 'from another search space'
+    if key.startswith('cv.') or key == _ROWS:
+        return 'on other folds'
+    if key.startswith('data.'):
+        return 'on other data'
+    return {
+        'tune.metric': 'scored by another metric',
+        'model': 'of another model',
+        'mode': 'in another mode',
+        'input_length': 'with another input length',
+        'horizon': 'with another horizon',
+    }.get(key, 'run otherwise')
+
+
+def check_comparable(name: str, recorded: dict, now: dict):
+    """A `ConfigError` naming every term (`study_terms`) in which this run differs from what study `name` recorded
+    when it was created, with both values: trials run otherwise cannot be compared with its trials."""
+    diff = [k for k in dict.fromkeys([*recorded, *now]) if recorded.get(k, _ABSENT) != now.get(k, _ABSENT)]
+    if not diff:
+        return
+    parts = []
+    for k in diff:
+        old, new = recorded.get(k, _ABSENT), now.get(k, _ABSENT)
+        if k == _ROWS and _ABSENT not in (old, new):
+            parts.append(f'{old} {k}, now {new}')
+        else:
+            parts.append(f'{k}{"=" if old is not _ABSENT else " "}{_term_text(k, old)}, now {_term_text(k, new)}')
+    reasons = ' or '.join(dict.fromkeys(_term_reason(k) for k in diff))
+    raise ConfigError(
+        f'tune.study_name {name!r}: this study was created with {"; and ".join(parts)}; trials {reasons} cannot be '
+        'compared: use another tune.study_name'
+    )
+
+
+def prepare_study(
+    cfg: ExperimentConfig, url: str, name: str, n_folds: int, data: SearchData
+) -> tuple[optuna.Study, int]:
     """Create or resume the study and enqueue the trials missing from the budget; returns it and the trials already
-    finished."""
+    finished. A new study records what makes its trials comparable (`study_terms`, the study's user attribute
+    `tsforge.terms`); resuming it with any of that changed is a `ConfigError` (`check_comparable`) before any trial
+    runs. A study made by an older tsforge, which recorded none of it, takes this run's terms (with a warning)."""
     storage = open_storage(url, cfg.tune)
+    terms = study_terms(cfg, data)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', optuna.exceptions.ExperimentalWarning)
         study = optuna.create_study(
@@ -853,6 +961,28 @@ def prepare_study(cfg: ExperimentConfig, url: str, name: str, n_folds: int) -> t
             load_if_exists=True,
             pruner=make_pruner(cfg.tune, n_folds),
         )
+    trials = study.get_trials(deepcopy=False)
+    if trials:  # resumed: refused before anything of the study changes if its trials cannot be compared with ours
+        if (m := study.user_attrs.get('metric')) and m != f'cv_{cfg.tune.metric}':
+            raise ConfigError(
+                f'tune.metric: study {name!r} minimises {m}, not cv_{cfg.tune.metric}; use another tune.study_name'
+            )
+        if (c := study.user_attrs.get('config')) and c != cfg.name:
+            raise ConfigError(
+                f'tune.study_name: study {name!r} belongs to experiment {c!r}, not {cfg.name!r}; '
+                'use another tune.study_name'
+            )
+        if (recorded := study.user_attrs.get('tsforge.terms')) is not None:
+            check_comparable(name, recorded, terms)
+        else:
+            warnings.warn(
+                f'tune.study_name {name!r}: this study was made by an older tsforge, which did not record the '
+                f'search space, model, folds or data of its {len(trials)} trial(s); they are taken to be this '
+                "run's, which are recorded now: later resumes are checked against them"
+            )
+            study.set_user_attr('tsforge.terms', terms)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)  # trials of a run that died
     grace = cfg.tune.grace_period or 2 * cfg.tune.heartbeat_interval
     now = datetime.datetime.now()
@@ -861,23 +991,14 @@ def prepare_study(cfg: ExperimentConfig, url: str, name: str, n_folds: int) -> t
         if 'worker_pid' not in t.user_attrs and t.datetime_start and (now - t.datetime_start).total_seconds() > grace:
             storage.set_trial_user_attr(t._trial_id, 'error', 'its worker died before the trial started')
             storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-    trials = study.get_trials(deepcopy=False)
     if not trials:
         study.set_user_attr('metric', f'cv_{cfg.tune.metric}')
         study.set_user_attr('config', cfg.name)
+        study.set_user_attr('tsforge.terms', terms)
         if cfg.tune.enqueue_default:
             params, complete = default_params(cfg)
             if params:
                 study.enqueue_trial(params, user_attrs={'tsforge.default': True, 'tsforge.default_complete': complete})
-    elif (m := study.user_attrs.get('metric')) and m != f'cv_{cfg.tune.metric}':
-        raise ConfigError(
-            f'tune.metric: study {name!r} minimises {m}, not cv_{cfg.tune.metric}; use another tune.study_name'
-        )
-    elif (c := study.user_attrs.get('config')) and c != cfg.name:
-        raise ConfigError(
-            f'tune.study_name: study {name!r} belongs to experiment {c!r}, not {cfg.name!r}; '
-            'use another tune.study_name'
-        )
     for _ in range(cfg.tune.n_trials - len(study.get_trials(deepcopy=False))):
         study.enqueue_trial({})
     n_done = len(study.get_trials(deepcopy=False, states=tuple(RUN_STATUS)))
@@ -971,7 +1092,7 @@ def tune(cfg: ExperimentConfig, progress: bool = True, retrain: bool | None = No
     prep = prepare(cfg)
     data = search_data(cfg, prep)
     n_folds = check_tunable(cfg, data)
-    study, n_done = prepare_study(cfg, url, name, n_folds)
+    study, n_done = prepare_study(cfg, url, name, n_folds, data)
     seed = cfg.seed if t.seed is None else t.seed
     parallel = t.executor != 'serial' and t.n_workers > 1
     spec = WorkerSpec(
@@ -1081,10 +1202,17 @@ def tune(cfg: ExperimentConfig, progress: bool = True, retrain: bool | None = No
         final_cfg = best_cfg
         if t.ensemble > 1:  # the retrain fits the equal-weight ensemble of the best distinct trials
             top = top_trials(study, t.ensemble)
+            if len(top) < t.ensemble:  # never fewer members than asked, nor the best trial alone
+                raise RuntimeError(
+                    f'tune.ensemble={t.ensemble}: study {name!r} has only {len(top)} distinct completed trial(s) '
+                    f'({counts["COMPLETE"]} completed, {counts["PRUNED"]} pruned, {counts["FAIL"]} failed of '
+                    f'tune.n_trials={t.n_trials}); nothing is retrained or registered. Lower tune.ensemble (to at most '
+                    f'{len(top)}; 1 retrains the best trial alone), or raise tune.n_trials and rerun: the study is '
+                    'kept and a rerun resumes it'
+                )
             result.ensemble_trials = [x.number for x in top]
-            if len(top) > 1:
-                final_cfg = ensemble_config(cfg, top)
-                runs.log_text(final_cfg.to_yaml(), 'ensemble_config.yaml')
+            final_cfg = ensemble_config(cfg, top)
+            runs.log_text(final_cfg.to_yaml(), 'ensemble_config.yaml')
             mark['tune.ensemble_trials'] = ','.join(map(str, result.ensemble_trials))
             runs.set_tags({'tune.ensemble_trials': mark['tune.ensemble_trials']})
         result.retrain_config = final_cfg
