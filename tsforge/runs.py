@@ -192,11 +192,12 @@ class _Heartbeat:
             runs, self.runs = dict(self.runs), {}
         for run_id, (uri, notebook) in runs.items():
             client = self.clients[uri]
-            with contextlib.suppress(Exception):
-                client.set_terminated(run_id, 'KILLED')
+            with contextlib.suppress(Exception):  # the status last: a reader that sees KILLED sees the reason too
                 client.set_tag(run_id, 'tsforge.killed', reason)
                 if notebook and Path(notebook).is_file():
                     log_notebook(run_id, notebook, client)
+            with contextlib.suppress(Exception):
+                client.set_terminated(run_id, 'KILLED')
 
 
 _HEARTBEAT = _Heartbeat()
