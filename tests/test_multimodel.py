@@ -2,6 +2,7 @@
 every model, eviction, 403/404 naming the model, reload under load with 0 failed requests on a real uvicorn), and by
 2 Ray Serve replicas through Ray's model multiplexing."""
 
+import datetime
 import os, subprocess, threading, time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -180,6 +181,8 @@ def test_version_header_names_the_model_that_answered(client, models, frame):
     r = client.get('/models/mm-05/metadata')
     assert r.status_code == 200 and r.headers['x-tsforge-model-version'] == str(r.json()['version'])
     assert {'last_check', 'check_failures'} <= set(r.json()), r.json()
+    checked = r.json()['last_check']  # the same ISO 8601 form as the server's own /metadata
+    assert checked is None or datetime.datetime.fromisoformat(checked).tzinfo is not None, checked
     r = client.post('/models/no-such-model/predict', json={'history': []})
     assert r.status_code in (403, 404) and 'x-tsforge-model-version' not in r.headers
     assert 'x-tsforge-model-version' in client.get('/metadata').headers  # the server's own routes keep it

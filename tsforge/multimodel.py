@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import Counter, Gauge, Histogram
 
 from .guard import _json, _public_error
-from .reload import ServedModel, model_allowed, not_found
+from .reload import ServedModel, _iso, model_allowed, not_found
 from .settings import SettingsError, env_number
 
 log = logging.getLogger('tsforge.serve')
@@ -107,7 +107,7 @@ def _rss_mb() -> float:
 def _check_state(h: ServedModel) -> dict:
     "How a cached model's registry checks go (as `/ready` says it of the server's own model)."
     return {
-        'last_check': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(h.last_check)) if h.last_check else None,
+        'last_check': _iso(h.last_check) if h.last_check else None,
         'check_failures': h.check_failures,
         **({'reload_error': h.reload_error} if h.reload_error else {}),
     }
