@@ -187,7 +187,7 @@ def test_holidays_on_the_local_day_of_tz_aware_data(tmp_path):
     to 08:00 the next day, the UTC date), like the calendar fields; a request sending the same +09:00 times builds the
     same covariates as training."""
     from tsforge.features import holiday_flags
-    from tsforge.request import RequestTail, parse_times, tail_windows
+    from tsforge.request import RequestError, RequestTail, parse_times, tail_windows
     from tsforge.preprocess import make_windows
 
     t = pd.date_range('2023-12-25', '2024-01-12 23:00', freq='h', tz='Asia/Tokyo')
@@ -225,6 +225,18 @@ def test_holidays_on_the_local_day_of_tz_aware_data(tmp_path):
     # the windows' own first-step times (lightgbm's calendar fields, cyclenet's phase) are the wall clock too, not UTC
     assert train_w.times[0] == w.times[0] == np.datetime64('2024-01-07T21:00')
     assert prep.windows('test').times[0] == local.iloc[int(prep.windows('test').origins[0])].tz_localize(None)
+    # the same instants sent in UTC (or any offset) are read on the model's clock, Tokyo's: the same covariates
+    assert st.time_zone == 'Asia/Tokyo'
+    for fmt in (lambda x: x.tz_convert('UTC').isoformat().replace('+00:00', 'Z'), lambda x: x.tz_convert('-05:00')):
+        times, off = parse_times(st, [fmt(x) for x in local.iloc[o - L : o]])
+        w2 = tail_windows(st, RequestTail(times, prep.frame[['y']].to_numpy()[o - L : o], offset=off))
+        np.testing.assert_allclose(w2.future().all()[0], train_w.future().all()[0], rtol=0, atol=1e-12)
+        np.testing.assert_allclose(w2.known_inputs().all()[0], train_w.known_inputs().all()[0], rtol=0, atol=1e-12)
+        assert w2.times[0] == np.datetime64('2024-01-07T21:00')
+    # a time without an offset is not guessed to be Tokyo's (or UTC): a RequestError naming the first record
+    with pytest.raises(RequestError) as e:
+        parse_times(st, [x.tz_localize(None).isoformat() for x in local.iloc[o - L : o]])
+    assert e.value.field == 'history[0].date' and 'Asia/Tokyo' in e.value.msg and '+09:00' in e.value.msg
 
 
 # ---------------------------------------------------------------- every family uses them

@@ -52,6 +52,7 @@ def test_health_ready_metadata(server, trained):
         and meta['run_id'] == trained['run_id']
     )
     assert (meta['horizon'], meta['input_length'], meta['frequency']) == (96, 336, 'h')
+    assert meta['time_zone'] is None  # ETT's timestamps carry no offset: requests send none
     assert meta['required_columns'] == ['date', 'OT'] and meta['forecast_columns'] == ['OT']
 
 

@@ -16,8 +16,8 @@ from pandas.tseries.frequencies import to_offset
 from pandas.tseries.offsets import Tick
 
 # %% auto #0
-__all__ = ['CHUNK_VALUES', 'WindowState', 'fit_state', 'fit_series_state', 'WindowArray', 'CovRows', 'Windows', 'make_windows',
-           'stack_windows', 'future_times']
+__all__ = ['CHUNK_VALUES', 'WindowState', 'time_zone', 'fit_state', 'fit_series_state', 'WindowArray', 'CovRows', 'Windows',
+           'make_windows', 'stack_windows', 'future_times']
 
 # %% ../nbs/03_preprocess.ipynb #7fb27b941602401d91542211134fc71a
 @dataclass
@@ -39,6 +39,7 @@ class WindowState:
     series_mean: list[list[float]] = field(default_factory=list)  # (series, C_in)
     series_std: list[list[float]] = field(default_factory=list)
     features: dict | None = None  # the fitted feature spec (`tsforge.features.FeatureState` as a dict); None: none
+    time_zone: str | None = None  # the training timestamps' zone (`Europe/Paris`, `UTC`, `+09:00`); None: naive
 
     @property
     def feature_state(self):
@@ -118,6 +119,22 @@ class WindowState:
         return cls(**json.loads(Path(path).read_text()))
 
 # %% ../nbs/03_preprocess.ipynb #03-preprocess-005
+def time_zone(times: pd.Series) -> str | None:
+    """The time zone of a timestamp column as a name pandas reads back: the zone's name (`Europe/Paris`, `UTC`) or a
+    fixed offset (`+09:00`); None for naive timestamps. The server reads a request's clock in this zone."""
+    tz = getattr(times.dt, 'tz', None) if isinstance(times, pd.Series) and times.dtype.kind == 'M' else None
+    if tz is None:
+        return None
+    name = getattr(tz, 'key', None) or getattr(tz, 'zone', None)  # zoneinfo, pytz
+    if name:
+        return str(name)
+    off = pd.Timestamp('2000-01-01', tz=tz).utcoffset()
+    if off is None or str(tz) == 'UTC':
+        return 'UTC'
+    m = int(off.total_seconds() // 60)
+    return f'{"-" if m < 0 else "+"}{abs(m) // 60:02d}:{abs(m) % 60:02d}'
+
+
 def fit_state(
     frame: pd.DataFrame,
     time_col: str,
@@ -144,6 +161,7 @@ def fit_state(
         to_offset(freq).freqstr,
         train.mean(axis=0).tolist(),
         std.tolist(),
+        time_zone=time_zone(frame[time_col]),
     )
 
 
@@ -181,6 +199,7 @@ def fit_series_state(
         series_ids=[str(i) for i in ids],
         series_mean=mean.to_numpy().tolist(),
         series_std=std.to_numpy().tolist(),
+        time_zone=time_zone(frame[time_col]),
     )
 
 # %% ../nbs/03_preprocess.ipynb #03-preprocess-007

@@ -289,6 +289,7 @@ class ServedModel:
             ],
             'forecast_columns': st.columns_out,
             'frequency': st.freq,
+            'time_zone': st.time_zone,  # the training data's; None: naive timestamps, sent without an offset
             'levels': m.levels,  # calibrated interval levels (percent)
             'interval_method': m.calibration.method if m.calibration is not None else None,
             'interval_scale': m.calibration.scale if m.calibration is not None else None,  # input: normalised bands

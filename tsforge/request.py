@@ -24,10 +24,10 @@ from .preprocess import Windows, WindowState, make_windows, stack_windows
 from .settings import MAX_ROWS
 
 # %% auto #0
-__all__ = ['RequestError', 'RequestTail', 'parse_times', 'check_arrays', 'future_times64', 'check_future', 'tail_windows',
-           'frame_tail', 'check_history', 'request_windows', 'series_tails', 'request_windows_long', 'ParsedRequest',
-           'parse_request', 'attach_future', 'attach_series_futures', 'format_times', 'band_keys', 'forecast_body',
-           'forecast_body_long']
+__all__ = ['RequestError', 'RequestTail', 'parse_times', 'model_clock', 'check_arrays', 'future_times64', 'check_future',
+           'tail_windows', 'frame_tail', 'check_history', 'request_windows', 'series_tails', 'request_windows_long',
+           'ParsedRequest', 'parse_request', 'attach_future', 'attach_series_futures', 'format_times', 'band_keys',
+           'forecast_body', 'forecast_body_long']
 
 # %% ../nbs/08_request.ipynb #8edb47106e1a46a883d545849b8ab81b
 class RequestError(ValueError):
@@ -198,7 +198,25 @@ def parse_times(state: WindowState, raw, first_row: int = 0, part: str = 'histor
         raise RequestError(
             field(i), f'timestamps must be strictly increasing; {pd.Timestamp(t[i])} follows {pd.Timestamp(t[i - 1])}'
         )
+    if off is None and state.time_zone is not None:
+        eg = pd.Timestamp(t[0]).tz_localize('UTC').tz_convert(state.time_zone).isoformat()
+        raise RequestError(
+            field(0),
+            f'no UTC offset, but the model was trained on timestamps in time zone {state.time_zone}: send each '
+            f'timestamp with its UTC offset (e.g. {eg}, or in UTC with Z); a time without one is not guessed',
+        )
     return t, off
+
+
+def model_clock(state: WindowState, times: np.ndarray, offset: str | None) -> np.ndarray:
+    """Request timestamps (wall clock at UTC `offset`) on the clock the model was trained on, the clock calendar
+    features and phases read: the training data's time zone (`WindowState.time_zone`), so a request sent in UTC or
+    any other offset gets the features training built for the same instants. Naive training data: the request's
+    wall clock, as sent."""
+    if state.time_zone is None or offset is None:
+        return times
+    utc = times.astype(_NS) - np.timedelta64(_offset_minutes(offset), 'm')
+    return pd.DatetimeIndex(utc).tz_localize('UTC').tz_convert(state.time_zone).tz_localize(None).to_numpy(_NS)
 
 # %% ../nbs/08_request.ipynb #4f2cc8dd
 def _describe(raw) -> str:
@@ -367,7 +385,7 @@ def _tail_covariates(state: WindowState, tail: RequestTail, series: int | None):
     from tsforge.features import covariate_rows
 
     fs, L, H = state.feature_state, state.input_length, state.horizon
-    times = np.concatenate([tail.times, future_times64(state, tail.times[-1], H)])
+    times = model_clock(state, np.concatenate([tail.times, future_times64(state, tail.times[-1], H)]), tail.offset)
     k, P = len(fs.future), len(fs.past)
     extra = tail.extra
     if extra is None:  # no values sent (a warm-up): the train means
@@ -400,7 +418,7 @@ def tail_windows(state: WindowState, tail: RequestTail, series: int | None = Non
             f'history[{tail.first_row + j}].{state.columns_in[k]}',
             f'value {tail.values[j, k]} is too large for this model (it overflows once scaled)',
         )
-    times, cov = tail.times, None
+    times, cov = model_clock(state, tail.times, tail.offset), None
     if state.features is not None:
         cov, times = _tail_covariates(state, tail, series)
         scaled = np.vstack([scaled, np.zeros((state.horizon, scaled.shape[1]))])
