@@ -235,6 +235,9 @@ def test_resume_that_cannot_be_compared_is_refused_before_any_trial(home):
             'tune.space.input_length={low: 48, high: 192, step: 48}, now {low: 48, high: 96, step: 48}',
         ),
         (['model=naive'], il, 'model=linear, now naive; trials of another model cannot be compared'),
+        (['+model_params.norm=mean'], il, 'model_params.norm=last, now mean; trials with other model parameters'),
+        (['+features.calendar=[hour]'], il, 'features.calendar=[], now [hour]; trials with other features cannot'),
+        (['data.on_issue=fill'], il, 'data.on_issue=fail, now fill; trials on other data cannot be compared'),
     ]:
         with pytest.raises(ConfigError) as e:
             tune(small(*base, 'tune.n_trials=4', *extra, space=space), progress=False)
@@ -259,6 +262,14 @@ def test_study_of_an_older_tsforge_takes_this_runs_terms(home):
     with pytest.warns(UserWarning, match="tune.study_name 'older': this study was made by an older tsforge"):
         r = tune(small(*base, 'tune.n_trials=2', space=il), progress=False)
     assert len(r.trials) == 2 and r.study.user_attrs['tsforge.terms']['cv.n_windows'] == 3
+    # terms recorded before model parameters and features were: taken from this run, with a warning, then checked
+    terms = r.study.user_attrs['tsforge.terms']
+    r.study.set_user_attr('tsforge.terms', {k: v for k, v in terms.items() if not k.startswith(('model_p', 'feat'))})
+    with pytest.warns(UserWarning, match='which did not record model_params, features;'):
+        tune(small(*base, 'tune.n_trials=2', space=il), progress=False)
+    assert optuna.load_study(study_name='older', storage=url).user_attrs['tsforge.terms'] == terms
+    with pytest.raises(ConfigError, match='model_params.norm=last, now mean'):
+        tune(small(*base, 'tune.n_trials=3', '+model_params.norm=mean', space=il), progress=False)
     with pytest.raises(ConfigError, match='cv.n_windows=3, now 2'):
         tune(small(*base, 'tune.n_trials=3', 'cv.n_windows=2', space=il), progress=False)
 

@@ -863,7 +863,9 @@ def study_terms(cfg: ExperimentConfig, data: SearchData) -> dict[str, Any]:
     """What makes the trials of one study comparable, by the config key it comes from: the metric, the model (or the
     models searched), mode, input length (unless searched) and horizon, the settings that lay out the folds (`cv.*`,
     `cv.horizon` and `cv.step` as they resolve), the data (the file's sha256, targets, columns, the rows before the
-    test part) and the search space as resolved (`tune.space.<key>`, `tune.model_space.<family>.<key>`)."""
+    test part, and the settings that read it: frequency, time zone, repairs), the model parameters and features
+    every trial shares (those not searched) and the search space as resolved (`tune.space.<key>`,
+    `tune.model_space.<family>.<key>`)."""
     t, cv = cfg.tune, cfg.cv
     h = cv.horizon or cfg.horizon
     out = {
@@ -887,6 +889,12 @@ def study_terms(cfg: ExperimentConfig, data: SearchData) -> dict[str, Any]:
         'data.columns': None if cfg.data.columns is None else list(cfg.data.columns),
         _ROWS: data.n_rows,
     }
+    out |= {f'data.{k}': getattr(cfg.data, k) for k in ('freq', 'tz', 'on_issue')}
+    searched = {*t.space, *(k for s in t.model_space.values() for k in s)}
+    raw = cfg.model_dump(mode='json')  # as the study stores them (JSON)
+    for part, values in (('model_params', raw['model_params']), ('features', raw['features'])):
+        if part not in searched:
+            out |= {f'{part}.{k}': v for k, v in sorted(values.items()) if f'{part}.{k}' not in searched}
     for k, d in sorted(t.space.items()):
         if k != 'model':
             out[f'tune.space.{k}'] = _dist_text(d)
@@ -902,7 +910,7 @@ _ABSENT = object()
 
 def _term_text(key: str, v) -> str:
     if v is _ABSENT:
-        return 'not searched' if key.startswith('tune.') else 'searched'
+        return 'not searched' if key.startswith('tune.') else 'searched' if '.' not in key else 'searched or not set'
     v = choice_label(v)
     return 'null' if v is None else str(v)
 
@@ -914,6 +922,8 @@ def _term_reason(key: str) -> str:
         return 'on other folds'
     if key.startswith('data.'):
         return 'on other data'
+    if key.startswith(('model_params.', 'features.')):
+        return f'with other {key.split(".")[0].replace("_", " ").replace("params", "parameters")}'
     return {
         'tune.metric': 'scored by another metric',
         'model': 'of another model',
@@ -923,12 +933,37 @@ def _term_reason(key: str) -> str:
     }.get(key, 'run otherwise')
 
 
-def check_comparable(name: str, recorded: dict, now: dict):
+# terms a study made by tsforge 0.x before them did not record: not checked on resume (a warning says so), then recorded
+_LATER_TERMS = ('data.freq', 'data.tz', 'data.on_issue', 'model_params', 'features')
+
+
+def check_comparable(name: str, recorded: dict, now: dict) -> dict:
     """A `ConfigError` naming every term (`study_terms`) in which this run differs from what study `name` recorded
-    when it was created, with both values: trials run otherwise cannot be compared with its trials."""
-    diff = [k for k in dict.fromkeys([*recorded, *now]) if recorded.get(k, _ABSENT) != now.get(k, _ABSENT)]
+    when it was created, with both values: trials run otherwise cannot be compared with its trials. Returns the terms
+    to record from now on: `recorded`, plus the terms an older tsforge did not record (not checked; a warning names
+    them)."""
+    later = [t for t in _LATER_TERMS if not any(k == t or k.startswith(f'{t}.') for k in recorded)]
+    unknown = [k for k in now if any(k == t or k.startswith(f'{t}.') for t in later)]
+    if unknown:
+        warnings.warn(
+            f'tune.study_name {name!r}: this study was made by an older tsforge, which did not record '
+            f"{', '.join(later)}; its trials are taken to share this run's, which are recorded now"
+        )
+    searched = {
+        k.split('.', 3 if k.startswith('tune.model_space.') else 2)[-1]
+        for k in [*recorded, *now]
+        if k.startswith(('tune.space.', 'tune.model_space.'))
+    }
+    diff = [
+        k
+        for k in dict.fromkeys([*recorded, *now])
+        if k not in unknown
+        and recorded.get(k, _ABSENT) != now.get(k, _ABSENT)
+        and not ((k not in recorded or k not in now) and k in searched)  # searched on one side: its space says so
+        and not (k.startswith('model_params.') and recorded.get('model') != now.get('model'))  # another model's
+    ]
     if not diff:
-        return
+        return {**recorded, **{k: now[k] for k in unknown}}
     parts = []
     for k in diff:
         old, new = recorded.get(k, _ABSENT), now.get(k, _ABSENT)
@@ -973,7 +1008,8 @@ def prepare_study(
                 'use another tune.study_name'
             )
         if (recorded := study.user_attrs.get('tsforge.terms')) is not None:
-            check_comparable(name, recorded, terms)
+            if (merged := check_comparable(name, recorded, terms)) != recorded:
+                study.set_user_attr('tsforge.terms', merged)
         else:
             warnings.warn(
                 f'tune.study_name {name!r}: this study was made by an older tsforge, which did not record the '
