@@ -138,7 +138,7 @@ class TsforgeModel(mlflow.pyfunc.PythonModel):
         hs = [self.check_horizon(h) for h in horizons]
         lvs = [None] * len(tails) if levels is None else [self.check_levels(lv) for lv in levels]
         ws = [tail_windows(self.state, t) for t in tails]
-        times = [future_times64(self.state, t.times[-1], h) for t, h in zip(tails, hs)]
+        times = [future_times64(self.state, t.times[-1], h, t.offset) for t, h in zip(tails, hs)]
         w = stack_windows(ws)
         with np.errstate(all='ignore'):  # cqr bands need the quantile forecasts: only when a request asks for bands
             full = band_forecast(self.model, w, self.calibration if any(lvs) else None)
@@ -183,7 +183,7 @@ class TsforgeModel(mlflow.pyfunc.PythonModel):
         st, h = self.state, self.check_horizon(horizon)
         levels = self.check_levels(levels)
         w = stack_windows([tail_windows(st, t, int(c)) for t, c in zip(tails, codes)])
-        times = [future_times64(st, t.times[-1], h) for t in tails]
+        times = [future_times64(st, t.times[-1], h, t.offset) for t in tails]
         with np.errstate(all='ignore'):
             full = band_forecast(self.model, w, self.calibration if levels else None)[:, :h]
             scaled = point_forecast(full)

@@ -24,10 +24,10 @@ from .preprocess import Windows, WindowState, make_windows, stack_windows
 from .settings import MAX_ROWS
 
 # %% auto #0
-__all__ = ['RequestError', 'RequestTail', 'parse_times', 'model_clock', 'check_arrays', 'future_times64', 'check_future',
-           'tail_windows', 'frame_tail', 'check_history', 'request_windows', 'series_tails', 'request_windows_long',
-           'ParsedRequest', 'parse_request', 'attach_future', 'attach_series_futures', 'format_times', 'band_keys',
-           'forecast_body', 'forecast_body_long']
+__all__ = ['RequestError', 'RequestTail', 'parse_times', 'model_clock', 'check_arrays', 'zone_steps', 'future_times64',
+           'check_future', 'tail_windows', 'frame_tail', 'check_history', 'request_windows', 'series_tails',
+           'request_windows_long', 'ParsedRequest', 'parse_request', 'attach_future', 'attach_series_futures',
+           'format_times', 'band_keys', 'forecast_body', 'forecast_body_long']
 
 # %% ../nbs/08_request.ipynb #8edb47106e1a46a883d545849b8ab81b
 class RequestError(ValueError):
@@ -50,7 +50,7 @@ def _iso_layout(n: int):
     """The bytes an ISO 8601 timestamp of `n` characters without an offset may hold at each position, with the line
     end after it: (lowest byte, span) per position (a digit: '0' and 9; a separator: itself and 0; `T` where a date
     meets its time); None for a length no such timestamp has."""
-    if n not in (10, 16, 19) and not 21 <= n <= 29:
+    if n not in (10, 16, 19) and not 21 <= n <= 26:  # beyond microseconds: the slow path checks the digits
         return None
     lo, span = np.full(n + 1, ord('0'), np.uint8), np.full(n + 1, 9, np.uint8)
     for i, sep in {4: '-', 7: '-', 10: 'T', 13: ':', 16: ':', 19: '.', n: '\n'}.items():
@@ -104,6 +104,11 @@ def _step(freq: str):
     return np.timedelta64(off.nanos, 'ns') if isinstance(off, Tick) else None
 
 
+def _offset_text(mins: int) -> str:
+    "A UTC offset in minutes as ISO 8601 writes it: `+05:30`, `-03:00`."
+    return f'{"-" if mins < 0 else "+"}{abs(mins) // 60:02d}:{abs(mins) % 60:02d}'
+
+
 def _offset_minutes(s: str | None) -> int | None:
     if s is None:
         return None
@@ -123,15 +128,25 @@ def _slow_times(raw: list, field) -> tuple[np.ndarray, str | None]:
             if not (m := _ISO_ONE.fullmatch(v)):
                 raise RequestError(field(i), f'unparseable timestamp {v!r:.60}; {_ISO_HINT}')
             v, off = m.group(1) or m.group(2), m.group(3)
-            if off and off not in 'Zz' and (abs(_offset_minutes(off)) > 14 * 60 or int(off[-2:]) > 59):
-                raise RequestError(field(i), f'invalid UTC offset {off!r} (valid: -12:00 to +14:00, minutes below 60)')
+            if off and off not in 'Zz':
+                mins = _offset_minutes(off)
+                if not -12 * 60 <= mins <= 14 * 60 or int(off[-2:]) > 59:
+                    raise RequestError(
+                        field(i), f'invalid UTC offset {off!r} (valid: -12:00 to +14:00, minutes below 60)'
+                    )
+                off = _offset_text(mins)  # one spelling (+05 and +0500 are +05:00), as the answer writes it
+            elif off:
+                off = 'Z'
+            if '.' in v and v.rsplit('.', 1)[1][6:].strip('0'):
+                raise RequestError(
+                    field(i), f'{v!r:.60} is more precise than a microsecond (at most 6 digits after the second)'
+                )
             try:
                 np.datetime64(v, 'us')
             except ValueError:
                 raise RequestError(field(i), f'invalid date or time {v!r:.60}; {_ISO_HINT}') from None
         elif isinstance(v, datetime.datetime) and v.tzinfo is not None:
-            mins = int(v.utcoffset().total_seconds() // 60)
-            off, v = f'{"-" if mins < 0 else "+"}{abs(mins) // 60:02d}:{abs(mins) % 60:02d}', v.replace(tzinfo=None)
+            off, v = _offset_text(int(v.utcoffset().total_seconds() // 60)), v.replace(tzinfo=None)
         elif not isinstance(v, (datetime.datetime, np.datetime64)):
             raise RequestError(field(i), f'unparseable timestamp {v!r:.60}; {_ISO_HINT}')
         walls.append(v)
@@ -199,12 +214,23 @@ def parse_times(state: WindowState, raw, first_row: int = 0, part: str = 'histor
             field(i), f'timestamps must be strictly increasing; {pd.Timestamp(t[i])} follows {pd.Timestamp(t[i - 1])}'
         )
     if off is None and state.time_zone is not None:
-        eg = pd.Timestamp(t[0]).tz_localize('UTC').tz_convert(state.time_zone).isoformat()
+        try:  # the example reads the time as the zone's own (it is only an example; the request is refused)
+            eg = f'{pd.Timestamp(t[0]).tz_localize(state.time_zone).isoformat()} if that is {state.time_zone} time'
+        except (ValueError, TypeError):
+            eg = f'{pd.Timestamp(t[0]).isoformat()}Z in UTC'
         raise RequestError(
             field(0),
             f'no UTC offset, but the model was trained on timestamps in time zone {state.time_zone}: send each '
-            f'timestamp with its UTC offset (e.g. {eg}, or in UTC with Z); a time without one is not guessed',
+            f'timestamp with its UTC offset (e.g. {eg}); a time without one is not guessed',
         )
+    if off is not None and (shift := _offset_minutes(off) * 60_000_000_000):
+        for i in (0, len(t) - 1):  # the instant in UTC must be a pandas timestamp too (adaptation, the model's clock)
+            if not int(_MIN64.view('i8')) <= int(t[i].view('i8')) - shift <= int(_MAX64.view('i8')):
+                raise RequestError(
+                    field(i),
+                    f'timestamp {pd.Timestamp(t[i]).isoformat()}{off} is, in UTC, outside the supported range '
+                    f'{_MIN64} to {_MAX64}',
+                )
     return t, off
 
 
@@ -289,7 +315,12 @@ def check_arrays(state: WindowState, times, columns: dict, n_rows: int | None = 
         raise RequestError('history', f'has {n} records; the model needs at least {L} (input_length)')
     t, off = parse_times(state, times)
     ttail, step = t[-L:], _step(state.freq)
-    if step is not None:
+    if state.time_zone is not None:  # the grid of the training data's zone (a day is 23 or 25 hours at a DST change)
+        try:
+            expected = zone_steps(state, ttail[0], off, L)
+        except (OverflowError, ValueError):
+            expected = np.full(L, np.datetime64('NaT'), 'datetime64[ns]')
+    elif step is not None:
         expected = ttail[0] + step * np.arange(L)
     else:
         try:
@@ -315,14 +346,27 @@ def check_arrays(state: WindowState, times, columns: dict, n_rows: int | None = 
     return RequestTail(ttail, vals, off, n - L, extra)
 
 # %% ../nbs/08_request.ipynb #27208373
-def future_times64(state: WindowState, last, horizon: int | None = None) -> np.ndarray:
-    """The next `horizon` timestamps after `last` (datetime64[ns]); a `RequestError` if they would pass pandas' last
+def zone_steps(state: WindowState, start, offset: str, n: int, skip: int = 0) -> np.ndarray:
+    """`n` timestamps of the model's grid from `start` on, `skip` steps in (request wall clock at UTC `offset`,
+    datetime64[ns]), stepped in the training data's time zone as training stepped: calendar days (and longer) from
+    local midnight to local midnight across a daylight-saving change, hours and shorter in elapsed time."""
+    m = np.timedelta64(_offset_minutes(offset), 'm')
+    first = pd.Timestamp(np.datetime64(start, 'ns') - m).tz_localize('UTC').tz_convert(state.time_zone)
+    idx = pd.date_range(first, periods=n + skip, freq=state.freq)[skip:]
+    return idx.tz_convert('UTC').tz_localize(None).to_numpy('datetime64[ns]') + m
+
+
+def future_times64(state: WindowState, last, horizon: int | None = None, offset: str | None = None) -> np.ndarray:
+    """The next `horizon` timestamps after `last` (datetime64[ns]; wall clock at UTC `offset`: a model trained on
+    time-zone-aware data steps in its zone, `zone_steps`); a `RequestError` if they would pass pandas' last
     timestamp."""
     h, step = horizon or state.horizon, _step(state.freq)
     last = np.datetime64(last, 'ns')
     try:
+        if state.time_zone is not None and offset is not None:
+            return zone_steps(state, last, offset, h, skip=1)
         if step is not None:
-            if (_MAX64 - last) // step < h:
+            if (int(_MAX64.view('i8')) - int(last.view('i8'))) // int(step.view('i8')) < h:  # no int64 wrap
                 raise OverflowError
             return last + step * np.arange(1, h + 1)
         return pd.date_range(pd.Timestamp(last), periods=h + 1, freq=state.freq)[1:].to_numpy()
@@ -342,7 +386,7 @@ def check_future(
     `tail.future`. `rows`: the request's row of each record (long format), for the messages."""
     fs, tc = state.feature_state, state.time_col
     row = (lambda j: j) if rows is None else (lambda j: int(rows[j]))
-    expected = future_times64(state, tail.times[-1], horizon)
+    expected = future_times64(state, tail.times[-1], horizon, tail.offset)
     shown = ', '.join(str(pd.Timestamp(t)) for t in expected[:3]) + (' ...' if horizon > 3 else '')
     need = f'one record per forecast step: {horizon} records for {shown} (the steps after the history)'
     if n_rows != horizon:
@@ -385,7 +429,8 @@ def _tail_covariates(state: WindowState, tail: RequestTail, series: int | None):
     from tsforge.features import covariate_rows
 
     fs, L, H = state.feature_state, state.input_length, state.horizon
-    times = model_clock(state, np.concatenate([tail.times, future_times64(state, tail.times[-1], H)]), tail.offset)
+    future = future_times64(state, tail.times[-1], H, tail.offset)
+    times = model_clock(state, np.concatenate([tail.times, future]), tail.offset)
     k, P = len(fs.future), len(fs.past)
     extra = tail.extra
     if extra is None:  # no values sent (a warm-up): the train means
@@ -511,6 +556,12 @@ def series_tails(
             tails.append(check_arrays(state, take(times), {c: take(v) for c, v in columns.items() if c != ic}, len(r)))
         except RequestError as e:
             raise _in_series(e, r, sid) from None
+        if _offset_minutes(tails[-1].offset) != _offset_minutes(tails[0].offset):  # the answer writes one offset
+            raise RequestError(
+                f'history[{int(r[0])}].{state.time_col}',
+                f'series {sid!r} has UTC offset {tails[-1].offset or "none"}, series {order[0]!r} '
+                f'{tails[0].offset or "none"}; send every series with one offset (e.g. all in UTC) or none',
+            )
     return order, codes, tails
 
 
@@ -686,14 +737,15 @@ def _column(records: list[dict], key: str) -> list:
         return [r.get(key) for r in records]  # missing in some records: None there
 
 # %% ../nbs/08_request.ipynb #47c410e0
-def format_times(times: np.ndarray, offset: str | None = None) -> list[str]:
-    """Forecast timestamps as pandas writes them (`2017-10-24 00:00:00`, dates alone when all are midnight), plus the
-    request's UTC offset."""
+def format_times(times: np.ndarray, offset: str | None = None, freq: str | None = None) -> list[str]:
+    """Forecast timestamps as pandas writes them (`2017-10-24 00:00:00`, dates alone when all are midnight and there is
+    no offset), plus the request's UTC offset (after a time: ISO 8601 has no date with an offset)."""
     ns = times.astype('datetime64[ns]').view('i8')
     if not (
         ns % 1_000_000_000
     ).any():  # whole seconds (the common case): numpy writes them, one character is changed in place
-        date_only = len(ns) > 1 and not (ns % 86_400_000_000_000).any()
+        daily = freq is not None and ((s := _step(freq)) is None or s >= np.timedelta64(1, 'D'))  # even one step
+        date_only = (len(ns) > 1 or daily) and not offset and not (ns % 86_400_000_000_000).any()
         u = times.astype('datetime64[D]' if date_only else 'datetime64[s]').astype('U10' if date_only else 'U19')
         if not date_only:
             u.view('U1').reshape(len(u), 19)[:, 10] = ' '
@@ -739,7 +791,9 @@ def forecast_body(
     """The /predict answer: `{"forecast": [{time, columns..., bands...}], "model": {...}, "warnings"?: [...]}` as JSON
     bytes; `bands` (lower, upper) (h, K, C_out) at `levels`; `warnings` only when there are any."""
     keys = (state.time_col, *state.columns_out, *band_keys(state, levels))
-    rows = _record_maker(len(keys))(keys, [format_times(times, offset), *pred.T.tolist(), *_band_cols(bands, levels)])
+    rows = _record_maker(len(keys))(
+        keys, [format_times(times, offset, state.freq), *pred.T.tolist(), *_band_cols(bands, levels)]
+    )
     return orjson.dumps({'forecast': rows, 'model': model, **({'warnings': warnings} if warnings else {})})
 
 
@@ -761,7 +815,7 @@ def forecast_body_long(
     flat = None if bands is None else tuple(b.reshape(-1, b.shape[2], C) for b in bands)
     cols = [
         np.repeat(np.asarray(ids, dtype=object), h).tolist(),
-        format_times(np.concatenate(times), offset),
+        format_times(np.concatenate(times), offset, state.freq),
         *pred.reshape(-1, C).T.tolist(),
         *_band_cols(flat, levels),
     ]
