@@ -94,3 +94,42 @@ def test_allow_list_matches_names_exactly():
     ]:
         assert not model_allowed(uri, allowed), uri
     assert model_allowed('models:/anything', [])
+
+
+@pytest.mark.parametrize(
+    'env,expected',
+    [
+        ({'TSFORGE_HEARTBEAT_S': '0'}, 'TSFORGE_HEARTBEAT_S: expected a number of seconds > 0'),
+        ({'TSFORGE_HEARTBEAT_S': '-5'}, 'TSFORGE_HEARTBEAT_S: expected a number of seconds > 0'),
+        (
+            {'TSFORGE_HEARTBEAT_S': 'abc'},
+            "TSFORGE_HEARTBEAT_S: expected a number of seconds > 0 and <= 86400, got 'abc'",
+        ),
+        ({'TSFORGE_HEARTBEAT_GRACE_S': '0'}, 'TSFORGE_HEARTBEAT_GRACE_S: expected a number of seconds > 30'),
+        ({'TSFORGE_HEARTBEAT_GRACE_S': 'inf'}, 'TSFORGE_HEARTBEAT_GRACE_S: expected'),
+        (
+            {'TSFORGE_HEARTBEAT_S': '10', 'TSFORGE_HEARTBEAT_GRACE_S': '5'},
+            'TSFORGE_HEARTBEAT_GRACE_S: expected a number of seconds > 10',
+        ),
+    ],
+)
+def test_bad_heartbeat_is_refused_by_name_not_swallowed(monkeypatch, env, expected):
+    "A job refuses to start (before touching the store) instead of reconcile marking live runs FAILED."
+    from tsforge.config import load_config
+    from tsforge.runs import heartbeat_grace, start_run
+
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    with pytest.raises(SettingsError, match=expected):
+        heartbeat_grace()
+    with pytest.raises(SettingsError, match=expected):
+        with start_run(load_config('etth1', ['model=naive'])):
+            pass
+
+
+def test_good_heartbeat(monkeypatch):
+    from tsforge.runs import heartbeat_grace, heartbeat_seconds
+
+    monkeypatch.delenv('TSFORGE_HEARTBEAT_GRACE_S', raising=False)
+    monkeypatch.setenv('TSFORGE_HEARTBEAT_S', '2.5')
+    assert (heartbeat_seconds(), heartbeat_grace()) == (2.5, 12.5)
