@@ -172,6 +172,9 @@ class Guard:
         path = scope['path']
         route = path if path in ROUTES else _MODEL_ROUTE if path.startswith('/models/') else 'other'
         status = 500
+        if sum(k == b'authorization' for k, _ in scope.get('headers') or ()) > 1:  # which one counts is not guessed
+            srv.metrics.request(route, scope['method'], 400, time.perf_counter() - t0)
+            return await _json(send, 400, {'detail': 'more than one Authorization header: send exactly one'})
 
         async def send_wrapped(msg):
             nonlocal status
