@@ -480,3 +480,18 @@ def test_requests_are_never_guessed(small):
             assert post({'history': good}, Authorization=f'{scheme} s3cret-token').status_code == 200, scheme
         for hdr in ('bearer S3CRET-TOKEN', 'Basic s3cret-token', 'bearer', 's3cret-token', 'Bearer  s3cret-tokenx'):
             assert post({'history': good}, Authorization=hdr).status_code == 401, hdr
+
+
+def test_load_error_never_says_version_none(monkeypatch):
+    "A URI that resolves to no registry version (a path, runs:/) names the URI (redacted), not 'version None'."
+    from tsforge.reload import ServedModel
+    from tsforge.settings import Settings
+
+    def broken(info):
+        raise OSError('no MLmodel')
+
+    monkeypatch.setattr(bundle, 'resolve', lambda uri: {'uri': uri})
+    h = ServedModel('/srv/no/such/model', Settings())
+    monkeypatch.setattr(h, '_load', broken)
+    assert h.load() is False
+    assert 'None' not in h.error and h.error.startswith('<path> failed to load: OSError: no MLmodel'), h.error
