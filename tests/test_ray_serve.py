@@ -136,3 +136,29 @@ def test_ray_listens_on_loopback_only(ray_serve_url):
     "Every socket Ray and Serve opened (GCS, raylet, workers, proxy, replicas' gRPC) is bound to loopback."
     assert requests.get(f'{ray_serve_url}/health', timeout=30).status_code == 200
     assert non_loopback_listeners(os.getpid()) == []
+
+
+def test_tracking_uri_with_credentials_is_refused_without_ray():
+    "Ray would keep the URI, password included, in the deployment's config: refused before Ray is touched."
+    import ray
+    from tsforge.ray_serve import ray_app
+
+    for uri in ('http://alice:Pw@Secret42@127.0.0.1:5000', 'postgresql://u:pw@db/mlflow', 'https://tok3n@host'):
+        with pytest.raises(ValueError, match='carries credentials.*MLFLOW_TRACKING_PASSWORD') as e:
+            ray_app({'model': 'models:/m@champion', 'tracking_uri': uri})
+        assert 'Secret42' not in str(e.value) and 'pw@' not in str(e.value) and 'tok3n' not in str(e.value)
+    assert not ray.is_initialized()
+
+
+def test_replica_without_a_live_model_is_unhealthy():
+    "check_health raises while no model is live (Ray then stops routing to the replica and replaces it)."
+    from types import SimpleNamespace
+
+    from tsforge.ray_serve import ray_app
+
+    replica = ray_app({'model': 'models:/m@champion'})._bound_deployment.func_or_class
+    failed = SimpleNamespace(live=None, ready=lambda: (503, {'detail': 'model not loaded: version 3 failed to load'}))
+    for holder, why in ((None, 'not built'), (failed, 'version 3 failed to load')):
+        with pytest.raises(RuntimeError, match=why):
+            replica.check_health(SimpleNamespace(server=SimpleNamespace(holder=holder)))
+    replica.check_health(SimpleNamespace(server=SimpleNamespace(holder=SimpleNamespace(live=object()))))

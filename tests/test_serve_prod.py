@@ -189,6 +189,9 @@ def test_auth_allow_list_and_open_routes(small):
             assert http.get('/metadata', headers=hdr).status_code == 401
         ok = {'Authorization': 'Bearer s3cret-token'}
         assert http.post('/predict', json=body(), headers=ok).status_code == 200
+        two = [('Authorization', 'Bearer wrong'), ('Authorization', 'Bearer s3cret-token')]  # not last-one-wins
+        for r in (http.post('/predict', json=body(), headers=two), http.get('/metadata', headers=two[::-1])):
+            assert r.status_code == 400 and 'more than one Authorization header' in r.json()['detail'], r.text
         assert http.get('/metadata', headers=ok).json()['input_length'] == L
         spec = http.get('/openapi.json').json()
         assert spec['paths']['/predict']['post']['security'] == [{'bearer': []}]
@@ -201,6 +204,22 @@ def test_auth_allow_list_and_open_routes(small):
         assert http.post('/predict', json=body()).status_code == 200
 
 
+def test_startup_says_whether_auth_and_allow_list_are_on(small, caplog):
+    uri = 'models:/serve-small@champion'
+    for env, want in [
+        (
+            {'TSFORGE_API_TOKEN': 's3cret-token', 'TSFORGE_ALLOWED_MODELS': 'serve-small'},
+            'bearer auth on (TSFORGE_API_TOKEN); model allow-list on (TSFORGE_ALLOWED_MODELS: serve-small)',
+        ),
+        ({}, 'bearer auth off (TSFORGE_API_TOKEN unset'),
+    ]:
+        caplog.clear()
+        with caplog.at_level('WARNING', 'tsforge.serve'), app_client(uri, env):
+            pass
+        lines = [r.getMessage() for r in caplog.records if 'bearer auth' in r.getMessage()]
+        assert len(lines) == 1 and lines[0].startswith(want) and 's3cret' not in lines[0], lines
+
+
 def test_errors_carry_no_secrets_or_paths(small, tmp_path):
     leaky = {
         'MLFLOW_TRACKING_URI': 'http://alice:pa55w0rd@127.0.0.1:9/',
@@ -208,8 +227,10 @@ def test_errors_carry_no_secrets_or_paths(small, tmp_path):
         'MLFLOW_HTTP_REQUEST_TIMEOUT': '2',
         'TSFORGE_RETRY_S': '30',
     }
+    at_sign = {**leaky, 'MLFLOW_TRACKING_URI': 'http://alice:pa55w0rd@Secret42@127.0.0.1:9/'}  # '@' in the password
     for uri, env in [
         ('models:/serve-small@champion', leaky),
+        ('models:/serve-small@champion', at_sign),
         (str(tmp_path / 'no' / 'such' / 'model'), {}),
         ('runs:/0123456789abcdef/model', {}),
     ]:
@@ -224,8 +245,41 @@ def test_errors_carry_no_secrets_or_paths(small, tmp_path):
             ]
             for t in texts:
                 assert 'pa55w0rd' not in t and 'alice' not in t and str(tmp_path) not in t and 'Traceback' not in t, t
+                assert 'Secret42' not in t, t
                 assert '/tmp/' not in t and str(ROOT) not in t, t
             assert http.get('/ready').json()['status'] == 'failed'
+
+
+def test_deleted_alias_is_gone_not_an_outage():
+    """The alias is deleted: the registry answered, so the check counts as a contact (last_check moves, no failure, not
+    overdue); /ready is a 503 `gone` with the reason, /metrics says it, and the model's routes answer 404 as the
+    many-model routes do. The alias set again: served again."""
+    name = 'serve-gone'
+    v, _ = log_version(name)
+    registry.set_alias(name, 'champion', v)
+    with app_client(f'models:/{name}@champion', {'TSFORGE_RELOAD_S': '3600'}) as http:
+        holder = http.app.state.served
+        assert http.post('/predict', json=body()).status_code == 200
+        assert http.get('/ready').json()['model_gone'] is False
+        before = holder.last_check
+        MlflowClient().delete_registered_model_alias(name, 'champion')
+        time.sleep(0.01)
+        assert holder.load() is True  # the loaded copy is kept, not served
+        r = http.get('/ready')
+        b = r.json()
+        assert r.status_code == 503 and b['status'] == 'gone' and b['model_gone'] is True, b
+        assert 'champion' in b['gone_reason'] and b['detail'].startswith('model not served: '), b
+        assert b['check_failures'] == 0 and b['check_overdue'] is False and 'reload_error' not in b, b
+        assert holder.last_check > before
+        for r in (http.post('/predict', json=body()), http.get('/metadata')):
+            assert r.status_code == 404 and 'is not registered any more' in r.json()['detail'], r.text
+        m = http.get('/metrics').text
+        assert 'tsforge_model_gone 1.0' in m and 'tsforge_reload_failures_total{stage="check"} 0.0' in m, m
+        registry.set_alias(name, 'champion', v)
+        assert holder.load() is True
+        assert http.get('/ready').json()['model_gone'] is False
+        assert http.post('/predict', json=body()).status_code == 200
+        assert 'tsforge_model_gone 0.0' in http.get('/metrics').text
 
 
 def test_metrics_and_version_header(small):
@@ -426,3 +480,18 @@ def test_requests_are_never_guessed(small):
             assert post({'history': good}, Authorization=f'{scheme} s3cret-token').status_code == 200, scheme
         for hdr in ('bearer S3CRET-TOKEN', 'Basic s3cret-token', 'bearer', 's3cret-token', 'Bearer  s3cret-tokenx'):
             assert post({'history': good}, Authorization=hdr).status_code == 401, hdr
+
+
+def test_load_error_never_says_version_none(monkeypatch):
+    "A URI that resolves to no registry version (a path, runs:/) names the URI (redacted), not 'version None'."
+    from tsforge.reload import ServedModel
+    from tsforge.settings import Settings
+
+    def broken(info):
+        raise OSError('no MLmodel')
+
+    monkeypatch.setattr(bundle, 'resolve', lambda uri: {'uri': uri})
+    h = ServedModel('/srv/no/such/model', Settings())
+    monkeypatch.setattr(h, '_load', broken)
+    assert h.load() is False
+    assert 'None' not in h.error and h.error.startswith('<path> failed to load: OSError: no MLmodel'), h.error

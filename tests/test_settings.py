@@ -33,6 +33,14 @@ BAD = [
     ('TSFORGE_API_TOKEN', ' s3cret', 'without spaces'),
     ('TSFORGE_API_TOKEN', 's3cret\n', 'a trailing newline?'),
     ('TSFORGE_API_TOKEN', 's3 cret', 'without spaces'),
+    ('TSFORGE_API_TOKEN', '', 'got an empty value; unset the variable to serve without auth'),
+    ('TSFORGE_ALLOWED_MODELS', ' , ', "got ' , ' (no entry); unset the variable to allow any model"),
+    ('TSFORGE_ALLOWED_MODELS', '', 'comma separated model names or URIs'),
+    ('TSFORGE_MODEL', '   ', 'a model URI'),
+    ('TSFORGE_RELOAD_S', '1_000', "got '1_000'"),
+    ('TSFORGE_MAX_ROWS', '\u0661\u0660\u0660', 'an integer of records'),  # Arabic-Indic digits
+    ('TSFORGE_CHECK_TIMEOUT_S', '\uff15', 'a number of seconds'),  # a fullwidth 5
+    ('TSFORGE_MAX_BODY_BYTES', '0x10', 'an integer of bytes'),
 ]
 
 
@@ -57,9 +65,40 @@ def test_good_settings_and_defaults(monkeypatch):
     s = Settings.from_env()
     assert (s.reload_s, s.max_rows, s.check_retries, s.inline_ms, s.api_token) == (0, 5000, 0, 2.0, 'a-b.c_d~1/+=')
     assert isinstance(s.max_rows, int) and isinstance(s.check_retries, int)
+    for k, v in {
+        'TSFORGE_MODEL': ' models:/m@champion ',
+        'TSFORGE_RELOAD_S': '+1.5e1',
+        'TSFORGE_MAX_ROWS': ' 12 ',
+    }.items():
+        monkeypatch.setenv(k, v)
+    s = Settings.from_env()
+    assert (s.model, s.reload_s, s.max_rows) == ('models:/m@champion', 15.0, 12)
 
 
-@pytest.mark.parametrize('env', [{'TSFORGE_RELOAD_S': 'inf'}, {'TSFORGE_API_TOKEN': 'tok\n'}])
+def test_check_timeout_rounds_up(monkeypatch):
+    "MLflow reads its timeout as an integer: never below the seconds asked for."
+    for k in ('MLFLOW_HTTP_REQUEST_TIMEOUT', 'MLFLOW_HTTP_REQUEST_MAX_RETRIES', 'MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR'):
+        monkeypatch.setenv(k, '0')  # recorded, so what bound_mlflow_requests sets is undone afterwards
+        monkeypatch.delenv(k)
+    for given, want in (('2.5', '3'), ('0.2', '1'), ('2', '2')):
+        monkeypatch.delenv('MLFLOW_HTTP_REQUEST_TIMEOUT', raising=False)
+        monkeypatch.setenv('TSFORGE_CHECK_TIMEOUT_S', given)
+        assert Settings.from_env().bound_mlflow_requests()['MLFLOW_HTTP_REQUEST_TIMEOUT'] == want
+
+
+def test_bad_config_is_one_settings_error(monkeypatch):
+    from tsforge.settings import default_model_uri
+
+    monkeypatch.delenv('TSFORGE_MODEL', raising=False)
+    monkeypatch.setenv('TSFORGE_CONFIG', 'nope')
+    with pytest.raises(SettingsError, match="^TSFORGE_CONFIG: expected an experiment .* got 'nope': ConfigError"):
+        default_model_uri()
+
+
+@pytest.mark.parametrize(
+    'env',
+    [{'TSFORGE_RELOAD_S': 'inf'}, {'TSFORGE_API_TOKEN': 'tok\n'}, {'TSFORGE_CONFIG': 'nope', 'TSFORGE_MODEL': None}],
+)
 def test_server_refuses_to_start(env):
     "A real uvicorn: exits at once with one line naming the variable (no traceback), before it listens."
     import os
@@ -67,7 +106,11 @@ def test_server_refuses_to_start(env):
     r = subprocess.run(
         uvicorn_cmd(free_port()),
         cwd=ROOT,
-        env={**os.environ, 'TSFORGE_MODEL': 'models:/never-loaded@champion', **env},
+        env={
+            k: v
+            for k, v in {**os.environ, 'TSFORGE_MODEL': 'models:/never-loaded@champion', **env}.items()
+            if v is not None
+        },
         capture_output=True,
         text=True,
         timeout=120,
@@ -94,3 +137,42 @@ def test_allow_list_matches_names_exactly():
     ]:
         assert not model_allowed(uri, allowed), uri
     assert model_allowed('models:/anything', [])
+
+
+@pytest.mark.parametrize(
+    'env,expected',
+    [
+        ({'TSFORGE_HEARTBEAT_S': '0'}, 'TSFORGE_HEARTBEAT_S: expected a number of seconds > 0'),
+        ({'TSFORGE_HEARTBEAT_S': '-5'}, 'TSFORGE_HEARTBEAT_S: expected a number of seconds > 0'),
+        (
+            {'TSFORGE_HEARTBEAT_S': 'abc'},
+            "TSFORGE_HEARTBEAT_S: expected a number of seconds > 0 and <= 86400, got 'abc'",
+        ),
+        ({'TSFORGE_HEARTBEAT_GRACE_S': '0'}, 'TSFORGE_HEARTBEAT_GRACE_S: expected a number of seconds > 30'),
+        ({'TSFORGE_HEARTBEAT_GRACE_S': 'inf'}, 'TSFORGE_HEARTBEAT_GRACE_S: expected'),
+        (
+            {'TSFORGE_HEARTBEAT_S': '10', 'TSFORGE_HEARTBEAT_GRACE_S': '5'},
+            'TSFORGE_HEARTBEAT_GRACE_S: expected a number of seconds > 10',
+        ),
+    ],
+)
+def test_bad_heartbeat_is_refused_by_name_not_swallowed(monkeypatch, env, expected):
+    "A job refuses to start (before touching the store) instead of reconcile marking live runs FAILED."
+    from tsforge.config import load_config
+    from tsforge.runs import heartbeat_grace, start_run
+
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    with pytest.raises(SettingsError, match=expected):
+        heartbeat_grace()
+    with pytest.raises(SettingsError, match=expected):
+        with start_run(load_config('etth1', ['model=naive'])):
+            pass
+
+
+def test_good_heartbeat(monkeypatch):
+    from tsforge.runs import heartbeat_grace, heartbeat_seconds
+
+    monkeypatch.delenv('TSFORGE_HEARTBEAT_GRACE_S', raising=False)
+    monkeypatch.setenv('TSFORGE_HEARTBEAT_S', '2.5')
+    assert (heartbeat_seconds(), heartbeat_grace()) == (2.5, 12.5)

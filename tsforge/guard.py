@@ -20,16 +20,55 @@ if TYPE_CHECKING:
 log = logging.getLogger('tsforge.serve')
 
 # %% auto #0
-__all__ = ['log', 'redact', 'Guard']
+__all__ = ['log', 'mask_userinfo', 'url_password', 'redact', 'Guard']
 
 # %% ../nbs/21_guard.ipynb #1ae3fc51
+# scheme://userinfo@host. The userinfo runs to the LAST '@' before the host, as URL parsers read it: a password holding
+# '@' (or an unescaped '/') is masked whole, never cut at its first '@'. `user:password` or a bare name (a token).
+_USERINFO = re.compile(
+    r'(?i)\b(?P<scheme>[a-z][a-z0-9+.\-]*://)'
+    r'(?:(?P<user>[^/?#\s\'":]*):(?P<password>[^\s\'"]*)|(?P<name>[^/?#\s\'"]*))@'
+)
+
+
+def mask_userinfo(text: str, mask: str = '<redacted>', keep_user: bool = False) -> str:
+    """`text` with the userinfo of every `scheme://user:password@host` in it replaced by `mask`; `keep_user`: only the
+    password (`user:***@host`; a user name without a password is kept). The userinfo ends at the last '@' before the
+    host, so `http://alice:Pw@Secret42@host` gives `http://<redacted>@host`, nothing of the password."""
+
+    def sub(m):
+        if keep_user:
+            return m[0] if m['password'] is None else f'{m["scheme"]}{m["user"]}:{mask}@'
+        return f'{m["scheme"]}{mask}@'
+
+    return _USERINFO.sub(sub, text)
+
+
+def url_password(uri: str) -> str | None:
+    "The password of the first `scheme://user:password@host` in `uri` (as written), or None."
+    m = _USERINFO.search(uri)
+    return m['password'] if m else None
+
+
+_AUTHORIZATION = re.compile(
+    r'(?i)\b(authorization["\']?\s*[:=]\s*["\']?)(?:(bearer|basic|digest|token|apikey)\s+)?[^\s\'",;}]+'
+)
 _SECRET_PATTERNS = [
     (
         re.compile(r'(?i)\b(sqlite|file|postgresql|mysql|mssql)(\+\w+)?:[^\s\'",)]+'),
         r'\1:<redacted>',
     ),  # local stores, DB URLs
-    (re.compile(r'(?i)\b([a-z][a-z0-9+.\-]*://)[^/\s@\'"]+@'), r'\1<redacted>@'),  # user:password@host
-    (re.compile(r'(?i)([?&](?:token|key|secret|password|sig|signature|access_token)=)[^&\s\'"]+'), r'\1<redacted>'),
+    (_USERINFO, lambda m: f'{m["scheme"]}<redacted>@'),  # user:password@host
+    (_AUTHORIZATION, lambda m: f'{m[1]}{m[2] + " " if m[2] else ""}<redacted>'),  # an Authorization header's value
+    (re.compile(r'\bBearer\s+[\w\-.~+/]{8,}=*'), 'Bearer <redacted>'),  # a bearer token anywhere else
+    (
+        re.compile(
+            r'(?i)([?&](?:token|key|secret|password|sig|signature|access_token|refresh_token|client_secret|api_key|'
+            r'apikey|x-amz-signature|x-amz-credential|x-amz-security-token|x-goog-signature|x-goog-credential)=)'
+            r'[^&\s\'"]+'
+        ),
+        r'\1<redacted>',
+    ),  # query parameters holding credentials (signed URLs: S3, GCS, Azure SAS)
     (re.compile(r'(?<![\w.:/~-])(?:~|[A-Za-z]:)?(?:[/\\][\w.\-~%+@]+){2,}[/\\]?'), '<path>'),  # local file paths
 ]
 
@@ -133,6 +172,9 @@ class Guard:
         path = scope['path']
         route = path if path in ROUTES else _MODEL_ROUTE if path.startswith('/models/') else 'other'
         status = 500
+        if sum(k == b'authorization' for k, _ in scope.get('headers') or ()) > 1:  # which one counts is not guessed
+            srv.metrics.request(route, scope['method'], 400, time.perf_counter() - t0)
+            return await _json(send, 400, {'detail': 'more than one Authorization header: send exactly one'})
 
         async def send_wrapped(msg):
             nonlocal status

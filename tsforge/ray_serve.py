@@ -9,6 +9,7 @@ import dataclasses
 import functools
 import logging
 
+from .guard import mask_userinfo
 from .serve import Server, create_app
 from .settings import Settings, SettingsError, default_model_uri
 
@@ -67,12 +68,21 @@ def _loopback_replica_grpc():
 def ray_app(args: dict | None = None):
     """Ray Serve application builder. args: `model` (URI), `num_replicas` (1; or `autoscaling_config`), `num_cpus` per
     replica (1), `tracking_uri`, `max_batch_size` (16), `batch_wait_timeout_s` (0: no wait), `max_ongoing_requests`
-    (32), `models_per_replica` (the many-model routes: `TSFORGE_MODEL_CACHE_SIZE`, default 8)."""
+    (32), `models_per_replica` (the many-model routes: `TSFORGE_MODEL_CACHE_SIZE`, default 8). A `tracking_uri` with
+    credentials (`user:password@`) is refused: Ray keeps it in the deployment's config, readable to anyone who can
+    read Serve's state; give the replicas `MLFLOW_TRACKING_URI`, `MLFLOW_TRACKING_USERNAME` and
+    `MLFLOW_TRACKING_PASSWORD` through the cluster's environment instead."""
+    args = dict(args or {})
+    if (tu := args.get('tracking_uri')) and mask_userinfo(str(tu)) != str(tu):
+        raise ValueError(
+            f'ray_app: tracking_uri {mask_userinfo(str(tu))!r} carries credentials, which Ray would store in the '
+            "deployment's config (runtime_env); pass it without them and set MLFLOW_TRACKING_USERNAME and "
+            "MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_URI itself) in the cluster's environment"
+        )
     from ray import serve
 
     from tsforge.multimodel import CacheSettings
 
-    args = dict(args or {})
     uri = args.get('model') or default_model_uri()
     settings = Settings.from_env()  # the driver's settings (token, allowed models), the same on every replica
     cache = CacheSettings.from_env()
@@ -105,6 +115,14 @@ def ray_app(args: dict | None = None):
 
         def __init__(self):
             _loopback_replica_grpc()
+
+        def check_health(self):
+            """Ray Serve's health check: a replica without a live model (its load failed, or not loaded yet) raises, so
+            Ray stops routing to it and replaces it, instead of a healthy-looking replica answering 503."""
+            holder = getattr(getattr(self, 'server', None), 'holder', None)
+            if holder is None or holder.live is None:
+                detail = holder.ready()[1]['detail'] if holder is not None else 'the app is not built yet'
+                raise RuntimeError(f'tsforge replica not ready: {detail}')
 
         def __serve_build_asgi_app__(self):
             app = create_app(

@@ -77,7 +77,9 @@ class ServedModel:
     URI checks the registry every `reload_s` seconds, loads a new version beside the old one and swaps it in with one
     assignment; a failed reload keeps the old model serving and is reported. Requests read `live` once. `ready()`
     tells how the checks go: the last error, the consecutive failures, and whether the last successful check is older
-    than `settings.overdue_after()` (a check that hangs shows as overdue even before it fails)."""
+    than `settings.overdue_after()` (a check that hangs shows as overdue even before it fails). A check answered 'not
+    found' (the model, alias or version deleted) is a successful contact: `gone` says why, `ready()` is a 503 with
+    status `gone`, and the server answers its model's routes with a 404 until a check finds it again."""
 
     def __init__(self, uri: str, settings: Settings, metrics: 'Metrics | None' = None, watch: bool = False):
         self.uri, self.settings, self.metrics = uri, settings, metrics
@@ -141,7 +143,7 @@ class ServedModel:
         self.last_attempt = time.time()
         try:
             info = bundle.resolve(self.uri)
-            self.gone = None
+            self._set_gone(None)
             self._checked()
             if (
                 self.live
@@ -154,25 +156,30 @@ class ServedModel:
             new = self._load(info)
         except Exception as e:  # keep the old model (if any); report the reason without secrets
             msg = _public_error(e)
+            gone = stage == 'check' and not_found(e)  # the registry answered: deleted (not merely unreachable)
             if stage == 'load':  # the registry answered: name the version (and the alias) that did not load
                 at = f' (alias {self.uri.rsplit("@", 1)[1]})' if self.follows_alias else ''
-                msg = f'version {info.get("version")}{at} failed to load: {msg}'
+                what = f'version {v}{at}' if (v := info.get('version')) is not None else redact(self.uri, 120)
+                msg = f'{what} failed to load: {msg}'
+            elif gone:
+                msg = f'the registry has no {redact(self.uri, 120)}{" any more" if self.live else ""}: {msg}'
             elif self.live:  # the model serving stays; say it was the check that failed
                 msg = f'registry check of {redact(self.uri, 120)} failed: {msg}'
 
             log.error('could not %s %s: %s', kind, self.uri, redact(f'{type(e).__name__}: {e}', 2000))
-            if stage == 'check':
+            if gone:  # a successful contact: the registry answered, so the check is neither failed nor overdue
+                self._set_gone(msg)
+                self._checked()
+            elif stage == 'check':
                 self.check_failures += 1
-                if not_found(e):  # the registry answered: deleted (not merely unreachable)
-                    self.gone = msg
             else:
                 self._checked()  # the registry answered; the version did not load
             if self.metrics:
                 self.metrics.loads.labels(kind, 'failed').inc()
-                if self.live:
+                if self.live and not gone:
                     self.metrics.reload_failures.labels(stage).inc()
             if self.live:
-                self.reload_error = msg
+                self.reload_error = None if gone else msg
             else:
                 self.status, self.error = 'failed', msg
             self.check_overdue()
@@ -195,6 +202,12 @@ class ServedModel:
         if self.metrics:
             self.metrics.loaded(kind, new, time.perf_counter() - t0, old)
         return True
+
+    def _set_gone(self, why: str | None):
+        "Whether (and why) the registry says the model, alias or version no longer exists; None: it does."
+        self.gone = why
+        if self.metrics:
+            self.metrics.model_gone.set(int(why is not None))
 
     def _checked(self):
         "The registry answered just now."
@@ -255,6 +268,7 @@ class ServedModel:
                 'status': self.status,
                 'detail': f'model not loaded: {self.error}' if self.error else 'model not loaded yet',
                 'uri': redact(self.uri),
+                'model_gone': self.gone is not None,
             }
         body = {
             'status': 'ready',
@@ -266,9 +280,12 @@ class ServedModel:
             'last_check': _iso(self.last_check) if self.last_check else None,
             'check_overdue': self.check_overdue(),
             'check_failures': self.check_failures,
+            'model_gone': self.gone is not None,
         }
         if self.reload_error:
             body['reload_error'] = self.reload_error
+        if self.gone is not None:  # deleted from the registry: still loaded, no longer served (404), until it is back
+            return 503, {**body, 'status': 'gone', 'detail': f'model not served: {self.gone}', 'gone_reason': self.gone}
         return 200, body  # the loaded model still answers: a balancer keeps sending traffic; the fields tell
 
     def metadata(self) -> dict:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import math
 import os
 import signal
 import socket
@@ -24,9 +25,11 @@ import pandas as pd
 from mlflow import MlflowClient
 
 from .config import MIN_SCRUB, ExperimentConfig
+from .settings import env_number
 from tsforge.store import (
     configure,
     experiment_id,
+    masked_uri,
     store_exists,
     store_failure,
     store_unusable,
@@ -95,13 +98,17 @@ HEARTBEAT_TAG = 'tsforge.heartbeat'
 
 
 def heartbeat_seconds() -> float:
-    "How often a job refreshes its runs' heartbeat: `$TSFORGE_HEARTBEAT_S` (default 30)."
-    return float(os.environ.get('TSFORGE_HEARTBEAT_S', 30))
+    """How often a job refreshes its runs' heartbeat: `$TSFORGE_HEARTBEAT_S` (default 30), a number of seconds above 0;
+    anything else is a `SettingsError` naming the variable."""
+    return env_number('TSFORGE_HEARTBEAT_S', 30.0, 0, 86_400.0, lo_open=True, unit='seconds')
 
 # %% ../nbs/10_runs.ipynb #0b0b84dc
 def heartbeat_grace() -> float:
-    "How old a heartbeat may be before its run counts as dead: `$TSFORGE_HEARTBEAT_GRACE_S`, default 5 heartbeats."
-    return float(os.environ.get('TSFORGE_HEARTBEAT_GRACE_S', 5 * heartbeat_seconds()))
+    """How old a heartbeat may be before its run counts as dead: `$TSFORGE_HEARTBEAT_GRACE_S`, default 5 heartbeats.
+    It must exceed the heartbeat interval (`TSFORGE_HEARTBEAT_S`), else every live run would look dead between two
+    heartbeats and `reconcile` would mark the runs of running jobs FAILED: a `SettingsError` naming the variable."""
+    beat = heartbeat_seconds()
+    return env_number('TSFORGE_HEARTBEAT_GRACE_S', 5 * beat, beat, 7 * 86_400.0, lo_open=True, unit='seconds')
 
 # %% ../nbs/10_runs.ipynb #ca0feb3e
 def _now() -> str:
@@ -238,6 +245,7 @@ def start_run(
     cannot be reached or refuses the credentials, at the start, during the job or at its end, is one `StoreError`
     with the password masked (`tsforge.store.store_failure`); a run it could not end is closed by the next job's
     `reconcile` (its heartbeat stops)."""
+    heartbeat_grace()  # a bad TSFORGE_HEARTBEAT_S / _GRACE_S: one SettingsError naming it, never swallowed below
     exp = experiment_id(cfg.tracking.experiment)
     top = not nested and parent_run_id is None and mlflow.active_run() is None
     if top:
@@ -358,6 +366,19 @@ def reconcile(grace: float | None = None, untagged_after: float | None = None) -
     return closed
 
 
+def _seconds(text: str) -> float:
+    "An argparse type: a finite number of seconds above 0."
+    import argparse
+
+    try:
+        v = float(text)
+    except ValueError:
+        v = float('nan')
+    if not (math.isfinite(v) and v > 0):
+        raise argparse.ArgumentTypeError(f'expected a number of seconds > 0, got {text!r:.40}')
+    return v
+
+
 def main(argv: list[str] | None = None):
     "`python -m tsforge.runs reconcile [--grace S] [--untagged-after S]`: close dead runs, print what was closed."
     import argparse
@@ -365,7 +386,7 @@ def main(argv: list[str] | None = None):
     ap = argparse.ArgumentParser(prog='python -m tsforge.runs', description='Maintenance of the tsforge store.')
     sub = ap.add_subparsers(dest='cmd', required=True)
     rc = sub.add_parser('reconcile', help='mark RUNNING runs whose job is dead FAILED')
-    rc.add_argument('--grace', type=float, default=None, help='heartbeat age (s) after which a run is dead')
+    rc.add_argument('--grace', type=_seconds, default=None, help='heartbeat age (s) after which a run is dead')
     rc.add_argument(
         '--untagged-after',
         type=float,
@@ -374,7 +395,7 @@ def main(argv: list[str] | None = None):
     )
     args = ap.parse_args(argv)
     closed = reconcile(args.grace, args.untagged_after)
-    print(f'{tracking_uri()}: {len(closed)} dead run(s) marked FAILED')
+    print(f'{masked_uri(tracking_uri())}: {len(closed)} dead run(s) marked FAILED')  # never the password
     for c in closed:
         print(f'  {c["run_id"]} {c["run_name"]}: {c["reason"]}')
     return closed

@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from .adaptive import Adaptation, parse_actuals, utc_ns
-from .guard import Guard, _json, _multiplexed_id, _send
+from .guard import Guard, _json, _multiplexed_id, _send, redact
 from .openapi import build_openapi, docs_page
 from .reload import Live, ServedModel
 from tsforge.request import (
@@ -98,6 +98,8 @@ class Server:
         if live is None:
             self.metrics.forecast_errors.labels('not_loaded').inc()
             return await _json(send, 503, self.holder.ready()[1])
+        if self.holder.gone is not None:
+            return await self._gone(send)
         st = live.model.state
         try:
             req = parse_request(scope.get('tsforge.body', b''), st, self.settings.max_rows)
@@ -154,6 +156,8 @@ class Server:
         live = self.holder.live if self.holder is not None else None
         if live is None:
             return await _json(send, 503, self.holder.ready()[1] if self.holder else {'detail': 'not started'})
+        if self.holder.gone is not None:
+            return await self._gone(send)
         ad = self.adaptation.for_live(live)
         if ad is None:
             none = 'this model has no calibrated intervals (trained with intervals.levels: []): nothing to adapt'
@@ -168,6 +172,15 @@ class Server:
         res = ad.feedback(ids, times, values)
         self.adaptation.export(self.metrics.registry, ad)
         await _json(send, 200, {**res, 'adaptive': ad.state(), 'model': live.public})
+
+    async def _gone(self, send):
+        """404: the registry says the served model, alias or version no longer exists. The loaded copy is not served,
+        as on the many-model routes; it serves again once a check finds the model (an alias moved back, say)."""
+        self.metrics.forecast_errors.labels('unknown_model').inc()
+        uri = redact(self.holder.uri, 120)
+        await _json(
+            send, 404, {'detail': f'model {uri!r} is not registered any more: {self.holder.gone}', 'model': uri}
+        )
 
     def adaptive_state(self, live) -> dict:
         "The `adaptive` section of /metadata: `{'mode': 'off'}`, or the mode, gamma, alphas and counts."
@@ -213,10 +226,12 @@ def create_app(
     from contextlib import asynccontextmanager
 
     server = Server(settings or Settings.from_env())
+    uri = model_uri or server.settings.model or default_model_uri()  # here, not at startup: a bad one is one line
 
     @asynccontextmanager
     async def lifespan(app):
-        holder = ServedModel(model_uri or server.settings.model or default_model_uri(), server.settings, server.metrics)
+        _log_protection(server.settings)
+        holder = ServedModel(uri, server.settings, server.metrics)
         server.holder = app.state.served = holder
         if batcher is not None:
             server.batch = batcher(server)
@@ -250,7 +265,10 @@ def create_app(
                 'description': 'a model is loaded and serves; `reload_error`, `check_failures` and `check_overdue` '
                 'tell whether the registry checks of an alias still work'
             },
-            503: {'description': 'no model loaded (yet); `detail` says why'},
+            503: {
+                'description': 'no model loaded (yet), or the registry says the served model is gone (`status` '
+                '`gone`, `model_gone` true); `detail` says why'
+            },
         },
     )
     def ready():
@@ -270,6 +288,9 @@ def create_app(
                 headers={'www-authenticate': 'Bearer realm="tsforge"'},
             )
         code, body = server.holder.ready()
+        if (gone := server.holder.gone) is not None and server.holder.live is not None:
+            uri = redact(server.holder.uri, 120)
+            return JSONResponse({'detail': f'model {uri!r} is not registered any more: {gone}', 'model': uri}, 404)
         if code != 200:
             return JSONResponse(body, status_code=code)
         return JSONResponse({**server.holder.metadata(), 'adaptive': server.adaptive_state(server.holder.live)})
@@ -298,6 +319,21 @@ def create_app(
     add_model_routes(app, server)  # POST /models/{name}/predict: many registered models (tsforge.multimodel)
     app.openapi = lambda: build_openapi(app, server)
     return app
+
+
+def _log_protection(s: Settings):
+    "One line at startup: whether bearer auth and the model allow-list are on (never the token)."
+    auth = (
+        'on (TSFORGE_API_TOKEN)'
+        if s.api_token
+        else 'off (TSFORGE_API_TOKEN unset: /predict, /actuals, /metadata and /models are open)'
+    )
+    allow = (
+        f'on (TSFORGE_ALLOWED_MODELS: {", ".join(s.allowed_models)[:200]})'
+        if s.allowed_models
+        else 'off (TSFORGE_ALLOWED_MODELS unset: any model URI may be loaded)'
+    )
+    log.warning('bearer auth %s; model allow-list %s', auth, allow)
 
 
 def _version() -> str:

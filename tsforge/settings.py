@@ -36,15 +36,16 @@ def env_number(
     kind = ('an integer' if integer else 'a number') + (f' of {unit}' if unit else '')
     fmt = (lambda x: f'{int(x)}') if integer else (lambda x: f'{x:g}')
     want = f'{kind} {">" if lo_open else ">="} {fmt(lo)} and <= {fmt(hi)}'
-    try:
+    v = None  # ASCII digits, a sign, a decimal point and an exponent only: no '1_000', no other scripts' digits
+    if (_INTEGER if integer else _NUMBER).fullmatch(raw):
         v = int(raw) if integer else float(raw)
-    except ValueError:
-        v = None
     if v is None or not math.isfinite(v) or v < lo or v > hi or (lo_open and v == lo):
         raise SettingsError(f'{name}: expected {want}, got {raw!r:.40}')
     return v
 
 
+_NUMBER = re.compile(r'[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?')
+_INTEGER = re.compile(r'[+-]?[0-9]+')
 _DAY = 86_400.0
 MAX_BODY_BYTES = (
     8 * 1024 * 1024
@@ -76,11 +77,11 @@ class Settings:
     def from_env(cls, **kw) -> 'Settings':
         e = os.environ.get
         s = cls(
-            model=e('TSFORGE_MODEL') or None,
+            model=_model_env(),
             reload_s=env_number('TSFORGE_RELOAD_S', 30.0, 0, _DAY, unit='seconds'),
             retry_s=env_number('TSFORGE_RETRY_S', 10.0, 0, _DAY, lo_open=True, unit='seconds'),
             api_token=_api_token(e('TSFORGE_API_TOKEN')),
-            allowed_models=[x.strip() for x in e('TSFORGE_ALLOWED_MODELS', '').split(',') if x.strip()],
+            allowed_models=_allowed_models(e('TSFORGE_ALLOWED_MODELS')),
             max_body_bytes=env_number('TSFORGE_MAX_BODY_BYTES', MAX_BODY_BYTES, 1, 2**30, True, unit='bytes'),
             max_rows=env_number('TSFORGE_MAX_ROWS', MAX_ROWS, 1, 10_000_000, True, unit='records'),
             body_timeout_s=env_number('TSFORGE_BODY_TIMEOUT_S', 10.0, 0, 3600, lo_open=True, unit='seconds'),
@@ -105,7 +106,7 @@ class Settings:
         `MLFLOW_HTTP_REQUEST_MAX_RETRIES` and `MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR` unless the operator set them;
         returns what is in effect."""
         want = {
-            'MLFLOW_HTTP_REQUEST_TIMEOUT': str(max(1, int(round(self.check_timeout_s)))),
+            'MLFLOW_HTTP_REQUEST_TIMEOUT': str(max(1, math.ceil(self.check_timeout_s))),  # an int: never below
             'MLFLOW_HTTP_REQUEST_MAX_RETRIES': str(max(0, int(self.check_retries))),
             'MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR': '1',  # MLflow reads an int
         }
@@ -113,9 +114,15 @@ class Settings:
 
 
 def _api_token(tok: str | None) -> str | None:
-    "`TSFORGE_API_TOKEN` as given: unset or empty is None (open); whitespace, control or non-ASCII characters refused."
-    if not tok:
+    """`TSFORGE_API_TOKEN` as given: unset is None (open); set but empty, whitespace, control or non-ASCII characters
+    refused (an empty value, e.g. from `${TOKEN}` of an unset variable, would turn auth off without a word)."""
+    if tok is None:
         return None
+    if not tok:
+        raise SettingsError(
+            'TSFORGE_API_TOKEN: expected a bearer token (visible ASCII characters without spaces), got an empty value; '
+            'unset the variable to serve without auth'
+        )
     if not _TOKEN.fullmatch(tok):  # the value is a secret: never echoed
         raise SettingsError(
             f'TSFORGE_API_TOKEN: expected visible ASCII characters without spaces (a bearer token), got {len(tok)} '
@@ -124,11 +131,46 @@ def _api_token(tok: str | None) -> str | None:
     return tok
 
 
+def _allowed_models(raw: str | None) -> list[str]:
+    """`TSFORGE_ALLOWED_MODELS`: comma separated names or URIs; unset is [] (any model). Set but naming nothing (`''`,
+    `' , '`) is refused: it would allow any model while it reads as a restriction."""
+    if raw is None:
+        return []
+    if not (allowed := [x.strip() for x in raw.split(',') if x.strip()]):
+        raise SettingsError(
+            f'TSFORGE_ALLOWED_MODELS: expected comma separated model names or URIs, got {raw!r:.40} (no entry); '
+            'unset the variable to allow any model'
+        )
+    return allowed
+
+
+def _model_env() -> str | None:
+    "`TSFORGE_MODEL` without surrounding spaces; unset is None (the config's model), set but blank refused."
+    raw = os.environ.get('TSFORGE_MODEL')
+    if raw is None:
+        return None
+    if not raw.strip():
+        raise SettingsError(
+            'TSFORGE_MODEL: expected a model URI (models:/NAME@ALIAS, models:/NAME/VERSION, runs:/...), got '
+            f'{raw!r:.40}; unset it to serve the model of TSFORGE_CONFIG'
+        )
+    return raw.strip()
+
+
 def default_model_uri() -> str:
-    "`$TSFORGE_MODEL`, else the registry name and alias of experiment `$TSFORGE_CONFIG` (default etth1)."
-    if uri := os.environ.get('TSFORGE_MODEL'):
+    """`$TSFORGE_MODEL`, else the registry name and alias of experiment `$TSFORGE_CONFIG` (default etth1). A config
+    that cannot be composed, or names no registry model, is a `SettingsError` naming TSFORGE_CONFIG."""
+    if uri := _model_env():
         return uri
     from tsforge.config import compose_config
 
-    raw = compose_config(os.environ.get('TSFORGE_CONFIG', 'etth1'))
-    return f'models:/{raw["registry"]["model_name"]}@{raw["registry"]["alias"]}'
+    name = os.environ.get('TSFORGE_CONFIG', 'etth1')
+    try:
+        raw = compose_config(name)
+        return f'models:/{raw["registry"]["model_name"]}@{raw["registry"]["alias"]}'
+    except Exception as e:  # named by the variable the server read, in one line
+        why = (str(e).splitlines() or [type(e).__name__])[0]
+        raise SettingsError(
+            f'TSFORGE_CONFIG: expected an experiment with registry.model_name and registry.alias (or set '
+            f'TSFORGE_MODEL), got {name!r:.60}: {type(e).__name__}: {why[:300]}'
+        ) from None

@@ -249,7 +249,6 @@ def experiment_id(name: str) -> str:
 import re
 import urllib.parse
 
-_USERINFO = re.compile(r'(://[^/?#@\s:]*:)[^/?#@\s]*@')  # the password of scheme://user:password@host
 _FAILED = (
     (
         r'password authentication failed|authenticat|unauthori[sz]ed|forbidden|access denied|\b40[13]\b',
@@ -265,14 +264,11 @@ _FAILED = (
 
 
 def masked_uri(uri: str) -> str:
-    """`uri`, safe to print: the password of `user:password@` masked as `***` (database URLs through SQLAlchemy's
-    `make_url`, other URLs such as `http://` by pattern)."""
-    if '://' in uri and not uri.startswith(('http://', 'https://')):
-        with contextlib.suppress(Exception):
-            from sqlalchemy.engine import make_url
+    """`uri`, safe to print: the password of `user:password@` masked as `***`, all of it up to the last '@' before the
+    host (`tsforge.guard.mask_userinfo`; SQLAlchemy's `make_url` would show what follows a second '@')."""
+    from tsforge.guard import mask_userinfo
 
-            return make_url(uri).render_as_string(hide_password=True)
-    return _USERINFO.sub(r'\1***@', uri)
+    return mask_userinfo(uri, '***', keep_user=True)
 
 
 def store_errors() -> tuple[type[BaseException], ...]:
@@ -301,11 +297,12 @@ def store_failure(e: BaseException, uri: str | None = None, doing: str = 'use it
     text = str(e)
     what = next((w for pat, w in _FAILED if re.search(pat, text, re.I)), 'failed')
     cause = (text.strip().splitlines() or [''])[0]
-    if m := _USERINFO.search(uri):
-        pw = m.group(0)[len(m.group(1)) : -1]
+    from tsforge.guard import mask_userinfo, url_password
+
+    if pw := url_password(uri):
         for s in {pw, urllib.parse.unquote(pw)} - {''}:
             cause = cause.replace(s, '***')
-    cause = _USERINFO.sub(r'\1***@', cause)
+    cause = mask_userinfo(cause, '***', keep_user=True)
     cause = cause if len(cause) <= 300 else cause[:300] + '...'
     return StoreError(
         f'tracking store {masked_uri(uri)} (from {setting}): {what}, trying to {doing} ({type(e).__name__}: {cause}); '

@@ -81,6 +81,13 @@ class Metrics:
             registry=r,
             multiprocess_mode='livemax',
         )
+        self.model_gone = Gauge(
+            'tsforge_model_gone',
+            '1 when the registry answered that the served model, alias or version no longer exists (the loaded model '
+            'is not served: 404)',
+            registry=r,
+            multiprocess_mode='livemax',
+        )
         self.check_overdue = Gauge(
             'tsforge_reload_check_overdue',
             '1 when the last successful registry check is older than two reload intervals plus the check timeout',
