@@ -597,3 +597,41 @@ def test_long_format_skips_only_text_columns(tmp_path):
         load_frame(c)  # x is read (most values are numbers), its bad value reported
     df, rep = load_frame(c.model_copy(update={'on_issue': 'fill', 'max_repair_share': 0.5}))
     assert list(df.columns) == ['id', 'ts', 'y', 'x'] and rep.skipped_columns == ['note'] and df.x[6] == 1.0
+
+
+def test_month_name_dates_need_a_full_year_and_their_own_weekday(tmp_path):
+    from tsforge.data import parse_times
+
+    def times(values, **kw):
+        return parse_times(pd.Series(values, name='t'), **kw).tolist()
+
+    for values in (['5 Mar', '6 Mar'], ['Jan-5', 'Jan-6'], ['5 Jan 69', '6 Jan 69'], ['Jan 5 20', 'Jan 6 20']):
+        with pytest.raises(
+            DataError,
+            match=rf't: dates with month names but no 4-digit year: 2 row\(s\), first row 0 '
+            rf'\({values[0]}\).*data.time_format',
+        ):
+            times(values)
+    with pytest.raises(
+        DataError,
+        match=r't: dates whose weekday name is not their weekday: 1 row\(s\), first row 0 '
+        r'\(Mon 1 Jan 2020\) \(2020-01-01 is a Wednesday\).*data.time_format',
+    ):
+        times(['Mon 1 Jan 2020'])
+    with pytest.raises(DataError, match=r'weekday.*row 1 \(Thursday 3 Jan 2020\)'):
+        times(['Wed 1 Jan 2020', 'Thursday 3 Jan 2020'])
+    assert times(['Wed 1 Jan 2020', 'Thursday, January 2, 2020']) == list(pd.date_range('2020-01-01', periods=2))
+    assert times(['5 March 2020', '6 March 2020']) == list(pd.date_range('2020-03-05', periods=2))
+    assert times(['Mar 5, 2020 14:00', 'Mar 5, 2020 15:00']) == list(
+        pd.date_range('2020-03-05 14:00', periods=2, freq='h')
+    )
+    assert times(['Jan 2020', 'Feb 2020']) == list(pd.date_range('2020-01-01', periods=2, freq='MS'))
+    # converted to UTC the year or the day may change: the check reads the date as written
+    assert times(['31 Dec 2019 23:30 -01:00', 'Wed 1 Jan 2020 00:30 +01:00'], tz='UTC') == [
+        pd.Timestamp('2020-01-01 00:30', tz='UTC'),
+        pd.Timestamp('2019-12-31 23:30', tz='UTC'),
+    ]
+    assert times(['5 Jan 20'], time_format='%d %b %y') == [pd.Timestamp('2020-01-05')]  # said, not guessed
+    p = write(tmp_path, 'ts,y\n5 Mar,1\n6 Mar,2\n7 Mar,3\n')
+    with pytest.raises(DataError, match=r'd.csv: ts: dates with month names but no 4-digit year'):
+        load_frame(cfg(p))

@@ -243,6 +243,8 @@ _T = r'(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)?'  # optional time of day
 _Z = r'(?:\s?(?:Z|[+-]\d{2}(?::?\d{2})?))?'  # optional UTC offset
 _DMY = rf'^(\d{{1,2}})([/.-])(\d{{1,2}})([/.-])(\d{{4}})({_T}{_Z})$'  # plain strings: pyarrow's regex engine runs them
 _MONTH = r'(?i)\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b'
+_WEEKDAY = r'(?i)\b(mon|tue|wed|thu|fri|sat|sun)(?:day|s|sday|nesday|r|rs|rsday|urday)?\b'
+_DAYS = ('mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun')
 _EPOCH = (('s', 1e8, 1e10), ('ms', 1e11, 1e13), ('us', 1e14, 1e16), ('ns', 1e17, 1e19))  # 1973 to 2286
 ISO = 'YYYY-MM-DD (ISO 8601)'
 TIME_SHAPES = (
@@ -281,6 +283,40 @@ def _strptime_of(value: str, date: str) -> str:
     return f'{date}{sep}%H:%M{":%S" if sec else ""}{".%f" if frac else ""}{sp + "%z" if off else ""}'
 
 
+def _check_named(text: pd.Series, p: pd.Series, col: pd.Series, codes: np.ndarray):
+    """A `DataError` for dates with month names (distinct values `text`, read as `p`) whose year or weekday the
+    parser would make up or ignore: no 4-digit year ('5 Mar' reads as year 1, '5 Jan 69' as 2069), or a weekday
+    name that is not the date's ('Mon 1 Jan 2020': a Wednesday)."""
+    noyear, wrongday = [], []
+    for i, v, y in zip(text.index, text, p.dt.year):
+        day = re.search(_WEEKDAY, v)
+        if not day and re.search(rf'(?<!\d){y:04d}(?!\d)', v):
+            continue  # the common case: the year is written in full, no weekday
+        try:
+            local = pd.Timestamp(v)  # the date as written (p may be converted to UTC), read again only here
+        except (ValueError, TypeError):
+            local = None
+        if local is None or not re.search(rf'(?<!\d){local.year:04d}(?!\d)', v):
+            noyear.append(i)
+        elif day and _DAYS.index(day.group(1).lower()) != local.weekday():
+            wrongday.append((i, f'{local:%Y-%m-%d} is a {local.day_name()}'))
+    name = col.name
+    if noyear:
+        pos = np.flatnonzero(np.isin(codes, noyear))
+        raise DataError(
+            f'{name}: dates with month names but no 4-digit year: {_where(col, pos)}; tsforge does not guess the '
+            f"year (a parser reads '5 Mar' as year 1 and '5 Jan 69' as 2069): write the year in full, or set "
+            f"data.time_format to the format the file uses (e.g. '%d %b %y' for 5 Jan 20)"
+        )
+    if wrongday:
+        pos = np.flatnonzero(np.isin(codes, [i for i, _ in wrongday]))
+        raise DataError(
+            f'{name}: dates whose weekday name is not their weekday: {_where(col, pos)} ({wrongday[0][1]}); '
+            f'tsforge does not guess which is wrong: check the file, or set data.time_format to the format it uses '
+            f"(e.g. '%a %d %b %Y')"
+        )
+
+
 def _read_strings(u: pd.Series, col: pd.Series, codes: np.ndarray, dayfirst: bool | None, utc: bool) -> tuple:
     """Parse distinct time strings `u` by their shape; a `DataError` when that would mean guessing: day/month values
     that fit both orders (or neither), or a column written in more than one format. Returns the timestamps (one per
@@ -316,6 +352,7 @@ def _read_strings(u: pd.Series, col: pd.Series, codes: np.ndarray, dayfirst: boo
         if len(text := r[named.fillna(False).to_numpy(bool)]):  # month names: unambiguous
             p = _to_datetime(text, format='mixed', dayfirst=bool(dayfirst), utc=utc)
             ok = text.index[p.notna().to_numpy()]
+            _check_named(text[ok], p[ok], col, codes)
             t[ok], fam[ok] = p[ok], 'dates with month names'
     rowfam = np.where(codes >= 0, fam[np.maximum(codes, 0)], '')
     found = [f for f in dict.fromkeys(rowfam) if f]
