@@ -635,3 +635,30 @@ def test_month_name_dates_need_a_full_year_and_their_own_weekday(tmp_path):
     p = write(tmp_path, 'ts,y\n5 Mar,1\n6 Mar,2\n7 Mar,3\n')
     with pytest.raises(DataError, match=r'd.csv: ts: dates with month names but no 4-digit year'):
         load_frame(cfg(p))
+
+
+def test_long_format_with_zone_aware_timestamps(tmp_path):
+    hours = pd.date_range('2020-01-01', periods=30, freq='h', tz='UTC')
+    rows = [(s, f'{t:%Y-%m-%dT%H:%M}Z', k) for s in 'ab' for k, t in enumerate(hours)]
+    grouped = write(tmp_path, 'id,ts,y\n' + ''.join(f'{s},{t},{k}\n' for s, t, k in rows), 'grouped.csv')
+    rows.sort(key=lambda r: (r[1], r[0]))
+    mixed = write(tmp_path, 'id,ts,y\n' + ''.join(f'{s},{t},{k}\n' for s, t, k in rows), 'mixed.csv')
+    for p in (grouped, mixed):
+        for tz in (None, 'UTC'):
+            df, rep = load_frame(cfg(p, format='long', id_col='id', tz=tz))
+            assert rep.freq == 'h' and len(df) == 60 and df.ts.tolist() == [*hours, *hours], (p, tz)
+    # daily data on a clock with daylight saving: a day is 23 h on 29 March 2020; long reads it as wide does
+    days = pd.date_range('2020-03-20', periods=20, freq='D', tz='Europe/Paris')
+    wide = write(tmp_path, 'ts,y\n' + ''.join(f'{t.isoformat()},{k}\n' for k, t in enumerate(days)), 'wide.csv')
+    assert load_frame(cfg(wide, tz='Europe/Paris'))[0].ts.tolist() == list(days)
+    text = ''.join(f'{s},{t.isoformat()},{k}\n' for s in 'ab' for k, t in enumerate(days) if (s, k) != ('b', 12))
+    long = write(tmp_path, 'id,ts,y\n' + text, 'long.csv')
+    with pytest.raises(DataError, match=r"series 'b': 1 missing timestamp\(s\) at frequency D"):
+        load_frame(cfg(long, format='long', id_col='id', tz='Europe/Paris'))
+    df, rep = load_frame(
+        cfg(long, format='long', id_col='id', tz='Europe/Paris', on_issue='fill', max_repair_share=0.1)
+    )
+    assert rep.freq == 'D' and df.ts.tolist() == [*days, *days] and df.y.iloc[20 + 12] == 12.0
+    late = text.replace('2020-04-02T00:00:00+02:00', '2020-04-02T01:00:00+02:00')  # an hour off a local midnight
+    with pytest.raises(DataError, match=r"series 'a': 1 timestamp\(s\) not on the D grid.*2020-04-02 01:00:00\+02:00"):
+        load_frame(cfg(write(tmp_path, 'id,ts,y\n' + late, 'late.csv'), format='long', id_col='id', tz='Europe/Paris'))

@@ -768,8 +768,8 @@ def _load_long(
     if fatal:
         raise DataError(f'{path}: ' + '; '.join(fatal))
     df, flagged = df[~noid], flagged[~noid]
-    code, tv = df[ic].cat.codes.to_numpy(), df[tc].to_numpy()
-    grouped = (np.diff(code) >= 0).all() and ((np.diff(code) > 0) | (np.diff(tv) > np.timedelta64(0))).all()
+    code, tv = df[ic].cat.codes.to_numpy(), pd.DatetimeIndex(df[tc]).asi8  # integers: naive or zone-aware alike
+    grouped = (np.diff(code) >= 0).all() and ((np.diff(code) > 0) | (np.diff(tv) > 0)).all()
     dropped = pd.Series(0, index=df[ic].cat.categories)  # duplicate rows dropped, per series
     if grouped:  # already one block per series, in time order: nothing to sort, no duplicate possible
         rowno = pd.Series(df.index.to_numpy())
@@ -788,13 +788,17 @@ def _load_long(
     longest = lengths.idxmax()
     freq = data.freq or infer_freq(pd.DatetimeIndex(df.loc[df[ic] == longest, tc]))
     off = _offset(freq)
-    first = df.groupby(ic, sort=False, observed=True)[tc].transform('first')
     try:
         delta = pd.Timedelta(off)
     except ValueError:
         delta = None
+    # calendar days on zone-aware data step from local midnight to local midnight (23 or 25 h across a daylight-saving
+    # change), as pd.date_range (the wide format's grid) steps: count them on the local clock
+    local = df[tc].dt.tz is not None and isinstance(off, pd.offsets.Day)
+    clock = df[tc].dt.tz_localize(None) if local else df[tc]
+    first = clock.groupby(df[ic], sort=False, observed=True).transform('first')
     if delta is not None:
-        k = (df[tc] - first) / delta
+        k = (clock - first) / delta
         off_grid = k != np.floor(k)
         pos = np.floor(k).astype('int64')
     else:  # calendar frequencies (MS, W-SUN, ...): check each series against its own date_range
@@ -806,7 +810,7 @@ def _load_long(
             pos[idx] = grid.get_indexer(t)
         off_grid = pd.Series(off_grid)
     if delta is not None:  # a series whose typical step is another frequency (all its timestamps may be on the grid)
-        step = df[tc].diff().where(df[ic].eq(df[ic].shift())).groupby(df[ic], sort=False, observed=True).median()
+        step = clock.diff().where(df[ic].eq(df[ic].shift())).groupby(df[ic], sort=False, observed=True).median()
         other = step[step.notna() & (step != delta)]
         if len(other):
             off_grid = off_grid | df[ic].isin(other.index)
@@ -860,11 +864,11 @@ def _load_long(
                 {ic: pd.Categorical(np.repeat(sids, span.to_numpy()), categories=df[ic].cat.categories)}
             )
             starts = df.groupby(ic, sort=False, observed=True)[tc].first().reindex(sids)
-            full[tc] = (
-                (np.repeat(starts.to_numpy(), span.to_numpy()) + full_pos * delta)
-                if delta is not None
-                else np.concatenate([pd.date_range(s, periods=n, freq=off).to_numpy() for s, n in zip(starts, span)])
-            )
+            if delta is not None and not local:  # a DatetimeIndex: naive or zone-aware alike
+                full[tc] = pd.DatetimeIndex(starts).repeat(span.to_numpy()) + full_pos * delta
+            else:
+                grids = [pd.date_range(s, periods=n, freq=off) for s, n in zip(starts, span)]
+                full[tc] = grids[0].append(grids[1:])
             vals = pd.DataFrame(np.nan, index=np.arange(len(full)), columns=wanted)
             vals.iloc[pd.Index(key_full).get_indexer(key)] = df[wanted].to_numpy()
             df = pd.concat([full, vals], axis=1)
