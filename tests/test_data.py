@@ -662,3 +662,34 @@ def test_long_format_with_zone_aware_timestamps(tmp_path):
     late = text.replace('2020-04-02T00:00:00+02:00', '2020-04-02T01:00:00+02:00')  # an hour off a local midnight
     with pytest.raises(DataError, match=r"series 'a': 1 timestamp\(s\) not on the D grid.*2020-04-02 01:00:00\+02:00"):
         load_frame(cfg(write(tmp_path, 'id,ts,y\n' + late, 'late.csv'), format='long', id_col='id', tz='Europe/Paris'))
+
+
+def test_business_days_and_weeks_with_a_gap_are_not_read_as_days(tmp_path):
+    from tsforge.data import infer_freq
+
+    bdays = pd.bdate_range('2020-01-01', periods=60).delete(10)  # one holiday missing
+    p = write(tmp_path, 'ts,y\n' + ''.join(f'{t:%Y-%m-%d},{k}\n' for k, t in enumerate(bdays)))
+    for kw in ({}, {'on_issue': 'fill', 'max_repair_share': 0.5}):  # never a daily grid with the weekends inserted
+        with pytest.raises(
+            DataError,
+            match=r'data.freq: the timestamps step by a day but none falls on a Saturday '
+            r'or Sunday \(59 timestamps.*set data.freq=B .* or data.freq=D',
+        ):
+            load_frame(cfg(p, **kw))
+    with pytest.raises(DataError, match=r'1 missing timestamp\(s\) at frequency B, first: 2020-01-15'):
+        load_frame(cfg(p, freq='B'))
+    df, rep = load_frame(cfg(p, freq='B', on_issue='fill'))
+    assert rep.freq == 'B' and len(df) == 60
+    assert infer_freq(pd.bdate_range('2020-01-01', periods=60)) == 'B'  # complete: pandas says B
+    assert infer_freq(pd.date_range('2020-01-06', periods=4).delete(2)) == '1D'  # no weekend in between: days as before
+    assert infer_freq(pd.date_range('2020-01-01', periods=30).delete(5)) == '1D'  # weekends present: days
+
+    weeks = pd.date_range('2020-01-05', periods=60, freq='W-SUN').delete(10)
+    p = write(tmp_path, 'ts,y\n' + ''.join(f'{t:%Y-%m-%d},{k}\n' for k, t in enumerate(weeks)), 'w.csv')
+    with pytest.raises(DataError, match=r'1 missing timestamp\(s\) at frequency W-SUN, first: 2020-03-15'):
+        load_frame(cfg(p))
+    df, rep = load_frame(cfg(p, on_issue='fill'))
+    assert rep.freq == 'W-SUN' and df.ts.tolist() == list(pd.date_range('2020-01-05', periods=60, freq='W-SUN'))
+    assert infer_freq(pd.date_range('2020-01-07 10:00', periods=9, freq='14D').delete(3)) == '2W-TUE'
+    off = pd.DatetimeIndex(['2020-01-05', '2020-01-12', '2020-01-26', '2020-02-02', '2020-02-10'])  # a Monday
+    assert infer_freq(off) == '7D'  # not all on one weekly grid: the most common step, as before

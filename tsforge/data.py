@@ -198,8 +198,10 @@ def _dialect_hint(path: Path, col: str, sep: str) -> str:
 
 # %% ../nbs/01_data.ipynb #01-data-008
 def infer_freq(times: pd.DatetimeIndex) -> str:
-    """pandas' own inference on a regular index (D, MS, W-SUN, ...), else the most common step between timestamps; a
-    step of about a month, a quarter or a year is a `DataError` asking for the calendar alias (MS, QS, YS, ...)."""
+    """pandas' own inference on a regular index (D, MS, W-SUN, ...), else the most common step between timestamps
+    (weekly steps on one weekday: pandas' alias, W-SUN, ...); a step of about a month, a quarter or a year is a
+    `DataError` asking for the calendar alias (MS, QS, YS, ...), and so are daily steps that skip every weekend (B or
+    D?)."""
     times = pd.DatetimeIndex(times).unique().sort_values()
     if len(times) >= 3:
         with pd.option_context('future.infer_freq_returns_offset', True):
@@ -210,6 +212,23 @@ def infer_freq(times: pd.DatetimeIndex) -> str:
     if steps.empty:
         raise DataError('data.freq: cannot infer a frequency from fewer than two distinct timestamps; set data.freq')
     step = steps.mode().iloc[0]
+    day = pd.Timedelta(days=1)
+    if step == day and (times.dayofweek < 5).all():
+        span = pd.date_range(times[0].normalize(), times[-1].normalize(), freq='D')
+        if (span.dayofweek >= 5).any():  # daily steps, a gap, and no timestamp on a weekend: business days?
+            raise DataError(
+                f'data.freq: the timestamps step by a day but none falls on a Saturday or Sunday ({len(times)} '
+                f'timestamps, {times[0]} to {times[-1]}), and not regularly enough to infer the frequency (a '
+                f'missing day?); tsforge does not guess whether weekends are missing: set data.freq=B (business '
+                f'days: a missing weekday is then a gap) or data.freq=D (every day: the weekends are gaps)'
+            )
+    if step >= 7 * day and step % (7 * day) == pd.Timedelta(0):  # weekly, with a gap: W-SUN as pandas says
+        full = pd.date_range(times[0], times[-1], freq=step)
+        if len(full) >= 3 and times.isin(full).all():
+            with pd.option_context('future.infer_freq_returns_offset', True):
+                f = pd.infer_freq(full)  # what pandas infers for the complete series
+            if f is not None and to_offset(f).freqstr.lstrip('0123456789').startswith('W-'):
+                return to_offset(f).freqstr
     for lo, hi, unit, start, end in (
         (28, 31, 'month', 'MS', 'ME'),
         (89, 92, 'quarter', 'QS', 'QE'),
