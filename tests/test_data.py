@@ -693,3 +693,24 @@ def test_business_days_and_weeks_with_a_gap_are_not_read_as_days(tmp_path):
     assert infer_freq(pd.date_range('2020-01-07 10:00', periods=9, freq='14D').delete(3)) == '2W-TUE'
     off = pd.DatetimeIndex(['2020-01-05', '2020-01-12', '2020-01-26', '2020-02-02', '2020-02-10'])  # a Monday
     assert infer_freq(off) == '7D'  # not all on one weekly grid: the most common step, as before
+
+
+def test_split_date_between_two_rows_is_refused_not_rounded():
+    from tsforge.config import ConfigError
+    from tsforge.split import date_borders
+
+    hours = pd.Series(pd.date_range('2016-12-31', periods=72, freq='h'))
+    b = date_borders(hours, '2017-01-01', '2017-01-02 00:00')  # a date alone: midnight, a row
+    assert (b.train_end, b.val_end, b.test_end) == (24, 48, 72)
+    with pytest.raises(ConfigError) as e:
+        date_borders(hours, '2017-01-01 00:30', '2017-01-02')
+    assert str(e.value) == (
+        "split.val_start: '2017-01-01 00:30' is not on the data's grid: it falls between the rows at "
+        '2017-01-01 00:00:00 and 2017-01-01 01:00:00; tsforge does not round a split date: write one of them'
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"split.test_start: '2017-01-02 00:59:59' is not on the data's grid: .* "
+        r'rows at 2017-01-02 00:00:00 and 2017-01-02 01:00:00',
+    ):
+        date_borders(hours, '2017-01-01', '2017-01-02 00:59:59')
