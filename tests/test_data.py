@@ -714,3 +714,26 @@ def test_split_date_between_two_rows_is_refused_not_rounded():
         r'rows at 2017-01-02 00:00:00 and 2017-01-02 01:00:00',
     ):
         date_borders(hours, '2017-01-01', '2017-01-02 00:59:59')
+
+
+def test_fractional_unix_times_are_read_to_the_microsecond(tmp_path):
+    from tsforge.data import parse_times
+
+    s = pd.Series([1577836800.4, 1577836801.4, 1577836802.123456], name='t')
+    assert parse_times(s).tolist() == [
+        pd.Timestamp('2020-01-01 00:00:00.400'),  # not 00:00:00.400000095, the float's binary error
+        pd.Timestamp('2020-01-01 00:00:01.400'),
+        pd.Timestamp('2020-01-01 00:00:02.123456'),
+    ]
+    ms = pd.Series([1577836800400.5, 1577836800401.25], name='t')
+    assert parse_times(ms).tolist() == [
+        pd.Timestamp('2020-01-01 00:00:00.4005'),
+        pd.Timestamp('2020-01-01 00:00:00.40125'),
+    ]
+    with pytest.raises(DataError, match=r't: Unix times in us with a fraction of a us: 1 row\(s\), first row 1'):
+        parse_times(pd.Series([1577836800400000.0, 1577836800400001.5], name='t'))
+    p = write(tmp_path, 'ts,y\n' + ''.join(f'{1577836800 + 3600 * k}.4,{k}\n' for k in range(5)))
+    df, rep = load_frame(cfg(p))
+    assert (
+        rep.freq == 'h' and df.ts.iloc[0] == pd.Timestamp('2020-01-01 00:00:00.4') and rep.time_formats == ['Unix time']
+    )

@@ -421,7 +421,8 @@ def _read_strings(u: pd.Series, col: pd.Series, codes: np.ndarray, dayfirst: boo
 
 
 def _epoch(col: pd.Series) -> pd.Series:
-    "Unix times: the unit (s, ms, us or ns) is the one every value fits between 1973 and 2286, else a `DataError`."
+    """Unix times: the unit (s, ms, us or ns) is the one every value fits between 1973 and 2286, else a `DataError`;
+    fractions are read to the microsecond."""
     a = col.astype('float64').abs()
     a = a[a.notna()]
     for digits, fmt, shape in ((10, '%Y%m%d%H', 'YYYYMMDDHH'), (12, '%Y%m%d%H%M', 'YYYYMMDDHHMM')):
@@ -435,7 +436,22 @@ def _epoch(col: pd.Series) -> pd.Series:
                 )
     for unit, lo, hi in _EPOCH:
         if len(a) and ((a >= lo) & (a < hi)).all():
-            return pd.to_datetime(col, unit=unit, errors='coerce')
+            if not pd.api.types.is_float_dtype(col):
+                return pd.to_datetime(col, unit=unit, errors='coerce')
+            # fractions (1577836800.4 s) are read to the microsecond, exactly: a float64 holds no finer digit of a
+            # Unix time in s or ms, and pandas would turn its binary error into nanoseconds (00:00:00.400000095)
+            v = col.to_numpy('float64')
+            if unit in ('us', 'ns') and (frac := np.isfinite(v) & (v != np.floor(v))).any():
+                raise DataError(
+                    f'{col.name}: Unix times in {unit} with a fraction of a {unit}: '
+                    f'{_where(col, np.flatnonzero(frac))}; tsforge reads Unix times to the microsecond: write whole '
+                    f'microseconds'
+                )
+            us = np.round(v * {'s': 1e6, 'ms': 1e3, 'us': 1.0, 'ns': 1e-3}[unit])
+            out = np.full(len(us), np.datetime64('NaT'), 'datetime64[us]')
+            ok = np.isfinite(us)
+            out[ok] = us[ok].astype('int64').astype('datetime64[us]')
+            return pd.Series(out, index=col.index, name=col.name)
     raise DataError(
         f'{col.name}: numbers ({a.min():.0f} to {a.max():.0f}) that are not Unix times in one unit (s, ms, us or ns, '
         f'1973 to 2286); if they are dates such as 20160701, set data.time_format (e.g. %Y%m%d)'
