@@ -597,3 +597,143 @@ def test_long_format_skips_only_text_columns(tmp_path):
         load_frame(c)  # x is read (most values are numbers), its bad value reported
     df, rep = load_frame(c.model_copy(update={'on_issue': 'fill', 'max_repair_share': 0.5}))
     assert list(df.columns) == ['id', 'ts', 'y', 'x'] and rep.skipped_columns == ['note'] and df.x[6] == 1.0
+
+
+def test_month_name_dates_need_a_full_year_and_their_own_weekday(tmp_path):
+    from tsforge.data import parse_times
+
+    def times(values, **kw):
+        return parse_times(pd.Series(values, name='t'), **kw).tolist()
+
+    for values in (['5 Mar', '6 Mar'], ['Jan-5', 'Jan-6'], ['5 Jan 69', '6 Jan 69'], ['Jan 5 20', 'Jan 6 20']):
+        with pytest.raises(
+            DataError,
+            match=rf't: dates with month names but no 4-digit year: 2 row\(s\), first row 0 '
+            rf'\({values[0]}\).*data.time_format',
+        ):
+            times(values)
+    with pytest.raises(
+        DataError,
+        match=r't: dates whose weekday name is not their weekday: 1 row\(s\), first row 0 '
+        r'\(Mon 1 Jan 2020\) \(2020-01-01 is a Wednesday\).*data.time_format',
+    ):
+        times(['Mon 1 Jan 2020'])
+    with pytest.raises(DataError, match=r'weekday.*row 1 \(Thursday 3 Jan 2020\)'):
+        times(['Wed 1 Jan 2020', 'Thursday 3 Jan 2020'])
+    assert times(['Wed 1 Jan 2020', 'Thursday, January 2, 2020']) == list(pd.date_range('2020-01-01', periods=2))
+    assert times(['5 March 2020', '6 March 2020']) == list(pd.date_range('2020-03-05', periods=2))
+    assert times(['Mar 5, 2020 14:00', 'Mar 5, 2020 15:00']) == list(
+        pd.date_range('2020-03-05 14:00', periods=2, freq='h')
+    )
+    assert times(['Jan 2020', 'Feb 2020']) == list(pd.date_range('2020-01-01', periods=2, freq='MS'))
+    # converted to UTC the year or the day may change: the check reads the date as written
+    assert times(['31 Dec 2019 23:30 -01:00', 'Wed 1 Jan 2020 00:30 +01:00'], tz='UTC') == [
+        pd.Timestamp('2020-01-01 00:30', tz='UTC'),
+        pd.Timestamp('2019-12-31 23:30', tz='UTC'),
+    ]
+    assert times(['5 Jan 20'], time_format='%d %b %y') == [pd.Timestamp('2020-01-05')]  # said, not guessed
+    p = write(tmp_path, 'ts,y\n5 Mar,1\n6 Mar,2\n7 Mar,3\n')
+    with pytest.raises(DataError, match=r'd.csv: ts: dates with month names but no 4-digit year'):
+        load_frame(cfg(p))
+
+
+def test_long_format_with_zone_aware_timestamps(tmp_path):
+    hours = pd.date_range('2020-01-01', periods=30, freq='h', tz='UTC')
+    rows = [(s, f'{t:%Y-%m-%dT%H:%M}Z', k) for s in 'ab' for k, t in enumerate(hours)]
+    grouped = write(tmp_path, 'id,ts,y\n' + ''.join(f'{s},{t},{k}\n' for s, t, k in rows), 'grouped.csv')
+    rows.sort(key=lambda r: (r[1], r[0]))
+    mixed = write(tmp_path, 'id,ts,y\n' + ''.join(f'{s},{t},{k}\n' for s, t, k in rows), 'mixed.csv')
+    for p in (grouped, mixed):
+        for tz in (None, 'UTC'):
+            df, rep = load_frame(cfg(p, format='long', id_col='id', tz=tz))
+            assert rep.freq == 'h' and len(df) == 60 and df.ts.tolist() == [*hours, *hours], (p, tz)
+    # daily data on a clock with daylight saving: a day is 23 h on 29 March 2020; long reads it as wide does
+    days = pd.date_range('2020-03-20', periods=20, freq='D', tz='Europe/Paris')
+    wide = write(tmp_path, 'ts,y\n' + ''.join(f'{t.isoformat()},{k}\n' for k, t in enumerate(days)), 'wide.csv')
+    assert load_frame(cfg(wide, tz='Europe/Paris'))[0].ts.tolist() == list(days)
+    text = ''.join(f'{s},{t.isoformat()},{k}\n' for s in 'ab' for k, t in enumerate(days) if (s, k) != ('b', 12))
+    long = write(tmp_path, 'id,ts,y\n' + text, 'long.csv')
+    with pytest.raises(DataError, match=r"series 'b': 1 missing timestamp\(s\) at frequency D"):
+        load_frame(cfg(long, format='long', id_col='id', tz='Europe/Paris'))
+    df, rep = load_frame(
+        cfg(long, format='long', id_col='id', tz='Europe/Paris', on_issue='fill', max_repair_share=0.1)
+    )
+    assert rep.freq == 'D' and df.ts.tolist() == [*days, *days] and df.y.iloc[20 + 12] == 12.0
+    late = text.replace('2020-04-02T00:00:00+02:00', '2020-04-02T01:00:00+02:00')  # an hour off a local midnight
+    with pytest.raises(DataError, match=r"series 'a': 1 timestamp\(s\) not on the D grid.*2020-04-02 01:00:00\+02:00"):
+        load_frame(cfg(write(tmp_path, 'id,ts,y\n' + late, 'late.csv'), format='long', id_col='id', tz='Europe/Paris'))
+
+
+def test_business_days_and_weeks_with_a_gap_are_not_read_as_days(tmp_path):
+    from tsforge.data import infer_freq
+
+    bdays = pd.bdate_range('2020-01-01', periods=60).delete(10)  # one holiday missing
+    p = write(tmp_path, 'ts,y\n' + ''.join(f'{t:%Y-%m-%d},{k}\n' for k, t in enumerate(bdays)))
+    for kw in ({}, {'on_issue': 'fill', 'max_repair_share': 0.5}):  # never a daily grid with the weekends inserted
+        with pytest.raises(
+            DataError,
+            match=r'data.freq: the timestamps step by a day but none falls on a Saturday '
+            r'or Sunday \(59 timestamps.*set data.freq=B .* or data.freq=D',
+        ):
+            load_frame(cfg(p, **kw))
+    with pytest.raises(DataError, match=r'1 missing timestamp\(s\) at frequency B, first: 2020-01-15'):
+        load_frame(cfg(p, freq='B'))
+    df, rep = load_frame(cfg(p, freq='B', on_issue='fill'))
+    assert rep.freq == 'B' and len(df) == 60
+    assert infer_freq(pd.bdate_range('2020-01-01', periods=60)) == 'B'  # complete: pandas says B
+    assert infer_freq(pd.date_range('2020-01-06', periods=4).delete(2)) == '1D'  # no weekend in between: days as before
+    assert infer_freq(pd.date_range('2020-01-01', periods=30).delete(5)) == '1D'  # weekends present: days
+
+    weeks = pd.date_range('2020-01-05', periods=60, freq='W-SUN').delete(10)
+    p = write(tmp_path, 'ts,y\n' + ''.join(f'{t:%Y-%m-%d},{k}\n' for k, t in enumerate(weeks)), 'w.csv')
+    with pytest.raises(DataError, match=r'1 missing timestamp\(s\) at frequency W-SUN, first: 2020-03-15'):
+        load_frame(cfg(p))
+    df, rep = load_frame(cfg(p, on_issue='fill'))
+    assert rep.freq == 'W-SUN' and df.ts.tolist() == list(pd.date_range('2020-01-05', periods=60, freq='W-SUN'))
+    assert infer_freq(pd.date_range('2020-01-07 10:00', periods=9, freq='14D').delete(3)) == '2W-TUE'
+    off = pd.DatetimeIndex(['2020-01-05', '2020-01-12', '2020-01-26', '2020-02-02', '2020-02-10'])  # a Monday
+    assert infer_freq(off) == '7D'  # not all on one weekly grid: the most common step, as before
+
+
+def test_split_date_between_two_rows_is_refused_not_rounded():
+    from tsforge.config import ConfigError
+    from tsforge.split import date_borders
+
+    hours = pd.Series(pd.date_range('2016-12-31', periods=72, freq='h'))
+    b = date_borders(hours, '2017-01-01', '2017-01-02 00:00')  # a date alone: midnight, a row
+    assert (b.train_end, b.val_end, b.test_end) == (24, 48, 72)
+    with pytest.raises(ConfigError) as e:
+        date_borders(hours, '2017-01-01 00:30', '2017-01-02')
+    assert str(e.value) == (
+        "split.val_start: '2017-01-01 00:30' is not on the data's grid: it falls between the rows at "
+        '2017-01-01 00:00:00 and 2017-01-01 01:00:00; tsforge does not round a split date: write one of them'
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"split.test_start: '2017-01-02 00:59:59' is not on the data's grid: .* "
+        r'rows at 2017-01-02 00:00:00 and 2017-01-02 01:00:00',
+    ):
+        date_borders(hours, '2017-01-01', '2017-01-02 00:59:59')
+
+
+def test_fractional_unix_times_are_read_to_the_microsecond(tmp_path):
+    from tsforge.data import parse_times
+
+    s = pd.Series([1577836800.4, 1577836801.4, 1577836802.123456], name='t')
+    assert parse_times(s).tolist() == [
+        pd.Timestamp('2020-01-01 00:00:00.400'),  # not 00:00:00.400000095, the float's binary error
+        pd.Timestamp('2020-01-01 00:00:01.400'),
+        pd.Timestamp('2020-01-01 00:00:02.123456'),
+    ]
+    ms = pd.Series([1577836800400.5, 1577836800401.25], name='t')
+    assert parse_times(ms).tolist() == [
+        pd.Timestamp('2020-01-01 00:00:00.4005'),
+        pd.Timestamp('2020-01-01 00:00:00.40125'),
+    ]
+    with pytest.raises(DataError, match=r't: Unix times in us with a fraction of a us: 1 row\(s\), first row 1'):
+        parse_times(pd.Series([1577836800400000.0, 1577836800400001.5], name='t'))
+    p = write(tmp_path, 'ts,y\n' + ''.join(f'{1577836800 + 3600 * k}.4,{k}\n' for k in range(5)))
+    df, rep = load_frame(cfg(p))
+    assert (
+        rep.freq == 'h' and df.ts.iloc[0] == pd.Timestamp('2020-01-01 00:00:00.4') and rep.time_formats == ['Unix time']
+    )

@@ -198,8 +198,10 @@ def _dialect_hint(path: Path, col: str, sep: str) -> str:
 
 # %% ../nbs/01_data.ipynb #01-data-008
 def infer_freq(times: pd.DatetimeIndex) -> str:
-    """pandas' own inference on a regular index (D, MS, W-SUN, ...), else the most common step between timestamps; a
-    step of about a month, a quarter or a year is a `DataError` asking for the calendar alias (MS, QS, YS, ...)."""
+    """pandas' own inference on a regular index (D, MS, W-SUN, ...), else the most common step between timestamps
+    (weekly steps on one weekday: pandas' alias, W-SUN, ...); a step of about a month, a quarter or a year is a
+    `DataError` asking for the calendar alias (MS, QS, YS, ...), and so are daily steps that skip every weekend (B or
+    D?)."""
     times = pd.DatetimeIndex(times).unique().sort_values()
     if len(times) >= 3:
         with pd.option_context('future.infer_freq_returns_offset', True):
@@ -210,6 +212,23 @@ def infer_freq(times: pd.DatetimeIndex) -> str:
     if steps.empty:
         raise DataError('data.freq: cannot infer a frequency from fewer than two distinct timestamps; set data.freq')
     step = steps.mode().iloc[0]
+    day = pd.Timedelta(days=1)
+    if step == day and (times.dayofweek < 5).all():
+        span = pd.date_range(times[0].normalize(), times[-1].normalize(), freq='D')
+        if (span.dayofweek >= 5).any():  # daily steps, a gap, and no timestamp on a weekend: business days?
+            raise DataError(
+                f'data.freq: the timestamps step by a day but none falls on a Saturday or Sunday ({len(times)} '
+                f'timestamps, {times[0]} to {times[-1]}), and not regularly enough to infer the frequency (a '
+                f'missing day?); tsforge does not guess whether weekends are missing: set data.freq=B (business '
+                f'days: a missing weekday is then a gap) or data.freq=D (every day: the weekends are gaps)'
+            )
+    if step >= 7 * day and step % (7 * day) == pd.Timedelta(0):  # weekly, with a gap: W-SUN as pandas says
+        full = pd.date_range(times[0], times[-1], freq=step)
+        if len(full) >= 3 and times.isin(full).all():
+            with pd.option_context('future.infer_freq_returns_offset', True):
+                f = pd.infer_freq(full)  # what pandas infers for the complete series
+            if f is not None and to_offset(f).freqstr.lstrip('0123456789').startswith('W-'):
+                return to_offset(f).freqstr
     for lo, hi, unit, start, end in (
         (28, 31, 'month', 'MS', 'ME'),
         (89, 92, 'quarter', 'QS', 'QE'),
@@ -243,6 +262,8 @@ _T = r'(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)?'  # optional time of day
 _Z = r'(?:\s?(?:Z|[+-]\d{2}(?::?\d{2})?))?'  # optional UTC offset
 _DMY = rf'^(\d{{1,2}})([/.-])(\d{{1,2}})([/.-])(\d{{4}})({_T}{_Z})$'  # plain strings: pyarrow's regex engine runs them
 _MONTH = r'(?i)\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b'
+_WEEKDAY = r'(?i)\b(mon|tue|wed|thu|fri|sat|sun)(?:day|s|sday|nesday|r|rs|rsday|urday)?\b'
+_DAYS = ('mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun')
 _EPOCH = (('s', 1e8, 1e10), ('ms', 1e11, 1e13), ('us', 1e14, 1e16), ('ns', 1e17, 1e19))  # 1973 to 2286
 ISO = 'YYYY-MM-DD (ISO 8601)'
 TIME_SHAPES = (
@@ -281,6 +302,40 @@ def _strptime_of(value: str, date: str) -> str:
     return f'{date}{sep}%H:%M{":%S" if sec else ""}{".%f" if frac else ""}{sp + "%z" if off else ""}'
 
 
+def _check_named(text: pd.Series, p: pd.Series, col: pd.Series, codes: np.ndarray):
+    """A `DataError` for dates with month names (distinct values `text`, read as `p`) whose year or weekday the
+    parser would make up or ignore: no 4-digit year ('5 Mar' reads as year 1, '5 Jan 69' as 2069), or a weekday
+    name that is not the date's ('Mon 1 Jan 2020': a Wednesday)."""
+    noyear, wrongday = [], []
+    for i, v, y in zip(text.index, text, p.dt.year):
+        day = re.search(_WEEKDAY, v)
+        if not day and re.search(rf'(?<!\d){y:04d}(?!\d)', v):
+            continue  # the common case: the year is written in full, no weekday
+        try:
+            local = pd.Timestamp(v)  # the date as written (p may be converted to UTC), read again only here
+        except (ValueError, TypeError):
+            local = None
+        if local is None or not re.search(rf'(?<!\d){local.year:04d}(?!\d)', v):
+            noyear.append(i)
+        elif day and _DAYS.index(day.group(1).lower()) != local.weekday():
+            wrongday.append((i, f'{local:%Y-%m-%d} is a {local.day_name()}'))
+    name = col.name
+    if noyear:
+        pos = np.flatnonzero(np.isin(codes, noyear))
+        raise DataError(
+            f'{name}: dates with month names but no 4-digit year: {_where(col, pos)}; tsforge does not guess the '
+            f"year (a parser reads '5 Mar' as year 1 and '5 Jan 69' as 2069): write the year in full, or set "
+            f"data.time_format to the format the file uses (e.g. '%d %b %y' for 5 Jan 20)"
+        )
+    if wrongday:
+        pos = np.flatnonzero(np.isin(codes, [i for i, _ in wrongday]))
+        raise DataError(
+            f'{name}: dates whose weekday name is not their weekday: {_where(col, pos)} ({wrongday[0][1]}); '
+            f'tsforge does not guess which is wrong: check the file, or set data.time_format to the format it uses '
+            f"(e.g. '%a %d %b %Y')"
+        )
+
+
 def _read_strings(u: pd.Series, col: pd.Series, codes: np.ndarray, dayfirst: bool | None, utc: bool) -> tuple:
     """Parse distinct time strings `u` by their shape; a `DataError` when that would mean guessing: day/month values
     that fit both orders (or neither), or a column written in more than one format. Returns the timestamps (one per
@@ -316,6 +371,7 @@ def _read_strings(u: pd.Series, col: pd.Series, codes: np.ndarray, dayfirst: boo
         if len(text := r[named.fillna(False).to_numpy(bool)]):  # month names: unambiguous
             p = _to_datetime(text, format='mixed', dayfirst=bool(dayfirst), utc=utc)
             ok = text.index[p.notna().to_numpy()]
+            _check_named(text[ok], p[ok], col, codes)
             t[ok], fam[ok] = p[ok], 'dates with month names'
     rowfam = np.where(codes >= 0, fam[np.maximum(codes, 0)], '')
     found = [f for f in dict.fromkeys(rowfam) if f]
@@ -365,7 +421,8 @@ def _read_strings(u: pd.Series, col: pd.Series, codes: np.ndarray, dayfirst: boo
 
 
 def _epoch(col: pd.Series) -> pd.Series:
-    "Unix times: the unit (s, ms, us or ns) is the one every value fits between 1973 and 2286, else a `DataError`."
+    """Unix times: the unit (s, ms, us or ns) is the one every value fits between 1973 and 2286, else a `DataError`;
+    fractions are read to the microsecond."""
     a = col.astype('float64').abs()
     a = a[a.notna()]
     for digits, fmt, shape in ((10, '%Y%m%d%H', 'YYYYMMDDHH'), (12, '%Y%m%d%H%M', 'YYYYMMDDHHMM')):
@@ -379,7 +436,22 @@ def _epoch(col: pd.Series) -> pd.Series:
                 )
     for unit, lo, hi in _EPOCH:
         if len(a) and ((a >= lo) & (a < hi)).all():
-            return pd.to_datetime(col, unit=unit, errors='coerce')
+            if not pd.api.types.is_float_dtype(col):
+                return pd.to_datetime(col, unit=unit, errors='coerce')
+            # fractions (1577836800.4 s) are read to the microsecond, exactly: a float64 holds no finer digit of a
+            # Unix time in s or ms, and pandas would turn its binary error into nanoseconds (00:00:00.400000095)
+            v = col.to_numpy('float64')
+            if unit in ('us', 'ns') and (frac := np.isfinite(v) & (v != np.floor(v))).any():
+                raise DataError(
+                    f'{col.name}: Unix times in {unit} with a fraction of a {unit}: '
+                    f'{_where(col, np.flatnonzero(frac))}; tsforge reads Unix times to the microsecond: write whole '
+                    f'microseconds'
+                )
+            us = np.round(v * {'s': 1e6, 'ms': 1e3, 'us': 1.0, 'ns': 1e-3}[unit])
+            out = np.full(len(us), np.datetime64('NaT'), 'datetime64[us]')
+            ok = np.isfinite(us)
+            out[ok] = us[ok].astype('int64').astype('datetime64[us]')
+            return pd.Series(out, index=col.index, name=col.name)
     raise DataError(
         f'{col.name}: numbers ({a.min():.0f} to {a.max():.0f}) that are not Unix times in one unit (s, ms, us or ns, '
         f'1973 to 2286); if they are dates such as 20160701, set data.time_format (e.g. %Y%m%d)'
@@ -731,8 +803,8 @@ def _load_long(
     if fatal:
         raise DataError(f'{path}: ' + '; '.join(fatal))
     df, flagged = df[~noid], flagged[~noid]
-    code, tv = df[ic].cat.codes.to_numpy(), df[tc].to_numpy()
-    grouped = (np.diff(code) >= 0).all() and ((np.diff(code) > 0) | (np.diff(tv) > np.timedelta64(0))).all()
+    code, tv = df[ic].cat.codes.to_numpy(), pd.DatetimeIndex(df[tc]).asi8  # integers: naive or zone-aware alike
+    grouped = (np.diff(code) >= 0).all() and ((np.diff(code) > 0) | (np.diff(tv) > 0)).all()
     dropped = pd.Series(0, index=df[ic].cat.categories)  # duplicate rows dropped, per series
     if grouped:  # already one block per series, in time order: nothing to sort, no duplicate possible
         rowno = pd.Series(df.index.to_numpy())
@@ -751,13 +823,17 @@ def _load_long(
     longest = lengths.idxmax()
     freq = data.freq or infer_freq(pd.DatetimeIndex(df.loc[df[ic] == longest, tc]))
     off = _offset(freq)
-    first = df.groupby(ic, sort=False, observed=True)[tc].transform('first')
     try:
         delta = pd.Timedelta(off)
     except ValueError:
         delta = None
+    # calendar days on zone-aware data step from local midnight to local midnight (23 or 25 h across a daylight-saving
+    # change), as pd.date_range (the wide format's grid) steps: count them on the local clock
+    local = df[tc].dt.tz is not None and isinstance(off, pd.offsets.Day)
+    clock = df[tc].dt.tz_localize(None) if local else df[tc]
+    first = clock.groupby(df[ic], sort=False, observed=True).transform('first')
     if delta is not None:
-        k = (df[tc] - first) / delta
+        k = (clock - first) / delta
         off_grid = k != np.floor(k)
         pos = np.floor(k).astype('int64')
     else:  # calendar frequencies (MS, W-SUN, ...): check each series against its own date_range
@@ -769,7 +845,7 @@ def _load_long(
             pos[idx] = grid.get_indexer(t)
         off_grid = pd.Series(off_grid)
     if delta is not None:  # a series whose typical step is another frequency (all its timestamps may be on the grid)
-        step = df[tc].diff().where(df[ic].eq(df[ic].shift())).groupby(df[ic], sort=False, observed=True).median()
+        step = clock.diff().where(df[ic].eq(df[ic].shift())).groupby(df[ic], sort=False, observed=True).median()
         other = step[step.notna() & (step != delta)]
         if len(other):
             off_grid = off_grid | df[ic].isin(other.index)
@@ -823,11 +899,11 @@ def _load_long(
                 {ic: pd.Categorical(np.repeat(sids, span.to_numpy()), categories=df[ic].cat.categories)}
             )
             starts = df.groupby(ic, sort=False, observed=True)[tc].first().reindex(sids)
-            full[tc] = (
-                (np.repeat(starts.to_numpy(), span.to_numpy()) + full_pos * delta)
-                if delta is not None
-                else np.concatenate([pd.date_range(s, periods=n, freq=off).to_numpy() for s, n in zip(starts, span)])
-            )
+            if delta is not None and not local:  # a DatetimeIndex: naive or zone-aware alike
+                full[tc] = pd.DatetimeIndex(starts).repeat(span.to_numpy()) + full_pos * delta
+            else:
+                grids = [pd.date_range(s, periods=n, freq=off) for s, n in zip(starts, span)]
+                full[tc] = grids[0].append(grids[1:])
             vals = pd.DataFrame(np.nan, index=np.arange(len(full)), columns=wanted)
             vals.iloc[pd.Index(key_full).get_indexer(key)] = df[wanted].to_numpy()
             df = pd.concat([full, vals], axis=1)

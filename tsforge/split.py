@@ -74,7 +74,8 @@ def split_timestamp(value, field: str, tz) -> pd.Timestamp:
 
 
 def date_borders(times: pd.Series, val_start, test_start) -> Borders:
-    "Split at the first rows at or after `val_start` and `test_start`."
+    """Split at the rows at `val_start` and `test_start`; a split date between two rows (off the data's grid) is a
+    `ConfigError` naming both rows, never rounded to the next one."""
     times = pd.DatetimeIndex(times)
     vs, ts = (
         split_timestamp(x, f'split.{n}', times.tz) for x, n in ((val_start, 'val_start'), (test_start, 'test_start'))
@@ -84,6 +85,12 @@ def date_borders(times: pd.Series, val_start, test_start) -> Borders:
         raise ConfigError(
             f'split: need {times[0]} < val_start ({val_start}) < test_start ({test_start}) <= {times[-1]}'
         )
+    for name, value, at, i in (('val_start', val_start, vs, v), ('test_start', test_start, ts, t)):
+        if times[i] != at:
+            raise ConfigError(
+                f"split.{name}: {value!r} is not on the data's grid: it falls between the rows at {times[i - 1]} and "
+                f'{times[i]}; tsforge does not round a split date: write one of them'
+            )
     return Borders(v, t, len(times))
 
 
