@@ -143,11 +143,12 @@ def test_tracking_uri_with_credentials_is_refused_without_ray():
     import ray
     from tsforge.ray_serve import ray_app
 
+    started = ray.is_initialized()  # a session of another test may be up; ray_app must not start one
     for uri in ('http://alice:Pw@Secret42@127.0.0.1:5000', 'postgresql://u:pw@db/mlflow', 'https://tok3n@host'):
         with pytest.raises(ValueError, match='carries credentials.*MLFLOW_TRACKING_PASSWORD') as e:
             ray_app({'model': 'models:/m@champion', 'tracking_uri': uri})
         assert 'Secret42' not in str(e.value) and 'pw@' not in str(e.value) and 'tok3n' not in str(e.value)
-    assert not ray.is_initialized()
+    assert ray.is_initialized() == started
 
 
 def test_replica_without_a_live_model_is_unhealthy():

@@ -959,7 +959,7 @@ def check_comparable(name: str, recorded: dict, now: dict) -> dict:
         for k in dict.fromkeys([*recorded, *now])
         if k not in unknown
         and recorded.get(k, _ABSENT) != now.get(k, _ABSENT)
-        and not ((k not in recorded or k not in now) and k in searched)  # searched on one side: its space says so
+        and not ((k not in recorded or k not in now) and k.startswith(('model_params.', 'features.')) and k in searched)
         and not (k.startswith('model_params.') and recorded.get('model') != now.get('model'))  # another model's
     ]
     if not diff:
