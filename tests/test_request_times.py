@@ -128,3 +128,28 @@ def test_a_model_in_a_time_zone_steps_in_it():
         'no UTC offset',
         'e.g. 2017-03-23T00:00:00+01:00 if that is Europe/Paris time',
     )
+
+
+def test_timestamps_off_the_training_grid_are_refused():
+    "An hourly model trained on whole hours refuses :30 (a shifted clock is not guessed); each series its own grid."
+    st = WindowState('ds', ['y'], ['y'], L, 3, 'h', [0.0], [1.0], anchor='2016-07-01T00:00:00')
+    on = [f'2020-01-01T0{i}:00:00' for i in range(L)]
+    assert check_arrays(st, on, {'y': [1.0] * L}).times[0] == np.datetime64('2020-01-01T00:00')
+    off = [f'2020-01-01T0{i}:30:00' for i in range(L)]
+    refused(
+        lambda: check_arrays(st, off, {'y': [1.0] * L}), 'history[0].ds', "off the model's grid", '2016-07-01 00:00'
+    )
+    paris = WindowState(
+        'ds', ['y'], ['y'], L, 3, 'D', [0.0], [1.0], time_zone='Europe/Paris', anchor='2016-01-01T00:00:00'
+    )
+    local = pd.date_range('2017-03-24', periods=L, freq='D', tz='Europe/Paris')  # local midnights across the change
+    check_arrays(paris, [x.tz_convert('UTC').isoformat() for x in local], {'y': [1.0] * L})
+    noon = [x.tz_convert('UTC').isoformat() for x in pd.date_range('2017-03-24 12:00', periods=L, tz='Europe/Paris')]
+    refused(
+        lambda: check_arrays(paris, noon, {'y': [1.0] * L}), 'history[0].ds', "off the model's grid", 'Europe/Paris'
+    )
+    st = state(long=True)
+    st.series_anchor = ['2016-07-01T00:00:00', '2016-07-01T00:30:00']  # series b was recorded at half past
+    ids = {'uid': ['a'] * L + ['b'] * L, 'y': [1.0] * 2 * L}
+    series_tails(st, on + off, ids)
+    refused(lambda: series_tails(st, on + on, ids), f'history[{L}].ds', "series 'b'", "off the model's grid")

@@ -40,6 +40,8 @@ class WindowState:
     series_std: list[list[float]] = field(default_factory=list)
     features: dict | None = None  # the fitted feature spec (`tsforge.features.FeatureState` as a dict); None: none
     time_zone: str | None = None  # the training timestamps' zone (`Europe/Paris`, `UTC`, `+09:00`); None: naive
+    anchor: str | None = None  # the first training timestamp (wall clock in `time_zone`): the phase of the grid
+    series_anchor: list[str] = field(default_factory=list)  # long format: each series' first training timestamp
 
     @property
     def feature_state(self):
@@ -135,6 +137,14 @@ def time_zone(times: pd.Series) -> str | None:
     return f'{"-" if m < 0 else "+"}{abs(m) // 60:02d}:{abs(m) % 60:02d}'
 
 
+def _wall_iso(times: pd.Series) -> list[str | None]:
+    "Timestamps as ISO strings of their wall clock (a zone-aware column's local time); None where there is none."
+    if times.dtype.kind != 'M':
+        return [None] * len(times)
+    t = times.dt.tz_localize(None) if times.dt.tz is not None else times
+    return [None if pd.isna(x) else x.isoformat() for x in t]
+
+
 def fit_state(
     frame: pd.DataFrame,
     time_col: str,
@@ -162,6 +172,7 @@ def fit_state(
         train.mean(axis=0).tolist(),
         std.tolist(),
         time_zone=time_zone(frame[time_col]),
+        anchor=_wall_iso(frame[time_col].iloc[:1])[0] if len(frame) else None,
     )
 
 
@@ -200,6 +211,11 @@ def fit_series_state(
         series_mean=mean.to_numpy().tolist(),
         series_std=std.to_numpy().tolist(),
         time_zone=time_zone(frame[time_col]),
+        series_anchor=_wall_iso(
+            frame.groupby(frame[id_col].astype(str), sort=False, observed=True)[time_col]
+            .first()
+            .reindex([str(i) for i in ids])
+        ),
     )
 
 # %% ../nbs/03_preprocess.ipynb #03-preprocess-007

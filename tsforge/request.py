@@ -245,6 +245,15 @@ def model_clock(state: WindowState, times: np.ndarray, offset: str | None) -> np
     return pd.DatetimeIndex(utc).tz_localize('UTC').tz_convert(state.time_zone).tz_localize(None).to_numpy(_NS)
 
 # %% ../nbs/08_request.ipynb #4f2cc8dd
+@functools.lru_cache(maxsize=64)
+def _grid_step(freq: str):
+    "The grid's step on the wall clock (timedelta64[ns]) for fixed steps and days; None for weeks, months, business days."
+    try:
+        return pd.Timedelta(to_offset(freq)).to_timedelta64().astype('timedelta64[ns]')
+    except (ValueError, TypeError):
+        return None
+
+
 def _describe(raw) -> str:
     if isinstance(raw, str):
         return f'non-numeric value {raw!r}'
@@ -296,10 +305,14 @@ def _floats(col, field) -> np.ndarray:
     return x
 
 
-def check_arrays(state: WindowState, times, columns: dict, n_rows: int | None = None) -> RequestTail:
+def check_arrays(
+    state: WindowState, times, columns: dict, n_rows: int | None = None, anchor: str | None = None
+) -> RequestTail:
     """The request check on arrays. `times`: (n,) raw timestamps; `columns`: {name: (n,) raw values} with every input
     column (extra names are ignored). Every row is checked; returns the last `L` rows. `check_history` (a frame, for
-    the pyfunc) and the server (a parsed JSON body) both call it, so every check and message is defined once, here."""
+    the pyfunc) and the server (a parsed JSON body) both call it, so every check and message is defined once, here.
+    The timestamps must lie on the training data's grid (`anchor`, default the state's: an hourly model trained on
+    whole hours refuses :30), for fixed steps."""
     tc, L = state.time_col, state.input_length
     n = len(times) if n_rows is None else n_rows
     if n == 0:
@@ -334,6 +347,15 @@ def check_arrays(state: WindowState, times, columns: dict, n_rows: int | None = 
             f'history[{n - L + j}].{tc}',
             f'the last {L} records must be one {state.freq} step apart; '
             f'expected {pd.Timestamp(expected[j])}, got {pd.Timestamp(ttail[j])}',
+        )
+    anchor, grid = anchor or state.anchor, _grid_step(state.freq)  # days too: a day on the model's clock
+    if anchor and grid is not None and (model_clock(state, ttail[:1], off)[0] - np.datetime64(anchor, 'ns')) % grid:
+        zone = f' ({state.time_zone})' if state.time_zone else ''
+        raise RequestError(
+            f'history[{n - L}].{tc}',
+            f"{pd.Timestamp(ttail[0])}{off or ''} is off the model's grid: its training rows lie whole {state.freq} "
+            f'steps from {anchor.replace("T", " ")}{zone}; send timestamps on that grid (a shifted clock is not '
+            'guessed)',
         )
     vals = np.empty((L, len(state.columns_in)))  # every row is checked (not only the last L the model reads)
     for k, c in enumerate(state.columns_in):
@@ -549,11 +571,13 @@ def series_tails(
             f'series (e.g. {state.series_ids[:3]})',
         )
     tails = []
-    for sid in order:
+    for sid, code in zip(order, codes):
         r = groups[sid]
         take = lambda v: v[r] if isinstance(v, np.ndarray) else [v[i] for i in r]
+        anchor = state.series_anchor[code] if state.series_anchor else None  # each series on its own grid
+        cols = {c: take(v) for c, v in columns.items() if c != ic}
         try:
-            tails.append(check_arrays(state, take(times), {c: take(v) for c, v in columns.items() if c != ic}, len(r)))
+            tails.append(check_arrays(state, take(times), cols, len(r), anchor))
         except RequestError as e:
             raise _in_series(e, r, sid) from None
         if _offset_minutes(tails[-1].offset) != _offset_minutes(tails[0].offset):  # the answer writes one offset
