@@ -247,7 +247,7 @@ def model_clock(state: WindowState, times: np.ndarray, offset: str | None) -> np
 # %% ../nbs/08_request.ipynb #4f2cc8dd
 @functools.lru_cache(maxsize=64)
 def _grid_step(freq: str):
-    "The grid's step on the wall clock (timedelta64[ns]) for fixed steps and days; None for weeks, months, business days."
+    "The grid's step on the wall clock (timedelta64[ns]): fixed steps and days; None for weeks, months, business days."
     try:
         return pd.Timedelta(to_offset(freq)).to_timedelta64().astype('timedelta64[ns]')
     except (ValueError, TypeError):
