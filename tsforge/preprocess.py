@@ -16,8 +16,8 @@ from pandas.tseries.frequencies import to_offset
 from pandas.tseries.offsets import Tick
 
 # %% auto #0
-__all__ = ['CHUNK_VALUES', 'WindowState', 'time_zone', 'fit_state', 'fit_series_state', 'WindowArray', 'CovRows', 'Windows',
-           'make_windows', 'stack_windows', 'future_times']
+__all__ = ['CHUNK_VALUES', 'WindowState', 'time_zone', 'offset_text', 'fit_state', 'fit_series_state', 'WindowArray', 'CovRows',
+           'Windows', 'make_windows', 'stack_windows', 'future_times']
 
 # %% ../nbs/03_preprocess.ipynb #7fb27b941602401d91542211134fc71a
 @dataclass
@@ -133,8 +133,12 @@ def time_zone(times: pd.Series) -> str | None:
     off = pd.Timestamp('2000-01-01', tz=tz).utcoffset()
     if off is None or str(tz) == 'UTC':
         return 'UTC'
-    m = int(off.total_seconds() // 60)
-    return f'{"-" if m < 0 else "+"}{abs(m) // 60:02d}:{abs(m) % 60:02d}'
+    return offset_text(int(off.total_seconds() // 60))
+
+
+def offset_text(mins: int) -> str:
+    "A UTC offset in minutes as ISO 8601 writes it: `+05:30`, `-03:00` (the one spelling of offsets in tsforge)."
+    return f'{"-" if mins < 0 else "+"}{abs(mins) // 60:02d}:{abs(mins) % 60:02d}'
 
 
 def _wall_iso(times: pd.Series) -> list[str | None]:

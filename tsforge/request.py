@@ -20,7 +20,7 @@ import pandas as pd
 from pandas.tseries.frequencies import to_offset
 from pandas.tseries.offsets import Tick
 
-from .preprocess import Windows, WindowState, make_windows, stack_windows
+from .preprocess import Windows, WindowState, make_windows, offset_text, stack_windows
 from .settings import MAX_ROWS
 
 # %% auto #0
@@ -104,11 +104,6 @@ def _step(freq: str):
     return np.timedelta64(off.nanos, 'ns') if isinstance(off, Tick) else None
 
 
-def _offset_text(mins: int) -> str:
-    "A UTC offset in minutes as ISO 8601 writes it: `+05:30`, `-03:00`."
-    return f'{"-" if mins < 0 else "+"}{abs(mins) // 60:02d}:{abs(mins) % 60:02d}'
-
-
 def _offset_minutes(s: str | None) -> int | None:
     if s is None:
         return None
@@ -134,7 +129,7 @@ def _slow_times(raw: list, field) -> tuple[np.ndarray, str | None]:
                     raise RequestError(
                         field(i), f'invalid UTC offset {off!r} (valid: -12:00 to +14:00, minutes below 60)'
                     )
-                off = _offset_text(mins)  # one spelling (+05 and +0500 are +05:00), as the answer writes it
+                off = offset_text(mins)  # one spelling (+05 and +0500 are +05:00), as the answer writes it
             elif off:
                 off = 'Z'
             if '.' in v and v.rsplit('.', 1)[1][6:].strip('0'):
@@ -146,7 +141,7 @@ def _slow_times(raw: list, field) -> tuple[np.ndarray, str | None]:
             except ValueError:
                 raise RequestError(field(i), f'invalid date or time {v!r:.60}; {_ISO_HINT}') from None
         elif isinstance(v, datetime.datetime) and v.tzinfo is not None:
-            off, v = _offset_text(int(v.utcoffset().total_seconds() // 60)), v.replace(tzinfo=None)
+            off, v = offset_text(int(v.utcoffset().total_seconds() // 60)), v.replace(tzinfo=None)
         elif not isinstance(v, (datetime.datetime, np.datetime64)):
             raise RequestError(field(i), f'unparseable timestamp {v!r:.60}; {_ISO_HINT}')
         walls.append(v)
