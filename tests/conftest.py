@@ -25,6 +25,11 @@ os.environ.setdefault(
     'RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER', '0'
 )  # before ray is imported: Ray keeps 127.0.0.1 (notes/ray-loopback.md)
 os.environ.pop('MLFLOW_TRACKING_URI', None)
+# Ray Serve's controller gives a starting HTTP proxy 5 s per readiness check and kills it after three misses; a proxy
+# worker (a new Python process importing Serve) can take longer than 15 s on a loaded 2-core machine, and serve.start
+# then fails with ActorDiedError. The Ray processes the tests start inherit these longer limits.
+for _k in ('RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S', 'RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S'):
+    os.environ.setdefault(_k, '60')
 
 
 # fixtures that start processes (papermill kernels, uvicorn, mlflow server, PostgreSQL, Ray): a test using one is slow
@@ -52,7 +57,10 @@ MODULE_GROUPS = {'test_cv', 'test_docs', 'test_covariates'}
 
 def pytest_collection_modifyitems(config, items):
     """Mark `slow` every test that uses a process-level fixture (tests that start processes themselves say so); put
-    every test that starts Ray in one xdist group, and the tests of each of `MODULE_GROUPS` in one of its own."""
+    every test that starts Ray in one xdist group, and the tests of each of `MODULE_GROUPS` in one of its own. The
+    two-node cluster's test goes first, before the session's `ray_local` starts: its raylets get 30 s (hard-coded in
+    Ray) to register, which they missed once with a second Ray and its Serve actors running beside them."""
+    items.sort(key=lambda item: item.module.__name__ != 'test_multinode')  # stable: everything else keeps its order
     for item in items:
         names = set(getattr(item, 'fixturenames', ()))
         if SLOW_FIXTURES & names:
@@ -496,7 +504,14 @@ def serve_port(ray_local):
     from ray import serve
 
     port = free_port()
-    serve.start(http_options={'host': '127.0.0.1', 'port': port})
+    try:
+        serve.start(http_options={'host': '127.0.0.1', 'port': port})
+    except ray_local.exceptions.RayActorError:  # the first proxy was replaced (slow start): wait for the new one
+        t0 = time.time()
+        while not (p := serve.status().proxies) or any(v != 'HEALTHY' for v in p.values()):
+            if time.time() - t0 > 180:
+                raise
+            time.sleep(1)
     try:
         yield port
     finally:
