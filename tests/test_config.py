@@ -262,6 +262,21 @@ def test_split_dates_and_time_zones(tmp_path):
     with pytest.raises(ConfigError, match="split.val_start: '2024-01-15' has no UTC offset"):
         panel_borders(cfg.split, frame, 'ts', 'id')
     assert panel_borders(aware.split, frame, 'ts', 'id')[1]['train_end'].tolist() == [14]
+    # a date between two rows of a series it falls within is refused, never rounded; a series that ends before it
+    # (or starts after it) has nothing to round
+    days = pd.date_range('2024-01-01', periods=28, freq='D', tz='+01:00')
+    panel = pd.DataFrame(
+        {'id': ['a'] * 28 + ['b'] * 28 + ['c'] * 5, 'ts': [*days, *(days + pd.Timedelta('12h')), *days[:5]]}
+    )
+    with pytest.raises(ConfigError) as e:
+        panel_borders(aware.split, panel, 'ts', 'id')
+    assert str(e.value) == (
+        "split.val_start: '2024-01-15 00:00+01:00' is not on series 'b''s grid: it falls between its rows at "
+        '2024-01-14 12:00:00+01:00 and 2024-01-15 12:00:00+01:00; tsforge does not round a split date: write a '
+        'timestamp every series it falls within has'
+    ), str(e.value)
+    b = panel_borders(aware.split, panel[panel.id != 'b'].reset_index(drop=True), 'ts', 'id')[1]
+    assert b['train_end'].tolist() == [14, 5] and b['val_end'].tolist() == [21, 5]
 
 
 def test_literal_passwords_in_urls_are_refused(monkeypatch):

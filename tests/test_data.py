@@ -632,6 +632,23 @@ def test_month_name_dates_need_a_full_year_and_their_own_weekday(tmp_path):
         pd.Timestamp('2019-12-31 23:30', tz='UTC'),
     ]
     assert times(['5 Jan 20'], time_format='%d %b %y') == [pd.Timestamp('2020-01-05')]  # said, not guessed
+    # which number is the day is never guessed ('May 2020 12': the 12th at midnight, or 1 May at noon?)
+    for v in ('May 2020 12', '2020 12 May', 'May 12 12:00 2020'):
+        with pytest.raises(
+            DataError,
+            match=rf't: dates with month names whose fields are not in an order tsforge '
+            rf'reads: 1 row\(s\), first row 0 \({v}\).*data.time_format',
+        ):
+            times([v])
+    assert times(['May 2020 12'], time_format='%b %Y %d') == [pd.Timestamp('2020-05-12')]
+    for v in ('01-Jan-2020', '2020 Jan 1', 'January 1st, 2020', 'Jan. 1, 2020 12 am', 'Wed, 1 Jan 2020 0:00'):
+        assert times([v]) == [pd.Timestamp('2020-01-01')], v
+    # with a UTC offset (the same in every row) the offset is kept, as for ISO timestamps
+    assert times(['5 Jan 2020 10:00 +01:00', '5 Jan 2020 11:00 +01:00']) == list(
+        pd.date_range('2020-01-05 10:00', periods=2, freq='h', tz='+01:00')
+    )
+    with pytest.raises(DataError, match=r't: timestamps with different UTC offsets .*no offset: 1 row'):
+        times(['5 Jan 2020 10:00 +01:00', '2020-01-05 11:00'])
     p = write(tmp_path, 'ts,y\n5 Mar,1\n6 Mar,2\n7 Mar,3\n')
     with pytest.raises(DataError, match=r'd.csv: ts: dates with month names but no 4-digit year'):
         load_frame(cfg(p))
@@ -737,3 +754,21 @@ def test_fractional_unix_times_are_read_to_the_microsecond(tmp_path):
     assert (
         rep.freq == 'h' and df.ts.iloc[0] == pd.Timestamp('2020-01-01 00:00:00.4') and rep.time_formats == ['Unix time']
     )
+
+
+def test_offsets_no_clock_uses_are_refused(tmp_path):
+    "pandas reads offsets up to +/-23:59; real clocks run from -12:00 to +14:00: anything beyond is a typo, refused."
+    from tsforge.data import parse_times
+
+    p = write(tmp_path, 'ts,y\n2020-01-01T00:00+23:00,1\n2020-01-01T01:00+23:00,2\n2020-01-01T02:00+23:00,3\n')
+    with pytest.raises(
+        DataError,
+        match=r'd.csv: ts: UTC offsets no clock uses \(they run from -12:00 to \+14:00\): '
+        r'3 row\(s\), first row 0 \(2020-01-01T00:00\+23:00\)',
+    ):
+        load_frame(cfg(p))
+    mixed = pd.Series(['2020-01-01T00:00+01:00', '2020-01-01T00:00-13:00'], name='t')  # converted with data.tz
+    with pytest.raises(DataError, match=r'1 row\(s\), first row 1 \(2020-01-01T00:00-13:00\)'):
+        parse_times(mixed, tz='UTC')
+    for v in ('2020-01-01T00:00+14:00', '2020-01-01T00:00-12:00', '2020-01-01T00:00+0530', '2020-01-01T00:00Z'):
+        assert parse_times(pd.Series([v], name='t'))[0] == pd.Timestamp(v), v

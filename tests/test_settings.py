@@ -11,22 +11,24 @@ from tsforge.reload import model_allowed
 from tsforge.settings import Settings, SettingsError
 
 BAD = [
-    ('TSFORGE_RELOAD_S', 'abc', 'a number of seconds >= 0 and <= 86400'),
+    ('TSFORGE_RELOAD_S', 'abc', 'a number of seconds >= 0.1 and <= 86400, or 0 (off)'),
+    ('TSFORGE_RELOAD_S', '0.001', "or 0 (off), got '0.001'"),  # a registry check every millisecond
     ('TSFORGE_RELOAD_S', 'inf', "got 'inf'"),
     ('TSFORGE_RELOAD_S', '1e300', '<= 86400'),
     ('TSFORGE_RELOAD_S', 'nan', "got 'nan'"),
     ('TSFORGE_RELOAD_S', '-1', '>= 0'),
-    ('TSFORGE_RETRY_S', '-1', 'a number of seconds > 0'),
-    ('TSFORGE_RETRY_S', '0', '> 0'),
+    ('TSFORGE_RETRY_S', '-1', 'a number of seconds >= 0.1'),
+    ('TSFORGE_RETRY_S', '0', '>= 0.1'),
     ('TSFORGE_MAX_BODY_BYTES', '10MB', 'an integer of bytes >= 1'),
     ('TSFORGE_MAX_BODY_BYTES', '-1', '>= 1'),
     ('TSFORGE_MAX_ROWS', '0', 'an integer of records >= 1'),
     ('TSFORGE_MAX_ROWS', '1.9', "got '1.9'"),
     ('TSFORGE_MAX_ROWS', 'nan', 'TSFORGE_MAX_ROWS: expected an integer'),
-    ('TSFORGE_BODY_TIMEOUT_S', 'ten', 'a number of seconds > 0 and <= 3600'),
-    ('TSFORGE_BODY_TIMEOUT_S', '-3', '> 0'),
+    ('TSFORGE_BODY_TIMEOUT_S', 'ten', 'a number of seconds >= 0.1 and <= 3600'),
+    ('TSFORGE_BODY_TIMEOUT_S', '1e-300', "got '1e-300'"),  # every body would time out
+    ('TSFORGE_BODY_TIMEOUT_S', '-3', '>= 0.1'),
     ('TSFORGE_INLINE_MS', 'x', 'a number of milliseconds >= 0'),
-    ('TSFORGE_CHECK_TIMEOUT_S', '0', '> 0'),
+    ('TSFORGE_CHECK_TIMEOUT_S', '0', '>= 0.1'),
     ('TSFORGE_CHECK_RETRIES', '2.7', 'an integer of retries >= 0 and <= 100'),
     ('TSFORGE_ADAPTIVE_GAMMA', 'abc', '> 0 and <= 1'),
     ('TSFORGE_ADAPTIVE_MAX_ISSUED', '0', '>= 1'),
@@ -142,11 +144,11 @@ def test_allow_list_matches_names_exactly():
 @pytest.mark.parametrize(
     'env,expected',
     [
-        ({'TSFORGE_HEARTBEAT_S': '0'}, 'TSFORGE_HEARTBEAT_S: expected a number of seconds > 0'),
-        ({'TSFORGE_HEARTBEAT_S': '-5'}, 'TSFORGE_HEARTBEAT_S: expected a number of seconds > 0'),
+        ({'TSFORGE_HEARTBEAT_S': '0'}, 'TSFORGE_HEARTBEAT_S: expected a number of seconds >= 0.1'),
+        ({'TSFORGE_HEARTBEAT_S': '0.001'}, 'TSFORGE_HEARTBEAT_S: expected a number of seconds >= 0.1'),
         (
             {'TSFORGE_HEARTBEAT_S': 'abc'},
-            "TSFORGE_HEARTBEAT_S: expected a number of seconds > 0 and <= 86400, got 'abc'",
+            "TSFORGE_HEARTBEAT_S: expected a number of seconds >= 0.1 and <= 86400, got 'abc'",
         ),
         ({'TSFORGE_HEARTBEAT_GRACE_S': '0'}, 'TSFORGE_HEARTBEAT_GRACE_S: expected a number of seconds > 30'),
         ({'TSFORGE_HEARTBEAT_GRACE_S': 'inf'}, 'TSFORGE_HEARTBEAT_GRACE_S: expected'),

@@ -264,12 +264,20 @@ _DMY = rf'^(\d{{1,2}})([/.-])(\d{{1,2}})([/.-])(\d{{4}})({_T}{_Z})$'  # plain st
 _MONTH = r'(?i)\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b'
 _WEEKDAY = r'(?i)\b(mon|tue|wed|thu|fri|sat|sun)(?:day|s|sday|nesday|r|rs|rsday|urday)?\b'
 _DAYS = ('mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun')
+_M, _S = r'[a-z]{3,9}\.?', r'(?:,?[\s./-]+)'  # a month name; what separates the fields of a date
+_NAMED_DATE = re.compile(  # the shapes read without guessing: which number is the day, which the year
+    rf'(?i)^(?:[a-z]+,?\s+)?'  # a weekday
+    rf'(?:\d{{1,2}}(?:st|nd|rd|th)?{_S}{_M}{_S}\d{{4}}|{_M}{_S}\d{{1,2}}(?:st|nd|rd|th)?{_S}\d{{4}}'
+    rf'|\d{{4}}{_S}{_M}{_S}\d{{1,2}}|{_M}{_S}\d{{4}}|\d{{4}}{_S}{_M})'  # 5 Jan 2020, Jan 5, 2020, 2020 Jan 5, Jan 2020
+    rf'(?:(?:[T\s,]+|\s+at\s+)\d{{1,2}}(?::\d{{2}}(?::\d{{2}}(?:\.\d+)?)?\s*(?:[ap]\.?m\.?)?|\s*[ap]\.?m\.?)'
+    rf'(?:\s*(?:Z|UTC|GMT|[+-]\d{{2}}(?::?\d{{2}})?))?)?$'  # a time of day (with a colon or am/pm), an offset
+)
 _EPOCH = (('s', 1e8, 1e10), ('ms', 1e11, 1e13), ('us', 1e14, 1e16), ('ns', 1e17, 1e19))  # 1973 to 2286
 ISO = 'YYYY-MM-DD (ISO 8601)'
 TIME_SHAPES = (
     'ISO 8601 (YYYY-MM-DD[ HH:MM[:SS]], also YYYY/MM/DD, with or without a UTC offset); DD/MM/YYYY or MM/DD/YYYY '
-    '(the values or data.dayfirst decide which); dates with month names (5 Jan 2020); Unix times (numbers in s, '
-    'ms, us or ns); datetime columns of a parquet file'
+    '(the values or data.dayfirst decide which); dates with month names (5 Jan 2020, Jan 5, 2020, 2020 Jan 5, '
+    'Jan 2020); Unix times (numbers in s, ms, us or ns); datetime columns of a parquet file'
 )
 
 
@@ -304,12 +312,15 @@ def _strptime_of(value: str, date: str) -> str:
 
 def _check_named(text: pd.Series, p: pd.Series, col: pd.Series, codes: np.ndarray):
     """A `DataError` for dates with month names (distinct values `text`, read as `p`) whose year or weekday the
-    parser would make up or ignore: no 4-digit year ('5 Mar' reads as year 1, '5 Jan 69' as 2069), or a weekday
-    name that is not the date's ('Mon 1 Jan 2020': a Wednesday)."""
-    noyear, wrongday = [], []
+    parser would make up or ignore: no 4-digit year ('5 Mar' reads as year 1, '5 Jan 69' as 2069), fields in an
+    order that leaves the day to a guess ('May 2020 12': the 12th, or 12 o'clock?), or a weekday name that is not
+    the date's ('Mon 1 Jan 2020': a Wednesday)."""
+    noyear, wrongday, odd = [], [], []
     for i, v, y in zip(text.index, text, p.dt.year):
         day = re.search(_WEEKDAY, v)
         if not day and re.search(rf'(?<!\d){y:04d}(?!\d)', v):
+            if not _NAMED_DATE.match(v.strip()):
+                odd.append(i)
             continue  # the common case: the year is written in full, no weekday
         try:
             local = pd.Timestamp(v)  # the date as written (p may be converted to UTC), read again only here
@@ -317,6 +328,8 @@ def _check_named(text: pd.Series, p: pd.Series, col: pd.Series, codes: np.ndarra
             local = None
         if local is None or not re.search(rf'(?<!\d){local.year:04d}(?!\d)', v):
             noyear.append(i)
+        elif not _NAMED_DATE.match(v.strip()):
+            odd.append(i)
         elif day and _DAYS.index(day.group(1).lower()) != local.weekday():
             wrongday.append((i, f'{local:%Y-%m-%d} is a {local.day_name()}'))
     name = col.name
@@ -326,6 +339,14 @@ def _check_named(text: pd.Series, p: pd.Series, col: pd.Series, codes: np.ndarra
             f'{name}: dates with month names but no 4-digit year: {_where(col, pos)}; tsforge does not guess the '
             f"year (a parser reads '5 Mar' as year 1 and '5 Jan 69' as 2069): write the year in full, or set "
             f"data.time_format to the format the file uses (e.g. '%d %b %y' for 5 Jan 20)"
+        )
+    if odd:
+        pos = np.flatnonzero(np.isin(codes, odd))
+        raise DataError(
+            f'{name}: dates with month names whose fields are not in an order tsforge reads: {_where(col, pos)}; '
+            f'it reads a day, a month name and a 4-digit year (5 Jan 2020, Jan 5, 2020, 2020 Jan 5) or a month and '
+            f'year (Jan 2020), a weekday before and a time of day (14:00, 2 pm) after, and does not guess which '
+            f"number is the day: set data.time_format to the format the file uses (e.g. '%b %Y %d')"
         )
     if wrongday:
         pos = np.flatnonzero(np.isin(codes, [i for i, _ in wrongday]))
@@ -372,6 +393,10 @@ def _read_strings(u: pd.Series, col: pd.Series, codes: np.ndarray, dayfirst: boo
             p = _to_datetime(text, format='mixed', dayfirst=bool(dayfirst), utc=utc)
             ok = text.index[p.notna().to_numpy()]
             _check_named(text[ok], p[ok], col, codes)
+            if t.dt.tz != p.dt.tz:  # month names with a UTC offset: the first pass read none of them (naive NaT)
+                if t.notna().any():  # ISO values beside them, naive or at another offset
+                    raise _MixedOffsets
+                t = pd.Series(pd.NaT, index=t.index, dtype=p.dtype)
             t[ok], fam[ok] = p[ok], 'dates with month names'
     rowfam = np.where(codes >= 0, fam[np.maximum(codes, 0)], '')
     found = [f for f in dict.fromkeys(rowfam) if f]
@@ -495,6 +520,19 @@ def _times(col: pd.Series, time_format, dayfirst, utc: bool) -> tuple[pd.Series,
     return pd.Series(times, index=col.index, name=col.name), found
 
 
+def _check_offsets(col: pd.Series):
+    "A `DataError` for UTC offsets written in `col` that no clock uses (beyond -12:00 to +14:00): a typo, never kept."
+    m = col.astype(str).str.extract(r'\d:\d{2}(?::\d{2}(?:\.\d+)?)?\s?([+-])(\d{2}):?(\d{2})\s*$')
+    if not (has := m[0].notna().to_numpy()).any():
+        return
+    mins = (m[1][has].astype(int) * 60 + m[2][has].astype(int)) * np.where(m[0][has] == '-', -1, 1)
+    if (bad := ((mins < -720) | (mins > 840)).to_numpy()).any():
+        raise DataError(
+            f'{col.name}: UTC offsets no clock uses (they run from -12:00 to +14:00): '
+            f'{_where(col, np.flatnonzero(has)[bad])}; check the file'
+        )
+
+
 def parse_times(
     col: pd.Series, tz: str | None = None, time_format: str | list[str] | None = None, dayfirst: bool | None = None
 ) -> pd.Series:
@@ -517,6 +555,8 @@ def parse_times(
             )
             raise DataError(f'{col.name}: timestamps with different UTC offsets ({groups}); {fix}') from None
         times, found = _times(col, time_format, dayfirst, utc=True)
+    if times.dt.tz is not None and col.dtype.kind != 'M':
+        _check_offsets(col)
     if tz is not None and found == ['Unix time']:  # Unix times count from midnight UTC
         times = times.dt.tz_localize('UTC')
     if tz is not None and times.dt.tz is not None:

@@ -72,7 +72,8 @@ def series_origins(
 # %% ../nbs/13_prepare.ipynb #2e76052e
 def panel_borders(split: SplitConfig, frame: pd.DataFrame, time_col: str, id_col: str) -> tuple[pd.Series, dict]:
     """Per-series borders (series id -> `Borders`) of a long frame sorted by (series, time): `ratio` splits each series
-    by its own length, `date` at the same timestamps for all; `ett` is for the ETT files only."""
+    by its own length, `date` at the same timestamps for all (a date that falls between two rows of a series it
+    lies within is a `ConfigError` naming the series and both rows, never rounded); `ett` is for the ETT files only."""
     kind = 'ratio' if split.kind == 'auto' else split.kind
     if kind == 'ett':
         raise ConfigError("split.kind=ett is the ETT files' fixed borders; use ratio or date with data.format=long")
@@ -86,10 +87,22 @@ def panel_borders(split: SplitConfig, frame: pd.DataFrame, time_col: str, id_col
         vs, ts = (split_timestamp(getattr(split, n), f'split.{n}', tm.tz) for n in ('val_start', 'test_start'))
         if not vs < ts:
             raise ConfigError(f'split: need val_start ({vs}) < test_start ({ts})')
-        t = pd.Series(tm < vs).groupby(ids.to_numpy() if ids.dtype == object else ids, sort=False, observed=True).sum()
-        v = pd.Series(tm < ts).groupby(ids.to_numpy() if ids.dtype == object else ids, sort=False, observed=True).sum()
+        keys = ids.to_numpy() if ids.dtype == object else ids
+        t, v = (pd.Series(tm < x).groupby(keys, sort=False, observed=True).sum() for x in (vs, ts))
         t.index, v.index = t.index.astype(str), v.index.astype(str)
         t, v = t.reindex(lengths.index), v.reindex(lengths.index)
+        first = np.concatenate([[0], np.cumsum(lengths.to_numpy())[:-1]])  # each series' first row in `frame`
+        for name, at, before in (('val_start', vs, t.to_numpy()), ('test_start', ts, v.to_numpy())):
+            inside = np.flatnonzero((before > 0) & (before < lengths.to_numpy()))
+            off = inside[tm[first[inside] + before[inside]] != at]  # the series' next row is not at the date
+            if len(off):
+                i, r = off[0], first[off[0]] + before[off[0]]
+                more = f' (and {len(off) - 1} more series)' if len(off) > 1 else ''
+                raise ConfigError(
+                    f"split.{name}: {getattr(split, name)!r} is not on series {lengths.index[i]!r}'s grid: it falls "
+                    f'between its rows at {tm[r - 1]} and {tm[r]}{more}; tsforge does not round a split date: '
+                    f'write a timestamp every series it falls within has'
+                )
     return lengths, {'train_end': t.to_numpy(), 'val_end': v.to_numpy(), 'test_end': lengths.to_numpy()}
 
 # %% ../nbs/13_prepare.ipynb #43ba1a68

@@ -98,9 +98,9 @@ HEARTBEAT_TAG = 'tsforge.heartbeat'
 
 
 def heartbeat_seconds() -> float:
-    """How often a job refreshes its runs' heartbeat: `$TSFORGE_HEARTBEAT_S` (default 30), a number of seconds above 0;
-    anything else is a `SettingsError` naming the variable."""
-    return env_number('TSFORGE_HEARTBEAT_S', 30.0, 0, 86_400.0, lo_open=True, unit='seconds')
+    """How often a job refreshes its runs' heartbeat: `$TSFORGE_HEARTBEAT_S` (default 30), a number of seconds from 0.1
+    (more often would write to the store in a loop); anything else is a `SettingsError` naming the variable."""
+    return env_number('TSFORGE_HEARTBEAT_S', 30.0, 0.1, 86_400.0, unit='seconds')
 
 # %% ../nbs/10_runs.ipynb #0b0b84dc
 def heartbeat_grace() -> float:

@@ -25,20 +25,30 @@ class SettingsError(ValueError):
 
 
 def env_number(
-    name: str, default: float, lo: float, hi: float, integer: bool = False, lo_open: bool = False, unit: str = ''
+    name: str,
+    default: float,
+    lo: float,
+    hi: float,
+    integer: bool = False,
+    lo_open: bool = False,
+    unit: str = '',
+    off: bool = False,
 ):
     """`$name` as a number from `lo` to `hi` (above `lo` when `lo_open`; an integer when `integer`), `default` when
-    unset or empty. Anything else (text, NaN, infinities, a fraction for an integer, out of range) raises a
-    `SettingsError` naming the variable, the range and the value. `unit` (e.g. 'seconds') goes into the message."""
+    unset or empty; with `off`, 0 too (the setting's "never"). Anything else (text, NaN, infinities, a fraction for
+    an integer, out of range) raises a `SettingsError` naming the variable, the range and the value. `unit` (e.g.
+    'seconds') goes into the message."""
     raw = os.environ.get(name, '').strip()
     if not raw:
         return default
     kind = ('an integer' if integer else 'a number') + (f' of {unit}' if unit else '')
     fmt = (lambda x: f'{int(x)}') if integer else (lambda x: f'{x:g}')
-    want = f'{kind} {">" if lo_open else ">="} {fmt(lo)} and <= {fmt(hi)}'
+    want = f'{kind} {">" if lo_open else ">="} {fmt(lo)} and <= {fmt(hi)}' + (', or 0 (off)' if off else '')
     v = None  # ASCII digits, a sign, a decimal point and an exponent only: no '1_000', no other scripts' digits
     if (_INTEGER if integer else _NUMBER).fullmatch(raw):
         v = int(raw) if integer else float(raw)
+    if off and v == 0:
+        return v
     if v is None or not math.isfinite(v) or v < lo or v > hi or (lo_open and v == lo):
         raise SettingsError(f'{name}: expected {want}, got {raw!r:.40}')
     return v
@@ -47,6 +57,7 @@ def env_number(
 _NUMBER = re.compile(r'[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?')
 _INTEGER = re.compile(r'[+-]?[0-9]+')
 _DAY = 86_400.0
+_MIN_S = 0.1  # the shortest interval or timeout: below it a server would poll MLflow or time out bodies in a loop
 MAX_BODY_BYTES = (
     8 * 1024 * 1024
 )  # the defaults; the server reads TSFORGE_MAX_BODY_BYTES / TSFORGE_MAX_ROWS once, at start
@@ -78,15 +89,15 @@ class Settings:
         e = os.environ.get
         s = cls(
             model=_model_env(),
-            reload_s=env_number('TSFORGE_RELOAD_S', 30.0, 0, _DAY, unit='seconds'),
-            retry_s=env_number('TSFORGE_RETRY_S', 10.0, 0, _DAY, lo_open=True, unit='seconds'),
+            reload_s=env_number('TSFORGE_RELOAD_S', 30.0, _MIN_S, _DAY, unit='seconds', off=True),
+            retry_s=env_number('TSFORGE_RETRY_S', 10.0, _MIN_S, _DAY, unit='seconds'),
             api_token=_api_token(e('TSFORGE_API_TOKEN')),
             allowed_models=_allowed_models(e('TSFORGE_ALLOWED_MODELS')),
             max_body_bytes=env_number('TSFORGE_MAX_BODY_BYTES', MAX_BODY_BYTES, 1, 2**30, True, unit='bytes'),
             max_rows=env_number('TSFORGE_MAX_ROWS', MAX_ROWS, 1, 10_000_000, True, unit='records'),
-            body_timeout_s=env_number('TSFORGE_BODY_TIMEOUT_S', 10.0, 0, 3600, lo_open=True, unit='seconds'),
+            body_timeout_s=env_number('TSFORGE_BODY_TIMEOUT_S', 10.0, _MIN_S, 3600, unit='seconds'),
             inline_ms=env_number('TSFORGE_INLINE_MS', 2.0, 0, 60_000, unit='milliseconds'),
-            check_timeout_s=env_number('TSFORGE_CHECK_TIMEOUT_S', 5.0, 0, 3600, lo_open=True, unit='seconds'),
+            check_timeout_s=env_number('TSFORGE_CHECK_TIMEOUT_S', 5.0, _MIN_S, 3600, unit='seconds'),
             check_retries=env_number('TSFORGE_CHECK_RETRIES', 1, 0, 100, True, unit='retries'),
             adaptive=e('TSFORGE_ADAPTIVE') or None,
             adaptive_gamma=env_number('TSFORGE_ADAPTIVE_GAMMA', 0.005, 0, 1, lo_open=True),
