@@ -204,6 +204,44 @@ def test_auth_allow_list_and_open_routes(small):
         assert http.post('/predict', json=body()).status_code == 200
 
 
+def test_token_file_rotates_without_a_restart(small, tmp_path, caplog):
+    "TSFORGE_API_TOKEN_FILE: the served app follows the file (read again each second); a broken file changes nothing."
+    import os
+
+    f = tmp_path / 'tokens'
+    f.write_text('old-token\n')
+
+    def swap(text):  # a new file moved into place, as a secret mount rotates; then the check interval passes
+        (tmp_path / 'new').write_text(text)
+        os.replace(tmp_path / 'new', f)
+        time.sleep(1.2)
+
+    with (
+        caplog.at_level('WARNING', 'tsforge.serve'),
+        app_client('models:/serve-small@champion', {'TSFORGE_API_TOKEN_FILE': str(f)}) as http,
+    ):
+
+        def accepted():
+            return [
+                t
+                for t in ('old-token', 'new-token')
+                if http.post('/predict', json=body(), headers={'Authorization': f'Bearer {t}'}).status_code == 200
+            ]
+
+        assert accepted() == ['old-token'] and http.post('/predict', json=body()).status_code == 401
+        swap('old-token\nnew-token\n')  # overlap: clients move to the new token
+        assert accepted() == ['old-token', 'new-token']
+        swap('new-token\n')
+        assert accepted() == ['new-token']
+        swap('')  # emptied by mistake: not open, the last good token stays
+        assert accepted() == ['new-token'] and http.post('/predict', json=body()).status_code == 401
+        assert http.get('/openapi.json').json()['paths']['/predict']['post']['security'] == [{'bearer': []}]
+    logs = [r.getMessage() for r in caplog.records]
+    assert any('bearer auth on (TSFORGE_API_TOKEN_FILE, read again each second)' in m for m in logs), logs
+    assert any('got none' in m and 'the last good token(s) stay in effect' in m for m in logs), logs
+    assert not any('old-token' in m or 'new-token' in m for m in logs)
+
+
 def test_startup_says_whether_auth_and_allow_list_are_on(small, caplog):
     uri = 'models:/serve-small@champion'
     for env, want in [
@@ -211,7 +249,7 @@ def test_startup_says_whether_auth_and_allow_list_are_on(small, caplog):
             {'TSFORGE_API_TOKEN': 's3cret-token', 'TSFORGE_ALLOWED_MODELS': 'serve-small'},
             'bearer auth on (TSFORGE_API_TOKEN); model allow-list on (TSFORGE_ALLOWED_MODELS: serve-small)',
         ),
-        ({}, 'bearer auth off (TSFORGE_API_TOKEN unset'),
+        ({}, 'bearer auth off (TSFORGE_API_TOKEN, TSFORGE_API_TOKEN_FILE unset'),
     ]:
         caplog.clear()
         with caplog.at_level('WARNING', 'tsforge.serve'), app_client(uri, env):

@@ -99,7 +99,12 @@ def test_bad_config_is_one_settings_error(monkeypatch):
 
 @pytest.mark.parametrize(
     'env',
-    [{'TSFORGE_RELOAD_S': 'inf'}, {'TSFORGE_API_TOKEN': 'tok\n'}, {'TSFORGE_CONFIG': 'nope', 'TSFORGE_MODEL': None}],
+    [
+        {'TSFORGE_RELOAD_S': 'inf'},
+        {'TSFORGE_API_TOKEN': 'tok\n'},
+        {'TSFORGE_CONFIG': 'nope', 'TSFORGE_MODEL': None},
+        {'TSFORGE_API_TOKEN_FILE': 'no-such-token-file'},
+    ],
 )
 def test_server_refuses_to_start(env):
     "A real uvicorn: exits at once with one line naming the variable (no traceback), before it listens."
@@ -178,3 +183,66 @@ def test_good_heartbeat(monkeypatch):
     monkeypatch.delenv('TSFORGE_HEARTBEAT_GRACE_S', raising=False)
     monkeypatch.setenv('TSFORGE_HEARTBEAT_S', '2.5')
     assert (heartbeat_seconds(), heartbeat_grace()) == (2.5, 12.5)
+
+
+def test_token_file_is_checked_at_start(monkeypatch, tmp_path):
+    "TSFORGE_API_TOKEN_FILE: a readable file of one or more valid tokens, or the server does not start."
+    f = tmp_path / 'tokens'
+    monkeypatch.setenv('TSFORGE_API_TOKEN_FILE', str(f))
+    for content, want in [
+        (None, 'a readable file of bearer tokens, got No such file or directory'),
+        (b'', 'got none'),  # an emptied file would turn auth off: refused
+        (b'\n\r\n', 'got none'),
+        (b'tok-1\nsecret two\n', r'got 10 bytes with whitespace, control or non-ASCII characters \(.*tokens, line 2\)'),
+        (b'caf\xc3\xa9\n', 'line 1'),
+        (b'x' * 70_000, 'more than 65536 bytes'),
+    ]:
+        if content is not None:
+            f.write_bytes(content)
+        with pytest.raises(SettingsError, match='^TSFORGE_API_TOKEN_FILE: expected .*' + want) as e:
+            Settings.from_env()
+        assert 'secret' not in str(e.value) and 'caf' not in str(e.value)
+    f.write_bytes(b'tok-1\r\n\ntok-2\n')
+    assert Settings.from_env().api_token_file == str(f)
+    monkeypatch.setenv('TSFORGE_API_TOKEN', 'tok-3')
+    with pytest.raises(SettingsError, match='^TSFORGE_API_TOKEN_FILE: .* TSFORGE_API_TOKEN is set too; unset one'):
+        Settings.from_env()
+    monkeypatch.delenv('TSFORGE_API_TOKEN')
+    monkeypatch.setenv('TSFORGE_API_TOKEN_FILE', '  ')
+    with pytest.raises(SettingsError, match='got an empty value; unset the variable to serve without auth'):
+        Settings.from_env()
+
+
+def test_token_file_rotation(tmp_path, caplog):
+    "Tokens follow the file (checked every check_s): overlap, rotate; a broken file keeps the last good tokens, loudly."
+    import os
+
+    from tsforge.settings import ApiTokens
+
+    f = tmp_path / 'tokens'
+    f.write_text('old-token\n')
+    tokens = ApiTokens(path=str(f), check_s=0)
+
+    def swap(text):  # as a secret mount rotates: a new file moved into place
+        (tmp_path / 'new').write_text(text)
+        os.replace(tmp_path / 'new', f)
+
+    def accepted():
+        return [t for t in ('old-token', 'new-token') if tokens.accepts(t.encode())]
+
+    assert tokens.on and accepted() == ['old-token'] and not tokens.accepts(b'old-toke')
+    swap('old-token\r\nnew-token\n')
+    assert accepted() == ['old-token', 'new-token']
+    swap('new-token\n')
+    assert accepted() == ['new-token']
+    with caplog.at_level('WARNING', 'tsforge.serve'):
+        swap('')
+        assert accepted() == ['new-token'] and 'got none' in tokens.error
+        f.unlink()
+        assert accepted() == ['new-token'] and 'No such file' in tokens.error
+        swap('newer-token\n')
+        assert tokens.accepts(b'newer-token') and accepted() == [] and tokens.error is None
+    logs = [r.getMessage() for r in caplog.records]
+    assert sum('the last good token(s) stay in effect' in m for m in logs) == 2, logs
+    assert not any('new-token' in m for m in logs)
+    assert not ApiTokens().on and ApiTokens('t').accepts(b't')

@@ -355,7 +355,7 @@ class ModelEndpoint:
 # %% ../nbs/30_multimodel.ipynb #96dfb8d8
 _ERROR = {'$ref': '#/components/schemas/Error'}  # the error body every route answers (nbs/22_openapi)
 _METADATA_ERRORS = {
-    401: 'missing or invalid bearer token (when TSFORGE_API_TOKEN is set)',
+    401: 'missing or invalid bearer token (when TSFORGE_API_TOKEN or TSFORGE_API_TOKEN_FILE is set)',
     403: 'model not in TSFORGE_ALLOWED_MODELS; `model` names it',
     404: 'model, alias or version not registered; `model` names it',
     422: 'not a model reference (`NAME`, `NAME@ALIAS`, `?alias=`, `?version=`); `detail` says why',

@@ -193,7 +193,7 @@ def build_openapi(app: FastAPI, server: Server) -> dict:
     def r(desc, ref='Error', ctype='application/json'):
         return {'description': desc, 'content': {ctype: {'schema': {'$ref': f'#/components/schemas/{ref}'}}}}
 
-    secured = bool(server.settings.api_token)
+    secured = server.tokens.on
     predict = {
         'summary': 'Forecast',
         'operationId': 'predict',

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import hmac
 import logging
 import os
 import time
@@ -33,7 +32,7 @@ from tsforge.request import (
     series_tails,
 )
 from .multimodel import add_model_routes
-from .settings import Settings, default_model_uri
+from .settings import ApiTokens, Settings, default_model_uri
 from .telemetry import Metrics
 
 log = logging.getLogger('tsforge.serve')
@@ -52,6 +51,7 @@ class Server:
         self.settings, self.holder, self._metrics = settings, None, None
         self.batch = None  # Ray Serve: an async function of one (live, tail, horizon, levels), batched by serve.batch
         self.adaptation = Adaptation.from_settings(settings)  # TSFORGE_ADAPTIVE (None: off, the default)
+        self.tokens = ApiTokens(settings.api_token, settings.api_token_file)  # the file re-read when it changes
 
     @property
     def metrics(self) -> Metrics:  # created where the app runs (a Ray replica gets the app pickled, without registries)
@@ -63,11 +63,10 @@ class Server:
         return {**self.__dict__, '_metrics': None, 'holder': None}
 
     def authorized(self, scope) -> bool:
-        tok = self.settings.api_token
-        if not tok:
+        if not self.tokens.on:
             return True
         scheme, _, got = dict(scope.get('headers') or []).get(b'authorization', b'').strip().partition(b' ')
-        ok = hmac.compare_digest(got.strip(), tok.encode())  # constant time, whatever the scheme
+        ok = self.tokens.accepts(got.strip())  # constant time, whatever the scheme
         return ok and scheme.lower() == b'bearer'  # the scheme is case-insensitive (RFC 7235)
 
     async def forecast(self, live: Live, tail: RequestTail, horizon, levels=None):
@@ -326,7 +325,9 @@ def _log_protection(s: Settings):
     auth = (
         'on (TSFORGE_API_TOKEN)'
         if s.api_token
-        else 'off (TSFORGE_API_TOKEN unset: /predict, /actuals, /metadata and /models are open)'
+        else 'on (TSFORGE_API_TOKEN_FILE, read again each second)'
+        if s.api_token_file
+        else 'off (TSFORGE_API_TOKEN, TSFORGE_API_TOKEN_FILE unset: /predict, /actuals, /metadata, /models are open)'
     )
     allow = (
         f'on (TSFORGE_ALLOWED_MODELS: {", ".join(s.allowed_models)[:200]})'
