@@ -13,6 +13,7 @@ import pandas as pd
 from pandas.tseries.frequencies import to_offset
 
 from .config import DataConfig
+from .preprocess import OFFSET_MINUTES
 
 # %% auto #0
 __all__ = ['ETT_BASE_URL', 'ETT_SHA256', 'SEPARATORS', 'ISO', 'TIME_SHAPES', 'DataError', 'file_sha256', 'cache_dir', 'download',
@@ -526,7 +527,7 @@ def _check_offsets(col: pd.Series):
     if not (has := m[0].notna().to_numpy()).any():
         return
     mins = (m[1][has].astype(int) * 60 + m[2][has].astype(int)) * np.where(m[0][has] == '-', -1, 1)
-    if (bad := ((mins < -720) | (mins > 840)).to_numpy()).any():
+    if (bad := ((mins < OFFSET_MINUTES[0]) | (mins > OFFSET_MINUTES[1])).to_numpy()).any():
         raise DataError(
             f'{col.name}: UTC offsets no clock uses (they run from -12:00 to +14:00): '
             f'{_where(col, np.flatnonzero(has)[bad])}; check the file'

@@ -16,8 +16,8 @@ from pandas.tseries.frequencies import to_offset
 from pandas.tseries.offsets import Tick
 
 # %% auto #0
-__all__ = ['CHUNK_VALUES', 'WindowState', 'time_zone', 'offset_text', 'fit_state', 'fit_series_state', 'WindowArray', 'CovRows',
-           'Windows', 'make_windows', 'stack_windows', 'future_times']
+__all__ = ['OFFSET_MINUTES', 'CHUNK_VALUES', 'WindowState', 'time_zone', 'offset_text', 'fit_state', 'fit_series_state',
+           'WindowArray', 'CovRows', 'Windows', 'make_windows', 'stack_windows', 'future_times']
 
 # %% ../nbs/03_preprocess.ipynb #7fb27b941602401d91542211134fc71a
 @dataclass
@@ -134,6 +134,9 @@ def time_zone(times: pd.Series) -> str | None:
     if off is None or str(tz) == 'UTC':
         return 'UTC'
     return offset_text(int(off.total_seconds() // 60))
+
+
+OFFSET_MINUTES = (-12 * 60, 14 * 60)  # the UTC offsets clocks use, in minutes: -12:00 to +14:00
 
 
 def offset_text(mins: int) -> str:

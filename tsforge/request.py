@@ -20,7 +20,7 @@ import pandas as pd
 from pandas.tseries.frequencies import to_offset
 from pandas.tseries.offsets import Tick
 
-from .preprocess import Windows, WindowState, make_windows, offset_text, stack_windows
+from .preprocess import OFFSET_MINUTES, Windows, WindowState, make_windows, offset_text, stack_windows
 from .settings import MAX_ROWS
 
 # %% auto #0
@@ -125,7 +125,7 @@ def _slow_times(raw: list, field) -> tuple[np.ndarray, str | None]:
             v, off = m.group(1) or m.group(2), m.group(3)
             if off and off not in 'Zz':
                 mins = _offset_minutes(off)
-                if not -12 * 60 <= mins <= 14 * 60 or int(off[-2:]) > 59:
+                if not OFFSET_MINUTES[0] <= mins <= OFFSET_MINUTES[1] or int(off[-2:]) > 59:
                     raise RequestError(
                         field(i), f'invalid UTC offset {off!r} (valid: -12:00 to +14:00, minutes below 60)'
                     )
