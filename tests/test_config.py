@@ -212,6 +212,19 @@ def test_plain_config_has_no_secrets():
         (['model=lightgbm', '+model_params.n_estimators=true'], 'model_params.n_estimators: Input should be a number'),
         (['model=dlinear', '+model_params.lr=false'], 'model_params.lr: Input should be a number, not false'),
         (['data.dataset=null', 'data.path=sales.csv'], "invalid config: data.path: file not found: 'sales.csv'"),
+        (['registry.metric=test_MSE'], "registry.metric: 'test_MSE' is not a metric the train job logs; did you mean"),
+        (['registry.metric=test_99_msis'], "registry.metric: 'test_99_msis' is not a metric"),  # 99 is not a level
+        (['data.target=[OT,OT]'], "data.target: listed twice: ['OT']"),
+        (['mode=M', 'data.columns=[HUFL,OT,HUFL]'], "data.columns: listed twice: ['HUFL']"),
+        (['data.freq=0h'], "data.freq: '0h' does not step forward; a frequency is a positive step"),
+        (['data.freq=-1h'], "data.freq: '-1h' does not step forward"),
+        (['data.freq=hourly'], "data.freq: 'hourly' is not a pandas frequency alias"),
+        (['split.train=0.5'], 'split.train is set but the split is ett'),  # auto resolves to ett for ETTh1
+        (
+            ['split.kind=date', 'split.val_start=2017-02-01', 'split.test_start=2017-03-01', 'split.val=0.2'],
+            'split.val is set but the split is date',
+        ),
+        (['data.id_col=series'], "data.id_col='series' is set but data.format is wide"),
     ],
 )
 def test_values_once_guessed_or_ignored_are_refused(overrides, expected):
@@ -226,6 +239,12 @@ def test_values_once_guessed_or_ignored_are_refused(overrides, expected):
 def test_iso_split_dates_are_accepted(start):
     cfg = load_config('etth1', ['split.kind=date', f'split.val_start={start}', 'split.test_start=2017-06-01'])
     assert cfg.split.val_start.startswith('2017-02-01')
+
+
+def test_accepted_gate_metrics_and_shares():
+    cfg = load_config('etth1', ['registry.metric=test_80_winkler'])
+    assert cfg.registry.metric == 'test_80_winkler' and cfg.split.shares == (0.7, 0.1)
+    assert load_config('etth1', ['split.kind=ratio', 'split.train=0.6']).split.shares == (0.6, 0.1)
 
 
 def test_linear_alpha_auto_or_positive():

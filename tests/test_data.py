@@ -772,3 +772,34 @@ def test_offsets_no_clock_uses_are_refused(tmp_path):
         parse_times(mixed, tz='UTC')
     for v in ('2020-01-01T00:00+14:00', '2020-01-01T00:00-12:00', '2020-01-01T00:00+0530', '2020-01-01T00:00Z'):
         assert parse_times(pd.Series([v], name='t'))[0] == pd.Timestamp(v), v
+
+
+def test_duplicates_that_disagree_are_not_chosen_between(tmp_path):
+    head = 'ts,y,x\n2020-01-01 00:00,1,5\n2020-01-01 01:00,2,5\n'
+    p = write(tmp_path, head + '2020-01-01 01:00,3,5\n2020-01-01 02:00,4,5\n')
+    for on_issue in ('fail', 'fill'):  # which reading is right is not for tsforge to guess
+        with pytest.raises(DataError, match=r'first ts=2020-01-01 01:00:00: rows 1, 2 \(y: 2.0 vs 3.0\)'):
+            load_frame(cfg(p, on_issue=on_issue, max_repair_share=1, columns=['y', 'x']))
+    p = write(tmp_path, head + '2020-01-01 01:00,2,5\n2020-01-01 02:00,4,5\n')  # identical copies: fill drops one
+    df, rep = load_frame(cfg(p, on_issue='fill', max_repair_share=1))
+    assert df.y.tolist() == [1, 2, 4] and rep.repaired == 1
+    rows = 'id,ts,y\na,2020-01-01 00:00,1\nb,2020-01-01 00:00,1\na,2020-01-01 01:00,2\na,2020-01-01 01:00,7\n'
+    p = write(tmp_path, rows + 'b,2020-01-01 01:00,1\n')
+    with pytest.raises(DataError, match=r'first id=a, ts=2020-01-01 01:00:00: rows 2, 3 \(y: 2.0 vs 7.0\)'):
+        load_frame(cfg(p, on_issue='fill', max_repair_share=1, format='long', id_col='id'))
+
+
+def test_columns_without_a_name(tmp_path):
+    rows = ['2020-01-01 00:00,1,5', '2020-01-01 01:00,2,5', '2020-01-01 02:00,4,5']
+    p = write(tmp_path, 'ts,y,x,\n' + ''.join(r + ',\n' for r in rows))  # a trailing separator on every line
+    df, rep = load_frame(cfg(p))
+    assert list(df.columns) == ['ts', 'y', 'x'] and rep.skipped_columns == ['column 4 (no name, empty)']
+    p = write(tmp_path, 'ts,y,,x\n' + '\n'.join(r.replace(',5', ',9,5') for r in rows) + '\n')
+    with pytest.raises(DataError, match='column 3 of 4 has no name in the header but holds values'):
+        load_frame(cfg(p))
+    p = write(tmp_path, ',ts,y\n' + '\n'.join(f'{i},{r[:-2]}' for i, r in enumerate(rows)) + '\n')  # to_csv's index
+    with pytest.raises(DataError, match='column 1 of 3 has no name.*a row index, as DataFrame.to_csv writes'):
+        load_frame(cfg(p))
+    p = write(tmp_path, 'ts,y\n' + '\n'.join(rows) + '\n')  # more fields than names: pandas would index by ts
+    with pytest.raises(DataError, match="the rows have more fields than the header names \\(2: 'ts', 'y'\\)"):
+        load_frame(cfg(p))

@@ -203,6 +203,28 @@ class DataConfig(_Strict):
             raise ValueError('an empty list reads no column; use null for every numeric column, or list the columns')
         return v
 
+    @field_validator('target', 'columns')
+    @classmethod
+    def _once(cls, v):  # a repeated column would be a second series with the same values (and the same name)
+        if v is not None and (dup := sorted({c for c in v if v.count(c) > 1})):
+            raise ValueError(f'listed twice: {dup}; name each column once')
+        return v
+
+    @field_validator('freq')
+    @classmethod
+    def _positive_step(cls, v):
+        if v is None:
+            return v
+        from pandas.tseries.frequencies import to_offset
+
+        try:
+            off = to_offset(v)
+        except (ValueError, TypeError):
+            raise ValueError(f'{v!r} is not a pandas frequency alias (e.g. h, 15min, D, MS)') from None
+        if off.n <= 0:
+            raise ValueError(f'{v!r} does not step forward; a frequency is a positive step such as h, 15min or 2D')
+        return v
+
     @model_validator(mode='after')
     def _one_source(self):
         if (self.dataset is None) == (self.path is None):
@@ -216,6 +238,11 @@ class DataConfig(_Strict):
             raise ValueError('data.format=long needs data.id_col (the column naming each series, e.g. unique_id)')
         if self.format == 'long' and self.dataset is not None:
             raise ValueError(f'data.format=long reads data.path; the ETT dataset {self.dataset} is wide')
+        if self.format == 'wide' and self.id_col is not None:
+            raise ValueError(
+                f'data.id_col={self.id_col!r} is set but data.format is wide (one column per series, no id column); '
+                'set data.format: long for one row per (series, time), or remove data.id_col'
+            )
         if self.time_format is not None and self.dayfirst is not None:
             raise ValueError('give data.time_format or data.dayfirst, not both (a format already fixes the day order)')
         if self.sep is not None and self.sep == self.decimal:
@@ -240,8 +267,8 @@ class SplitConfig(_Strict):
     "How rows are split into train / validation / test."
 
     kind: Literal['auto', 'ett', 'ratio', 'date'] = 'auto'  # auto: ett for the ETT datasets, ratio otherwise
-    train: float = Field(0.7, gt=0, lt=1)
-    val: float = Field(0.1, ge=0, lt=1)
+    train: float | None = Field(None, gt=0, lt=1)  # ratio split: train share (None: 0.7)
+    val: float | None = Field(None, ge=0, lt=1)  # ratio split: validation share (None: 0.1)
     val_start: str | None = None
     test_start: str | None = None
 
@@ -263,10 +290,27 @@ class SplitConfig(_Strict):
             raise ValueError(f'{v!r} is not a valid date ({e})') from None
         return v
 
+    @property
+    def shares(self) -> tuple[float, float]:
+        "The ratio split's (train, validation) shares, defaults filled in."
+        return (0.7 if self.train is None else self.train, 0.1 if self.val is None else self.val)
+
+    def check_shares(self, kind: str):
+        "Refuse shares that `kind` (the resolved split kind) would ignore."
+        if kind != 'ratio' and (given := [n for n in ('train', 'val') if getattr(self, n) is not None]):
+            why = "the ETT files' fixed borders" if kind == 'ett' else 'split.val_start and split.test_start'
+            raise ValueError(
+                f'split.{given[0]} is set but the split is {kind} ({why}), which ignores shares; set split.kind: '
+                f'ratio to split by shares, or remove split.{" and split.".join(given)}'
+            )
+
     @model_validator(mode='after')
     def _check(self):
-        if self.kind == 'ratio' and self.train + self.val >= 1:
-            raise ValueError(f'split.train + split.val must be < 1 (the rest is test); got {self.train} + {self.val}')
+        train, val = self.shares
+        if self.kind in ('ratio', 'auto') and train + val >= 1:
+            raise ValueError(f'split.train + split.val must be < 1 (the rest is test); got {train} + {val}')
+        if self.kind in ('ett', 'date'):
+            self.check_shares(self.kind)
         if self.kind == 'date' and (self.val_start is None or self.test_start is None):
             raise ValueError('split.kind=date needs split.val_start and split.test_start (timestamps)')
         if self.kind != 'date' and (given := [n for n in ('val_start', 'test_start') if getattr(self, n) is not None]):
@@ -326,6 +370,21 @@ class RegistryConfig(_Strict):
     @classmethod
     def _name(cls, v):
         return check_name(v, 'registry.model_name')
+
+    def check_metric(self, levels=()):
+        """Refuse a `metric` the train job never logs (the gate would then never move the alias): an error of the
+        validation or test part, or a lower-is-better interval score of a calibrated level."""
+        ok = [f'{p}_{m}' for p in ('test', 'val') for m in ('mse', 'mae', 'mse_orig', 'mae_orig')]
+        ok += [f'test_{float(lv):g}_{s}' for lv in levels for s in ('winkler', 'msis', 'width')]
+        if self.metric not in ok:
+            import difflib
+
+            near = difflib.get_close_matches(self.metric.lower(), ok, n=1)
+            hint = f'did you mean {near[0]}? ' if near else ''
+            raise ValueError(
+                f'registry.metric: {self.metric!r} is not a metric the train job logs; {hint}allowed (lower is '
+                f'better): {", ".join(ok)}'
+            )
 
     @field_validator('alias')
     @classmethod
@@ -680,6 +739,17 @@ class ExperimentConfig(_Strict):
             check(params, self.input_length)
         # store the complete parameter set (defaults filled in), so runs log every value used
         object.__setattr__(self, 'model_params', params.model_dump())
+        return self
+
+    @model_validator(mode='after')
+    def _split_kind(self):  # split.kind=auto resolves by the data: ett for an ETT dataset
+        if self.split.kind == 'auto' and self.data.dataset is not None:
+            self.split.check_shares('ett')
+        return self
+
+    @model_validator(mode='after')
+    def _gate_metric(self):
+        self.registry.check_metric(self.intervals.levels)
         return self
 
     @model_validator(mode='after')

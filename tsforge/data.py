@@ -166,12 +166,38 @@ def _read(path: Path, data: DataConfig | None = None) -> tuple[pd.DataFrame, str
         hint = ' (the file is not UTF-8: save the file as UTF-8)' if isinstance(e, UnicodeDecodeError) else ''
         raise DataError(f'{path}: cannot read as {"parquet" if parquet else "CSV"}: {e}{hint}') from None
     with open(path, newline='', encoding='utf-8-sig') as f:  # pandas renames a repeated name (y, y.1): refuse it
-        header = [h for h in next(csv.reader(f, delimiter=sep), []) if h != '']
+        full = next(csv.reader(f, delimiter=sep), [])
+    header = [h for h in full if h.strip() != '']
     if dup := [h for h in dict.fromkeys(header) if header.count(h) > 1]:
         raise DataError(
             f'{path}: column name(s) {dup} appear more than once in the header; give each column its own name'
         )
-    return raw, sep, decimal
+    if not isinstance(raw.index, pd.RangeIndex):  # pandas would make the extra leading field(s) an unnamed index
+        raise DataError(
+            f'{path}: the rows have more fields than the header names ({len(full)}: {", ".join(map(repr, full))}); '
+            f'a value without a column name is not read: name every column in the header'
+            + (_dialect_hint(path, data.time_col, sep) if data else '')
+        )
+    return _unnamed(raw, full, path), sep, decimal
+
+
+def _unnamed(raw: pd.DataFrame, header: list, path: Path) -> pd.DataFrame:
+    """Columns with no name in the header (pandas would call them `Unnamed: 2`): an empty one (a trailing separator
+    on every line) is dropped and listed in `raw.attrs['unnamed']` (1-based positions); one that holds a value is a
+    `DataError`, never a series named by pandas."""
+    blank = [i for i, h in enumerate(header) if h.strip() == ''] if len(header) == raw.shape[1] else []
+    for i in blank:
+        if (held := raw.iloc[:, i].notna()).any():
+            r = int(np.argmax(held.to_numpy()))
+            index = ' (a row index, as DataFrame.to_csv writes by default? write it with index=False)' if i == 0 else ''
+            raise DataError(
+                f'{path}: column {i + 1} of {len(header)} has no name in the header but holds values (first: '
+                f'{raw.iloc[r, i]} at data row {r}, 0-based){index}; name it in the header, or remove the column'
+            )
+    if blank:
+        raw = raw.iloc[:, [i for i in range(raw.shape[1]) if i not in blank]].copy()
+        raw.attrs['unnamed'] = [i + 1 for i in blank]
+    return raw
 
 
 def _names(columns, missing) -> str:
@@ -620,6 +646,7 @@ def _load_frame(data: DataConfig, path: Path, named: list = ()) -> tuple[pd.Data
     if data.sha256 and sha != data.sha256:
         raise DataError(f'{path}: sha256 mismatch: data.sha256 expects {data.sha256}, file has {sha}')
     rep, fatal = DataReport(str(path), sha, sep=sep, decimal=decimal), []
+    rep.skipped_columns = [f'column {i} (no name, empty)' for i in raw.attrs.get('unnamed', [])]
     tc = data.time_col
     if tc not in raw.columns:
         raise DataError(
@@ -641,7 +668,8 @@ def _load_frame(data: DataConfig, path: Path, named: list = ()) -> tuple[pd.Data
         fatal.append(_unparseable(raw[tc], bad, data))
     df, flagged = pd.DataFrame({tc: times}), pd.DataFrame(index=raw.index)  # flagged: non-numeric or inf, said once
     if data.columns is None:  # default: every column with numbers; text and boolean columns are skipped
-        wanted, rep.skipped_columns = _numeric_columns(raw, wanted, data.target, named)
+        wanted, skipped = _numeric_columns(raw, wanted, data.target, named)
+        rep.skipped_columns += skipped
     _refuse_booleans(raw, wanted)
     for c in wanted:
         v = pd.to_numeric(raw[c], errors='coerce')
@@ -664,6 +692,8 @@ def _load_frame(data: DataConfig, path: Path, named: list = ()) -> tuple[pd.Data
     dup = df[tc].duplicated(keep='last')
     if dup.any():
         rep.issues.append(f'{tc}: {dup.sum()} duplicate timestamp(s), first: {_first(df.loc[dup, tc])}')
+        if clash := _conflicts(df, [tc], wanted):
+            fatal.append(clash)
     back = (df[tc].diff() <= pd.Timedelta(0)) & ~df[tc].duplicated()
     if back.any():
         rep.issues.append(f'{tc}: {back.sum()} timestamp(s) out of order, first: {_first(df.loc[back, tc])}')
@@ -704,6 +734,28 @@ def _load_frame(data: DataConfig, path: Path, named: list = ()) -> tuple[pd.Data
     rep.n_rows, rep.freq, rep.columns = len(df), off.freqstr, wanted
     rep.start, rep.end = str(df[tc].iloc[0]), str(df[tc].iloc[-1])
     return df, rep
+
+
+def _conflicts(df: pd.DataFrame, keys: list, cols: list) -> str | None:
+    """Rows that share `keys` (a timestamp, or a series and timestamp) but differ in a column of `cols` (NaN equals
+    NaN): how many such keys, the first one's rows (data rows of the file, 0-based) and values. `on_issue: fill` drops
+    a row only when its copies agree: which of two different readings is right is not for tsforge to guess."""
+    same = df.duplicated(keys, keep=False)
+    d = df.loc[same, keys + cols]
+    differ = d.groupby(keys, sort=False, observed=True)[cols].nunique(dropna=False).gt(1)
+    if not differ.to_numpy().any():
+        return None
+    bad = differ[differ.any(axis=1)]
+    key = bad.index[0] if len(keys) > 1 else (bad.index[0],)
+    rows = d.index[(d[keys] == pd.Series(key, index=keys)).all(axis=1)]
+    col = bad.columns[bad.iloc[0].to_numpy()][0]
+    where = ', '.join(f'{k}={v}' for k, v in zip(keys, key))
+    values = ' vs '.join(map(repr, d.loc[rows, col].tolist()[:3]))
+    return (
+        f'{len(bad)} duplicate ({", ".join(keys)}) key(s) whose rows disagree, first {where}: rows '
+        f'{_rows(rows)} ({col}: {values}); data.on_issue=fill drops only identical copies (it does not choose '
+        'between two readings): remove the wrong rows'
+    )
 
 
 def _time_hint(data: DataConfig) -> str:
@@ -828,7 +880,8 @@ def _load_long(
     df = pd.DataFrame({ic: ids, tc: times})
     flagged = pd.Series(False, index=raw.index)  # rows with a non-numeric or inf value (said once, by column)
     if data.columns is None:  # every column with numbers; text and boolean columns are skipped
-        wanted, rep.skipped_columns = _numeric_columns(raw, wanted, data.target, named)
+        wanted, skipped = _numeric_columns(raw, wanted, data.target, named)
+        rep.skipped_columns += skipped
     _refuse_booleans(raw, wanted)
     for c in wanted:
         v = pd.to_numeric(raw[c], errors='coerce')
@@ -855,6 +908,8 @@ def _load_long(
         dropped = df.loc[dup, ic].value_counts().reindex(dropped.index, fill_value=0)
         if dup.any():
             rep.issues += _per_series(dup, df[ic], f'duplicate ({ic}, {tc}) pair(s)', df[tc])
+            if clash := _conflicts(df, [ic, tc], wanted):
+                raise DataError(f'{path}: {clash}')
         df = df[~dup].rename_axis('__row').reset_index().sort_values([ic, tc], kind='stable').reset_index(drop=True)
         rowno = df.pop('__row')
         flagged = flagged.loc[rowno]

@@ -81,7 +81,8 @@ def panel_borders(split: SplitConfig, frame: pd.DataFrame, time_col: str, id_col
     lengths = ids.groupby(ids, sort=False, observed=True).size()
     lengths.index = lengths.index.astype(str)
     if kind == 'ratio':
-        t, v = (lengths * split.train).astype(int), (lengths * (split.train + split.val)).astype(int)
+        tr, va = split.shares
+        t, v = (lengths * tr).astype(int), (lengths * (tr + va)).astype(int)
     else:
         tm = pd.DatetimeIndex(frame[time_col])
         vs, ts = (split_timestamp(getattr(split, n), f'split.{n}', tm.tz) for n in ('val_start', 'test_start'))

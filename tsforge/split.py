@@ -101,7 +101,7 @@ def split_borders(split: SplitConfig, times: pd.Series, dataset: str | None = No
     if kind == 'ett':
         return ett_borders(len(times))
     if kind == 'ratio':
-        return ratio_borders(len(times), split.train, split.val)
+        return ratio_borders(len(times), *split.shares)
     return date_borders(times, split.val_start, split.test_start)
 
 # %% ../nbs/02_split.ipynb #02-split-006
