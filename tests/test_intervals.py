@@ -217,6 +217,8 @@ def test_http_bands_parity_and_errors(iv_server, trained_iv):
     assert 'available: 80, 95' in r.json()['detail']
     r = requests.post(f'{iv_server}/predict', json={'history': hist, 'levels': 'wide'})
     assert r.status_code == 422 and r.json()['errors'][0]['field'] == 'levels'
+    r = requests.post(f'{iv_server}/predict', json={'history': hist, 'levels': [80, 80.0]})
+    assert r.status_code == 422 and "levels: listed twice: ['80']; ask for each level once" in r.json()['detail']
 
 
 def test_http_drift_warnings_and_metrics(iv_server, trained_iv):

@@ -96,6 +96,12 @@ def _bad(prep):
         ('too few rows', {'history': good[:100]}, 422, 'history: has 100 records; the model needs at least 336'),
         ('missing column', {'history': drop('OT')}, 422, "history.OT: missing column(s) ['OT']"),
         ('missing time column', {'history': drop('date')}, 422, 'history.date: missing time column'),
+        (
+            'spaced column name',
+            {'history': [{('OT ' if k == 'OT' else k): v for k, v in r.items()} for r in good]},
+            422,
+            "history.OT: missing column; the records have 'OT ', which differs only by spaces: send it as 'OT'",
+        ),
         ('NaN', {'history': edit(300, OT=float('nan'))}, 422, 'history[300].OT: missing value (NaN or null)'),
         ('null', {'history': edit(12, OT=None)}, 422, 'history[12].OT: missing value (NaN or null)'),
         ('non-numeric', {'history': edit(7, OT='warm')}, 422, "history[7].OT: non-numeric value 'warm'"),

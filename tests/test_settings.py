@@ -39,6 +39,13 @@ BAD = [
     ('TSFORGE_ALLOWED_MODELS', ' , ', "got ' , ' (no entry); unset the variable to allow any model"),
     ('TSFORGE_ALLOWED_MODELS', '', 'comma separated model names or URIs'),
     ('TSFORGE_MODEL', '   ', 'a model URI'),
+    ('TSFORGE_MODEL', 'models:/x@', "got 'models:/x@': nothing after @ (name an alias)"),
+    ('TSFORGE_MODEL', 'not a uri', 'neither a URI with a scheme nor a model directory'),
+    ('TSFORGE_MODEL', 'models:/x@latest', "'latest': an alias is 1 to 255 letters"),
+    ('TSFORGE_MODEL', 'models:/x/0', 'the version after / is a number from 1 or latest'),
+    ('TSFORGE_MODEL', 'models:/x', 'names neither an alias (@ALIAS) nor a version (/VERSION)'),
+    ('TSFORGE_MODEL', 'runs:/abc', 'runs:/ needs a run id and the artifact path'),
+    ('TSFORGE_ALLOWED_MODELS', 'a, ,b', "got 'a, ,b' (entry 2 of 3 is blank"),
     ('TSFORGE_RELOAD_S', '1_000', "got '1_000'"),
     ('TSFORGE_MAX_ROWS', '\u0661\u0660\u0660', 'an integer of records'),  # Arabic-Indic digits
     ('TSFORGE_CHECK_TIMEOUT_S', '\uff15', 'a number of seconds'),  # a fullwidth 5
@@ -77,6 +84,33 @@ def test_good_settings_and_defaults(monkeypatch):
     assert (s.model, s.reload_s, s.max_rows) == ('models:/m@champion', 15.0, 12)
 
 
+@pytest.mark.parametrize(
+    'uri',
+    [
+        'models:/m/3',
+        'models:/m/latest',
+        'models:/m-0123456789abcdef0123456789abcdef',
+        'runs:/abc123/model',
+        's3://bucket/model',
+        'file:///srv/model',
+    ],
+)
+def test_model_uris_accepted(monkeypatch, uri):
+    monkeypatch.setenv('TSFORGE_MODEL', uri)
+    assert Settings.from_env().model == uri
+
+
+def test_default_alias_is_an_alias(monkeypatch):
+    from tsforge.multimodel import CacheSettings
+
+    for bad in ('latest', 'v3', 'a b'):
+        monkeypatch.setenv('TSFORGE_DEFAULT_ALIAS', bad)
+        with pytest.raises(SettingsError, match=f"^TSFORGE_DEFAULT_ALIAS: expected an alias name, got '{bad}'"):
+            CacheSettings.from_env()
+    monkeypatch.setenv('TSFORGE_DEFAULT_ALIAS', 'staging')
+    assert CacheSettings.from_env().default_alias == 'staging'
+
+
 def test_check_timeout_rounds_up(monkeypatch):
     "MLflow reads its timeout as an integer: never below the seconds asked for."
     for k in ('MLFLOW_HTTP_REQUEST_TIMEOUT', 'MLFLOW_HTTP_REQUEST_MAX_RETRIES', 'MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR'):
@@ -104,6 +138,7 @@ def test_bad_config_is_one_settings_error(monkeypatch):
         {'TSFORGE_API_TOKEN': 'tok\n'},
         {'TSFORGE_CONFIG': 'nope', 'TSFORGE_MODEL': None},
         {'TSFORGE_API_TOKEN_FILE': 'no-such-token-file'},
+        {'TSFORGE_MODEL': 'models:/x@'},
     ],
 )
 def test_server_refuses_to_start(env):

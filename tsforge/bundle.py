@@ -97,6 +97,8 @@ class TsforgeModel(mlflow.pyfunc.PythonModel):
             isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) for v in levels
         ):
             raise RequestError('levels', f'must be a list of numbers (interval levels in percent); got {levels!r:.60}')
+        if dup := sorted({float(v) for v in levels if [float(x) for x in levels].count(float(v)) > 1}):
+            raise RequestError('levels', f'listed twice: {[f"{v:g}" for v in dup]}; ask for each level once')
         if not self.levels:
             raise RequestError('levels', 'this model has no calibrated intervals (trained with intervals.levels: [])')
         try:

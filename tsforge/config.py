@@ -18,11 +18,11 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 # %% auto #0
 __all__ = ['NAME_MAX', 'CALENDAR_FIELDS', 'NOT_SEARCHABLE', 'ENV_RESOLVERS', 'SAFE_RESOLVERS', 'PUBLIC_NAMES', 'MIN_SCRUB',
-           'ConfigError', 'check_name', 'StrictModel', 'DataConfig', 'SplitConfig', 'CVConfig', 'TrackingConfig',
-           'RegistryConfig', 'Distribution', 'choice_label', 'TuneConfig', 'flatten_space', 'HolidaysConfig',
-           'FeaturesConfig', 'IntervalsConfig', 'ExperimentConfig', 'has_key', 'set_key', 'family_config',
-           'check_tune_space', 'validate_config', 'experiments_dir', 'compose_config', 'load_config', 'EnvSecrets',
-           'env_secrets']
+           'ConfigError', 'alias_problem', 'check_name', 'StrictModel', 'DataConfig', 'SplitConfig', 'CVConfig',
+           'TrackingConfig', 'RegistryConfig', 'Distribution', 'choice_label', 'TuneConfig', 'flatten_space',
+           'HolidaysConfig', 'FeaturesConfig', 'IntervalsConfig', 'ExperimentConfig', 'has_key', 'set_key',
+           'family_config', 'check_tune_space', 'validate_config', 'experiments_dir', 'compose_config', 'load_config',
+           'EnvSecrets', 'env_secrets']
 
 # %% ../nbs/00_config.ipynb #00-config-004
 class ConfigError(ValueError):
@@ -36,6 +36,16 @@ NAME_MAX = {  # the longest name each store holds
     'registry.model_name': 256,  # MLflow's registered_models.name column
     'tune.study_name': 512,  # Optuna's studies.study_name column
 }
+
+
+def alias_problem(v: str) -> str | None:
+    "Why `v` is not a registered model alias by MLflow's rule (None: it is one); the config and the server both ask."
+    if not re.fullmatch(r'[\w\-]{1,255}', v) or v.lower() == 'latest' or re.fullmatch(r'[vV]\d+', v):
+        return (
+            f"{v!r}: an alias is 1 to 255 letters, digits, '_' or '-', and not 'latest' or v<number> "
+            f'(MLflow reserves them)'
+        )
+    return None
 
 
 def check_name(v: str, field: str) -> str:
@@ -388,12 +398,9 @@ class RegistryConfig(_Strict):
 
     @field_validator('alias')
     @classmethod
-    def _alias(cls, v):  # MLflow's alias rule
-        if not re.fullmatch(r'[\w\-]{1,255}', v) or v.lower() == 'latest' or re.fullmatch(r'[vV]\d+', v):
-            raise ValueError(
-                f"{v!r}: an alias is 1 to 255 letters, digits, '_' or '-', and not 'latest' or v<number> "
-                f'(MLflow reserves them)'
-            )
+    def _alias(cls, v):
+        if why := alias_problem(v):
+            raise ValueError(why)
         return v
 
 # %% ../nbs/00_config.ipynb #tune-code-1

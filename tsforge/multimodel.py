@@ -44,11 +44,11 @@ class CacheSettings:
     def from_env(cls) -> 'CacheSettings':
         """The settings of the environment (`tsforge.settings.env_number`); a value that is not what the variable
         takes is a `SettingsError` naming the variable and the range (unset or empty: the default)."""
+        from tsforge.config import alias_problem
+
         alias = os.environ.get('TSFORGE_DEFAULT_ALIAS', '').strip() or 'champion'
-        if not _NAME.match(alias):
-            raise SettingsError(
-                f'TSFORGE_DEFAULT_ALIAS: expected an alias name (letters, digits, _.- ), got {alias[:40]!r}'
-            )
+        if why := alias_problem(alias):
+            raise SettingsError(f'TSFORGE_DEFAULT_ALIAS: expected an alias name, got {why}')
         return cls(
             size=env_number('TSFORGE_MODEL_CACHE_SIZE', 8, 1, 100_000, integer=True, unit='models'),
             max_mb=env_number('TSFORGE_MODEL_CACHE_MB', 0.0, 0, 1e9, unit='megabytes (0: no limit)'),

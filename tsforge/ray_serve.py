@@ -11,7 +11,7 @@ import logging
 
 from .guard import mask_userinfo
 from .serve import Server, create_app
-from .settings import Settings, SettingsError, default_model_uri
+from .settings import Settings, SettingsError, check_model_uri, default_model_uri
 
 log = logging.getLogger('tsforge.serve')
 
@@ -83,7 +83,7 @@ def ray_app(args: dict | None = None):
 
     from tsforge.multimodel import CacheSettings
 
-    uri = args.get('model') or default_model_uri()
+    uri = check_model_uri(str(args['model']), 'ray_app: model') if args.get('model') else default_model_uri()
     settings = Settings.from_env()  # the driver's settings (token, allowed models), the same on every replica
     cache = CacheSettings.from_env()
     if cache.max_mb > 0:  # Ray evicts by count only: a memory bound that nothing applies would be hidden

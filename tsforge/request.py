@@ -25,9 +25,9 @@ from .settings import MAX_ROWS
 
 # %% auto #0
 __all__ = ['RequestError', 'RequestTail', 'parse_times', 'model_clock', 'check_arrays', 'zone_steps', 'future_times64',
-           'check_future', 'tail_windows', 'frame_tail', 'check_history', 'request_windows', 'series_tails',
-           'request_windows_long', 'ParsedRequest', 'parse_request', 'attach_future', 'attach_series_futures',
-           'format_times', 'band_keys', 'forecast_body', 'forecast_body_long']
+           'check_future', 'tail_windows', 'spaces_hint', 'frame_tail', 'check_history', 'request_windows',
+           'series_tails', 'request_windows_long', 'ParsedRequest', 'parse_request', 'attach_future',
+           'attach_series_futures', 'format_times', 'band_keys', 'forecast_body', 'forecast_body_long']
 
 # %% ../nbs/08_request.ipynb #8edb47106e1a46a883d545849b8ab81b
 class RequestError(ValueError):
@@ -495,13 +495,19 @@ def tail_windows(state: WindowState, tail: RequestTail, series: int | None = Non
     )
 
 # %% ../nbs/08_request.ipynb #cfe6c3ad
+def spaces_hint(keys, name: str) -> str:
+    "A hint when one of `keys` (a record's) is `name` but for spaces around it (`'OT '` for `OT`); '' otherwise."
+    near = next((k for k in keys if isinstance(k, str) and k != name and k.strip() == name.strip()), None)
+    return '' if near is None else f'; the records have {near!r}, which differs only by spaces: send it as {name!r}'
+
+
 def frame_tail(state: WindowState, history: pd.DataFrame) -> RequestTail:
     "`check_arrays` for a frame of history records (the pyfunc's input)."
     tc = state.time_col
     if not isinstance(history, pd.DataFrame) or history.empty:
         raise RequestError('history', f'empty; send at least {state.input_length} records')
     if tc not in history.columns:
-        raise RequestError(f'history.{tc}', 'missing time column')
+        raise RequestError(f'history.{tc}', 'missing time column' + spaces_hint(history.columns, tc))
     t = history[tc]
     times = t.to_numpy() if isinstance(t.dtype, np.dtype) and t.dtype.kind == 'M' else t.tolist()
     return check_arrays(
@@ -591,7 +597,7 @@ def request_windows_long(state: WindowState, history: pd.DataFrame) -> tuple[Win
     if not isinstance(history, pd.DataFrame) or history.empty:
         raise RequestError('history', f'empty; send at least {state.input_length} records per series')
     if tc not in history.columns:
-        raise RequestError(f'history.{tc}', 'missing time column')
+        raise RequestError(f'history.{tc}', 'missing time column' + spaces_hint(history.columns, tc))
     t = history[tc]
     times = t.to_numpy() if isinstance(t.dtype, np.dtype) and t.dtype.kind == 'M' else t.tolist()
     cols = {
@@ -660,11 +666,13 @@ def parse_request(body: bytes, state: WindowState, max_rows: int = MAX_ROWS) -> 
     tc = state.time_col
     times = _column(hist, tc)
     if None in times and not any(tc in r for r in hist):
-        raise RequestError(f'history.{tc}', 'missing time column')
+        raise RequestError(f'history.{tc}', 'missing time column' + spaces_hint(hist[0], tc))
     cols = {}
     for c in ([state.id_col] if state.long else []) + _history_columns(state):  # long format: the series id too
         col = _column(hist, c)
         if None in col and not any(c in r for r in hist):
+            if hint := spaces_hint(hist[0], c):
+                raise RequestError(f'history.{c}', f'missing column{hint}')
             continue  # absent from every record: check_arrays names it
         cols[c] = col
     future = None
