@@ -101,13 +101,17 @@ def test_short_data_drops_levels_it_cannot_calibrate(store):
     from tsforge.prepare import prepare
     from tsforge.train import fit_evaluate
 
-    cfg = load_config('etth1', ['model=naive', 'input_length=48', 'horizon=12', 'intervals.holdout=0.005'])
+    cfg_overrides_short = ['model=naive', 'input_length=48', 'horizon=12', 'intervals.holdout=0.005']
+    cfg = load_config('etth1', cfg_overrides_short)
     with pytest.warns(
         UserWarning, match=r'too few for \[95.0\] \(a 95% band needs at least 19\); calibrated: \[80.0\]'
     ):
         ev = fit_evaluate(cfg, prepare(cfg))
     assert ev.calibration.levels == [80.0] and 'test_95_coverage' not in ev.metrics
     assert ev.metrics['calibrated_levels'] == 1
+    gate = load_config('etth1', [*cfg_overrides_short, 'registry.metric=test_95_winkler'])
+    with pytest.raises(ConfigError, match='registry.metric=test_95_winkler compares that band'):
+        fit_evaluate(gate, prepare(gate))  # the gate's metric would be missing: the alias could never move
 
 
 def test_chosen_levels_are_never_dropped_and_holdout_leaves_selection_windows(store):

@@ -125,6 +125,12 @@ def fit_evaluate(cfg: ExperimentConfig, prep: Prepared | None = None, keep_predi
                 f'intervals.levels: {len(cy)} calibration windows ({where}) are too few for {dropped} '
                 f'(a {max(dropped):g}% band needs at least {need})'
             )
+            gate = [lv for lv in dropped if cfg.registry.metric.startswith(f'test_{float(lv):g}_')]
+            if gate:  # the promotion gate compares a score of that band: without it the alias could never move
+                raise ConfigError(
+                    f'{msg}; registry.metric={cfg.registry.metric} compares that band: give more calibration '
+                    'windows or choose another registry.metric'
+                )
             if iv.levels != IntervalsConfig.model_fields['levels'].default:  # chosen levels are never dropped
                 raise ConfigError(
                     f'{msg}; lower the levels, give more calibration windows (intervals.holdout, intervals.source: '
