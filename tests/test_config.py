@@ -196,6 +196,10 @@ def test_plain_config_has_no_secrets():
         (['split.test_start=2017-02-01'], 'split.test_start is set but split.kind is auto'),
         (['model=linear', '+model_params.alpha=abc'], "model_params.alpha: 'abc' is not a penalty"),
         (['model=linear', '+model_params.alpha=-1'], 'model_params.alpha: -1.0 is not a penalty'),
+        (['model=linear', '+model_params.alphas=[]'], 'model_params.alphas: []: give the penalties to choose from'),
+        (['model=linear', '+model_params.alphas=[0.0]'], 'model_params.alphas: 0.0 is not a penalty'),  # NaN forecasts
+        (['model=linear', '+model_params.alphas=[1,-2]'], 'model_params.alphas: -2 is not a penalty'),
+        (['+model_params.alpha=0.5', '+model_params.alphas=[1,2]'], 'alphas is set but alpha=0.5 is fixed'),
         (['data.columns=[]'], 'data.columns: an empty list reads no column; use null for every numeric column'),
         (
             ['intervals.levels=[0.8, 0.95]'],
@@ -225,6 +229,10 @@ def test_plain_config_has_no_secrets():
             'split.val is set but the split is date',
         ),
         (['data.id_col=series'], "data.id_col='series' is set but data.format is wide"),
+        (['model=naive', '+features.calendar=[hour]'], 'features: model naive ignores the features section'),
+        (['+features.cyclic=true', '+features.calendar=[weekend]'], 'features.cyclic: true encodes periodic calendar'),
+        (['intervals.levels=[]', 'intervals.method=cqr'], 'intervals.method=cqr is set but intervals.levels is []'),
+        (['intervals.levels=[]', 'intervals.source=cv'], 'intervals.source=cv is set but intervals.levels is []'),
     ],
 )
 def test_values_once_guessed_or_ignored_are_refused(overrides, expected):
@@ -250,6 +258,7 @@ def test_accepted_gate_metrics_and_shares():
 def test_linear_alpha_auto_or_positive():
     assert load_config('etth1', ['model=linear', '+model_params.alpha=0.5']).model_params['alpha'] == 0.5
     assert load_config('etth1', ['model=linear', '+model_params.alpha=auto']).model_params['alpha'] == 'auto'
+    assert load_config('etth1', ['+model_params.alphas=[0.1, 1]']).model_params['alphas'] == [0.1, 1.0]
 
 
 def test_split_dates_and_time_zones(tmp_path):

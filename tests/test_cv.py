@@ -273,11 +273,20 @@ def test_blocked_folds_never_read_the_scored_rows(tmp_path):
     [
         (['cv.window=blocked', 'cv.refit_every=2'], 'cv.refit_every=2'),
         (['cv.window=blocked', 'cv.train_size=500'], 'cv.train_size'),
+        (['cv.train_size=500'], 'cv.train_size=500 applies to cv.window=sliding; an expanding fold trains on every'),
     ],
 )
 def test_bad_blocked_settings_name_the_field(extra, expected):
     with pytest.raises(ConfigError, match=expected):
         load_config('etth2', SMALL + extra)
+
+
+def test_sliding_train_size_beyond_the_first_fold_is_refused():
+    "The early folds would train on fewer rows than cv.train_size, silently: refused, naming the most it can be."
+    cfg = load_config('etth2', ['cv.n_windows=3', 'cv.step=96', 'cv.window=sliding', 'cv.train_size=14200'])
+    with pytest.raises(ConfigError, match=r'cv.train_size=14200: the first fold has only 14112 rows before it'):
+        cv_folds(cfg, 14400)
+    assert cv_folds(cfg.model_copy(update={'cv': cfg.cv.model_copy(update={'train_size': 14112})}), 14400)
 
 
 def test_blocked_folds_refuse_long_data(tmp_path):

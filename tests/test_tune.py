@@ -94,6 +94,21 @@ def tune_runs(study=None):
             ],
             "tune.model_space.lightgbm.model_params.num_leafs: model lightgbm has no parameter 'num_leafs'",
         ),
+        (  # a float range of an integer key: every trial drawing 30.7 would fail
+            ['+tune.space.input_length={low: 24.0, high: 48.0}'],
+            'tune.space.input_length: value 24.5 is not valid for input_length',
+        ),
+        (  # Optuna would trim high to 48 silently
+            ['+tune.space.input_length={low: 24, high: 50, step: 4}'],
+            'tune.space.input_length: step 4 does not divide the range 24..50: the highest value would be 48',
+        ),
+        (  # one Optuna parameter with two distributions: every trial would fail
+            [
+                '+tune.space.model_params.alpha={low: 0.01, high: 1.0, log: true}',
+                '+tune.model_space.linear={model_params.alpha: {low: 0.1, high: 1.0}}',
+            ],
+            'tune.model_space.linear.model_params.alpha: model_params.alpha is searched in tune.space too',
+        ),
         (['tune.sampler=bayes'], "tune.sampler: Input should be 'tpe', 'random', 'cmaes' or 'gp'"),
         (['tune.n_trials=0'], 'tune.n_trials: Input should be greater than or equal to 1'),
     ],

@@ -353,6 +353,11 @@ class CVConfig(_Strict):
             )
         if self.window == 'blocked' and self.train_size is not None:
             raise ValueError('cv.train_size applies to cv.window=sliding; a blocked fold trains on every other row')
+        if self.window == 'expanding' and self.train_size is not None:
+            raise ValueError(
+                f'cv.train_size={self.train_size} applies to cv.window=sliding; an expanding fold trains on every row '
+                'before it (set window: sliding, or leave train_size out)'
+            )
         return self
 
 # %% ../nbs/00_config.ipynb #cebf2145
@@ -463,6 +468,14 @@ class Distribution(_Strict):
             raise ValueError(f'empty range: low ({self.low}) > high ({self.high})')
         if self.step is not None and self.step <= 0:
             raise ValueError(f'step must be > 0; got {self.step}')
+        if self.step is not None:  # Optuna would trim high to the last step silently
+            n = (self.high - self.low) / self.step
+            if abs(n - round(n)) > 1e-9 * max(1.0, abs(n)):
+                top = self.low + int(n) * self.step
+                raise ValueError(
+                    f'step {self.step:g} does not divide the range {self.low:g}..{self.high:g}: the highest value '
+                    f'would be {top:g}, not {self.high:g}; give high: {top:g} or {top + self.step:g}, or another step'
+                )
         if self.log and self.step is not None:
             raise ValueError('give log or step, not both')
         if self.log and self.low <= 0:
@@ -621,6 +634,11 @@ class FeaturesConfig(_Strict):
             dup = sorted({c for c in v if v.count(c) > 1})
             if dup:
                 raise ValueError(f'{name}: listed twice: {dup}')
+        if self.cyclic and not [f for f in self.calendar if f != 'weekend']:  # set but nothing to encode
+            raise ValueError(
+                f'features.cyclic: true encodes periodic calendar fields as sin and cos; features.calendar has none '
+                f'({self.calendar}); add one (hour, dayofweek, month, ...) or leave cyclic out'
+            )
         pairs = [('future', 'past'), ('future', 'static'), ('past', 'static')]
         for a, b in pairs:
             both = sorted(set(getattr(self, a)) & set(getattr(self, b)))
@@ -668,6 +686,13 @@ class IntervalsConfig(_Strict):
     @model_validator(mode='after')
     def _scale(self):
         d = type(self).model_fields  # a setting of the other source would be ignored: refused instead
+        if not self.levels:  # no bands: a band setting would be ignored
+            for k in ('method', 'source', 'holdout', 'folds', 'scale'):
+                if getattr(self, k) != d[k].default:
+                    raise ValueError(
+                        f'intervals.{k}={getattr(self, k)} is set but intervals.levels is [] (no bands are '
+                        f'calibrated); give levels (e.g. [80, 95]), or leave {k} at {d[k].default}'
+                    )
         if self.source == 'val' and self.folds != d['folds'].default:
             raise ValueError(
                 f"intervals.folds={self.folds} is set but intervals.source is val (folds are the cv source's refits; "
@@ -744,6 +769,11 @@ class ExperimentConfig(_Strict):
         check = getattr(model_class(self.model), 'check_input_length', None)
         if check is not None:  # a model whose params bound the input length (an ensemble's members)
             check(params, self.input_length)
+        if self.features.any and not getattr(model_class(self.model), 'uses_covariates', True):
+            raise ValueError(  # set but ignored: the model would train without them and the server demand them
+                f'features: model {self.model} ignores the features section (calendar, holidays, covariates); '
+                'remove it or choose a model that reads it (linear, lightgbm, tft, ...)'
+            )
         # store the complete parameter set (defaults filled in), so runs log every value used
         object.__setattr__(self, 'model_params', params.model_dump())
         return self
@@ -852,7 +882,10 @@ def family_config(raw: dict, family: str, base_model: str) -> dict:
 def _check_dist(raw: dict, key: str, dist: Distribution, field: str):
     import copy
 
-    for v in dist.bounds():
+    probes = dist.bounds()
+    if dist.type == 'float' and dist.high > dist.low:  # a value inside the range: a float may not suit the key
+        probes.append(dist.low + (dist.step or min(0.5, (dist.high - dist.low) / 2)))
+    for v in probes:
         r = copy.deepcopy(raw)
         set_key(r, key, v)
         if key == 'model' and v != raw.get('model'):
@@ -860,7 +893,11 @@ def _check_dist(raw: dict, key: str, dist: Distribution, field: str):
         try:
             ExperimentConfig(**r)
         except ValidationError as e:
-            raise ValueError(f'{field}: value {v!r} is not valid for {key}: {_format_errors(e)}') from None
+            hint = ''
+            if v not in dist.bounds():
+                hint = f'; a float range draws values such as {v!r}: for whole numbers give integer low/high'
+            msg = f'{field}: value {v!r} is not valid for {key}: {_format_errors(e)}'
+            raise ValueError(msg + hint) from None
 
 
 def check_tune_space(cfg: ExperimentConfig):
@@ -917,6 +954,8 @@ def check_tune_space(cfg: ExperimentConfig):
         base = family_config(raw, fam, cfg.model)
         for key, dist in space.items():
             field = f'tune.model_space.{fam}.{key}'
+            if key in t.space:  # two distributions of one Optuna parameter: every trial would fail
+                raise ValueError(f'{field}: {key} is searched in tune.space too; give its distribution once')
             if not key.startswith('model_params.'):
                 raise ValueError(
                     f'{field}: only model_params.<param> keys go under model_space (others under tune.space)'

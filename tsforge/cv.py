@@ -67,8 +67,14 @@ def cv_folds(cfg: ExperimentConfig, n_rows: int, share: float = VAL_SHARE) -> li
         )
     train_size = cv.train_size
     if cv.window == 'sliding':
+        before = n_rows - (cv.n_windows - 1) * step - h - cv.gap  # rows before the first fold
+        if train_size is not None and train_size > before:  # the early folds would train on fewer, silently
+            raise ConfigError(
+                f'cv.train_size={train_size}: the first fold has only {max(before, 0)} rows before it; use at most '
+                f'{max(before, 0)} (null: all of them), or fewer cv.n_windows, a smaller cv.step or cv.horizon'
+            )
         if train_size is None:
-            train_size = n_rows - (cv.n_windows - 1) * step - h - cv.gap  # rows before the first fold
+            train_size = before
         if train_size < need:
             raise ConfigError(
                 f'cv.train_size={train_size}: a sliding training window needs at least {need} rows '

@@ -286,6 +286,29 @@ class Linear(Forecaster):
                 )
             return a
 
+        @field_validator('alphas', mode='before')
+        @classmethod
+        def _alphas(cls, v):
+            vals = v if isinstance(v, (list, tuple)) else None
+            if not vals:
+                raise ValueError(f'{v!r}: give the penalties to choose from, a non-empty list of numbers > 0')
+            bad = [a for a in vals if isinstance(a, bool) or not isinstance(a, (int, float)) or not a > 0]
+            bad += [a for a in vals if a not in bad and not np.isfinite(a)]
+            if bad:  # 0 solves an unregularised (often singular) system, a negative one is no ridge
+                raise ValueError(f'{bad[0]!r} is not a penalty: every alpha to choose from is a number > 0')
+            if len(set(vals)) != len(vals):
+                raise ValueError(f'{sorted({a for a in vals if vals.count(a) > 1})}: listed twice; give each once')
+            return [float(a) for a in vals]
+
+        @model_validator(mode='after')
+        def _alphas_used(self):
+            if self.alpha != 'auto' and self.alphas != type(self).model_fields['alphas'].default:
+                raise ValueError(
+                    f"alphas is set but alpha={self.alpha:g} is fixed (alphas are the choices of alpha: 'auto'); "
+                    'set alpha: auto, or leave alphas out'
+                )
+            return self
+
     def _design(self, X, Y=None):
         x = self._out(X)  # (n, L, C)
         last = x.mean(1, keepdims=True) if self.params.norm == 'mean' else x[:, -1:, :]  # the reference level
