@@ -407,6 +407,8 @@ def _bad_cases(prep, o):
         ('column', edit(lambda b: [r.pop('temp') for r in b['future']]), 'future.temp', 'missing column'),
         ('history', edit(lambda b: [r.pop('temp') for r in b['history']]), 'history.temp', 'missing column'),
         ('notalist', edit(lambda b: b.update(future={'date': 1})), 'future', 'valid list'),
+        ('unread', edit(lambda b: b['future'][0].update(OT=1.0)), 'future[0].OT', 'not read by this model'),
+        ('spaced', edit(lambda b: b['future'][0].update({'temp ': 1.0})), 'future[0].temp ', "did you mean 'temp'?"),
     ]
 
 

@@ -133,10 +133,16 @@ def _bad(prep):
         ('no history', {}, 422, 'history: Field required'),
         ('nested value', {'history': edit(5, OT=[1.0])}, 422, 'history[5].OT'),
         ('infinite', {'history': edit(9, OT=1e999)}, 422, 'history[9].OT: infinite value inf'),
+        (  # a model trained without features would drop them unread
+            'future to a model without features',
+            {'history': good, 'future': [{'date': '2018-06-26 20:00:00', 'temp': 3.0}]},
+            422,
+            'future: this model was trained without features: it reads no future records',
+        ),
     ]
 
 
-@pytest.mark.parametrize('case', range(19))
+@pytest.mark.parametrize('case', range(20))
 def test_bad_requests_get_4xx(app, prep, case):
     name, body, status, expected = _bad(prep)[case]
     r = app.post('/predict', content=json.dumps(body), headers={'content-type': 'application/json'})

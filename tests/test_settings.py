@@ -40,7 +40,7 @@ BAD = [
     ('TSFORGE_ALLOWED_MODELS', '', 'comma separated model names or URIs'),
     ('TSFORGE_MODEL', '   ', 'a model URI'),
     ('TSFORGE_MODEL', 'models:/x@', "got 'models:/x@': nothing after @ (name an alias)"),
-    ('TSFORGE_MODEL', 'not a uri', 'neither a URI with a scheme nor a model directory'),
+    ('TSFORGE_MODEL', 'not a uri', 'neither a URI with a scheme nor a path'),
     ('TSFORGE_MODEL', 'models:/x@latest', "'latest': an alias is 1 to 255 letters"),
     ('TSFORGE_MODEL', 'models:/x/0', 'the version after / is a number from 1 or latest'),
     ('TSFORGE_MODEL', 'models:/x', 'names neither an alias (@ALIAS) nor a version (/VERSION)'),

@@ -287,8 +287,9 @@ def _future_records(state: WindowState, future: pd.DataFrame | None):
     "A frame of future rows -> the parsed `future` records `attach_future` checks (None: none)."
     if future is None:
         return None
-    from tsforge.request import ParsedRequest
+    from tsforge.request import ParsedRequest, check_future_keys
 
+    check_future_keys(state, [c for c in future.columns if future[c].notna().any()])  # empty ones: the pyfunc's frame
     tc = state.time_col
     t = future[tc] if tc in future.columns else pd.Series([None] * len(future))
     times = t.to_numpy() if isinstance(t.dtype, np.dtype) and t.dtype.kind == 'M' else t.tolist()

@@ -97,7 +97,7 @@ def _schemas(server: Server) -> dict:
     future_record = {
         'type': 'object',
         'required': [*ic, tc, *fut_cols],
-        'additionalProperties': True,
+        'additionalProperties': False,
         'properties': {
             **{c: {'type': 'string'} for c in ic},
             tc: {'type': 'string', 'description': 'timestamp of the forecast step'},

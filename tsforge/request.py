@@ -26,8 +26,8 @@ from .settings import MAX_ROWS
 # %% auto #0
 __all__ = ['RequestError', 'RequestTail', 'parse_times', 'model_clock', 'check_arrays', 'zone_steps', 'future_times64',
            'check_future', 'tail_windows', 'spaces_hint', 'frame_tail', 'check_history', 'request_windows',
-           'series_tails', 'request_windows_long', 'ParsedRequest', 'parse_request', 'attach_future',
-           'attach_series_futures', 'format_times', 'band_keys', 'forecast_body', 'forecast_body_long']
+           'series_tails', 'request_windows_long', 'ParsedRequest', 'parse_request', 'check_future_keys',
+           'attach_future', 'attach_series_futures', 'format_times', 'band_keys', 'forecast_body', 'forecast_body_long']
 
 # %% ../nbs/08_request.ipynb #8edb47106e1a46a883d545849b8ab81b
 class RequestError(ValueError):
@@ -681,6 +681,23 @@ def parse_request(body: bytes, state: WindowState, max_rows: int = MAX_ROWS) -> 
     return ParsedRequest(times, cols, len(hist), horizon, future, levels or None)
 
 # %% ../nbs/08_request.ipynb #3f69b517
+def check_future_keys(state: WindowState, keys, field: str = 'future'):
+    """Refuse `future` keys the model would drop unread (`RequestError` naming the key, and what it reads): a record
+    carries the time column, the future covariates (and the series id); a model without features reads none."""
+    fs, tc = state.feature_state, state.time_col
+    read = [*([state.id_col] if state.long else []), tc, *([] if fs is None else fs.future)]
+    extra = next((k for k in keys if k not in read), None)
+    if extra is None:
+        return
+    if fs is None:
+        raise RequestError('future', 'this model was trained without features: it reads no future records; leave out')
+    near = next((c for c in read if isinstance(extra, str) and extra.strip() == c.strip()), None)
+    hint = f'; did you mean {near!r}? (it differs only by spaces)' if near else ''
+    raise RequestError(
+        f'{field}.{str(extra)[:80]}', f'not read by this model: a future record carries {read} and nothing else{hint}'
+    )
+
+
 def _parse_future(fut, state: WindowState, max_rows: int) -> ParsedRequest:
     "The `future` records' structure: a list of objects; their contents are checked by `check_future`."
     if type(fut) is not list:
@@ -691,6 +708,8 @@ def _parse_future(fut, state: WindowState, max_rows: int) -> ParsedRequest:
         i = next(i for i, r in enumerate(fut) if type(r) is not dict)
         raise RequestError(f'future[{i}]', 'Input should be a valid dictionary (a record)')
     tc, fs = state.time_col, state.feature_state
+    for i, r in enumerate(fut):
+        check_future_keys(state, r, f'future[{i}]')
     times = _column(fut, tc)
     if None in times:
         i = times.index(None)

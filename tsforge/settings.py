@@ -303,8 +303,8 @@ def check_model_uri(uri: str, var: str = 'TSFORGE_MODEL') -> str:
         run, _, path = uri[len('runs:/') :].partition('/')
         if not re.fullmatch(r'[0-9a-zA-Z]{1,64}', run) or not path.strip('/'):
             why = 'runs:/ needs a run id and the artifact path of the model, e.g. runs:/<run id>/model'
-    elif not re.match(r'[A-Za-z][A-Za-z0-9+.\-]*:', uri) and not os.path.isdir(uri):
-        why = 'neither a URI with a scheme nor a model directory here'
+    elif not re.match(r'[A-Za-z][A-Za-z0-9+.\-]*:', uri) and os.sep not in uri and not os.path.isdir(uri):
+        why = 'neither a URI with a scheme nor a path (a model directory: ./NAME, or its absolute path)'
     if why:
         raise SettingsError(f'{var}: expected a model URI ({MODEL_URI_FORMS}), got {uri!r:.80}: {why}')
     return uri
