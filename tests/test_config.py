@@ -233,6 +233,34 @@ def test_plain_config_has_no_secrets():
         (['+features.cyclic=true', '+features.calendar=[weekend]'], 'features.cyclic: true encodes periodic calendar'),
         (['intervals.levels=[]', 'intervals.method=cqr'], 'intervals.method=cqr is set but intervals.levels is []'),
         (['intervals.levels=[]', 'intervals.source=cv'], 'intervals.source=cv is set but intervals.levels is []'),
+        # model parameters that were dropped, clamped or ignored, or failed only at fit
+        (['model=seasonal_naive', 'input_length=12'], 'model_params.period=24 must be <= input_length=12'),
+        (
+            ['model=lightgbm', 'input_length=96', '+model_params.features.lags=[2,168]'],
+            'lags: [168] exceed input_length',
+        ),
+        (['model=lightgbm', '+model_params.features.lags=[1,2]'], '1 is the last value itself'),
+        (['model=lightgbm', '+model_params.features.rolling=[24,24]'], 'features.rolling: listed twice: [24]'),
+        (['model=lightgbm', 'input_length=12', '+model_params.features.season=168'], 'season=168 exceeds input_length'),
+        (['model=lightgbm', '+model_params.base=none', '+model_params.folds=3'], 'folds=3 is set but base is none'),
+        (
+            ['model=lightgbm', '+model_params.base=none', '+model_params.linear.alpha=1'],
+            'linear is set but base is none',
+        ),
+        (['model=fits', 'input_length=96', '+model_params.cut_freq=60'], 'cut_freq=60 exceeds the 49 frequencies'),
+        (['model=fits', '+model_params.cut_freq=20', '+model_params.period=12'], 'period=12 set but cut_freq=20'),
+        (['model=segrnn', 'input_length=100'], 'input_length=100 is not a whole number of model_params.seg_len=24'),
+        (['model=sparsetsf', 'input_length=100'], 'input_length=100 is not a whole number of model_params.period=24'),
+        (['model=cyclenet', '+model_params.d_model=64'], 'd_model=64 is set but backbone is linear'),
+        (['model=patchtst', '+model_params.d_model=18'], 'd_model=18 is not a multiple of n_heads=4'),
+        (
+            [
+                'model=ensemble',
+                '+model_params.members=[segrnn,linear]',
+                '+model_params.member_params={segrnn: {seg_len: 25}}',
+            ],
+            'model_params.members.0.model_params.seg_len=25',
+        ),
     ],
 )
 def test_values_once_guessed_or_ignored_are_refused(overrides, expected):
@@ -259,6 +287,9 @@ def test_linear_alpha_auto_or_positive():
     assert load_config('etth1', ['model=linear', '+model_params.alpha=0.5']).model_params['alpha'] == 0.5
     assert load_config('etth1', ['model=linear', '+model_params.alpha=auto']).model_params['alpha'] == 'auto'
     assert load_config('etth1', ['+model_params.alphas=[0.1, 1]']).model_params['alphas'] == [0.1, 1.0]
+    assert load_config('etth1', ['model=lightgbm', 'input_length=96']).model_params['features']['lags'][-1] == 168
+    assert load_config('etth1', ['model=lightgbm', '+model_params.base=none']).model_params['base'] == 'none'
+    assert load_config('etth1', ['model=cyclenet', '+model_params.backbone=mlp', '+model_params.d_model=64'])
 
 
 def test_split_dates_and_time_zones(tmp_path):

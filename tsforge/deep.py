@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from pandas.tseries.frequencies import to_offset
 from pandas.tseries.offsets import Tick
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 from torch import nn
 from tqdm import tqdm
 
@@ -611,6 +611,24 @@ class PatchTST(TorchForecaster):
         lr_decay: float = Field(0.9, gt=0, le=1)
         patience: int = Field(3, ge=1)
 
+        @model_validator(mode='after')
+        def _heads(self):
+            if self.d_model % self.n_heads:
+                raise ValueError(
+                    f'd_model={self.d_model} is not a multiple of n_heads={self.n_heads} (each head takes an equal '
+                    'share of the model width)'
+                )
+            return self
+
+    @staticmethod
+    def check_input_length(params: 'PatchTST.Params', input_length: int):
+        "Raise `ValueError` when the input window holds no whole patch (checked at load, not at fit)."
+        if input_length + params.stride < params.patch_len:
+            raise ValueError(
+                f'input_length={input_length} is too short for model_params.patch_len={params.patch_len} '
+                '(needs input_length + stride >= patch_len)'
+            )
+
     def build(self) -> nn.Module:
         p, st = self.params, self.state
         return PatchTSTNet(
@@ -682,6 +700,26 @@ class FITS(TorchForecaster):
         lr: float = Field(5e-4, gt=0)
         patience: int = Field(5, ge=1)
 
+        @model_validator(mode='after')
+        def _cut(self):
+            d = type(self).model_fields
+            unused = [f'{k}={getattr(self, k)}' for k in ('period', 'harmonics') if getattr(self, k) != d[k].default]
+            if self.cut_freq is not None and unused:
+                raise ValueError(
+                    f'{" and ".join(unused)} set but cut_freq={self.cut_freq} is given (period and harmonics choose '
+                    'the cut only when cut_freq is null); leave them out, or cut_freq'
+                )
+            return self
+
+    @staticmethod
+    def check_input_length(params: 'FITS.Params', input_length: int):
+        "Raise `ValueError` when `cut_freq` asks for more frequencies than the input window has (L // 2 + 1)."
+        if params.cut_freq is not None and params.cut_freq > input_length // 2 + 1:
+            raise ValueError(
+                f'model_params.cut_freq={params.cut_freq} exceeds the {input_length // 2 + 1} frequencies of an '
+                f'input of {input_length} rows (input_length // 2 + 1); use at most that, or null'
+            )
+
     def cut(self) -> int:
         p, L = self.params, self.state.input_length
         return min(p.cut_freq, L // 2 + 1) if p.cut_freq else fits_cut(L, p.period, p.harmonics)
@@ -725,6 +763,18 @@ class SparseTSFNet(nn.Module):
         return self.norm.denorm(y.transpose(1, 2), stats)
 
 # %% ../nbs/07_deep.ipynb #07-deep-sparse-03
+def _whole(input_length: int, n: int, name: str, unit: str):
+    "Raise `ValueError` unless `input_length` is a whole number (one or more) of `n`-row units (`model_params.<name>`)."
+    if input_length < n or input_length % n:
+        lo, hi = input_length // n * n, -(-input_length // n) * n
+        raise ValueError(
+            f'input_length={input_length} is not a whole number of model_params.{name}={n} rows (the oldest '
+            f'{input_length % n if input_length >= n else input_length} would never be read); use input_length '
+            + (f'{lo} or {hi}' if lo else f'{hi}')
+            + f', or another {name}'
+        )
+
+
 class SparseTSF(TorchForecaster):
     "SparseTSF: one linear layer across the periods of each phase of the cycle, shared by phases and series."
 
@@ -738,6 +788,11 @@ class SparseTSF(TorchForecaster):
         batch_size: int = Field(256, ge=1)
         lr: float = Field(0.02, gt=0)
         patience: int = Field(5, ge=1)
+
+    @staticmethod
+    def check_input_length(params: 'SparseTSF.Params', input_length: int):
+        "Raise `ValueError` unless the input window is whole periods (the oldest rows of a partial one are never read)."
+        _whole(input_length, params.period, 'period', 'period')
 
     def build(self) -> nn.Module:
         p, st = self.params, self.state
@@ -809,6 +864,11 @@ class SegRNN(TorchForecaster):
         lr: float = Field(3e-4, gt=0)
         lr_decay: float = Field(0.9, gt=0, le=1)
         patience: int = Field(5, ge=1)
+
+    @staticmethod
+    def check_input_length(params: 'SegRNN.Params', input_length: int):
+        "Raise `ValueError` unless the input window is whole segments (the oldest rows of a partial one go unread)."
+        _whole(input_length, params.seg_len, 'seg_len', 'segment')
 
     def build(self) -> nn.Module:
         p, st = self.params, self.state
@@ -897,6 +957,15 @@ class CycleNet(TorchForecaster):
         lr: float = Field(5e-3, gt=0)
         lr_decay: float = Field(0.9, gt=0, le=1)
         patience: int = Field(5, ge=1)
+
+        @model_validator(mode='after')
+        def _width(self):
+            if self.backbone == 'linear' and self.d_model != type(self).model_fields['d_model'].default:
+                raise ValueError(
+                    f"d_model={self.d_model} is set but backbone is linear (d_model is the mlp backbone's width); set "
+                    'backbone: mlp, or drop d_model'
+                )
+            return self
 
     def build(self) -> nn.Module:
         p, st = self.params, self.state

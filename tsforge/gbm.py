@@ -12,7 +12,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from pandas.tseries.frequencies import to_offset
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from .config import StrictModel
 from .preprocess import WindowState, Windows
@@ -46,7 +46,30 @@ class FeatureSpec(StrictModel):
     def _positive(cls, v):
         if any(k < 1 for k in v):
             raise ValueError(f'must be positive integers; got {v}')
+        if 1 in v:  # every feature is measured from the last value: lag 1 and a 1-row mean would always be 0
+            raise ValueError(
+                f'{v}: 1 is the last value itself, from which every feature is measured (always 0); give values from 2 '
+                '(the last value as a feature: features.level: true)'
+            )
+        if len(set(v)) != len(v):
+            raise ValueError(f'listed twice: {sorted({k for k in v if v.count(k) > 1})}; give each once')
         return v
+
+    def check_input_length(self, input_length: int, field: str = 'model_params.features'):
+        """Raise `ValueError` for lags, rolling windows or a season set longer than the input window (they would be
+        dropped); the defaults' longer ones are dropped as documented."""
+        d = type(self).model_fields
+        for k in ('lags', 'rolling'):
+            over = [x for x in getattr(self, k) if x > input_length]
+            if over and getattr(self, k) != d[k].default:
+                raise ValueError(
+                    f'{field}.{k}: {over} exceed input_length={input_length} (a window holds {input_length} rows and '
+                    'they would be dropped); leave them out or raise input_length'
+                )
+        if self.season > input_length and self.season != d['season'].default:
+            raise ValueError(
+                f'{field}.season={self.season} exceeds input_length={input_length} (the feature would be dropped)'
+            )
 
 # %% ../nbs/06_gbm.ipynb #06-gbm-009
 def step_times(times: np.ndarray, steps: np.ndarray, freq: str) -> pd.DatetimeIndex:
@@ -177,6 +200,26 @@ class LightGBM(Forecaster):
             if v != 'auto' and not 0 <= v <= 1:
                 raise ValueError(f"must be 'auto' or in [0, 1]; got {v}")
             return v
+
+        @model_validator(mode='after')
+        def _base_none(self):
+            "With `base: none` no ridge is fitted: its `linear` params and `folds` would be ignored, so are refused."
+            if self.base == 'none':
+                if self.linear not in ({}, Linear.Params().model_dump()):
+                    raise ValueError(
+                        'linear is set but base is none (no ridge is fitted); set base: linear, or drop it'
+                    )
+                if self.folds != type(self).model_fields['folds'].default:
+                    raise ValueError(
+                        f"folds={self.folds} is set but base is none (folds are the ridge's out-of-fold fits); set "
+                        'base: linear, or drop folds'
+                    )
+            return self
+
+    @staticmethod
+    def check_input_length(params: 'LightGBM.Params', input_length: int):
+        "Raise `ValueError` when lags, rolling windows or the season set in `features` exceed the input window."
+        params.features.check_input_length(input_length)
 
     def _linear(self) -> Linear:
         return Linear(self.params.linear, self.state, self.seed)

@@ -135,6 +135,15 @@ class SeasonalNaive(Forecaster):
         model_config = ConfigDict(extra='forbid')
         period: int = Field(24, ge=1)
 
+    @staticmethod
+    def check_input_length(params: 'SeasonalNaive.Params', input_length: int):
+        "Raise `ValueError` when the season to repeat is longer than the input window (checked at load, not at fit)."
+        if params.period > input_length:
+            raise ValueError(
+                f'model_params.period={params.period} must be <= input_length={input_length} (the season it repeats '
+                'is read from the input window)'
+            )
+
     def _predict_batch(self, w: Windows) -> np.ndarray:
         L, H, p = self.state.input_length, self.state.horizon, self.params.period
         if p > L:
@@ -523,12 +532,21 @@ class Ensemble(Forecaster):
 
     @staticmethod
     def check_input_length(params: 'Ensemble.Params', input_length: int):
-        "Raise `ValueError` naming the member whose own input length exceeds the ensemble's."
+        """Raise `ValueError` naming the member whose own input length exceeds the ensemble's, or whose params do not
+        fit its input length (its model's own `check_input_length`)."""
         for i, m in enumerate(params.members):
             if m.input_length is not None and m.input_length > input_length:
                 raise ValueError(
                     f'model_params.members.{i}.input_length={m.input_length} must be <= input_length={input_length}'
                 )
+            cls = model_class(m.model)
+            if (check := getattr(cls, 'check_input_length', None)) is not None:
+                try:
+                    check(cls.Params(**m.model_params), m.input_length or input_length)
+                except ValueError as e:
+                    raise ValueError(
+                        str(e).replace('model_params.', f'model_params.members.{i}.model_params.')
+                    ) from None
 
     def __init__(self, params=None, state=None, seed=0):
         super().__init__(params, state, seed)
