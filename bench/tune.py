@@ -59,7 +59,7 @@ def search_overrides(args, ds, H, model, trials, executor='serial', pruner='medi
         'tune.retrain=false',
         'intervals.levels=[]',  # the protocol's point forecasts, as the published figures
         f'tune.n_startup_trials={args.startup}',
-        'tune.pruner_startup_trials=3',
+        *(['tune.pruner_startup_trials=3'] if pruner == 'median' else []),  # only the median pruner reads it
         f'tune.study_name=bench{tag}-{ds}-{model}-h{H}',
     ]
     if model == 'lightgbm':

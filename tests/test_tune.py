@@ -20,8 +20,6 @@ SMALL = [
     'cv.n_windows=3',
     'cv.horizon=240',
     'cv.step=240',
-    'tune.n_startup_trials=2',
-    'tune.pruner_startup_trials=2',
 ]
 SPACE = [
     '+tune.space.input_length={low: 48, high: 192, step: 48}',
@@ -39,8 +37,22 @@ GBM = [
 ]
 
 
+def startup(overrides):
+    """`overrides` with 2 random trials before the sampler's model and 2 before the median pruner prunes, where the
+    search reads them (a setting the chosen sampler or pruner does not read is refused)."""
+    o = list(overrides)
+    given = lambda key: any(x.startswith(f'tune.{key}=') for x in o)
+    if 'tune.sampler=random' not in o and not given('n_startup_trials'):
+        o.append('tune.n_startup_trials=2')
+    if not any(x.startswith('tune.pruner=') and x != 'tune.pruner=median' for x in o) and not given(
+        'pruner_startup_trials'
+    ):
+        o.append('tune.pruner_startup_trials=2')
+    return o
+
+
 def small(*extra, space=SPACE, config='etth1'):
-    return load_config(config, SMALL + list(space) + list(extra))
+    return load_config(config, startup(SMALL + list(space) + list(extra)))
 
 
 @pytest.fixture(scope='module')
@@ -109,6 +121,16 @@ def tune_runs(study=None):
             ],
             'tune.model_space.linear.model_params.alpha: model_params.alpha is searched in tune.space too',
         ),
+        (
+            ['tune.sampler=random', 'tune.n_startup_trials=3'],
+            'tune.n_startup_trials=3 is set but tune.sampler is random',
+        ),
+        (
+            ['tune.pruner=none', 'tune.pruner_startup_trials=3'],
+            'tune.pruner_startup_trials=3 is set but tune.pruner is',
+        ),
+        (['tune.executor=serial', 'tune.n_workers=4'], 'tune.n_workers=4 is set but tune.executor is serial'),
+        (['cv.executor=serial', 'cv.n_jobs=4'], 'cv.n_jobs=4 is set but cv.executor is serial'),
         (['tune.sampler=bayes'], "tune.sampler: Input should be 'tpe', 'random', 'cmaes' or 'gp'"),
         (['tune.n_trials=0'], 'tune.n_trials: Input should be greater than or equal to 1'),
     ],
@@ -341,7 +363,7 @@ def start_job(tmp_path, overrides):
     script.write_text(JOB)
     env = {**os.environ, 'PYTHONPATH': str(ROOT)}
     return subprocess.Popen(
-        [sys.executable, str(script), *overrides],
+        [sys.executable, str(script), *startup(overrides)],
         env=env,
         cwd=tmp_path,
         stdout=subprocess.PIPE,
@@ -457,7 +479,7 @@ def test_tune_job_papermill_with_gate(home, tmp_path):
         load_config('etth1', ['name=gate', 'model=naive', 'input_length=96', 'horizon=24'])
     )  # the champion to beat
     assert weak.version == '1' and weak.promoted
-    overrides = SMALL + [
+    overrides = startup(SMALL) + [
         'name=gate',
         'tune.n_trials=4',
         'tune.executor=serial',  # worker processes (local, ray): the kill, resume and Ray tests
@@ -657,9 +679,9 @@ def test_killed_job_resumed_every_trial_has_a_child_run(home, tmp_path):
     # to fail: then the scenario is run again on a fresh study (a race of the test, not of the code under test)
     for attempt in range(3):
         url, name = f'sqlite:///{tmp_path / f"resume{attempt}.db"}', f'resume-after-kill-{attempt}'
-        overrides = SMALL + GBM
+        overrides = startup(SMALL + GBM + ['tune.pruner=none'])
         overrides += [f'tune.storage={url}', f'tune.study_name={name}', 'tune.executor=local', 'tune.n_workers=2']
-        overrides += ['tune.n_trials=4', 'tune.heartbeat_interval=1', 'tune.grace_period=2', 'tune.pruner=none']
+        overrides += ['tune.n_trials=4', 'tune.heartbeat_interval=1', 'tune.grace_period=2']
         overrides += ['tune.retrain=false']
         proc = subprocess.Popen(
             [sys.executable, str(script), *overrides],

@@ -353,6 +353,11 @@ class CVConfig(_Strict):
             )
         if self.window == 'blocked' and self.train_size is not None:
             raise ValueError('cv.train_size applies to cv.window=sliding; a blocked fold trains on every other row')
+        if self.executor == 'serial' and self.n_jobs != type(self).model_fields['n_jobs'].default:
+            raise ValueError(
+                f'cv.n_jobs={self.n_jobs} is set but cv.executor is serial (one fold at a time), which does not read '
+                'it; use executor: local or ray, or leave n_jobs at 2'
+            )
         if self.window == 'expanding' and self.train_size is not None:
             raise ValueError(
                 f'cv.train_size={self.train_size} applies to cv.window=sliding; an expanding fold trains on every row '
@@ -556,6 +561,27 @@ class TuneConfig(_Strict):
     @classmethod
     def _name(cls, v):
         return v if v is None else check_name(v, 'tune.study_name')
+
+    @model_validator(mode='after')
+    def _read(self):
+        "A setting the chosen sampler, pruner or executor does not read is refused: it would be ignored."
+        d = type(self).model_fields
+        for key, ignored, why, fix in (
+            ('n_startup_trials', self.sampler == 'random', f'sampler is {self.sampler}', 'sampler: tpe, gp or cmaes'),
+            ('pruner_startup_trials', self.pruner != 'median', f'pruner is {self.pruner}', 'pruner: median'),
+            (
+                'n_workers',
+                self.executor == 'serial',
+                'executor is serial (one trial at a time)',
+                'executor: local or ray',
+            ),
+        ):
+            if ignored and getattr(self, key) != d[key].default:
+                raise ValueError(
+                    f'tune.{key}={getattr(self, key)} is set but tune.{why}, which does not read it; use {fix}, or '
+                    f'leave it at {d[key].default}'
+                )
+        return self
 
     @field_validator('space', mode='before')
     @classmethod
