@@ -135,7 +135,7 @@ def _bad(prep):
         ('infinite', {'history': edit(9, OT=1e999)}, 422, 'history[9].OT: infinite value inf'),
         (  # a model trained without features would drop them unread
             'future to a model without features',
-            {'history': good, 'future': [{'date': '2018-06-26 20:00:00', 'temp': 3.0}]},
+            {'history': good, 'future': [{'date': '2018-06-26 20:00:00'}]},
             422,
             'future: this model was trained without features: it reads no future records',
         ),

@@ -87,9 +87,12 @@ def _schemas(server: Server) -> dict:
                     + (
                         f' ({", ".join(fut_cols)}); required by this model'
                         if fut_cols
-                        else '; not needed by this model'
+                        else '; optional: this model reads only their times'
+                        if fs
+                        else '; this model was trained without features: leave it out (or send [])'
                     )
                 ),
+                **({} if fs or not st else {'maxItems': 0}),
             },
         },
     }

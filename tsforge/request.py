@@ -685,12 +685,14 @@ def check_future_keys(state: WindowState, keys, field: str = 'future'):
     """Refuse `future` keys the model would drop unread (`RequestError` naming the key, and what it reads): a record
     carries the time column, the future covariates (and the series id); a model without features reads none."""
     fs, tc = state.feature_state, state.time_col
+    if fs is None and len(keys):
+        raise RequestError(
+            'future', 'this model was trained without features: it reads no future records; leave future out'
+        )
     read = [*([state.id_col] if state.long else []), tc, *([] if fs is None else fs.future)]
     extra = next((k for k in keys if k not in read), None)
     if extra is None:
         return
-    if fs is None:
-        raise RequestError('future', 'this model was trained without features: it reads no future records; leave out')
     near = next((c for c in read if isinstance(extra, str) and extra.strip() == c.strip()), None)
     hint = f'; did you mean {near!r}? (it differs only by spaces)' if near else ''
     raise RequestError(
