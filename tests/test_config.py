@@ -233,6 +233,19 @@ def test_plain_config_has_no_secrets():
         (['+features.cyclic=true', '+features.calendar=[weekend]'], 'features.cyclic: true encodes periodic calendar'),
         (['intervals.levels=[]', 'intervals.method=cqr'], 'intervals.method=cqr is set but intervals.levels is []'),
         (['intervals.levels=[]', 'intervals.source=cv'], 'intervals.source=cv is set but intervals.levels is []'),
+        (['seed=-5'], 'seed: Input should be greater than or equal to 0'),  # numpy's SeedSequence failed at fit
+        (['tune.seed=4294967296'], 'tune.seed: Input should be less than or equal to 4294967295'),
+        (['tune.storage=sqlite:///:memory:'], 'an in-memory SQLite database is private to each connection'),
+        (['tune.grace_period=2', 'tune.heartbeat_interval=10'], 'tune.grace_period=2 must exceed tune.heartbeat'),
+        (['data.sha256=abc'], "data.sha256: 'abc' is not a sha256 checksum (64 hexadecimal digits"),
+        (['data.max_repair_share=0.5'], 'data.max_repair_share=0.5 is set but data.on_issue is fail'),
+        (['split.kind=ratio', 'split.val=0'], 'split.val: Input should be greater than 0'),
+        (['registry.enabled=false', 'registry.promote=always'], 'registry.promote=always is set but registry.enabled'),
+        (['mode=M', 'data.columns=[HUFL,OT]', '+features.future=[HUFL]'], "data.columns: 'HUFL' is also in features"),
+        (['model=patchtst', '+model_params.stride=24'], 'stride=24 exceeds patch_len=16: the 8 rows between'),
+        (['model=tft', '+model_params.quantiles=[0.1,0.1,0.9]'], 'model_params.quantiles: listed twice: [0.1]'),
+        (['model=tft', '+model_params.n_heads=32'], 'n_heads=32 exceeds d_model=16'),
+        (['model=dlinear', 'input_length=24'], 'model_params.kernel_size=25 exceeds input_length=24'),
         # model parameters that were dropped, clamped or ignored, or failed only at fit
         (['model=seasonal_naive', 'input_length=12'], 'model_params.period=24 must be <= input_length=12'),
         (
@@ -289,6 +302,7 @@ def test_linear_alpha_auto_or_positive():
     assert load_config('etth1', ['+model_params.alphas=[0.1, 1]']).model_params['alphas'] == [0.1, 1.0]
     assert load_config('etth1', ['model=lightgbm', 'input_length=96']).model_params['features']['lags'][-1] == 168
     assert load_config('etth1', ['model=lightgbm', '+model_params.base=none']).model_params['base'] == 'none'
+    assert load_config('etth1', ['data.sha256=' + 'AB' * 32]).data.sha256 == 'ab' * 32  # compared in lower case
     assert load_config('etth1', ['model=cyclenet', '+model_params.backbone=mlp', '+model_params.d_model=64'])
 
 

@@ -339,6 +339,7 @@ def test_time_format_list_that_clashes(tmp_path):
         ({'sep': ';;'}, 'a separator is one character'),
         ({'sep': ',', 'decimal': ','}, 'data.sep and data.decimal are both'),
         ({'max_repair_share': 1.5}, 'less than or equal to 1'),
+        ({'format': 'long', 'id_col': 'date'}, "data.id_col and data.time_col are both 'date'"),
     ],
 )
 def test_new_data_settings_are_checked(kw, msg):
@@ -779,7 +780,9 @@ def test_duplicates_that_disagree_are_not_chosen_between(tmp_path):
     p = write(tmp_path, head + '2020-01-01 01:00,3,5\n2020-01-01 02:00,4,5\n')
     for on_issue in ('fail', 'fill'):  # which reading is right is not for tsforge to guess
         with pytest.raises(DataError, match=r'first ts=2020-01-01 01:00:00: rows 1, 2 \(y: 2.0 vs 3.0\)'):
-            load_frame(cfg(p, on_issue=on_issue, max_repair_share=1, columns=['y', 'x']))
+            load_frame(
+                cfg(p, on_issue=on_issue, columns=['y', 'x'], **({'max_repair_share': 1} if on_issue == 'fill' else {}))
+            )
     p = write(tmp_path, head + '2020-01-01 01:00,2,5\n2020-01-01 02:00,4,5\n')  # identical copies: fill drops one
     df, rep = load_frame(cfg(p, on_issue='fill', max_repair_share=1))
     assert df.y.tolist() == [1, 2, 4] and rep.repaired == 1

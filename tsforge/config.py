@@ -145,7 +145,7 @@ class DataConfig(_Strict):
     columns: list[str] | None = None  # columns the model may read; None: every numeric column
     freq: str | None = None  # pandas frequency alias; None: inferred from the timestamps
     on_issue: Literal['fail', 'fill'] = 'fail'
-    sha256: str | None = None  # expected checksum of `path`
+    sha256: str | None = None  # expected checksum of `path` (64 hex digits)
     tz: str | None = None  # time zone (e.g. UTC, Europe/Paris) to convert timestamps to; None: keep as read
     time_format: str | list[str] | None = None  # strptime format(s) of the time column; None: recognised shapes only
     dayfirst: bool | None = None  # 01/07/2016: true 1 July, false 7 January; None: only when the values decide
@@ -167,6 +167,13 @@ class DataConfig(_Strict):
                 what = f'unknown directive(s) {", ".join("%" + c for c in bad)}' if codes else 'no % directive'
                 raise ValueError(f'{f!r} is not a strptime format ({what}); e.g. %Y-%m-%d %H:%M:%S or %d/%m/%Y %H:%M')
         return v
+
+    @field_validator('sha256')
+    @classmethod
+    def _hex(cls, v):
+        if v is not None and not re.fullmatch(r'[0-9a-fA-F]{64}', v.strip()):
+            raise ValueError(f'{v!r:.80} is not a sha256 checksum (64 hexadecimal digits, as `sha256sum FILE` prints)')
+        return v if v is None else v.strip().lower()
 
     @field_validator('sep')
     @classmethod
@@ -246,6 +253,8 @@ class DataConfig(_Strict):
             raise ValueError(f'data.path: file not found: {self.path!r}')
         if self.format == 'long' and not self.id_col:
             raise ValueError('data.format=long needs data.id_col (the column naming each series, e.g. unique_id)')
+        if self.format == 'long' and self.id_col == self.time_col:
+            raise ValueError(f'data.id_col and data.time_col are both {self.id_col!r}; name two different columns')
         if self.format == 'long' and self.dataset is not None:
             raise ValueError(f'data.format=long reads data.path; the ETT dataset {self.dataset} is wide')
         if self.format == 'wide' and self.id_col is not None:
@@ -257,6 +266,15 @@ class DataConfig(_Strict):
             raise ValueError('give data.time_format or data.dayfirst, not both (a format already fixes the day order)')
         if self.sep is not None and self.sep == self.decimal:
             raise ValueError(f'data.sep and data.decimal are both {self.sep!r}; they must differ')
+        if self.path is not None and Path(self.path).suffix.lower() in ('.parquet', '.pq'):
+            given = [k for k in ('sep', 'decimal') if getattr(self, k) is not None]
+            if given:  # a parquet file has typed columns: no separator or decimal mark to read
+                raise ValueError(f'data.{given[0]} applies to CSV files; {self.path!r} is parquet (leave it null)')
+        if self.on_issue == 'fail' and self.max_repair_share != type(self).model_fields['max_repair_share'].default:
+            raise ValueError(
+                f'data.max_repair_share={self.max_repair_share:g} is set but data.on_issue is fail (nothing is '
+                'repaired); set on_issue: fill, or leave max_repair_share at 0.05'
+            )
         keys = [('data.time_col', self.time_col)] + ([('data.id_col', self.id_col)] if self.format == 'long' else [])
         for name in ('target', 'columns'):
             for key, col in keys:
@@ -278,7 +296,7 @@ class SplitConfig(_Strict):
 
     kind: Literal['auto', 'ett', 'ratio', 'date'] = 'auto'  # auto: ett for the ETT datasets, ratio otherwise
     train: float | None = Field(None, gt=0, lt=1)  # ratio split: train share (None: 0.7)
-    val: float | None = Field(None, ge=0, lt=1)  # ratio split: validation share (None: 0.1)
+    val: float | None = Field(None, gt=0, lt=1)  # ratio split: validation share (None: 0.1)
     val_start: str | None = None
     test_start: str | None = None
 
@@ -413,6 +431,19 @@ class RegistryConfig(_Strict):
             raise ValueError(why)
         return v
 
+    @model_validator(mode='after')
+    def _enabled(self):
+        "With `enabled: false` nothing is registered or promoted: a changed alias, promote or metric would be ignored."
+        if not self.enabled:
+            d = type(self).model_fields
+            for k in ('alias', 'promote', 'metric'):
+                if getattr(self, k) != d[k].default:
+                    raise ValueError(
+                        f'registry.{k}={getattr(self, k)} is set but registry.enabled is false (nothing is registered '
+                        f'or promoted); set enabled: true, or leave {k} at {d[k].default}'
+                    )
+        return self
+
 # %% ../nbs/00_config.ipynb #tune-code-1
 class Distribution(_Strict):
     """One searched config key: an int or float range (`low`, `high`, optional `log` or `step`) or `choices`. A choice
@@ -538,7 +569,7 @@ class TuneConfig(_Strict):
     n_trials: int = Field(20, ge=1)  # trials in the study in total (a rerun of the same study resumes up to it)
     timeout: float | None = Field(None, gt=0)  # seconds of search per job; queued trials left wait for a rerun
     sampler: Literal['tpe', 'random', 'cmaes', 'gp'] = 'tpe'
-    seed: int | None = None  # sampler seed; None: the experiment's seed
+    seed: int | None = Field(None, ge=0, le=2**32 - 1)  # sampler seed; None: the experiment's seed
     n_startup_trials: int = Field(10, ge=0)  # random trials before tpe / gp / cmaes use their model
     pruner: Literal['median', 'successive_halving', 'hyperband', 'none'] = 'median'
     pruner_startup_trials: int = Field(5, ge=0)  # median: finished trials before any trial is pruned
@@ -562,10 +593,25 @@ class TuneConfig(_Strict):
     def _name(cls, v):
         return v if v is None else check_name(v, 'tune.study_name')
 
+    @field_validator('storage')
+    @classmethod
+    def _shared(cls, v):
+        if v is not None and re.fullmatch(r'sqlite(\+\w+)?://(/:memory:.*)?', v.strip()):
+            raise ValueError(
+                f'{v!r}: an in-memory SQLite database is private to each connection, so the job and its workers '
+                'would each see an empty study; give a file (sqlite:///optuna.db) or a server URL'
+            )
+        return v
+
     @model_validator(mode='after')
     def _read(self):
         "A setting the chosen sampler, pruner or executor does not read is refused: it would be ignored."
         d = type(self).model_fields
+        if self.grace_period is not None and self.grace_period <= self.heartbeat_interval:
+            raise ValueError(  # a running trial would be declared dead between two of its heartbeats
+                f'tune.grace_period={self.grace_period} must exceed tune.heartbeat_interval={self.heartbeat_interval} '
+                '(a live trial beats once per interval); use at least twice the interval, or null'
+            )
         for key, ignored, why, fix in (
             ('n_startup_trials', self.sampler == 'random', f'sampler is {self.sampler}', 'sampler: tpe, gp or cmaes'),
             ('pruner_startup_trials', self.pruner != 'median', f'pruner is {self.pruner}', 'pruner: median'),
@@ -765,7 +811,7 @@ class ExperimentConfig(_Strict):
     horizon: int = Field(96, ge=1)
     model: str = 'linear'
     model_params: dict[str, Any] = {}
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1)  # numpy, torch, LightGBM and Optuna seeds take 0..2**32-1
     split: SplitConfig = SplitConfig()
     cv: CVConfig = CVConfig()
     tracking: TrackingConfig = TrackingConfig()
@@ -795,6 +841,13 @@ class ExperimentConfig(_Strict):
         check = getattr(model_class(self.model), 'check_input_length', None)
         if check is not None:  # a model whose params bound the input length (an ensemble's members)
             check(params, self.input_length)
+        both = [c for c in self.data.columns or [] if c in {*self.features.future, *self.features.past}]
+        if both:  # it would silently stop being a series and become a covariate
+            kind = 'future' if both[0] in self.features.future else 'past'
+            raise ValueError(
+                f'data.columns: {both[0]!r} is also in features.{kind}; a column is a series the model forecasts or '
+                'reads (data.columns) or a covariate (features.*), not both'
+            )
         if self.features.any and not getattr(model_class(self.model), 'uses_covariates', True):
             raise ValueError(  # set but ignored: the model would train without them and the server demand them
                 f'features: model {self.model} ignores the features section (calendar, holidays, covariates); '

@@ -456,6 +456,15 @@ class DLinear(TorchForecaster):
         lr_decay: float = Field(0.5, gt=0, le=1)
         patience: int = Field(3, ge=1)
 
+    @staticmethod
+    def check_input_length(params: 'DLinear.Params', input_length: int):
+        "Raise `ValueError` when the trend's window is longer than the input (it would average mostly padding)."
+        if params.kernel_size > input_length:
+            raise ValueError(
+                f'model_params.kernel_size={params.kernel_size} exceeds input_length={input_length} (the trend would '
+                'average mostly padding); use at most input_length'
+            )
+
     def build(self) -> nn.Module:
         p, st = self.params, self.state
         return DLinearNet(st.input_length, st.horizon, len(st.columns_out), p.kernel_size, p.individual, p.norm)
@@ -613,6 +622,11 @@ class PatchTST(TorchForecaster):
 
         @model_validator(mode='after')
         def _heads(self):
+            if self.stride > self.patch_len:  # the rows between two patches would never be read
+                raise ValueError(
+                    f'stride={self.stride} exceeds patch_len={self.patch_len}: the {self.stride - self.patch_len} rows '
+                    'between two patches would never be read; use a stride of at most patch_len'
+                )
             if self.d_model % self.n_heads:
                 raise ValueError(
                     f'd_model={self.d_model} is not a multiple of n_heads={self.n_heads} (each head takes an equal '

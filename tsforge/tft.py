@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from torch import nn
 
 from .deep import InstanceNorm, TorchForecaster, TrainParams, predict_module, torch_threads
@@ -189,7 +189,15 @@ class TFT(TorchForecaster):
         def _q(cls, v):
             if not v or any(not 0 < q < 1 for q in v):
                 raise ValueError(f'quantiles must lie strictly between 0 and 1; got {v}')
+            if len(set(v)) != len(v):  # a second output of the same quantile
+                raise ValueError(f'listed twice: {sorted({q for q in v if v.count(q) > 1})}; give each quantile once')
             return sorted(v)
+
+        @model_validator(mode='after')
+        def _heads(self):
+            if self.n_heads > self.d_model:  # each head needs at least one of the model's dimensions
+                raise ValueError(f'n_heads={self.n_heads} exceeds d_model={self.d_model}; use at most d_model heads')
+            return self
 
     def build(self) -> nn.Module:
         p, st = self.params, self.state
