@@ -166,6 +166,9 @@ def test_refused_unknown_and_malformed_models_name_the_model(client, models, fra
         '/models/mm-07@/predict',  # once champion
         '/models/%20mm-07%20/predict',  # once trimmed
         '/models/mm-07/metadata?foo=1',
+        '/models/mm-07@latest/predict',  # once served: MLflow reserves 'latest' (refused in the config too)
+        '/models/mm-07/predict?alias=champion%20',  # once a 404 "not registered"
+        '/models/mm-07/predict?alias=v2',
     ],
 )
 def test_model_references_are_never_guessed(client, models, frame, path):

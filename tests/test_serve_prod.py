@@ -258,6 +258,14 @@ def test_startup_says_whether_auth_and_allow_list_are_on(small, caplog):
         assert len(lines) == 1 and lines[0].startswith(want) and 's3cret' not in lines[0], lines
 
 
+def test_max_rows_below_the_input_length_fails_the_load(small):
+    "TSFORGE_MAX_ROWS below the model's input length: a failed load naming it, not a ready server that 422s everyone."
+    with app_client('models:/serve-small@champion', {'TSFORGE_MAX_ROWS': '10', 'TSFORGE_RETRY_S': '30'}) as http:
+        r = http.get('/ready')
+        assert r.status_code == 503 and r.json()['status'] == 'failed', r.text
+        assert 'TSFORGE_MAX_ROWS=10 is below the 24 history records this model reads' in r.text, r.text
+
+
 def test_errors_carry_no_secrets_or_paths(small, tmp_path):
     leaky = {
         'MLFLOW_TRACKING_URI': 'http://alice:pa55w0rd@127.0.0.1:9/',

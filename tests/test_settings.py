@@ -32,6 +32,11 @@ BAD = [
     ('TSFORGE_CHECK_RETRIES', '2.7', 'an integer of retries >= 0 and <= 100'),
     ('TSFORGE_ADAPTIVE_GAMMA', 'abc', '> 0 and <= 1'),
     ('TSFORGE_ADAPTIVE_MAX_ISSUED', '0', '>= 1'),
+    (
+        'TSFORGE_ADAPTIVE_GAMMA',
+        '0.5',
+        "unset while TSFORGE_ADAPTIVE is off (nothing reads it), got '0.5'",
+    ),  # was ignored
     ('TSFORGE_API_TOKEN', ' s3cret', 'without spaces'),
     ('TSFORGE_API_TOKEN', 's3cret\n', 'a trailing newline?'),
     ('TSFORGE_API_TOKEN', 's3 cret', 'without spaces'),

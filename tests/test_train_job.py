@@ -123,6 +123,19 @@ def test_failed_job_bad_data_marks_failed_and_moves_no_alias(trained, tmp_path):
     assert champion() == before_alias and set(versions()) == before_versions
 
 
+def test_deleted_tracking_experiment_is_named(trained):
+    "An experiment in MLflow's trash: one ConfigError naming tracking.experiment and how to restore it, not MLflow's."
+    from tsforge.config import ConfigError
+
+    cfg = load_config('etth1', ['model=naive', 'input_length=48', 'horizon=12', 'tracking.experiment=binned'])
+    client = MlflowClient()
+    client.delete_experiment(store.experiment_id('binned'))
+    with pytest.raises(
+        ConfigError, match=r"tracking.experiment: 'binned' is a deleted MLflow experiment .* restore it"
+    ):
+        train(cfg)
+
+
 def test_failed_job_in_fit_marks_failed(trained):
     "The job's library call (`train`, what nbs/train.ipynb calls) failing in fit: the run FAILED, no alias moved."
     before_alias, before_versions = champion(), set(versions())

@@ -95,8 +95,10 @@ def model_ref(ref: str, alias: str | None = None, version: str | None = None, de
             )
         return f'{name}/{int(v)}'
     a = ref_alias if ref_alias else alias if alias is not None else default_alias
-    if not _NAME.match(a):
-        raise ModelError(422, name, f'model {name!r}: alias {a[:32]!r} is not a valid alias')
+    from tsforge.config import alias_problem  # the one alias rule of the config, the settings and the server
+
+    if why := alias_problem(a):
+        raise ModelError(422, name, f'model {name!r}: alias {why[:200]}')
     return f'{name}@{a}'
 
 # %% ../nbs/30_multimodel.ipynb #1c51cf29

@@ -110,6 +110,11 @@ class ServedModel:
                 if bad := bundle.version_mismatches(info['run_id']):
                     log.warning('%s was logged with other package versions: %s', pinned, '; '.join(bad))
         st = model.state
+        if st.input_length > self.settings.max_rows:  # every request would be a 422 that blames the client
+            raise ValueError(
+                f'TSFORGE_MAX_ROWS={self.settings.max_rows} is below the {st.input_length} history records this model '
+                f'reads per forecast, so no request could be served; set it to at least {st.input_length}'
+            )
         off = to_offset(st.freq)
         step = np.timedelta64(off.nanos, 'ns') if isinstance(off, Tick) else np.timedelta64(1, 'D')
         tail = RequestTail(

@@ -109,6 +109,12 @@ class Settings:
             adaptive_gamma=env_number('TSFORGE_ADAPTIVE_GAMMA', 0.005, 0, 1, lo_open=True),
             adaptive_max_issued=env_number('TSFORGE_ADAPTIVE_MAX_ISSUED', 1000, 1, 10_000_000, True, unit='forecasts'),
         )
+        unread = [v for v in ('TSFORGE_ADAPTIVE_GAMMA', 'TSFORGE_ADAPTIVE_MAX_ISSUED') if e(v) is not None]
+        if unread and s.adaptive is None:  # set for an adaptation that is off: it would be ignored
+            raise SettingsError(
+                f'{unread[0]}: expected unset while TSFORGE_ADAPTIVE is off (nothing reads it), got '
+                f'{e(unread[0])!r:.40}; set TSFORGE_ADAPTIVE=aci or qt to adapt the bands, or unset it'
+            )
         return dataclasses.replace(s, **{k: v for k, v in kw.items() if v is not None})
 
     def overdue_after(self) -> float:

@@ -232,6 +232,14 @@ def experiment_id(name: str) -> str:
         loc = (db.parent / 'artifacts').as_uri() if db else None
         for attempt in range(5):
             if exp := client.get_experiment_by_name(name):
+                if exp.lifecycle_stage == 'deleted':  # MLflow refuses runs in it, with an error naming no setting
+                    from tsforge.config import ConfigError
+
+                    raise ConfigError(
+                        f'tracking.experiment: {name!r} is a deleted MLflow experiment (id {exp.experiment_id}, in '
+                        f'the trash); restore it (mlflow experiments restore --experiment-id {exp.experiment_id}) or '
+                        'choose another name'
+                    )
                 return exp.experiment_id
             try:
                 return client.create_experiment(name, artifact_location=loc)
