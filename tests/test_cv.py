@@ -280,6 +280,16 @@ def test_sliding_train_size_beyond_the_first_fold_is_refused():
     with pytest.raises(ConfigError, match=r'cv.train_size=14200: the first fold has only 14112 rows before it'):
         cv_folds(cfg, 14400)
     assert cv_folds(cfg.model_copy(update={'cv': cfg.cv.model_copy(update={'train_size': 14112})}), 14400)
+    with pytest.raises(ConfigError, match=r'fold 0 has 0 training rows.*or a smaller cv.gap \(now 100000\)'):
+        cv_folds(load_config('etth2', ['cv.gap=100000']), 14400)
+
+
+def test_a_part_without_a_window_is_named_with_its_setting():
+    from tsforge.prepare import prepare
+
+    cfg = load_config('etth2', ['split.kind=ratio', 'split.val=0.001', 'input_length=96', 'horizon=24'])
+    with pytest.raises(ConfigError, match=r'the val part: no complete window .* give it more rows: split.val'):
+        prepare(cfg).origins('val')
 
 
 def test_blocked_folds_refuse_long_data(tmp_path):

@@ -792,6 +792,17 @@ def test_duplicates_that_disagree_are_not_chosen_between(tmp_path):
         load_frame(cfg(p, on_issue='fill', max_repair_share=1, format='long', id_col='id'))
 
 
+def test_typed_timestamps_take_no_format(tmp_path):
+    "A parquet datetime column has nothing for data.time_format / dayfirst (or sep / decimal) to read: refused."
+    p = tmp_path / 'w.parquet'
+    pd.DataFrame({'ts': pd.date_range('2020-01-01', periods=50, freq='h'), 'y': np.arange(50.0)}).to_parquet(p)
+    with pytest.raises(DataError, match='ts: the file stores timestamps .* so data.time_format has nothing to read'):
+        load_frame(cfg(p, time_format='%Y'))
+    with pytest.raises(ValueError, match='data.sep applies to CSV files; .* is parquet'):
+        cfg(p, sep=';')
+    assert len(load_frame(cfg(p))[0]) == 50
+
+
 def test_columns_without_a_name(tmp_path):
     rows = ['2020-01-01 00:00,1,5', '2020-01-01 01:00,2,5', '2020-01-01 02:00,4,5']
     p = write(tmp_path, 'ts,y,x,\n' + ''.join(r + ',\n' for r in rows))  # a trailing separator on every line

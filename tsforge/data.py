@@ -512,6 +512,12 @@ def _epoch(col: pd.Series) -> pd.Series:
 
 def _times(col: pd.Series, time_format, dayfirst, utc: bool) -> tuple[pd.Series, list]:
     if pd.api.types.is_datetime64_any_dtype(col):
+        if time_format is not None or dayfirst is not None:  # typed timestamps (parquet): nothing to read them by
+            given = 'data.time_format' if time_format is not None else 'data.dayfirst'
+            raise DataError(
+                f'{col.name}: the file stores timestamps (a datetime column), so {given} has nothing to read and '
+                'would be ignored; leave it null'
+            )
         return (col.dt.tz_convert('UTC') if utc and col.dt.tz is not None else col), ['datetime column']
     if time_format is None and pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
         return _epoch(col), ['Unix time']
@@ -592,9 +598,10 @@ def parse_times(
         try:
             times = times.dt.tz_localize(tz, ambiguous='raise', nonexistent='raise')
         except (ValueError, TypeError) as e:  # pytz/zoneinfo errors for ambiguous or nonexistent local times
+            why = str(e).split(', try using')[0]  # pandas' hint names its own argument, not a tsforge setting
             raise DataError(
-                f'{col.name}: cannot place the naive timestamps in time zone {tz}: {e} (a daylight-saving '
-                f'change; write the timestamps with their UTC offsets)'
+                f'{col.name}: cannot place the naive timestamps in time zone {tz}: {why} (a daylight-saving '
+                f'change; write the timestamps with their UTC offsets, or leave data.tz null)'
             ) from None
     times.attrs['formats'] = found
     return times

@@ -125,7 +125,18 @@ class Prepared:
         "Stride-1 origins of 'train', 'val' or 'test'."
         if self.panel is not None:
             return self.series_origins(part)[0]
-        return origins(*self.borders.part(part), self.state.input_length, self.state.horizon)
+        try:
+            return origins(*self.borders.part(part), self.state.input_length, self.state.horizon)
+        except ConfigError as e:  # name the part and the settings that size it
+            sp = self.cfg.split
+            kind = sp.kind if sp.kind != 'auto' else ('ett' if self.cfg.data.dataset else 'ratio')
+            how = {
+                'ratio': f'split.{part} (a larger share)' if part != 'test' else 'smaller split.train + split.val',
+                'date': 'split.val_start / split.test_start (a longer part)',
+            }.get(kind, 'a longer file')
+            raise ConfigError(
+                f'the {part} part: {e}; give it more rows: {how}, or a shorter input_length / horizon'
+            ) from None
 
     def series_origins(self, part: str) -> tuple[np.ndarray, np.ndarray | None]:
         "Origins of a part and the series code of each (None in wide format)."

@@ -172,6 +172,7 @@ def rolling_origin_folds(
             raise ConfigError(
                 f'cv: fold {k} has {f.n_train} training rows, fewer than the {min_train} '
                 f'needed; use fewer cv.n_windows, a smaller cv.step or cv.horizon'
+                + (f', or a smaller cv.gap (now {gap})' if gap else '')
             )
         folds.append(f)
     return folds
