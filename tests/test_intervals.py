@@ -129,7 +129,7 @@ def test_chosen_levels_are_never_dropped_and_holdout_leaves_selection_windows(st
     ):
         fit_evaluate(cfg, prepare(cfg))
     cfg = load_config('etth1', ['model=linear', 'input_length=48', 'horizon=24', 'intervals.holdout=0.995'])
-    with pytest.raises(ValueError, match=r'intervals.holdout=0.995 leaves no validation window for model selection'):
+    with pytest.raises(ConfigError, match=r'intervals.holdout=0.995 leaves no validation window for model selection'):
         fit_evaluate(cfg, prepare(cfg))
 
 

@@ -272,7 +272,9 @@ def holdout_split(origins: np.ndarray, horizon: int, share: float, series: np.nd
         cal[idx] = o >= first
         sel[idx] = o + horizon <= first
     if len(origins) and not sel.any():
-        raise ValueError(
+        from tsforge.config import ConfigError  # a setting that does not fit the data: named like any config error
+
+        raise ConfigError(
             f'intervals.holdout={share:g} leaves no validation window for model selection: of {len(idx)} validation '
             f'windows the last {m} calibrate and the {horizon - 1} before them overlap their targets; lower '
             f'intervals.holdout (or use intervals.source: cv)'
@@ -322,8 +324,10 @@ def calibration_folds(train_end, val_end, input_length: int, horizon: int, folds
     naming `intervals.folds` when a refit would have no training window or a block no window."""
     T, V = np.atleast_1d(np.asarray(train_end, 'int64')), np.atleast_1d(np.asarray(val_end, 'int64'))
     first, n = np.maximum(T, input_length), np.maximum(V - horizon - np.maximum(T, input_length) + 1, 0)
+    from tsforge.config import ConfigError
+
     if n.max(initial=0) < folds:
-        raise ValueError(
+        raise ConfigError(
             f'intervals.folds={folds}: the validation part holds {int(n.max(initial=0))} windows per series; '
             f'use at most that many folds (or intervals.source: val)'
         )
@@ -332,7 +336,7 @@ def calibration_folds(train_end, val_end, input_length: int, horizon: int, folds
         cut, nxt = first + (k * n) // folds, first + ((k + 1) * n) // folds
         fit_end = cut - (V - T)
         if (fit_end - input_length - horizon + 1).max() < 1:
-            raise ValueError(
+            raise ConfigError(
                 f'intervals.folds: refit {k} ends its training rows at row {int(fit_end.max())}, too early for one '
                 f'training window (input_length {input_length} + horizon {horizon}); use fewer folds, more data or '
                 f'intervals.source: val'
