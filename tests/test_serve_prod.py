@@ -266,6 +266,17 @@ def test_max_rows_below_the_input_length_fails_the_load(small):
         assert 'TSFORGE_MAX_ROWS=10 is below the 24 history records this model reads' in r.text, r.text
 
 
+@pytest.mark.parametrize('mlmodel', ['x', 'flavors: {sklearn: {}}', None])
+def test_a_broken_model_directory_is_named_not_an_internal_error(tmp_path, mlmodel):
+    "A directory whose MLmodel is not a pyfunc model's (or is missing): /ready says so, not MLflow's AttributeError."
+    if mlmodel is not None:
+        (tmp_path / 'MLmodel').write_text(mlmodel)
+    with app_client(str(tmp_path), {'TSFORGE_RETRY_S': '30'}) as http:
+        r = http.get('/ready')
+        assert r.status_code == 503 and r.json()['status'] == 'failed', r.text
+        assert 'MLmodel' in r.text and 'AttributeError' not in r.text and str(tmp_path) not in r.text, r.text
+
+
 def test_errors_carry_no_secrets_or_paths(small, tmp_path):
     leaky = {
         'MLFLOW_TRACKING_URI': 'http://alice:pa55w0rd@127.0.0.1:9/',

@@ -402,6 +402,17 @@ def load_model(model_uri: str, check_requirements: bool = True) -> TsforgeModel:
     the bundle's `tsforge_model.py`. `check_requirements=False` skips MLflow's scan of the installed packages against
     the model's requirements (seconds; the server uses `version_mismatches` instead)."""
     configure(create=False)
+    local = Path(model_uri[len('file://') :] if model_uri.startswith('file://') else model_uri)
+    if local.is_dir():  # a model directory: a broken MLmodel would surface as an AttributeError deep in MLflow
+        try:
+            spec = yaml.safe_load((local / 'MLmodel').read_text())
+        except (OSError, yaml.YAMLError) as e:
+            raise ValueError(f'the model directory has no readable MLmodel file ({type(e).__name__})') from None
+        if not isinstance(spec, dict) or 'python_function' not in (spec.get('flavors') or {}):
+            raise ValueError(
+                'the model directory is not an MLflow pyfunc model: its MLmodel file is not a mapping with '
+                'flavors.python_function (save models with the train job, or mlflow.pyfunc)'
+            )
     return mlflow.pyfunc.load_model(model_uri, suppress_warnings=not check_requirements).unwrap_python_model()
 
 
