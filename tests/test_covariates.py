@@ -473,6 +473,14 @@ def test_long_format_static_and_future_through_the_bundle(tmp_path):
     assert np.abs(fc.y.to_numpy() - exp).max() < 1e-6
     with pytest.raises(RequestError, match="series 'b': missing records"):
         m.forecast(pd.concat(hist), H, pd.concat(fut).iloc[:-1])
+    # static values sent with the history must be the model's own (it uses those): equal ones pass, others are named
+    same = [h.assign(size=s) for h, s in zip(hist, (1.0, 3.0))]
+    assert np.abs(m.forecast(pd.concat(same), H, pd.concat(fut)).y.to_numpy() - exp).max() < 1e-6
+    other = [same[0], same[1].assign(size=99.0)]
+    with pytest.raises(
+        RequestError, match=r"history\[28\].size: 99 is not series 'b'.s static value 3, which the model"
+    ):
+        m.forecast(pd.concat(other), H, pd.concat(fut))
 
 
 def test_train_job_logs_features_and_tft_importances(csv, tmp_path):

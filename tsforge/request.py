@@ -540,6 +540,23 @@ def _in_series(e: RequestError, rows: np.ndarray, sid: str) -> RequestError:
     return RequestError(field, f'series {sid!r}: {e.msg}')
 
 
+def _shown(v) -> str:
+    "A value for a message: a number as written (`99`, not `np.float64(99.0)`), anything else by its repr (short)."
+    return f'{float(v):g}' if type(v) in (int, float, np.float64, np.int64) else f'{v!r:.40}'
+
+
+def _check_static(col: str, values, rows, sid: str, trained: float):
+    "A `RequestError` naming the first record whose static value `col` is not the series' trained value."
+    for k, v in enumerate(values):
+        ok = type(v) in (int, float, np.float64, np.int64) and np.isclose(float(v), trained, rtol=1e-9, atol=0)
+        if not ok:
+            raise RequestError(
+                f'history[{int(rows[k])}].{col}',
+                f"{_shown(v)} is not series {sid!r}'s static value {trained:g}, which the model was trained with "
+                f'(static covariates come from the model); send {trained:g} or leave {col} out',
+            )
+
+
 def series_tails(
     state: WindowState, times, columns: dict, n_rows: int | None = None
 ) -> tuple[list[str], np.ndarray, list[RequestTail]]:
@@ -561,6 +578,7 @@ def series_tails(
                 f'history[{i}].{ic}', f'missing or invalid series id {v!r}; a string or a number is required'
             )
     ids = np.array([str(v) for v in raw], dtype=object)
+    statics = [] if state.feature_state is None else state.feature_state.static
     groups = pd.Series(np.arange(n)).groupby(ids, sort=False).indices
     order = list(dict.fromkeys(ids.tolist()))
     codes = state.series_code(order)
@@ -576,7 +594,10 @@ def series_tails(
         r = groups[sid]
         take = lambda v: v[r] if isinstance(v, np.ndarray) else [v[i] for i in r]
         anchor = state.series_anchor[code] if state.series_anchor else None  # each series on its own grid
-        cols = {c: take(v) for c, v in columns.items() if c != ic}
+        cols = {c: take(v) for c, v in columns.items() if c != ic and c not in statics}
+        for j, c in enumerate(statics):  # sent static values must be the model's: it uses its own
+            if c in columns:
+                _check_static(c, take(columns[c]), r, sid, state.feature_state.static_values[code][j])
         try:
             tails.append(check_arrays(state, take(times), cols, len(r), anchor))
         except RequestError as e:
@@ -600,9 +621,10 @@ def request_windows_long(state: WindowState, history: pd.DataFrame) -> tuple[Win
         raise RequestError(f'history.{tc}', 'missing time column' + spaces_hint(history.columns, tc))
     t = history[tc]
     times = t.to_numpy() if isinstance(t.dtype, np.dtype) and t.dtype.kind == 'M' else t.tolist()
+    statics = [] if state.feature_state is None else state.feature_state.static
     cols = {
         c: (history[c].tolist() if c == ic else history[c].to_numpy())
-        for c in [ic, *_history_columns(state)]
+        for c in [ic, *_history_columns(state), *statics]
         if c in history.columns
     }
     order, codes, tails = series_tails(state, times, cols, len(history))
@@ -668,7 +690,8 @@ def parse_request(body: bytes, state: WindowState, max_rows: int = MAX_ROWS) -> 
     if None in times and not any(tc in r for r in hist):
         raise RequestError(f'history.{tc}', 'missing time column' + spaces_hint(hist[0], tc))
     cols = {}
-    for c in ([state.id_col] if state.long else []) + _history_columns(state):  # long format: the series id too
+    statics = [] if state.feature_state is None or not state.long else state.feature_state.static
+    for c in ([state.id_col] if state.long else []) + _history_columns(state) + statics:  # long: the series id too
         col = _column(hist, c)
         if None in col and not any(c in r for r in hist):
             if hint := spaces_hint(hist[0], c):
