@@ -801,6 +801,8 @@ def test_typed_timestamps_take_no_format(tmp_path):
     with pytest.raises(ValueError, match='data.sep applies to CSV files; .* is parquet'):
         cfg(p, sep=';')
     assert len(load_frame(cfg(p))[0]) == 50
+    with pytest.raises(DataError, match='data.dayfirst=true is set but every timestamp is ISO 8601'):
+        load_frame(DataConfig(dataset='ETTh1', dayfirst=True))  # year-first dates: nothing for it to settle
 
 
 def test_columns_without_a_name(tmp_path):

@@ -393,6 +393,11 @@ def _read_strings(u: pd.Series, col: pd.Series, codes: np.ndarray, dayfirst: boo
         u = u.str.replace(r'(\d)\s?(?:UTC|GMT)$', r'\1+00:00', regex=True)  # 2016-07-01 00:00 UTC
         t = _to_datetime(u, format='ISO8601', utc=utc)
     if not (nat := t.isna().to_numpy()).any():
+        if dayfirst is not None and len(u):  # year-first dates: no day/month order for it to settle
+            raise DataError(
+                f'{col.name}: data.dayfirst={str(dayfirst).lower()} is set but every timestamp is ISO 8601 (year, '
+                'month, day), so it would be ignored; leave it null'
+            )
         return t, [ISO] if len(u) else []  # one format, nothing to decide
     fam = np.where(nat, '', ISO).astype(object)
     order, evidence = dayfirst, {}
