@@ -199,7 +199,7 @@ def test_plain_config_has_no_secrets():
         (['model=linear', '+model_params.alphas=[]'], 'model_params.alphas: []: give the penalties to choose from'),
         (['model=linear', '+model_params.alphas=[0.0]'], 'model_params.alphas: 0.0 is not a penalty'),  # NaN forecasts
         (['model=linear', '+model_params.alphas=[1,-2]'], 'model_params.alphas: -2 is not a penalty'),
-        (['+model_params.alpha=0.5', '+model_params.alphas=[1,2]'], 'alphas is set but alpha=0.5 is fixed'),
+        (['+model_params.alpha=0.5', '+model_params.alphas=[1,2]'], 'alphas=[1.0, 2.0] is set but alpha=0.5 is fixed'),
         (['data.columns=[]'], 'data.columns: an empty list reads no column; use null for every numeric column'),
         (
             ['intervals.levels=[0.8, 0.95]'],
@@ -261,7 +261,10 @@ def test_plain_config_has_no_secrets():
             'linear is set but base is none',
         ),
         (['model=fits', 'input_length=96', '+model_params.cut_freq=60'], 'cut_freq=60 exceeds the 49 frequencies'),
-        (['model=fits', '+model_params.cut_freq=20', '+model_params.period=12'], 'period=12 set but cut_freq=20'),
+        (
+            ['model=fits', '+model_params.cut_freq=20', '+model_params.period=12'],
+            'period=12 is set but cut_freq=20 is given',
+        ),
         (['model=segrnn', 'input_length=100'], 'input_length=100 is not a whole number of model_params.seg_len=24'),
         (['model=sparsetsf', 'input_length=100'], 'input_length=100 is not a whole number of model_params.period=24'),
         (['model=cyclenet', '+model_params.d_model=64'], 'd_model=64 is set but backbone is linear'),

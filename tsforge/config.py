@@ -127,6 +127,18 @@ class StrictModel(BaseModel):
                 _no_guess(x, items, f'Item {k}')
         return v
 
+    def refuse_unread(self, names, why: str, fix: str, prefix: str = ''):
+        """Raise `ValueError` for the first field of `names` changed from its default when the rest of the config
+        leaves it unread (`why`): `<prefix><name>=<value> is set but <why>; <fix>, or leave <name> at <default>`. A
+        setting that would be ignored is refused, never ignored."""
+        d = type(self).model_fields
+        for n in names:
+            v, default = getattr(self, n), d[n].default
+            if v != default:
+                show = lambda x: f'{x:g}' if isinstance(x, float) else str(x)
+                leave = f'leave {n} at {show(default)}' if len(show(default)) <= 20 else f'leave {n} out'
+                raise ValueError(f'{prefix}{n}={show(v)} is set but {why}; {fix}, or {leave}')
+
 # %% ../nbs/00_config.ipynb #e0f82936
 _STRPTIME = set('aAbBcdfGHIjmMpSuUVwWxXyYzZ%')
 
@@ -270,10 +282,9 @@ class DataConfig(_Strict):
             given = [k for k in ('sep', 'decimal') if getattr(self, k) is not None]
             if given:  # a parquet file has typed columns: no separator or decimal mark to read
                 raise ValueError(f'data.{given[0]} applies to CSV files; {self.path!r} is parquet (leave it null)')
-        if self.on_issue == 'fail' and self.max_repair_share != type(self).model_fields['max_repair_share'].default:
-            raise ValueError(
-                f'data.max_repair_share={self.max_repair_share:g} is set but data.on_issue is fail (nothing is '
-                'repaired); set on_issue: fill, or leave max_repair_share at 0.05'
+        if self.on_issue == 'fail':
+            self.refuse_unread(
+                ['max_repair_share'], 'data.on_issue is fail (nothing is repaired)', 'set on_issue: fill', 'data.'
             )
         keys = [('data.time_col', self.time_col)] + ([('data.id_col', self.id_col)] if self.format == 'long' else [])
         for name in ('target', 'columns'):
@@ -371,10 +382,9 @@ class CVConfig(_Strict):
             )
         if self.window == 'blocked' and self.train_size is not None:
             raise ValueError('cv.train_size applies to cv.window=sliding; a blocked fold trains on every other row')
-        if self.executor == 'serial' and self.n_jobs != type(self).model_fields['n_jobs'].default:
-            raise ValueError(
-                f'cv.n_jobs={self.n_jobs} is set but cv.executor is serial (one fold at a time), which does not read '
-                'it; use executor: local or ray, or leave n_jobs at 2'
+        if self.executor == 'serial':
+            self.refuse_unread(
+                ['n_jobs'], 'cv.executor is serial (one fold at a time)', 'use executor: local or ray', 'cv.'
             )
         if self.window == 'expanding' and self.train_size is not None:
             raise ValueError(
@@ -435,13 +445,8 @@ class RegistryConfig(_Strict):
     def _enabled(self):
         "With `enabled: false` nothing is registered or promoted: a changed alias, promote or metric would be ignored."
         if not self.enabled:
-            d = type(self).model_fields
-            for k in ('alias', 'promote', 'metric'):
-                if getattr(self, k) != d[k].default:
-                    raise ValueError(
-                        f'registry.{k}={getattr(self, k)} is set but registry.enabled is false (nothing is registered '
-                        f'or promoted); set enabled: true, or leave {k} at {d[k].default}'
-                    )
+            why = 'registry.enabled is false (nothing is registered or promoted)'
+            self.refuse_unread(['alias', 'promote', 'metric'], why, 'set enabled: true', 'registry.')
         return self
 
 # %% ../nbs/00_config.ipynb #tune-code-1
@@ -606,27 +611,20 @@ class TuneConfig(_Strict):
     @model_validator(mode='after')
     def _read(self):
         "A setting the chosen sampler, pruner or executor does not read is refused: it would be ignored."
-        d = type(self).model_fields
         if self.grace_period is not None and self.grace_period <= self.heartbeat_interval:
             raise ValueError(  # a running trial would be declared dead between two of its heartbeats
                 f'tune.grace_period={self.grace_period} must exceed tune.heartbeat_interval={self.heartbeat_interval} '
                 '(a live trial beats once per interval); use at least twice the interval, or null'
             )
-        for key, ignored, why, fix in (
-            ('n_startup_trials', self.sampler == 'random', f'sampler is {self.sampler}', 'sampler: tpe, gp or cmaes'),
-            ('pruner_startup_trials', self.pruner != 'median', f'pruner is {self.pruner}', 'pruner: median'),
-            (
-                'n_workers',
-                self.executor == 'serial',
-                'executor is serial (one trial at a time)',
-                'executor: local or ray',
-            ),
-        ):
-            if ignored and getattr(self, key) != d[key].default:
-                raise ValueError(
-                    f'tune.{key}={getattr(self, key)} is set but tune.{why}, which does not read it; use {fix}, or '
-                    f'leave it at {d[key].default}'
-                )
+        if self.sampler == 'random':
+            self.refuse_unread(['n_startup_trials'], 'tune.sampler is random', 'use sampler: tpe, gp or cmaes', 'tune.')
+        if self.pruner != 'median':
+            self.refuse_unread(
+                ['pruner_startup_trials'], f'tune.pruner is {self.pruner}', 'use pruner: median', 'tune.'
+            )
+        if self.executor == 'serial':
+            why = 'tune.executor is serial (one trial at a time)'
+            self.refuse_unread(['n_workers'], why, 'use executor: local or ray', 'tune.')
         return self
 
     @field_validator('space', mode='before')
@@ -757,24 +755,17 @@ class IntervalsConfig(_Strict):
 
     @model_validator(mode='after')
     def _scale(self):
-        d = type(self).model_fields  # a setting of the other source would be ignored: refused instead
         if not self.levels:  # no bands: a band setting would be ignored
-            for k in ('method', 'source', 'holdout', 'folds', 'scale'):
-                if getattr(self, k) != d[k].default:
-                    raise ValueError(
-                        f'intervals.{k}={getattr(self, k)} is set but intervals.levels is [] (no bands are '
-                        f'calibrated); give levels (e.g. [80, 95]), or leave {k} at {d[k].default}'
-                    )
-        if self.source == 'val' and self.folds != d['folds'].default:
-            raise ValueError(
-                f"intervals.folds={self.folds} is set but intervals.source is val (folds are the cv source's refits; "
-                f'set intervals.source: cv, or leave folds at {d["folds"].default})'
+            why = 'intervals.levels is [] (no bands are calibrated)'
+            self.refuse_unread(
+                ['method', 'source', 'holdout', 'folds', 'scale'], why, 'give levels (e.g. [80, 95])', 'intervals.'
             )
-        if self.source == 'cv' and self.holdout != d['holdout'].default:
-            raise ValueError(
-                f'intervals.holdout={self.holdout:g} is set but intervals.source is cv (the holdout is the val '
-                f"source's share; set intervals.source: val, or leave holdout at {d['holdout'].default:g})"
-            )
+        if self.source == 'val':  # a setting of the other source would be ignored: refused instead
+            why = "intervals.source is val (folds are the cv source's refits)"
+            self.refuse_unread(['folds'], why, 'set intervals.source: cv', 'intervals.')
+        if self.source == 'cv':
+            why = "intervals.source is cv (the holdout is the val source's share)"
+            self.refuse_unread(['holdout'], why, 'set intervals.source: val', 'intervals.')
         if self.scale == 'input' and self.method == 'cqr':
             raise ValueError(
                 "intervals.scale: input applies to method conformal or conformal_signed; cqr bands follow the model's "

@@ -552,6 +552,15 @@ class PatchEncoderLayer(nn.Module):
         return x, scores
 
 
+def _check_patches(L: int, patch_len: int, stride: int):
+    "Raise `ValueError` when an input of `L` rows holds no whole patch (at load by the config, and by the net)."
+    if L + stride < patch_len:
+        raise ValueError(
+            f'input_length={L} is too short for model_params.patch_len={patch_len} '
+            '(needs input_length + stride >= patch_len)'
+        )
+
+
 class PatchTSTNet(nn.Module):
     "Channel-independent patch Transformer: (B, L, C) -> (B, H, C)."
 
@@ -571,11 +580,7 @@ class PatchTSTNet(nn.Module):
         revin: bool = True,
     ):
         super().__init__()
-        if L + stride < patch_len:
-            raise ValueError(
-                f'input_length={L} is too short for model_params.patch_len={patch_len} '
-                '(needs input_length + stride >= patch_len)'
-            )
+        _check_patches(L, patch_len, stride)
         self.patch_len, self.stride = patch_len, stride
         self.n_patches = (L + stride - patch_len) // stride + 1
         self.norm = InstanceNorm(n_channels, 'revin' if revin else 'none')
@@ -637,11 +642,7 @@ class PatchTST(TorchForecaster):
     @staticmethod
     def check_input_length(params: 'PatchTST.Params', input_length: int):
         "Raise `ValueError` when the input window holds no whole patch (checked at load, not at fit)."
-        if input_length + params.stride < params.patch_len:
-            raise ValueError(
-                f'input_length={input_length} is too short for model_params.patch_len={params.patch_len} '
-                '(needs input_length + stride >= patch_len)'
-            )
+        _check_patches(input_length, params.patch_len, params.stride)
 
     def build(self) -> nn.Module:
         p, st = self.params, self.state
@@ -716,13 +717,9 @@ class FITS(TorchForecaster):
 
         @model_validator(mode='after')
         def _cut(self):
-            d = type(self).model_fields
-            unused = [f'{k}={getattr(self, k)}' for k in ('period', 'harmonics') if getattr(self, k) != d[k].default]
-            if self.cut_freq is not None and unused:
-                raise ValueError(
-                    f'{" and ".join(unused)} set but cut_freq={self.cut_freq} is given (period and harmonics choose '
-                    'the cut only when cut_freq is null); leave them out, or cut_freq'
-                )
+            if self.cut_freq is not None:
+                why = f'cut_freq={self.cut_freq} is given (period and harmonics choose the cut only when it is null)'
+                self.refuse_unread(['period', 'harmonics'], why, 'drop cut_freq')
             return self
 
     @staticmethod
@@ -974,10 +971,9 @@ class CycleNet(TorchForecaster):
 
         @model_validator(mode='after')
         def _width(self):
-            if self.backbone == 'linear' and self.d_model != type(self).model_fields['d_model'].default:
-                raise ValueError(
-                    f"d_model={self.d_model} is set but backbone is linear (d_model is the mlp backbone's width); set "
-                    'backbone: mlp, or drop d_model'
+            if self.backbone == 'linear':
+                self.refuse_unread(
+                    ['d_model'], "backbone is linear (d_model is the mlp backbone's width)", 'set backbone: mlp'
                 )
             return self
 

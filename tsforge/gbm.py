@@ -209,11 +209,9 @@ class LightGBM(Forecaster):
                     raise ValueError(
                         'linear is set but base is none (no ridge is fitted); set base: linear, or drop it'
                     )
-                if self.folds != type(self).model_fields['folds'].default:
-                    raise ValueError(
-                        f"folds={self.folds} is set but base is none (folds are the ridge's out-of-fold fits); set "
-                        'base: linear, or drop folds'
-                    )
+                self.refuse_unread(
+                    ['folds'], "base is none (folds are the ridge's out-of-fold fits)", 'set base: linear'
+                )
             return self
 
     @staticmethod

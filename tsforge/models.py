@@ -146,8 +146,7 @@ class SeasonalNaive(Forecaster):
 
     def _predict_batch(self, w: Windows) -> np.ndarray:
         L, H, p = self.state.input_length, self.state.horizon, self.params.period
-        if p > L:
-            raise ValueError(f'model_params.period={p} must be <= input_length={L}')
+        self.check_input_length(self.params, L)  # the load-time check, for params built without a config
         h = np.arange(H)
         idx = L + h - p * (h // p + 1)
         return self._out(w.X)[:, idx, :]
@@ -311,11 +310,9 @@ class Linear(Forecaster):
 
         @model_validator(mode='after')
         def _alphas_used(self):
-            if self.alpha != 'auto' and self.alphas != type(self).model_fields['alphas'].default:
-                raise ValueError(
-                    f"alphas is set but alpha={self.alpha:g} is fixed (alphas are the choices of alpha: 'auto'); "
-                    'set alpha: auto, or leave alphas out'
-                )
+            if self.alpha != 'auto':
+                why = f"alpha={self.alpha:g} is fixed (alphas are the choices of alpha: 'auto')"
+                self.refuse_unread(['alphas'], why, 'set alpha: auto')
             return self
 
     def _design(self, X, Y=None):

@@ -733,8 +733,12 @@ def _parse_future(fut, state: WindowState, max_rows: int) -> ParsedRequest:
         i = next(i for i, r in enumerate(fut) if type(r) is not dict)
         raise RequestError(f'future[{i}]', 'Input should be a valid dictionary (a record)')
     tc, fs = state.time_col, state.feature_state
-    for i, r in enumerate(fut):
-        check_future_keys(state, r, f'future[{i}]')
+    try:
+        check_future_keys(state, set().union(*fut))  # every record's keys in one pass
+    except RequestError:
+        for i, r in enumerate(fut):  # name the first record at fault
+            check_future_keys(state, r, f'future[{i}]')
+        raise
     times = _column(fut, tc)
     if None in times:
         i = times.index(None)
