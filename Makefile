@@ -30,7 +30,7 @@ venv: $(STAMP)
 # pytest-xdist workers: most slow tests wait on processes they started (servers, kernels, jobs), so two workers
 # overlap those waits on 2 cores; tests that start Ray share one worker (tests/conftest.py). TEST_WORKERS=0: one process
 TEST_WORKERS ?= 2
-PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=10
+PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=10
 
 # style (ruff), notebooks and package in sync, notebooks clean, then the notebook tests (with the cells flagged
 # `#| slow`) beside every pytest test (with those marked slow: real servers, kernels, Ray, jobs killed): the notebooks

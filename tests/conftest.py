@@ -47,28 +47,38 @@ SLOW_FIXTURES = {
 
 
 # tests that start Ray (the session's `ray_local`, or Ray processes of their own): with pytest-xdist (`make test` runs
-# two workers) they all go to one worker (`--dist loadgroup`), so one Ray runs at a time and `ray_local` starts once
+# two workers, `--dist loadgroup`) they all go to one worker, so one Ray runs at a time and `ray_local` starts once
 RAY_MODULES = {'test_ray_serve', 'test_multinode'}
 
-# modules whose module-scoped fixtures run a job or build a site (the cv job, the docs site, covariate models): their
-# tests go to one worker each, so the fixture runs once, not once per worker
-MODULE_GROUPS = {'test_cv', 'test_docs', 'test_covariates'}
 
-
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    """Mark `slow` every test that uses a process-level fixture (tests that start processes themselves say so); put
-    every test that starts Ray in one xdist group, and the tests of each of `MODULE_GROUPS` in one of its own. The
-    two-node cluster's test goes first, before the session's `ray_local` starts: its raylets get 30 s (hard-coded in
-    Ray) to register, which they missed once with a second Ray and its Serve actors running beside them."""
-    items.sort(key=lambda item: item.module.__name__ != 'test_multinode')  # stable: everything else keeps its order
+    """Mark `slow` every test that uses a process-level fixture (tests that start processes themselves say so). With
+    pytest-xdist, every test goes to the worker of its group: the tests that start Ray in one group, the others in one
+    group per module, so a module's fixtures (a trained model, a cv job, a server, the docs site) are built once, not
+    once per worker. The Ray group goes first, then the modules with the most process-level tests: the longest work
+    starts first and the two workers end together. In the Ray group the two-node cluster's test goes first, before the
+    session's `ray_local` starts: its raylets get 30 s (hard-coded in Ray) to register, which they missed once with a
+    second Ray and its Serve actors running beside them."""
+    groups = {}
     for item in items:
-        names = set(getattr(item, 'fixturenames', ()))
-        if SLOW_FIXTURES & names:
+        if SLOW_FIXTURES & set(getattr(item, 'fixturenames', ())):
             item.add_marker(pytest.mark.slow)
-        if 'ray_local' in names or item.module.__name__ in RAY_MODULES:
-            item.add_marker(pytest.mark.xdist_group('ray'))
-        elif item.module.__name__ in MODULE_GROUPS:
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+        ray = 'ray_local' in getattr(item, 'fixturenames', ()) or item.module.__name__ in RAY_MODULES
+        groups[item] = 'ray' if ray else item.module.__name__
+    slow = {}
+    for item, g in groups.items():
+        slow[g] = slow.get(g, 0) + (item.get_closest_marker('slow') is not None)
+    items.sort(key=lambda i: (groups[i] != 'ray', -slow[groups[i]], groups[i], i.module.__name__ != 'test_multinode'))
+    if getattr(config.option, 'loadgroup', False):  # an xdist worker of `--dist loadgroup`
+        from _pytest.nodeid import NodeId
+
+        for item in items:
+            item.add_marker(pytest.mark.xdist_group(groups[item]))
+            # pytest-xdist 3.8 names the group in the test's id (`<id>@<group>`, which its scheduler reads) through an
+            # attribute pytest 9 no longer has: without this every test would be scheduled on its own
+            if item.nodeid.rfind('@') <= item.nodeid.rfind(']'):  # an '@' in a parameter is not a group
+                item._id = NodeId.parse(f'{item.nodeid}@{groups[item]}')
 
 
 def free_port() -> int:
@@ -144,7 +154,10 @@ def start_mlflow(d, port, backend=None, log=False):
     backend = backend or f'sqlite:///{Path(d) / "server.db"}'
     cmd = [str(BIN / 'mlflow'), 'server', '--backend-store-uri', backend, '--artifacts-destination']
     cmd += [str(Path(d) / 'artifacts'), '--host', '127.0.0.1', '--port', str(port), '--workers', '1']
-    return subprocess.Popen(cmd, cwd=d, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    # without MLflow's server-side job runner (a huey consumer for GenAI evaluation and trace roll-ups, which tsforge
+    # does not use): the server answers in about half the time and runs no extra processes beside the tests
+    env = {**os.environ, 'MLFLOW_SERVER_ENABLE_JOB_EXECUTION': 'false'}
+    return subprocess.Popen(cmd, cwd=d, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def kill_group(proc, sig=signal.SIGINT):
