@@ -85,7 +85,15 @@ def fit_and_calibration_windows(ds, H, model, overrides=()):
 
 def run_cell(ds, H, model, overrides, every, peer_python, n_windows, aci=0.005):
     from tsforge.data import ett_path
-    from tsforge.intervals import band_forecast, calibrate, cqr_pairs, input_scale, interval_scores, msis_scale
+    from tsforge.intervals import (
+        band_forecast,
+        calibrate,
+        cqr_pairs,
+        input_scale,
+        interval_scores,
+        msis_scale,
+        seasonal_period,
+    )
     from tsforge.intervals import model_quantiles
     from tsforge.train import _unscale_bands
 
@@ -94,7 +102,7 @@ def run_cell(ds, H, model, overrides, every, peer_python, n_windows, aci=0.005):
     st = prep.state
     test = prep.windows('test')
     cal_err = cw.Y - cp
-    scale = msis_scale(prep.frame[st.columns_out].to_numpy()[: prep.borders.train_end])
+    scale = msis_scale(prep.frame[st.columns_out].to_numpy()[: prep.borders.train_end], seasonal_period(st.freq))
     y_all = st.inverse_transform(test.Y)
     pick = np.arange(0, len(test), every)
     y = y_all[pick]

@@ -1,9 +1,11 @@
 """The promotion gate, the train job's order of commitment, nested train runs and heartbeats, in this process on a
 throw-away store (cheap models on L=48, H=24)."""
 
-import os, time
+import math, os, time
 
 import mlflow
+import numpy as np
+import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
@@ -110,3 +112,18 @@ def test_failed_body_marks_failed_with_reason(home):
             raise RuntimeError('boom')
     r = MlflowClient().get_run(run.info.run_id)
     assert r.info.status == 'FAILED' and r.data.tags['tsforge.error'] == 'RuntimeError: boom'
+
+
+def test_an_undefined_gate_metric_is_never_promoted(home, tmp_path):
+    """A target that repeats itself every 24 rows: its MSIS is undefined (M4 divides by the mean 24-lag difference,
+    0 here), so the run logs nan with a warning saying why, not inf, and a nan gate metric is never promoted."""
+    t = pd.date_range('2020-01-01', periods=600, freq='h')
+    csv = tmp_path / 'periodic.csv'
+    pd.DataFrame({'date': t.strftime('%Y-%m-%d %H:%M:%S'), 'OT': np.tile(np.arange(24.0), 25)}).to_csv(csv, index=False)
+    over = ['data.dataset=null', f'data.path={csv}', 'model=naive', 'input_length=24', 'horizon=8']
+    over += ['registry.model_name=gate', 'registry.metric=test_80_msis']
+    with pytest.warns(UserWarning, match=r"test_<level>_msis is nan .*\['OT'\].*lag 24"):
+        r = train(load_config('etth1', over))
+    assert math.isnan(r.metrics['test_80_msis']) and np.isfinite(r.metrics['test_80_winkler'])
+    assert not r.promoted and champion('gate') is None
+    assert r.promotion.reason.endswith('test_80_msis=nan, not a finite number'), r.promotion.reason

@@ -18,7 +18,14 @@ import pandas as pd
 
 from .cluster import ray_session, worker_node
 from .config import ConfigError, ExperimentConfig
-from .intervals import band_forecast, fit_calibrated, interval_scores, msis_scale, point_forecast
+from tsforge.intervals import (
+    band_forecast,
+    fit_calibrated,
+    interval_scores,
+    msis_scale,
+    point_forecast,
+    seasonal_period,
+)
 from .metrics import scores
 from .models import Naive, make_model
 from .prepare import Prepared, prepare, series_origins
@@ -271,14 +278,15 @@ def score_fold(fit: FoldFit, frame: pd.DataFrame, fold: Fold) -> FoldResult:
         lo, hi = fit.calibration.bands(full, None, fit.calibration.window_scale(w))
         for j, lv in enumerate(fit.calibration.levels):
             m[f'{lv:g}_coverage'] = float(((w.Y >= lo[:, :, j]) & (w.Y <= hi[:, :, j])).mean())
-        # the tune objectives `winkler` / `msis`: at the widest level, scaled axis; MSIS scale (period 24) from the
-        # fit's training rows (long format: from the scored windows' inputs)
+        # the tune objectives `winkler` / `msis`: at the widest level, scaled axis; MSIS scale (`seasonal_period` of
+        # the data) from the fit's training rows (long format: from the scored windows' inputs)
         if st.long:
             x = w.X[:, :, st.out_idx]
-            scale = np.abs(x[:, 24:] - x[:, :-24]).mean(axis=(0, 1))
+            p = seasonal_period(st.freq)
+            scale = np.abs(x[:, p:] - x[:, :-p]).mean(axis=(0, 1)) if x.shape[1] > p else np.full(x.shape[2], np.nan)
         else:
             x = st.transform(frame.iloc[fit.fold.train_start : fit.fold.train_end][st.columns_in].to_numpy())
-            scale = msis_scale(x[:, st.out_idx])
+            scale = msis_scale(x[:, st.out_idx], seasonal_period(st.freq))
         s = interval_scores(w.Y, lo[:, :, -1], hi[:, :, -1], fit.calibration.levels[-1], scale=scale, block=1)
         m['winkler'], m['msis'] = s['winkler'], s['msis']
     return FoldResult(

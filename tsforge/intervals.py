@@ -12,13 +12,14 @@ from fractions import Fraction
 
 import numpy as np
 import pandas as pd
+from pandas.tseries.frequencies import to_offset
 
 # %% auto #0
 __all__ = ['METHODS', 'conformal_rank', 'conformal_quantile', 'feasible_levels', 'min_calibration_windows', 'input_scale',
            'Calibration', 'format_levels', 'calibrate', 'cqr_levels', 'cqr_pairs', 'band_forecast', 'point_forecast',
            'model_quantiles', 'holdout_split', 'fit_calibrated', 'CalibrationFold', 'calibration_folds',
-           'cv_calibration_errors', 'msis_scale', 'block_bootstrap_mean', 'interval_scores', 'band_columns',
-           'plot_bands']
+           'cv_calibration_errors', 'seasonal_period', 'msis_scale', 'block_bootstrap_mean', 'interval_scores',
+           'band_columns', 'plot_bands']
 
 # %% ../nbs/28_intervals.ipynb #25-intervals-006
 def conformal_rank(n: int, level: float) -> int:
@@ -368,9 +369,35 @@ def cv_calibration_errors(
     return np.concatenate(preds), np.concatenate(trues), quantiles, np.concatenate(scales) if scales else None
 
 # %% ../nbs/28_intervals.ipynb #25-intervals-025
-def msis_scale(train: np.ndarray, period: int = 24) -> np.ndarray:
-    "M4's MSIS denominator per column: the mean absolute `period`-lag difference of the training values (T, C)."
+_PERIODS = {'D': 7, 'B': 5, 'C': 5, 'W': 52, 'M': 12, 'SM': 24, 'Q': 4, 'Y': 1, 'A': 1}  # per step of one unit
+
+
+def seasonal_period(freq: str) -> int:
+    """The seasonal period of data at pandas frequency `freq`, as M4 scales by: a day's steps below a day (24 hourly,
+    96 every 15 minutes), 7 daily, 5 business-daily, 52 weekly, 12 monthly, 4 quarterly, 1 yearly; a multiple of the
+    step divides it (12 for `2h`). A step that divides none of these (`7h`, `2D`) has no seasonal period: 1, the
+    naive forecast's scale, as M4 uses for yearly data."""
+    off = to_offset(freq)
+    code = off.rule_code.split('-')[0]
+    if code not in ('D', 'B', 'C'):
+        try:
+            step = pd.Timedelta(off)
+        except (ValueError, TypeError):  # months, quarters, years, weeks anchored on a day: no fixed length
+            step = None
+        if step is not None:
+            day = pd.Timedelta(days=1)
+            return int(day // step) if step <= day and day % step == pd.Timedelta(0) else 1
+    base = next((k for k in sorted(_PERIODS, key=len, reverse=True) if code.startswith(k)), None)
+    p = _PERIODS.get(base, 1)
+    return p // off.n if p % off.n == 0 else 1
+
+
+def msis_scale(train: np.ndarray, period: int) -> np.ndarray:
+    """M4's MSIS denominator per column: the mean absolute `period`-lag difference of the training values (T, C);
+    `nan` for a column with fewer than `period + 1` rows (`period`: `seasonal_period` of the data's frequency)."""
     t = np.asarray(train, 'float64')
+    if len(t) <= period:
+        return np.full(t.shape[1:], np.nan)
     return np.abs(t[period:] - t[:-period]).mean(axis=0)
 
 
@@ -407,8 +434,9 @@ def interval_scores(
         'worst_step_coverage': float(inside.mean(axis=(0, 2)).min()),
         'path_coverage': float(inside.all(axis=1).mean()),
     }
-    if scale is not None:
-        out['msis'] = float((ws.mean(axis=(0, 1)) / np.asarray(scale, 'float64')).mean())
+    if scale is not None:  # undefined (nan) when a column's scale is 0 or nan (`msis_scale`), never inf
+        s = np.asarray(scale, 'float64')
+        out['msis'] = float((ws.mean(axis=(0, 1)) / s).mean()) if np.all(s > 0) else float('nan')
     return out
 
 # %% ../nbs/28_intervals.ipynb #25-intervals-031

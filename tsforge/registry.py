@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import warnings
 from dataclasses import dataclass
 
@@ -124,6 +125,9 @@ def _decide(client, name, alias, version, run, metric, policy) -> Promotion:
     if cand is None:
         p.reason = f'the run of v{version} has no metric {metric!r}'
         return p
+    if not math.isfinite(cand):  # an undefined score (nan) or a diverged model (inf) is never promoted
+        p.reason = f'the run of v{version} has {metric}={cand}, not a finite number'
+        return p
     cur = _alias_version(client, name, alias)
     if cur is None:
         p.promoted, p.reason = True, f'no version held @{alias}'
@@ -153,6 +157,11 @@ def _decide(client, name, alias, version, run, metric, policy) -> Promotion:
     if diff := [k for k in sorted(set(mine) | set(theirs)) if mine.get(k) != theirs.get(k)]:
         shown = '; '.join(f'{k}: {mine.get(k)!r} vs {theirs.get(k)!r}' for k in diff[:4])
         p.reason = f"not comparable: the test part differs from v{cur}'s ({shown})"
+        return p
+    if not math.isfinite(p.champion):
+        p.reason = (
+            f'not comparable: the run of v{cur} has {metric}={p.champion} (set registry.promote=always to replace it)'
+        )
         return p
     if cand < p.champion:
         p.promoted, p.reason = True, f'{metric} {cand:.6g} < {p.champion:.6g} of v{cur}'

@@ -28,6 +28,7 @@ from tsforge.intervals import (
     interval_scores,
     model_quantiles,
     msis_scale,
+    seasonal_period,
     plot_bands,
 )
 from .metrics import Scores
@@ -175,7 +176,15 @@ def interval_metrics(prep: Prepared, w: Windows, bands: tuple, levels, prefix: s
     st = prep.state
     y = st.inverse_transform(w.Y, series=w.series)
     lo, hi = (_unscale_bands(st, b, w.series) for b in bands)
-    scale = None if st.long else msis_scale(prep.frame[st.columns_out].to_numpy()[: prep.borders.train_end])
+    scale = None
+    if not st.long:
+        period = seasonal_period(st.freq)
+        scale = msis_scale(prep.frame[st.columns_out].to_numpy()[: prep.borders.train_end], period)
+        if flat := [c for c, s in zip(st.columns_out, scale) if not s > 0]:
+            warnings.warn(
+                f'{prefix}<level>_msis is nan (undefined): column(s) {flat} do not change at the seasonal lag '
+                f'{period} over the train rows (or are shorter than it), so the scale M4 divides by is 0'
+            )
     out = {}
     for j, lv in enumerate(levels):
         s = interval_scores(y, lo[:, :, j], hi[:, :, j], lv, scale=scale)
