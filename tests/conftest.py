@@ -48,7 +48,9 @@ SLOW_FIXTURES = {
 
 # tests that start Ray (the session's `ray_local`, or Ray processes of their own): with pytest-xdist (`make test` runs
 # two workers, `--dist loadgroup`) they all go to one worker, so one Ray runs at a time and `ray_local` starts once
-RAY_MODULES = {'test_ray_serve', 'test_multinode'}
+# (and test_multimodel whole: its module fixture registers versions in the worker's store, which a second build on the
+# same worker would turn into version 2)
+RAY_MODULES = {'test_ray_serve', 'test_multinode', 'test_multimodel'}
 
 
 @pytest.hookimpl(tryfirst=True)
