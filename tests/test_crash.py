@@ -206,9 +206,12 @@ def test_reconcile_command_uses_heartbeats_for_other_hosts(tmp_path):
 
 
 def test_papermill_job_sigterm_ends_run_killed_with_notebook(tmp_path):
-    """SIGTERM to a papermill train job (what a scheduler sends): papermill dies and its kernel exits at once, but
-    the run still ends KILLED with the notebook executed so far. The kernel pauses in the fitting phase so the
-    signal arrives while the run is open."""
+    """SIGTERM to a papermill train job (what a scheduler sends): papermill dies, and its kernel ends the run KILLED
+    with the notebook executed so far before it exits, even when the store is slow to answer (here: locked for 3 s
+    by another writer; ipykernel's own parent poller would exit the kernel within a second, leaving the run RUNNING).
+    The kernel pauses in the fitting phase so the signal arrives while the run is open."""
+    import sqlite3
+
     import psutil
 
     out = tmp_path / 'out.ipynb'
@@ -238,9 +241,16 @@ def test_papermill_job_sigterm_ends_run_killed_with_notebook(tmp_path):
                     break
             time.sleep(0.2)
         kernels = psutil.Process(p.pid).children()
+        lock = sqlite3.connect(tmp_path / 'mlflow.db', isolation_level=None, timeout=60)
+        lock.execute('BEGIN EXCLUSIVE')  # a busy store: the kernel's writes wait for it
         p.terminate()
         p.wait(timeout=60)
-        psutil.wait_procs(kernels, timeout=120)  # the kernel exits once its parent is gone (it closes the run first)
+        time.sleep(3)
+        assert all(k.is_running() for k in kernels)  # still closing the run
+        lock.execute('COMMIT')
+        lock.close()
+        _, alive = psutil.wait_procs(kernels, timeout=120)  # the kernel exits once it has closed the run
+        assert not alive, alive
         [r] = all_runs(c)
         assert r.info.status == 'KILLED', r.info.status  # set last: the reason and the notebook are logged before it
         assert 'papermill or Jupyter' in r.data.tags['tsforge.killed']

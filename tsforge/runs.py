@@ -25,6 +25,7 @@ import pandas as pd
 from mlflow import MlflowClient
 
 from .config import MIN_SCRUB, ExperimentConfig
+from .kernel import on_parent_exit, wait_for_parent_exit
 from .settings import env_number
 from tsforge.store import (
     configure,
@@ -139,9 +140,10 @@ def process_tags() -> dict[str, str]:
 # %% ../nbs/10_runs.ipynb #65e5cccc
 class _Heartbeat:
     """Per process: a daemon thread refreshing the heartbeat tag of every open run of this process. In a Jupyter
-    kernel (papermill's too) a second one ends the open runs KILLED as soon as the kernel's parent process exits
-    (on SIGTERM papermill dies, and ipykernel then exits at once, running no cleanup); at interpreter exit any run
-    still open ends KILLED."""
+    kernel (papermill's too) the open runs end KILLED as soon as the kernel's parent process exits (on SIGTERM
+    papermill dies, and the kernel then exits, running no cleanup): the `tsforge` kernel calls `close_all` before it
+    exits (`tsforge.kernel.on_parent_exit`); in another kernel a second thread watches the parent, racing ipykernel's
+    own poller, which exits the kernel within a second. At interpreter exit any run still open ends KILLED."""
 
     def __init__(self):
         self.runs, self.clients, self.lock, self.started = {}, {}, threading.Lock(), False
@@ -155,7 +157,7 @@ class _Heartbeat:
                 return
             self.started = True
             threading.Thread(target=self._beat, name='tsforge-heartbeat', daemon=True).start()
-            if os.environ.get('JPY_PARENT_PID'):
+            if not on_parent_exit(self.close_all) and os.environ.get('JPY_PARENT_PID'):
                 threading.Thread(
                     target=self._watch_parent, args=(os.getppid(),), name='tsforge-parent-watch', daemon=True
                 ).start()
@@ -181,16 +183,8 @@ class _Heartbeat:
                     pass  # a busy store: the next beat tries again
 
     def _watch_parent(self, parent: int):
-        "Wait for the parent to exit (a pidfd wakes at once; polling where there is none), then close the runs."
-        import select
-
-        try:
-            fd = os.pidfd_open(parent)
-            if os.getppid() == parent:
-                select.select([fd], [], [])
-        except (AttributeError, OSError):
-            while os.getppid() == parent:
-                time.sleep(0.05)
+        "Wait for the kernel's parent to exit, then close the runs (in a kernel other than `tsforge`)."
+        wait_for_parent_exit(parent)
         self.close_all(f"the kernel's parent process {parent} (papermill or Jupyter) exited")
 
     def close_all(self, reason: str):
