@@ -281,9 +281,8 @@ def score_fold(fit: FoldFit, frame: pd.DataFrame, fold: Fold) -> FoldResult:
         # the tune objectives `winkler` / `msis`: at the widest level, scaled axis; MSIS scale (`seasonal_period` of
         # the data) from the fit's training rows (long format: from the scored windows' inputs)
         if st.long:
-            x = w.X[:, :, st.out_idx]
-            p = seasonal_period(st.freq)
-            scale = np.abs(x[:, p:] - x[:, :-p]).mean(axis=(0, 1)) if x.shape[1] > p else np.full(x.shape[2], np.nan)
+            windows = w.X[:, :, st.out_idx].swapaxes(0, 1)  # (input rows, windows, columns)
+            scale = msis_scale(windows, seasonal_period(st.freq)).mean(axis=0)
         else:
             x = st.transform(frame.iloc[fit.fold.train_start : fit.fold.train_end][st.columns_in].to_numpy())
             scale = msis_scale(x[:, st.out_idx], seasonal_period(st.freq))
