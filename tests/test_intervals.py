@@ -4,6 +4,7 @@ an uncalibrated level, drift warnings and their /metrics export."""
 
 import os
 import subprocess
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -331,6 +332,36 @@ def test_tune_can_minimise_msis(store):
     vals = [t.value for t in res.study.trials if t.value is not None]
     assert len(vals) == 2 and all(0 < v < 100 for v in vals)
     assert res.study.user_attrs['metric'] == 'cv_msis'
+
+
+def test_tune_on_msis_where_it_is_undefined_says_so(store, tmp_path):
+    """A target that repeats itself exactly every 24 hours: MSIS's scale is 0, so the metric is undefined. Every trial
+    fails with the reason (before, Optuna failed the trials on their nan value and the job blamed a lost heartbeat)."""
+    from tsforge.tune import tune
+
+    df = pd.read_csv(Path(os.environ['TSFORGE_DATA_DIR']) / 'ETTh1.csv')
+    df['OT'] = np.tile(np.sin(np.arange(24) / 24 * 2 * np.pi), len(df) // 24 + 1)[: len(df)]
+    df.to_csv(tmp_path / 'periodic.csv', index=False)
+    cfg = load_config(
+        'etth1',
+        [
+            'model=naive',
+            'input_length=96',
+            'horizon=24',
+            'cv.n_windows=2',
+            'data.dataset=null',
+            f'data.path={tmp_path / "periodic.csv"}',
+            'tune.metric=msis',
+            'tune.n_trials=2',
+            'tune.executor=serial',
+            'tune.retrain=false',
+            '+tune.space.input_length=[48, 96]',
+            'tune.study_name=iv-msis-undefined',
+        ],
+    )
+    with pytest.raises(RuntimeError, match='no trial .* completed') as e:
+        tune(cfg)
+    assert 'tune.metric=msis is nan on fold 0' in str(e.value) and 'choose tune.metric=winkler' in str(e.value)
 
 
 # ---------------------------------------------------------------- intervals.source: cv

@@ -240,6 +240,17 @@ def evaluate(trial: optuna.Trial, cfg: ExperimentConfig, data: SearchData, blas_
             }
         )
         trial.set_user_attr('folds', rows)
+        if not np.isfinite(rows[-1][metric]):  # Optuna would fail the trial with no reason (a nan objective)
+            raise ValueError(
+                f'tune.metric={metric} is {rows[-1][metric]} on fold {r.fold.index}'
+                + (
+                    ": MSIS divides by the mean absolute difference of the fold's training rows at the data's seasonal "
+                    'period (intervals.seasonal_period), 0 where a series repeats itself exactly (or no more rows '
+                    'than one period); choose tune.metric=winkler'
+                    if metric == 'msis'
+                    else ''
+                )
+            )
         mean = float(np.mean([x[metric] for x in rows]))
         trial.report(mean, r.fold.index)
         if trial.should_prune():
