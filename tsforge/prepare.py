@@ -5,6 +5,7 @@
 # %% ../nbs/13_prepare.ipynb #9a63283cbaf04dbcab1f6479b197f3a8
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -230,6 +231,11 @@ def prepare(cfg: ExperimentConfig) -> Prepared:
     borders = split_borders(cfg.split, frame[tc], cfg.data.dataset)
     cols_in, cols_out = mode_columns(cfg, [c for c in report.columns])
     state = fit_state(frame, tc, cols_in, cols_out, cfg.input_length, cfg.horizon, report.freq, borders.train_end)
+    if flat := [c for c in cols_out if np.ptp(frame[c].to_numpy('float64')[: borders.train_end]) == 0]:
+        warnings.warn(
+            f'column(s) {flat}: the same value in all {borders.train_end} train rows, so scaled by 1 (it has no spread '
+            'to scale by), and a model learns nothing from it but that value; check data.target / data.columns'
+        )
     scaled = state.transform(frame[cols_in].to_numpy())
     cov = attach_features(cfg.features, frame, state, np.arange(len(frame)) < borders.train_end)
     return Prepared(cfg, frame, report, borders, state, scaled, frame[tc].to_numpy(), None, cov)
