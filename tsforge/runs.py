@@ -147,6 +147,7 @@ class _Heartbeat:
 
     def __init__(self):
         self.runs, self.clients, self.lock, self.started = {}, {}, threading.Lock(), False
+        self.failing = {}  # run id -> when its heartbeat first failed to be written (this streak)
 
     def add(self, run_id: str, uri: str, notebook: str | None = None):
         with self.lock:
@@ -166,6 +167,7 @@ class _Heartbeat:
     def remove(self, run_id: str):
         with self.lock:
             self.runs.pop(run_id, None)
+            self.failing.pop(run_id, None)
 
     def _beat(self):
         last = time.monotonic()
@@ -174,13 +176,36 @@ class _Heartbeat:
             if time.monotonic() - last < heartbeat_seconds():
                 continue
             last = time.monotonic()
-            with self.lock:
-                runs = dict(self.runs)
-            for run_id, (uri, _) in runs.items():
-                try:
-                    self.clients[uri].set_tag(run_id, HEARTBEAT_TAG, _now())
-                except Exception:
-                    pass  # a busy store: the next beat tries again
+            self.beat_once()
+
+    def beat_once(self):
+        """Write every open run's heartbeat. A write that fails is tried again at the next beat; the first failure of a
+        run, and its recovery, go to stderr: past the grace period other jobs would take the run for dead."""
+        with self.lock:
+            runs = dict(self.runs)
+        for run_id, (uri, _) in runs.items():
+            try:
+                self.clients[uri].set_tag(run_id, HEARTBEAT_TAG, _now())
+            except Exception as e:
+                if run_id not in self.failing:
+                    self.failing[run_id] = time.monotonic()
+                    why = store_failure(e, uri, doing='write the heartbeat') if store_unusable(e) else e
+                    text = scrub(f'{type(why).__name__}: {why}', run_id=run_id).strip().splitlines()[0][:300]
+                    print(
+                        f'tsforge: heartbeat of run {run_id} not written ({text}); trying again every '
+                        f'{heartbeat_seconds():g} s. Unwritten for {heartbeat_grace():g} s '
+                        '(TSFORGE_HEARTBEAT_GRACE_S), the run counts as dead and the next job on another host marks it '
+                        'FAILED',
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                continue
+            if (since := self.failing.pop(run_id, None)) is not None:
+                print(
+                    f'tsforge: heartbeat of run {run_id} written again after {time.monotonic() - since:.0f} s',
+                    file=sys.stderr,
+                    flush=True,
+                )
 
     def _watch_parent(self, parent: int):
         "Wait for the kernel's parent to exit, then close the runs (in a kernel other than `tsforge`)."
@@ -243,8 +268,15 @@ def start_run(
     exp = experiment_id(cfg.tracking.experiment)
     top = not nested and parent_run_id is None and mlflow.active_run() is None
     if top:
-        with contextlib.suppress(Exception):
+        try:
             reconcile()
+        except Exception as e:  # housekeeping for other jobs' runs: this job goes on, and says so
+            why = store_failure(e, doing='close dead runs') if store_unusable(e) else e
+            text = scrub(f'{type(why).__name__}: {why}', cfg=cfg).strip().splitlines()[0][:300]
+            print(
+                f'tsforge: dead runs not closed before this job ({text}); `python -m tsforge.runs reconcile` does it',
+                file=sys.stderr,
+            )
     secrets = secrets_of(cfg)
     tags = {'tsforge.config': cfg.name, 'tsforge.model': cfg.model, **process_tags(), **(tags or {})}
     try:
