@@ -51,7 +51,7 @@ class IPCProvisioner(LocalProvisioner):
         return await super().pre_launch(**kwargs)
 
 # %% ../nbs/25_kernel.ipynb #89b257c7
-PARENT_EXIT_GRACE = 30.0  # seconds the callbacks get after the parent exits (a store that does not answer), then exit
+PARENT_EXIT_GRACE = 60.0  # seconds the callbacks get after the parent exits (a job stopping its workers, a slow store)
 _PARENT: int | None = None  # the parent this kernel watches (set by `main`), None in any other process
 _ON_PARENT_EXIT: list[Callable[[str], None]] = []
 

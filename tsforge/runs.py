@@ -141,13 +141,14 @@ def process_tags() -> dict[str, str]:
 class _Heartbeat:
     """Per process: a daemon thread refreshing the heartbeat tag of every open run of this process. In a Jupyter
     kernel (papermill's too) the open runs end KILLED as soon as the kernel's parent process exits (on SIGTERM
-    papermill dies, and the kernel then exits, running no cleanup): the `tsforge` kernel calls `close_all` before it
+    papermill dies, and the kernel then exits, running no cleanup): the `tsforge` kernel calls `parent_exit` before it
     exits (`tsforge.kernel.on_parent_exit`); in another kernel a second thread watches the parent, racing ipykernel's
     own poller, which exits the kernel within a second. At interpreter exit any run still open ends KILLED."""
 
     def __init__(self):
         self.runs, self.clients, self.lock, self.started = {}, {}, threading.Lock(), False
         self.failing = {}  # run id -> when its heartbeat first failed to be written (this streak)
+        self.parent_exited = None  # why the job was stopped, once the tsforge kernel's parent has exited
 
     def add(self, run_id: str, uri: str, notebook: str | None = None):
         with self.lock:
@@ -158,7 +159,7 @@ class _Heartbeat:
                 return
             self.started = True
             threading.Thread(target=self._beat, name='tsforge-heartbeat', daemon=True).start()
-            if not on_parent_exit(self.close_all) and os.environ.get('JPY_PARENT_PID'):
+            if not on_parent_exit(self.parent_exit) and os.environ.get('JPY_PARENT_PID'):
                 threading.Thread(
                     target=self._watch_parent, args=(os.getppid(),), name='tsforge-parent-watch', daemon=True
                 ).start()
@@ -211,6 +212,23 @@ class _Heartbeat:
         "Wait for the kernel's parent to exit, then close the runs (in a kernel other than `tsforge`)."
         wait_for_parent_exit(parent)
         self.close_all(f"the kernel's parent process {parent} (papermill or Jupyter) exited")
+
+    def parent_exit(self, reason: str, wait: float = 45.0):
+        """The `tsforge` kernel's parent exited (papermill got SIGTERM): stop the job as SIGTERM stops it (its main
+        thread gets `JobKilled`: a tune or cv job stops its worker processes, the runs end KILLED with `reason` and
+        the notebook), waiting up to `wait` seconds for that, then end whatever is still open (`close_all`)."""
+        self.parent_exited = reason
+        with self.lock:
+            open_runs = bool(self.runs)
+        if open_runs and signal.getsignal(signal.SIGTERM) is _on_sigterm:  # a job runs in the main thread
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline:
+                with self.lock:
+                    if not self.runs:
+                        break
+                time.sleep(0.05)
+        self.close_all(reason)
 
     def close_all(self, reason: str):
         "End every open run of this process KILLED with `reason` (its notebook logged when known)."
@@ -293,19 +311,19 @@ def start_run(
         raise
     run_id, status = run.info.run_id, 'FAILED'
     _RUN_SECRETS[run_id] = secrets  # every runs.log_* helper and log_notebook mask them for this run
-    _HEARTBEAT.add(run_id, mlflow.get_tracking_uri(), papermill_output_path() if top else None)
+    notebook = papermill_output_path() if top else None  # found now: papermill may be gone when the run ends
+    _HEARTBEAT.add(run_id, mlflow.get_tracking_uri(), notebook)
     try:
         with _sigterm_raises():
             yield run
         status = 'FINISHED'
     except KeyboardInterrupt as e:
         status = 'KILLED'
+        why = _HEARTBEAT.parent_exited or ('SIGTERM' if isinstance(e, JobKilled) else 'SIGINT (Ctrl-C)')
         with contextlib.suppress(Exception):
-            MlflowClient().set_tag(
-                run_id, 'tsforge.killed', 'SIGTERM' if isinstance(e, JobKilled) else 'SIGINT (Ctrl-C)'
-            )
+            MlflowClient().set_tag(run_id, 'tsforge.killed', why)
             if top:
-                log_notebook(run_id)
+                log_notebook(run_id, notebook)
         raise
     except BaseException as e:
         with contextlib.suppress(Exception):
@@ -314,7 +332,6 @@ def start_run(
             raise store_failure(e, doing=f'log run {run_id}') from None
         raise
     finally:
-        _HEARTBEAT.remove(run_id)
         try:
             active = mlflow.active_run()
             if active is not None and active.info.run_id == run_id:
@@ -328,6 +345,8 @@ def start_run(
             if status == 'FINISHED':  # the job did its work but its run stays RUNNING: say so
                 raise err from None
             print(f'tsforge: {err}', file=sys.stderr)  # the job's own error goes on
+        finally:
+            _HEARTBEAT.remove(run_id)  # once ended: `_Heartbeat.parent_exit` waits for this
 
 # %% ../nbs/10_runs.ipynb #6c516253
 def _seconds_since(iso: str) -> float:
