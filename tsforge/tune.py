@@ -373,12 +373,16 @@ def open_storage(url: str, tune: TuneConfig, queued_only: bool = False) -> optun
     try:
         with warnings.catch_warnings():
             warnings.simplefilter('ignore', optuna.exceptions.ExperimentalWarning)
-            return cls(
+            storage = cls(
                 _with_driver(url),
                 engine_kwargs=_engine_kwargs(url),
                 heartbeat_interval=tune.heartbeat_interval,
                 grace_period=tune.grace_period or 2 * tune.heartbeat_interval,
             )
+        if url.startswith('sqlite'):  # local workers write at once: WAL, so that no reader holds up a writer
+            with storage.engine.connect() as c:
+                c.exec_driver_sql('PRAGMA journal_mode=WAL')
+        return storage
     except Exception as e:
         reason = str(getattr(e, 'orig', None) or e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         try:
