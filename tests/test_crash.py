@@ -313,7 +313,8 @@ def test_papermill_tune_job_sigterm_stops_its_workers(tmp_path):
             p.kill()
     c = store_client(tmp_path)
     [run] = [r for r in all_runs(c) if 'mlflow.parentRunId' not in r.data.tags]
-    assert run.info.status == 'KILLED' and 'papermill or Jupyter' in run.data.tags['tsforge.killed']
+    why = (run.data.tags.get('tsforge.error'), stopped, log.read_text()[-3000:])
+    assert run.info.status == 'KILLED' and 'papermill or Jupyter' in run.data.tags['tsforge.killed'], why
     assert [a.path for a in c.list_artifacts(run.info.run_id, 'notebook')] == ['notebook/out.ipynb']
     assert not c.search_registered_models()
     storage = optuna.storages.RDBStorage(f'sqlite:///{tmp_path / "optuna.db"}')

@@ -12,7 +12,7 @@ from jupyter_client.provisioning import LocalProvisioner
 
 # %% auto #0
 __all__ = ['KERNEL_NAME', 'PROVISIONER_NAME', 'MAX_SOCKET_PATH', 'PARENT_EXIT_GRACE', 'kernel_spec', 'use_ipc', 'IPCProvisioner',
-           'wait_for_parent_exit', 'on_parent_exit', 'main']
+           'wait_for_parent_exit', 'on_parent_exit', 'parent_exit_reason', 'main']
 
 # %% ../nbs/25_kernel.ipynb #942fa80d
 KERNEL_NAME = 'tsforge'  # the kernelspec the job notebooks name
@@ -84,9 +84,14 @@ def _run_callbacks(reason: str) -> None:
             callback(reason)
 
 
+def parent_exit_reason(parent: int) -> str:
+    "What a run ended because the kernel's parent exited says (its `tsforge.killed` tag)."
+    return f"the kernel's parent process {parent} (papermill or Jupyter) exited"
+
+
 def _watch(parent: int) -> None:
     wait_for_parent_exit(parent)
-    reason = f"the kernel's parent process {parent} (papermill or Jupyter) exited"
+    reason = parent_exit_reason(parent)
     with contextlib.suppress(Exception):  # stderr may be a pipe nobody reads any more
         print(f'tsforge kernel: {reason}; ending its runs, then exiting', file=sys.__stderr__, flush=True)
     done = threading.Thread(target=_run_callbacks, args=(reason,), name='tsforge-parent-exit', daemon=True)

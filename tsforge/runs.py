@@ -25,7 +25,7 @@ import pandas as pd
 from mlflow import MlflowClient
 
 from .config import MIN_SCRUB, ExperimentConfig
-from .kernel import on_parent_exit, wait_for_parent_exit
+from .kernel import on_parent_exit, parent_exit_reason, wait_for_parent_exit
 from .settings import env_number
 from tsforge.store import (
     configure,
@@ -138,6 +138,13 @@ def process_tags() -> dict[str, str]:
     }
 
 # %% ../nbs/10_runs.ipynb #65e5cccc
+def _failure_line(e: Exception, doing: str, uri: str | None = None, **scrub_args) -> str:
+    """`e` in one line for stderr, when a job goes on despite it: a store that cannot be used as `store_failure` says
+    it (password masked), secrets masked (`scrub`'s `scrub_args`)."""
+    why = store_failure(e, uri, doing=doing) if store_unusable(e) else e
+    return scrub(f'{type(why).__name__}: {why}', **scrub_args).strip().splitlines()[0][:300]
+
+
 class _Heartbeat:
     """Per process: a daemon thread refreshing the heartbeat tag of every open run of this process. In a Jupyter
     kernel (papermill's too) the open runs end KILLED as soon as the kernel's parent process exits (on SIGTERM
@@ -190,8 +197,7 @@ class _Heartbeat:
             except Exception as e:
                 if run_id not in self.failing:
                     self.failing[run_id] = time.monotonic()
-                    why = store_failure(e, uri, doing='write the heartbeat') if store_unusable(e) else e
-                    text = scrub(f'{type(why).__name__}: {why}', run_id=run_id).strip().splitlines()[0][:300]
+                    text = _failure_line(e, 'write the heartbeat', uri, run_id=run_id)
                     print(
                         f'tsforge: heartbeat of run {run_id} not written ({text}); trying again every '
                         f'{heartbeat_seconds():g} s. Unwritten for {heartbeat_grace():g} s '
@@ -211,7 +217,7 @@ class _Heartbeat:
     def _watch_parent(self, parent: int):
         "Wait for the kernel's parent to exit, then close the runs (in a kernel other than `tsforge`)."
         wait_for_parent_exit(parent)
-        self.close_all(f"the kernel's parent process {parent} (papermill or Jupyter) exited")
+        self.close_all(parent_exit_reason(parent))
 
     def parent_exit(self, reason: str, wait: float = 45.0):
         """The `tsforge` kernel's parent exited (papermill got SIGTERM): stop the job as SIGTERM stops it (its main
@@ -289,8 +295,7 @@ def start_run(
         try:
             reconcile()
         except Exception as e:  # housekeeping for other jobs' runs: this job goes on, and says so
-            why = store_failure(e, doing='close dead runs') if store_unusable(e) else e
-            text = scrub(f'{type(why).__name__}: {why}', cfg=cfg).strip().splitlines()[0][:300]
+            text = _failure_line(e, 'close dead runs', cfg=cfg)
             print(
                 f'tsforge: dead runs not closed before this job ({text}); `python -m tsforge.runs reconcile` does it',
                 file=sys.stderr,
