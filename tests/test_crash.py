@@ -260,10 +260,14 @@ def test_papermill_job_sigterm_ends_run_killed_with_notebook(tmp_path):
             p.kill()
 
 
-def test_papermill_tune_job_sigterm_stops_its_workers(tmp_path):
+@pytest.mark.parametrize('when', ['starting', 'running'])
+def test_papermill_tune_job_sigterm_stops_its_workers(tmp_path, when):
     """SIGTERM to a papermill tune job with local worker processes: the kernel stops the job as SIGTERM would, so its
     workers stop too (before, they ran on, orphaned, through the rest of the study after the kernel had exited). The
-    queued trials stay for a resume, the run ends KILLED with the notebook. A running trial ends FAIL, or, where its
+    queued trials stay for a resume, the run ends KILLED with the notebook. `starting`: killed while the workers start
+    (before, the job's main thread was stopped while sending a worker its start-up data: that worker died with
+    "pickle data was truncated" and the run ended FAILED, "can only join a started process", in CI); `running`:
+    while they run trials. A running trial ends FAIL, or, where its
     worker does not stop on SIGTERM and is killed after 30 s, stays RUNNING until its heartbeat goes stale and the
     resumed study fails it. (Workers blocked on the study's SQLite file, writing their trial's FAIL, while a reader
     held it: 4 of 7 runs on a loaded machine before the storage was switched to WAL, none of 5 after.)"""
@@ -271,6 +275,12 @@ def test_papermill_tune_job_sigterm_stops_its_workers(tmp_path):
 
     import optuna
     import psutil
+
+    def cmdline(proc):
+        try:
+            return proc.cmdline()
+        except psutil.Error:  # a short-lived child, gone already
+            return []
 
     env = {**os.environ, 'TSFORGE_HOME': str(tmp_path), 'PYTHONPATH': str(ROOT)}
     env.pop('TSFORGE_OPTUNA_STORAGE', None)
@@ -296,17 +306,18 @@ def test_papermill_tune_job_sigterm_stops_its_workers(tmp_path):
         t0 = time.time()
         while time.time() - t0 < 300:  # the kernel and its two workers (and multiprocessing's resource tracker)
             kids = psutil.Process(p.pid).children(recursive=True)
-            if sum('spawn_main' in ' '.join(k.cmdline()) for k in kids if k.is_running()) >= 2:
+            if sum('spawn_main' in ' '.join(cmdline(k)) for k in kids) >= (1 if when == 'starting' else 2):
                 break
-            time.sleep(0.5)
-        time.sleep(3)  # the workers load the study and run trials
+            time.sleep(0.05 if when == 'starting' else 0.5)
+        if when == 'running':
+            time.sleep(3)  # the workers load the study and run trials
         kids = psutil.Process(p.pid).children(recursive=True)
-        assert len(kids) >= 3, kids
+        assert len(kids) >= (2 if when == 'starting' else 3), kids
         p.terminate()
         p.wait(timeout=60)
         t1 = time.time()
         _, alive = psutil.wait_procs(kids, timeout=120)
-        assert not alive, [(k.pid, k.cmdline()[-3:]) for k in alive]
+        assert not alive, [(k.pid, cmdline(k)[-3:]) for k in alive]
         stopped = time.time() - t1
     finally:
         if p.poll() is None:
@@ -316,6 +327,7 @@ def test_papermill_tune_job_sigterm_stops_its_workers(tmp_path):
     why = (run.data.tags.get('tsforge.error'), stopped, log.read_text()[-3000:])
     assert run.info.status == 'KILLED' and 'papermill or Jupyter' in run.data.tags['tsforge.killed'], why
     assert [a.path for a in c.list_artifacts(run.info.run_id, 'notebook')] == ['notebook/out.ipynb']
+    assert 'UnpicklingError' not in log.read_text(), why  # no worker was cut off while it started
     assert not c.search_registered_models()
     storage = optuna.storages.RDBStorage(f'sqlite:///{tmp_path / "optuna.db"}')
     [study] = storage.get_all_studies()

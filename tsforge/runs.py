@@ -39,8 +39,8 @@ from tsforge.store import (
 
 # %% auto #0
 __all__ = ['HEARTBEAT_TAG', 'PACKAGES', 'secrets_of', 'scrub', 'config_yaml', 'config_params', 'log_config', 'heartbeat_seconds',
-           'heartbeat_grace', 'process_tags', 'JobKilled', 'start_run', 'dead_reason', 'reconcile', 'main',
-           'git_commit', 'package_versions', 'log_context', 'log_context_data', 'log_params', 'log_metrics',
+           'heartbeat_grace', 'process_tags', 'JobKilled', 'kill_deferred', 'start_run', 'dead_reason', 'reconcile',
+           'main', 'git_commit', 'package_versions', 'log_context', 'log_context_data', 'log_params', 'log_metrics',
            'log_frame', 'log_figure', 'set_tags', 'log_text', 'record_run', 'runs_tagged', 'papermill_output_path',
            'log_notebook']
 
@@ -156,10 +156,13 @@ class _Heartbeat:
         self.runs, self.clients, self.lock, self.started = {}, {}, threading.Lock(), False
         self.failing = {}  # run id -> when its heartbeat first failed to be written (this streak)
         self.parent_exited = None  # why the job was stopped, once the tsforge kernel's parent has exited
+        self.live = set()  # runs whose `start_run` block has not ended yet (`close_all` may have ended them already)
+        self.closed = set()  # runs `close_all` ended KILLED: their job must not end them again
 
     def add(self, run_id: str, uri: str, notebook: str | None = None):
         with self.lock:
             self.runs[run_id] = (uri, notebook)
+            self.live.add(run_id)
             if uri not in self.clients:
                 self.clients[uri] = MlflowClient(uri, uri)  # ready before it is needed
             if self.started:
@@ -176,6 +179,7 @@ class _Heartbeat:
         with self.lock:
             self.runs.pop(run_id, None)
             self.failing.pop(run_id, None)
+            self.live.discard(run_id)
 
     def _beat(self):
         last = time.monotonic()
@@ -220,26 +224,29 @@ class _Heartbeat:
         self.close_all(parent_exit_reason(parent))
 
     def parent_exit(self, reason: str, wait: float = 45.0):
-        """The `tsforge` kernel's parent exited (papermill got SIGTERM): stop the job as SIGTERM stops it (its main
-        thread gets `JobKilled`: a tune or cv job stops its worker processes, the runs end KILLED with `reason` and
-        the notebook), waiting up to `wait` seconds for that, then end whatever is still open (`close_all`)."""
+        """The `tsforge` kernel's parent exited (papermill got SIGTERM): end the open runs KILLED with `reason` and
+        the notebook (`close_all`, first, while the job's own code is untouched), then stop the job as SIGTERM stops
+        it (its main thread gets `JobKilled`: a tune or cv job stops its worker processes), waiting up to `wait`
+        seconds for that. (Stopping the job first left the run FAILED or RUNNING where `JobKilled` landed in cleanup
+        code or in the middle of a store write.)"""
         self.parent_exited = reason
+        self.close_all(reason)
         with self.lock:
-            open_runs = bool(self.runs)
-        if open_runs and signal.getsignal(signal.SIGTERM) is _on_sigterm:  # a job runs in the main thread
+            live = bool(self.live)
+        if live and _job_in_main():
             signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)
             deadline = time.monotonic() + wait
             while time.monotonic() < deadline:
                 with self.lock:
-                    if not self.runs:
+                    if not self.live:
                         break
                 time.sleep(0.05)
-        self.close_all(reason)
 
     def close_all(self, reason: str):
         "End every open run of this process KILLED with `reason` (its notebook logged when known)."
         with self.lock:
             runs, self.runs = dict(self.runs), {}
+            self.closed.update(runs)
         for run_id, (uri, notebook) in runs.items():
             client = self.clients[uri]
             with contextlib.suppress(Exception):  # the status last: a reader that sees KILLED sees the reason too
@@ -261,10 +268,50 @@ def _on_sigterm(signum, frame):
     raise JobKilled('SIGTERM')
 
 
+def _job_in_main() -> bool:
+    "Whether a job runs in the main thread, SIGTERM raising `JobKilled` there (maybe deferred: `kill_deferred`)."
+    handler = signal.getsignal(signal.SIGTERM)
+    return getattr(handler, 'deferring', handler) is _on_sigterm
+
+
+def _killed(e: BaseException | None) -> KeyboardInterrupt | None:
+    "The kill (SIGTERM: `JobKilled`, Ctrl-C) that `e` is, or that was being handled when `e` was raised; else None."
+    while e is not None and not isinstance(e, KeyboardInterrupt):
+        e = e.__context__
+    return e
+
+
+@contextlib.contextmanager
+def kill_deferred():
+    """SIGTERM and Ctrl-C that arrive inside the block take effect when it ends, for a step that must not be cut in
+    half (a job starting a worker process: stopped while sending the worker its start-up data, the worker died
+    with "pickle data was truncated" and the job could not stop it). Only in the main thread; elsewhere a no-op."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending = []
+
+    def deferring(old):
+        def handler(signum, frame):
+            pending.append(signum)
+
+        handler.deferring = old  # the handler that takes over at the end (`_job_in_main` looks at it)
+        return handler
+
+    olds = {s: signal.signal(s, deferring(signal.getsignal(s))) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for s, old in olds.items():
+            signal.signal(s, old)
+        for s in dict.fromkeys(pending):
+            signal.raise_signal(s)  # now handled as it would have been
+
+
 @contextlib.contextmanager
 def _sigterm_raises():
     "While a job runs in the main thread, SIGTERM raises `JobKilled` so the run can end KILLED cleanly."
-    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) is _on_sigterm:
+    if threading.current_thread() is not threading.main_thread() or _job_in_main():
         yield
         return
     old = signal.signal(signal.SIGTERM, _on_sigterm)
@@ -322,21 +369,25 @@ def start_run(
         with _sigterm_raises():
             yield run
         status = 'FINISHED'
-    except KeyboardInterrupt as e:
-        status = 'KILLED'
-        why = _HEARTBEAT.parent_exited or ('SIGTERM' if isinstance(e, JobKilled) else 'SIGINT (Ctrl-C)')
-        with contextlib.suppress(Exception):
-            MlflowClient().set_tag(run_id, 'tsforge.killed', why)
-            if top:
-                log_notebook(run_id, notebook)
-        raise
     except BaseException as e:
+        if kill := _killed(e):  # a kill, or an error while it was being handled (that one is logged below): KILLED
+            status = 'KILLED'
+            if run_id not in _HEARTBEAT.closed:  # else ended already, with the reason and the notebook
+                why = _HEARTBEAT.parent_exited or ('SIGTERM' if isinstance(kill, JobKilled) else 'SIGINT (Ctrl-C)')
+                with contextlib.suppress(Exception):
+                    MlflowClient().set_tag(run_id, 'tsforge.killed', why)
+                    if top:
+                        log_notebook(run_id, notebook)
+        if isinstance(e, KeyboardInterrupt):
+            raise
         with contextlib.suppress(Exception):
             MlflowClient().set_tag(run_id, 'tsforge.error', scrub(f'{type(e).__name__}: {e}', secrets=secrets)[:5000])
         if store_unusable(e):  # the raw error can carry the store's URI with its password
             raise store_failure(e, doing=f'log run {run_id}') from None
         raise
     finally:
+        if run_id in _HEARTBEAT.closed:  # ended KILLED by `close_all` (the kernel's parent exited): it stays so
+            status = 'KILLED'
         try:
             active = mlflow.active_run()
             if active is not None and active.info.run_id == run_id:

@@ -558,6 +558,7 @@ def run_worker(spec: WorkerSpec, worker: int = 0, callbacks: list | None = None)
 
 # %% ../nbs/17_tune.ipynb #12-tune-026
 def _stop_processes(procs, timeout: float = 30):
+    procs = [p for p in procs if p.pid is not None]  # those started
     for p in procs:
         if p.is_alive():
             p.terminate()  # SIGTERM: the worker marks its running trial FAIL
@@ -574,11 +575,14 @@ def run_trials(spec: WorkerSpec, executor: str, n_workers: int, poll=lambda: Non
         run_worker(spec, 0, callbacks=[lambda study, trial: poll()])
         return
     if executor == 'local':
+        from tsforge.runs import kill_deferred
+
         ctx = multiprocessing.get_context('spawn')
         procs = [ctx.Process(target=run_worker, args=(spec, i), name=f'tune-worker-{i}') for i in range(n_workers)]
         try:
             for p in procs:
-                p.start()
+                with kill_deferred():  # a worker stopped half-way through its start-up data dies unstoppable
+                    p.start()
             while any(p.is_alive() for p in procs):
                 poll()
                 for p in procs:
