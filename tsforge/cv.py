@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from functools import partial
 
 import numpy as np
 import pandas as pd
+import tqdm
 
 from .cluster import ray_session, worker_node
 from .config import ConfigError, ExperimentConfig
@@ -354,10 +356,23 @@ def _keep_frame(frame: pd.DataFrame):
     "Pool worker initializer: keep the backtest's data for every task this worker runs."
     global _FRAME
     _FRAME = frame
+    # tqdm's default lock is a multiprocessing semaphore; a worker stopped by SIGTERM leaves it behind (the resource
+    # tracker then warns of "leaked semaphore objects"): a thread lock does, the bars being in this process only
+    tqdm.tqdm.set_lock(threading.RLock())
 
 
 def _run_group_kept(cfg, *args, **kw) -> list[FoldResult]:
     return run_group(cfg, _FRAME, *args, **kw)
+
+
+def _stop_workers(pool: ProcessPoolExecutor):
+    "SIGTERM to the pool's worker processes (Python 3.14 has `terminate_workers` for it)."
+    if hasattr(pool, 'terminate_workers'):
+        pool.terminate_workers()
+        return
+    for p in list((pool._processes or {}).values()):
+        with contextlib.suppress(Exception):
+            p.terminate()
 
 
 def _group_tasks(cfg: ExperimentConfig, prep: Prepared, groups: list[list[Fold]], share: float = VAL_SHARE):
@@ -373,14 +388,21 @@ def _group_tasks(cfg: ExperimentConfig, prep: Prepared, groups: list[list[Fold]]
         for g in groups:
             yield g, partial(run_group, cfg, frame, *rest, g, **opts)
     elif cv.executor == 'local':
+        from tsforge.runs import kill_deferred
+
         pool = ProcessPoolExecutor(
             workers, mp_context=multiprocessing.get_context('spawn'), initializer=_keep_frame, initargs=(frame,)
         )  # the data goes to each worker once
+        done = False
         try:
-            futures = [pool.submit(_run_group_kept, cfg, *rest, g, **opts) for g in groups]
+            with kill_deferred():  # submitting starts the workers: one stopped half-way through its start-up dies
+                futures = [pool.submit(_run_group_kept, cfg, *rest, g, **opts) for g in groups]
             for g, fut in zip(groups, futures):
                 yield g, fut.result
+            done = True
         finally:
+            if not done:  # killed, or a fold failed: the folds still running are not waited for
+                _stop_workers(pool)
             pool.shutdown(wait=True, cancel_futures=True)
     elif cv.executor == 'ray':
         with ray_session(cv.n_jobs) as ray:
