@@ -331,10 +331,12 @@ def start_run(
 ):
     """Context manager: a job's MLflow run in `cfg.tracking.experiment`, tagged with where it runs and kept alive by
     a heartbeat. It ends FINISHED, FAILED if the body raises, KILLED on SIGTERM or Ctrl-C (with the papermill
-    notebook logged when there is one). A top-level run first closes the store's dead runs (`reconcile`). A store that
-    cannot be reached or refuses the credentials, at the start, during the job or at its end, is one `StoreError`
-    with the password masked (`tsforge.store.store_failure`); a run it could not end is closed by the next job's
-    `reconcile` (its heartbeat stops)."""
+    notebook logged when there is one), also where an error is raised while the kill is handled, and KILLED when
+    the `tsforge` kernel's parent exits (then the job gets `JobKilled`, even where its work was done). A top-level
+    run first closes the store's dead runs (`reconcile`). A store that cannot be reached or refuses the credentials,
+    at the start, during the job or at its end, is one `StoreError` with the password masked
+    (`tsforge.store.store_failure`); a run it could not end is closed by the next job's `reconcile` (its heartbeat
+    stops)."""
     heartbeat_grace()  # a bad TSFORGE_HEARTBEAT_S / _GRACE_S: one SettingsError naming it, never swallowed below
     exp = experiment_id(cfg.tracking.experiment)
     top = not nested and parent_run_id is None and mlflow.active_run() is None
@@ -386,6 +388,7 @@ def start_run(
             raise store_failure(e, doing=f'log run {run_id}') from None
         raise
     finally:
+        cut = run_id in _HEARTBEAT.closed and status == 'FINISHED'  # the work was done, but the job's parent is gone
         if run_id in _HEARTBEAT.closed:  # ended KILLED by `close_all` (the kernel's parent exited): it stays so
             status = 'KILLED'
         try:
@@ -403,6 +406,8 @@ def start_run(
             print(f'tsforge: {err}', file=sys.stderr)  # the job's own error goes on
         finally:
             _HEARTBEAT.remove(run_id)  # once ended: `_Heartbeat.parent_exit` waits for this
+    if cut:  # the job does not go on to register a model of a KILLED run
+        raise JobKilled(_HEARTBEAT.parent_exited or 'the run was ended KILLED')
 
 # %% ../nbs/10_runs.ipynb #6c516253
 def _seconds_since(iso: str) -> float:
