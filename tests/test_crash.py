@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from conftest import BIN, ROOT, champion, store_client, versions
+from conftest import BIN, ROOT, champion, free_port, kill_group, start_mlflow, store_client, versions, wait_http
 
 pytestmark = pytest.mark.slow  # real processes (jobs killed, kernels, servers)
 
@@ -292,6 +292,46 @@ def test_papermill_job_sigterm_ends_run_killed_with_notebook(tmp_path):
     finally:
         if p.poll() is None:
             p.kill()
+
+
+HUNG = """
+import os, signal, sys, threading, time
+from tsforge import runs
+from tsforge.config import load_config
+
+def parent_gone():  # the tracking server stops answering, then the kernel's parent exits
+    os.killpg(int(sys.argv[1]), signal.SIGSTOP)
+    runs._HEARTBEAT.parent_exit("the kernel's parent exited", wait=30)
+
+with runs.start_run(load_config('etth1', ['model=naive']), 'hung') as run:
+    threading.Thread(target=parent_gone, daemon=True).start()
+    try:
+        time.sleep(60)
+    except runs.JobKilled:
+        print('JobKilled', flush=True)
+        os._exit(0)  # the run's end would wait for the server
+print('not stopped', flush=True)
+os._exit(1)
+"""
+
+
+def test_parent_exit_stops_the_job_while_the_tracking_server_hangs(tmp_path):
+    """The kernel's parent exits while the tracking server does not answer: the job is still stopped (its workers with
+    it), the runs being closed beside it (before, closing them first held the stop back past the kernel's grace:
+    "not stopped" after 57 s; now 10 s)."""
+    port = free_port()
+    srv = start_mlflow(tmp_path, port)
+    try:
+        wait_http(f'http://127.0.0.1:{port}/health', srv, timeout=240)
+        env = {**os.environ, 'MLFLOW_TRACKING_URI': f'http://127.0.0.1:{port}', 'PYTHONPATH': str(ROOT)}
+        r = subprocess.run(
+            [sys.executable, '-c', HUNG, str(srv.pid)], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert r.returncode == 0 and 'JobKilled' in r.stdout, (r.stdout, r.stderr[-3000:])
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(srv.pid, signal.SIGCONT)
+        kill_group(srv, signal.SIGKILL)
 
 
 @pytest.mark.parametrize('when', ['starting', 'running'])

@@ -225,22 +225,25 @@ class _Heartbeat:
 
     def parent_exit(self, reason: str, wait: float = 45.0):
         """The `tsforge` kernel's parent exited (papermill got SIGTERM): end the open runs KILLED with `reason` and
-        the notebook (`close_all`, first, while the job's own code is untouched), then stop the job as SIGTERM stops
-        it (its main thread gets `JobKilled`: a tune or cv job stops its worker processes), waiting up to `wait`
-        seconds for that. (Stopping the job first left the run FAILED or RUNNING where `JobKilled` landed in cleanup
-        code or in the middle of a store write.)"""
+        the notebook (`close_all`, first, while the job's own code is untouched; after 10 s without an answer from
+        the store, not waited for), then stop the job as SIGTERM stops it (its main thread gets `JobKilled`: a tune
+        or cv job stops its worker processes), waiting up to `wait` seconds in all. (Stopping the job first left the
+        run FAILED or RUNNING where `JobKilled` landed in cleanup code or in the middle of a store write.)"""
         self.parent_exited = reason
-        self.close_all(reason)
+        deadline = time.monotonic() + wait
+        closing = threading.Thread(target=self.close_all, args=(reason,), name='tsforge-close-runs', daemon=True)
+        closing.start()
+        closing.join(10)  # well under a second, but a store that does not answer must not keep the workers running
         with self.lock:
             live = bool(self.live)
         if live and _job_in_main():
             signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)
-            deadline = time.monotonic() + wait
             while time.monotonic() < deadline:
                 with self.lock:
                     if not self.live:
                         break
                 time.sleep(0.05)
+        closing.join(max(0.0, deadline - time.monotonic()))
 
     def close_all(self, reason: str):
         "End every open run of this process KILLED with `reason` (its notebook logged when known)."
