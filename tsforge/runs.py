@@ -156,13 +156,11 @@ class _Heartbeat:
         self.runs, self.clients, self.lock, self.started = {}, {}, threading.Lock(), False
         self.failing = {}  # run id -> when its heartbeat first failed to be written (this streak)
         self.parent_exited = None  # why the job was stopped, once the tsforge kernel's parent has exited
-        self.live = set()  # runs whose `start_run` block has not ended yet (`close_all` may have ended them already)
         self.closed = set()  # runs `close_all` ended KILLED: their job must not end them again
 
     def add(self, run_id: str, uri: str, notebook: str | None = None):
         with self.lock:
-            self.runs[run_id] = (uri, notebook)
-            self.live.add(run_id)
+            self.runs[run_id] = (uri, notebook)  # until its `start_run` block ends (`remove`), closed or not
             if uri not in self.clients:
                 self.clients[uri] = MlflowClient(uri, uri)  # ready before it is needed
             if self.started:
@@ -179,7 +177,6 @@ class _Heartbeat:
         with self.lock:
             self.runs.pop(run_id, None)
             self.failing.pop(run_id, None)
-            self.live.discard(run_id)
 
     def _beat(self):
         last = time.monotonic()
@@ -194,7 +191,7 @@ class _Heartbeat:
         """Write every open run's heartbeat. A write that fails is tried again at the next beat; the first failure of a
         run, and its recovery, go to stderr: past the grace period other jobs would take the run for dead."""
         with self.lock:
-            runs = dict(self.runs)
+            runs = {k: v for k, v in self.runs.items() if k not in self.closed}
         for run_id, (uri, _) in runs.items():
             try:
                 self.clients[uri].set_tag(run_id, HEARTBEAT_TAG, _now())
@@ -234,13 +231,11 @@ class _Heartbeat:
         closing = threading.Thread(target=self.close_all, args=(reason,), name='tsforge-close-runs', daemon=True)
         closing.start()
         closing.join(10)  # well under a second, but a store that does not answer must not keep the workers running
-        with self.lock:
-            live = bool(self.live)
-        if live and _job_in_main():
+        if self.runs and _job_in_main():
             signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)
             while time.monotonic() < deadline:
                 with self.lock:
-                    if not self.live:
+                    if not self.runs:
                         break
                 time.sleep(0.05)
         closing.join(max(0.0, deadline - time.monotonic()))
@@ -248,7 +243,7 @@ class _Heartbeat:
     def close_all(self, reason: str):
         "End every open run of this process KILLED with `reason` (its notebook logged when known)."
         with self.lock:
-            runs, self.runs = dict(self.runs), {}
+            runs = {k: v for k, v in self.runs.items() if k not in self.closed}
             self.closed.update(runs)
         for run_id, (uri, notebook) in runs.items():
             client = self.clients[uri]
@@ -391,9 +386,9 @@ def start_run(
             raise store_failure(e, doing=f'log run {run_id}') from None
         raise
     finally:
-        cut = run_id in _HEARTBEAT.closed and status == 'FINISHED'  # the work was done, but the job's parent is gone
-        if run_id in _HEARTBEAT.closed:  # ended KILLED by `close_all` (the kernel's parent exited): it stays so
-            status = 'KILLED'
+        closed = run_id in _HEARTBEAT.closed  # ended KILLED by `close_all` (the kernel's parent exited): it stays so
+        cut = closed and status == 'FINISHED'  # the work was done, but the job's parent is gone
+        status = 'KILLED' if closed else status
         try:
             active = mlflow.active_run()
             if active is not None and active.info.run_id == run_id:
