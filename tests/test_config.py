@@ -277,6 +277,18 @@ def test_plain_config_has_no_secrets():
             ],
             'model_params.members.0.model_params.seg_len=25',
         ),
+        # cross reads the other series: none in S / MS mode, and at most the window's rows
+        (['model=linear', '+model_params.cross=24'], 'model_params.cross=24 reads the other series, but this model'),
+        (['model=linear', 'mode=MS', '+model_params.cross=24'], 'cross=24 reads the other series'),
+        (['model=lightgbm', '+model_params.linear.cross=24'], 'model_params.linear.cross=24 reads the other series'),
+        (
+            ['model=ensemble', '+model_params.members=[{model: linear, model_params: {cross: 4}}]'],
+            'model_params.members.0.model_params.cross=4 reads the other series',
+        ),
+        (
+            ['model=linear', 'mode=M', 'input_length=24', '+model_params.cross=48'],
+            'cross=48 must be <= input_length=24',
+        ),
     ],
 )
 def test_values_once_guessed_or_ignored_are_refused(overrides, expected):

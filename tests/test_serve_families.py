@@ -23,10 +23,11 @@ CASES = {
         ],
     ),
     'ensemble-specs-M': (  # what tune.ensemble writes: the same family twice, one member on the last 48 of 96 rows
-        'ensemble',
+        'ensemble',  # (the other reads the other series' last 24 values: cross)
         'M',
         [
-            '+model_params.members=[{model: linear, input_length: 48, model_params: {norm: mean}}, {model: linear}]',
+            '+model_params.members=[{model: linear, input_length: 48, model_params: {norm: mean}}, '
+            '{model: linear, model_params: {cross: 24}}]',
             '+model_params.weights=equal',
         ],
     ),

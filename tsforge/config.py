@@ -832,6 +832,10 @@ class ExperimentConfig(_Strict):
         check = getattr(model_class(self.model), 'check_input_length', None)
         if check is not None:  # a model whose params bound the input length (an ensemble's members)
             check(params, self.input_length)
+        series = getattr(model_class(self.model), 'check_series', None)
+        n_out = len(self.data.target) if self.mode != 'M' else len(self.data.columns or []) or None
+        if series is not None and n_out is not None and self.data.format == 'wide':  # else known from the data
+            series(params, n_out)
         both = [c for c in self.data.columns or [] if c in {*self.features.future, *self.features.past}]
         if both:  # it would silently stop being a series and become a covariate
             kind = 'future' if both[0] in self.features.future else 'past'

@@ -216,8 +216,15 @@ class LightGBM(Forecaster):
 
     @staticmethod
     def check_input_length(params: 'LightGBM.Params', input_length: int):
-        "Raise `ValueError` when lags, rolling windows or the season set in `features` exceed the input window."
+        """Raise `ValueError` when lags, rolling windows or the season set in `features`, or the base ridge's `cross`,
+        exceed the input window."""
         params.features.check_input_length(input_length)
+        Linear.check_input_length(Linear.Params(**params.linear), input_length, 'model_params.linear')
+
+    @staticmethod
+    def check_series(params: 'LightGBM.Params', n_series: int):
+        "Raise `ValueError` when the base ridge's `cross` is set but the model forecasts one series."
+        Linear.check_series(Linear.Params(**params.linear), n_series, 'model_params.linear')
 
     def _linear(self) -> Linear:
         return Linear(self.params.linear, self.state, self.seed)

@@ -277,6 +277,7 @@ class Linear(Forecaster):
         alphas: list[float] = np.logspace(-5, 2, 29).tolist()  # quarter-decade grid
         individual: bool = False  # one weight matrix per output series
         norm: Literal['last', 'mean'] = 'last'  # subtract (and add back) the window's last value, or its mean
+        cross: int = Field(0, ge=0)  # each series also reads the other series' last `cross` values (weights per pair)
 
         @field_validator('alpha', mode='before')
         @classmethod
@@ -315,10 +316,47 @@ class Linear(Forecaster):
                 self.refuse_unread(['alphas'], why, 'set alpha: auto')
             return self
 
+    @staticmethod
+    def check_input_length(params: 'Linear.Params', input_length: int, field: str = 'model_params'):
+        "Raise `ValueError` when `cross` asks for more of the other series' values than the input window holds."
+        if params.cross > input_length:
+            raise ValueError(
+                f'{field}.cross={params.cross} must be <= input_length={input_length} (the values it reads of the '
+                'other series are the last rows of the input window)'
+            )
+
+    @staticmethod
+    def check_series(params: 'Linear.Params', n_series: int, field: str = 'model_params'):
+        "Raise `ValueError` when `cross` is set but the model forecasts one series: there is no other to read."
+        if params.cross and n_series < 2:
+            raise ValueError(
+                f'{field}.cross={params.cross} reads the other series, but this model forecasts one series; set '
+                'cross: 0, or forecast several series (mode: M)'
+            )
+
+    def _check_cross(self):
+        "The config's checks of `cross`, for params built without a config."
+        self.check_series(self.params, len(self.state.out_idx))
+        self.check_input_length(self.params, self.state.input_length)
+
+    def _cross(self, A: np.ndarray) -> np.ndarray:
+        """The other series' last `cross` values (each relative to its own reference level) as inputs of every series
+        (n, C, D): in a block of its own per series when weights are shared, so that each pair has its own weights."""
+        n, C, _ = A.shape
+        k = self.params.cross
+        others = np.stack([np.delete(A[:, :, -k:], c, axis=1).reshape(n, -1) for c in range(C)], axis=1)
+        if self.params.individual:  # a weight matrix per series already: no blocks needed
+            return others
+        blocks = np.zeros((n, C, C, others.shape[2]))
+        blocks[:, np.arange(C), np.arange(C)] = others
+        return blocks.reshape(n, C, -1)
+
     def _design(self, X, Y=None):
         x = self._out(X)  # (n, L, C)
         last = x.mean(1, keepdims=True) if self.params.norm == 'mean' else x[:, -1:, :]  # the reference level
         A = (x - last).transpose(0, 2, 1)  # (n, C, L)
+        if self.params.cross:
+            A = np.concatenate([A, self._cross(A)], axis=2)
         B = None if Y is None else (Y - last).transpose(0, 2, 1)  # (n, C, H)
         return A, B, last
 
@@ -399,6 +437,7 @@ class Linear(Forecaster):
         alphas = self.params.alphas if self.params.alpha == 'auto' else [float(self.params.alpha)]
         if self.params.alpha == 'auto' and val is None:
             raise ValueError("model_params.alpha='auto' needs validation windows")
+        self._check_cross()
         if self._covariates:
             return self._fit_steps(train, val, alphas)
         sols = [list(self._solve_moments(*m.centred()[:4], alphas)) for m in self._moments(train, groups)]
@@ -540,6 +579,19 @@ class Ensemble(Forecaster):
             if (check := getattr(cls, 'check_input_length', None)) is not None:
                 try:
                     check(cls.Params(**m.model_params), m.input_length or input_length)
+                except ValueError as e:
+                    raise ValueError(
+                        str(e).replace('model_params.', f'model_params.members.{i}.model_params.')
+                    ) from None
+
+    @staticmethod
+    def check_series(params: 'Ensemble.Params', n_series: int):
+        "Raise `ValueError` naming the member whose params need more series than the model forecasts."
+        for i, m in enumerate(params.members):
+            cls = model_class(m.model)
+            if (check := getattr(cls, 'check_series', None)) is not None:
+                try:
+                    check(cls.Params(**m.model_params), n_series)
                 except ValueError as e:
                     raise ValueError(
                         str(e).replace('model_params.', f'model_params.members.{i}.model_params.')
