@@ -55,6 +55,21 @@ members plus RLinear (equal weights) and RLinear alone (`--alone`). If the bette
 whatever its test figure; `bench/ett_later.py --variants 'before rlinear' 'with rlinear'` then reads it once on the
 test months and on the later months (rows 14,400-17,420), beside the file before it. Otherwise the cell keeps its
 file and its test months are not read for this rule.
+
+`--modes M --datasets etth1 --horizons 336 720 96 192 --extra 'linear:cross=24' --extra-length 336 --base current
+--folds blocked --alone --apply --suffix cross` (the rule for the cross-series ridge, fixed here before its first
+fit on the folds, session of 2026-12-03). `linear` with `cross=24` (each series also reads the other six series'
+last 24 values, with weights of its own per pair; the ridge's other settings the defaults, L=336) had been fitted on
+ETT only on the validation part of the standard split, M mode, beside the plain ridge (validation MSE, cross=24 /
+plain: ETTh1 96 0.6531 / 0.6700, 192 0.9031 / 0.9155, 336 1.1489 / 1.1545, 720 1.4218 / 1.4248; ETTh2 96 0.2061 /
+0.2048, 192 0.2728 / 0.2713, 336 0.3624 / 0.3607, 720 0.6038 / 0.6036: `bench/ett_m.py --datasets etth1 etth2
+--lengths 336 --candidates linear 'linear:cross=24' --val-only`); the test part and the months after it were not
+read. On those figures the rule covers ETTh1 M only, all four cells. The judge, the bar and what follows are the
+RLinear rule's: the six blocked folds with `rel_mse`; the current configuration, the current members plus the
+cross-series ridge (equal weights) and the cross-series ridge alone; the better new one, if at least 0.5% under the
+current one, is written as `etth1_m<H>_cross` (`--suffix cross`) and becomes the cell's configuration whatever its
+test figure; `bench/ett_later.py --variants 'before cross' 'with cross'` reads it once on the test months and on the
+later months, beside the file before it. Otherwise the cell keeps its file.
 """
 
 import argparse, resource, sys, time
@@ -155,9 +170,9 @@ def run_cell(c: Cell) -> dict:
     }
 
 
-def apply_rule(c: Cell, alone: bool = False) -> str:
+def apply_rule(c: Cell, alone: bool = False, suffix: str | None = None) -> str:
     """Write the base members and the extra as an equal-weight ensemble (`alone`: the extra model by itself),
-    `<dataset>_<mode><H>_<extra model>`."""
+    `<dataset>_<mode><H>_<suffix or the extra model>`."""
     specs = member_specs(c)
     src = f'bench/ett_fold_members.py --folds {c.folds} --apply'
     if alone:
@@ -166,14 +181,14 @@ def apply_rule(c: Cell, alone: bool = False) -> str:
         )
         x = specs[-1]
         return write_experiment(
-            c.dataset, c.horizon, x['model'], x['input_length'], x['model_params'], how, src, c.mode
+            c.dataset, c.horizon, x['model'], x['input_length'], x['model_params'], how, src, c.mode, suffix
         )
     base = cell_file(c.dataset, c.mode, c.horizon, c.base).stem
     what = 'ensemble' if c.base == 'ensemble' else f'configuration ({base})'
     how = f"the committed {what}'s members and the extra one, equal weights (the extra chosen on the {c.folds} folds)"
     params = {'members': specs, 'weights': 'equal'}
     L = max(m['input_length'] for m in specs)
-    return write_experiment(c.dataset, c.horizon, 'ensemble', L, params, how, src, c.mode, specs[-1]['model'])
+    return write_experiment(c.dataset, c.horizon, 'ensemble', L, params, how, src, c.mode, suffix or specs[-1]['model'])
 
 
 def main():
@@ -207,6 +222,7 @@ def main():
         action='store_true',
         help='with --apply: the extra model alone is a candidate too (the better of the two new ones is judged)',
     )
+    ap.add_argument('--suffix', help="with --apply: the written file's suffix (default: the extra model's name)")
     ap.add_argument('--out', default='bench/results/ett_fold_members.md')
     a = ap.parse_args()
     report = Report('bench/ett_fold_members.py')
@@ -233,7 +249,7 @@ def main():
                 gains.setdefault(mode, []).append(gain)
                 alone = a.alone and r['extra'] < r['with_extra']  # the better of the two new configurations
                 if a.apply and r['extra' if alone else 'with_extra'] / r['ensemble'] <= 0.995:
-                    written.append(apply_rule(cell, alone))
+                    written.append(apply_rule(cell, alone, a.suffix))
                 emit(
                     f'| {ds.replace("etth", "ETTh")} | {mode} | {h} | {r["best"]:.4f} | {r["ensemble"]:.4f} | '
                     f'{r["extra"]:.4f} | {r["with_extra"]:.4f} | {gain * 100:+.1f}% | '

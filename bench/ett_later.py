@@ -48,7 +48,9 @@ configuration before the year-fold rule (the `_cyclenet` or `_segrnn` file where
 file), `year` the file `<dataset>_<mode><H>_year.yaml` that `bench/ett_tune_cells.py --folds year
 --write-experiments` writes (see the rule there). `--variants 'before blocked' blocked`: the same for the blocked
 folds (`--folds blocked`). `--variants 'before rlinear' 'with rlinear'`: the same for the file
-`<dataset>_<mode><H>_rlinear.yaml` of `bench/ett_fold_members.py --extra rlinear ... --apply` (see the rule there).
+`<dataset>_<mode><H>_rlinear.yaml` of `bench/ett_fold_members.py --extra rlinear ... --apply` (see the rule there),
+and `--variants 'before cross' 'with cross'` for `<dataset>_<mode><H>_cross.yaml` (`--extra 'linear:cross=24' ...
+--suffix cross`).
 """
 
 import argparse, resource, time
@@ -77,6 +79,8 @@ VARIANTS = [
     'blocked',
     'before rlinear',
     'with rlinear',
+    'before cross',
+    'with cross',
 ]
 DEFAULT = VARIANTS[:4]  # the fixed comparison of the first run
 RULE_FILES = {
@@ -85,6 +89,7 @@ RULE_FILES = {
     'year': 'year',
     'blocked': 'blocked',
     'with rlinear': 'rlinear',
+    'with cross': 'cross',
 }  # written by later rules
 
 

@@ -45,6 +45,7 @@ RULES = [
     'year',
     'blocked',
     'rlinear',
+    'cross',
 ]  # the suffixes of the files later rules wrote, oldest first
 
 
