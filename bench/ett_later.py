@@ -50,7 +50,8 @@ file), `year` the file `<dataset>_<mode><H>_year.yaml` that `bench/ett_tune_cell
 folds (`--folds blocked`). `--variants 'before rlinear' 'with rlinear'`: the same for the file
 `<dataset>_<mode><H>_rlinear.yaml` of `bench/ett_fold_members.py --extra rlinear ... --apply` (see the rule there),
 and `--variants 'before cross' 'with cross'` for `<dataset>_<mode><H>_cross.yaml` (`--extra 'linear:cross=24' ...
---suffix cross`).
+--suffix cross`); `'before fits' 'with fits'` for `<dataset>_<mode><H>_fits.yaml` (`--extra fits ... --folds blocked
+--suffix fits`).
 """
 
 import argparse, resource, time
@@ -81,6 +82,8 @@ VARIANTS = [
     'with rlinear',
     'before cross',
     'with cross',
+    'before fits',
+    'with fits',
 ]
 DEFAULT = VARIANTS[:4]  # the fixed comparison of the first run
 RULE_FILES = {
@@ -90,6 +93,7 @@ RULE_FILES = {
     'blocked': 'blocked',
     'with rlinear': 'rlinear',
     'with cross': 'cross',
+    'with fits': 'fits',
 }  # written by later rules
 
 

@@ -46,6 +46,7 @@ RULES = [
     'blocked',
     'rlinear',
     'cross',
+    'fits',
 ]  # the suffixes of the files later rules wrote, oldest first
 
 
