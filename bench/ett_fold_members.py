@@ -7,6 +7,8 @@ and the months after it are not read).
     OMP_NUM_THREADS=1 python bench/ett_fold_members.py --modes M --extra cyclenet --base current --apply
     OMP_NUM_THREADS=1 python bench/ett_fold_members.py --modes M --datasets etth2 --extra rlinear --base current \
         --folds blocked --alone --apply   # and the same with --modes S
+    OMP_NUM_THREADS=1 python bench/ett_fold_members.py --modes M --datasets etth1 --horizons 96 --base current \
+        --folds blocked --set-members 'lightgbm:linear={"cross":24}' 'linear:cross=24' --apply --suffix crossbase
 
 Each committed cell (`experiments/<dataset>_<mode><H>_ensemble.yaml`: the tune job's three best trials, averaged) is
 taken apart into its members; each member, and the extra model (default FITS at L=720 with its defaults, the paper's
@@ -82,6 +84,20 @@ and both ETTh1 cells whose current members are cheap to refit, not only the cell
 192 are left out on cost: their current files hold SegRNN, refitted on six folds in each rule. The judge, the bar
 and what follows are the RLinear rule's; the file is `<dataset>_m<H>_fits`, read by `bench/ett_later.py --variants
 'before fits' 'with fits'`.
+
+`--modes M --datasets etth1 --horizons 96 (and 192) --base current --folds blocked --set-members
+'lightgbm:linear={"cross":24}' 'linear:cross=24' --apply --suffix crossbase` (the rule for the cross-series ridge
+inside the members, fixed here before its first fit, session of 2026-12-03, after the cross-series rule above had
+been judged on ETTh1 336, 720 and 96). Judged on the blocked folds, the cross-series ridge alone was level with the
+best trial in ETTh1 96 (0.3966, a lightgbm trial) and 1.2% under the plain ridge trial at L=336 (0.4016), but as one
+more member moved the current configuration by only -0.2%: its gain stays in the ridge. In ETTh1 96 and 192 the
+current configurations are three `lightgbm` trials and SegRNN; each `lightgbm` corrects the residuals of a plain
+ridge. The variant is the current configuration with `cross: 24` in every ridge of its members (each `lightgbm`
+member's base, `model_params.linear.cross`; `linear` members, none here), everything else as it is (SegRNN
+unchanged). If it is at least 0.5% under the current configuration on the blocked folds (`rel_mse`), it is written
+as `etth1_m<H>_crossbase` and becomes the cell's configuration whatever its test figure; `bench/ett_later.py
+--variants 'before crossbase' 'with crossbase'` reads it once on the test months and the later months. Otherwise the
+cell keeps its file and its test months are not read for this rule.
 """
 
 import argparse, resource, sys, time
@@ -111,6 +127,38 @@ class Cell(NamedTuple):
     extra_length: int = 720
     base: str = 'ensemble'
     folds: str = 'standard'
+    set_members: tuple[str, ...] = ()  # `model:key=value,...`: the variant is the base with these params set
+
+
+def _set(spec: dict, sets: tuple[str, ...]) -> dict:
+    "Member `spec` with the params of every `sets` entry for its model set (a dict value merged into a dict param)."
+    params = dict(spec.get('model_params') or {})
+    for entry in sets:
+        name, extra = parse_candidate(entry)
+        if name == spec['model']:
+            for k, v in extra.items():
+                params[k] = {**params[k], **v} if isinstance(v, dict) and isinstance(params.get(k), dict) else v
+    return {**spec, 'model_params': params}
+
+
+def variant(c: Cell) -> tuple[list[dict], list[int], list[int], int | None]:
+    """The member specs to fit (each once), the indices of the base configuration's members, of the new one's, and of
+    the extra model alone: the base members and the extra (last), or with `set_members` the base members and the
+    changed copies of those the new params reach (no extra model)."""
+    specs = member_specs(c)
+    if not c.set_members:
+        n = len(specs) - 1
+        return specs, list(range(n)), list(range(n + 1)), n
+    base = specs[:-1]
+    changed = [_set(m, c.set_members) for m in base]
+    new = [m for m, m0 in zip(changed, base) if m != m0]
+    if not new:
+        raise ValueError(f'--set-members {" ".join(c.set_members)}: no member of the base configuration is that model')
+    idx, k = [], len(base)
+    for i, (m, m0) in enumerate(zip(changed, base)):
+        idx.append(k if m != m0 else i)
+        k += m != m0
+    return base + new, list(range(len(base))), idx, None
 
 
 def member_specs(c: Cell) -> list[dict]:
@@ -130,7 +178,8 @@ def member_configs(c: Cell):
     from tsforge.tune import trial_config
 
     tune = load_config(f'{c.dataset}_{c.mode.lower()}_tune', [f'horizon={c.horizon}', *FOLDS[c.folds]])
-    return [trial_config(tune, {k: m[k] for k in ('model', 'input_length', 'model_params')}) for m in member_specs(c)]
+    keys = ('model', 'input_length', 'model_params')
+    return [trial_config(tune, {k: m[k] for k in keys}) for m in variant(c)[0]]
 
 
 def run_cell(c: Cell) -> dict:
@@ -167,16 +216,16 @@ def run_cell(c: Cell) -> dict:
             per.append(m / (first.metrics['mse'] / first.metrics['rel_mse']) if rel else m)
         return float(np.mean(per))
 
-    n = len(cfgs) - 1
+    _, base, new, alone = variant(c)
     return {
         'best': mse([0]),
-        'ensemble': mse(list(range(n))),
-        'extra': mse([n]),
-        'with_extra': mse(list(range(n + 1))),
+        'ensemble': mse(base),
+        'extra': float('nan') if alone is None else mse([alone]),
+        'with_extra': mse(new),
         'folds': len(results),
         'windows': [len(rs[0].origins) for rs in results],
-        'member_s': secs[:n],
-        'extra_s': secs[n],
+        'member_s': secs[: len(base)],
+        'extra_s': sum(secs[len(base) :]),
         'seconds': time.perf_counter() - t0,
         'peak_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
@@ -185,8 +234,17 @@ def run_cell(c: Cell) -> dict:
 def apply_rule(c: Cell, alone: bool = False, suffix: str | None = None) -> str:
     """Write the base members and the extra as an equal-weight ensemble (`alone`: the extra model by itself),
     `<dataset>_<mode><H>_<suffix or the extra model>`."""
-    specs = member_specs(c)
+    specs, _, new, _ = variant(c)
     src = f'bench/ett_fold_members.py --folds {c.folds} --apply'
+    if c.set_members:
+        how = (
+            f"the cell's configuration ({cell_file(c.dataset, c.mode, c.horizon, c.base).stem}) with "
+            f'{" ".join(c.set_members)} set in its members (chosen on the {c.folds} folds)'
+        )
+        members = [specs[i] for i in new]
+        L = max(m['input_length'] for m in members)
+        params = {'members': members, 'weights': 'equal'}
+        return write_experiment(c.dataset, c.horizon, 'ensemble', L, params, how, src, c.mode, suffix or 'set')
     if alone:
         how = (
             f"the extra model alone, chosen on the {c.folds} folds over the cell's configuration with it and without it"
@@ -201,6 +259,11 @@ def apply_rule(c: Cell, alone: bool = False, suffix: str | None = None) -> str:
     params = {'members': specs, 'weights': 'equal'}
     L = max(m['input_length'] for m in specs)
     return write_experiment(c.dataset, c.horizon, 'ensemble', L, params, how, src, c.mode, suffix or specs[-1]['model'])
+
+
+def _f(v: float, fmt: str) -> str:
+    "`v` formatted, or a dash where there is no such figure (nan)."
+    return '–' if v != v else fmt.format(v)
 
 
 def main():
@@ -234,11 +297,18 @@ def main():
         action='store_true',
         help='with --apply: the extra model alone is a candidate too (the better of the two new ones is judged)',
     )
+    ap.add_argument(
+        '--set-members',
+        nargs='+',
+        default=[],
+        help='`model:key=value,...`: instead of an extra member, the base configuration with these params set in its '
+        'members of that model (a dict value is merged into a dict param: `lightgbm:linear={"cross":24}`)',
+    )
     ap.add_argument('--suffix', help="with --apply: the written file's suffix (default: the extra model's name)")
     ap.add_argument('--out', default='bench/results/ett_fold_members.md')
     a = ap.parse_args()
     report = Report('bench/ett_fold_members.py')
-    emit, x = report.emit, a.extra.split(':')[0]
+    emit, x = report.emit, ('set ' + ' '.join(a.set_members)) if a.set_members else a.extra.split(':')[0]
     b = 'ensemble of 3' if a.base == 'ensemble' else 'current'
     emit(
         f'| dataset | mode | H | best trial, cv {"rel_mse" if a.folds == "blocked" else "MSE"} | {b} | {x} alone | '
@@ -250,7 +320,7 @@ def main():
     for mode in a.modes:
         for ds in a.datasets:
             for h in a.horizons:
-                cell = Cell(ds, mode, h, a.extra, a.extra_length, a.base, a.folds)
+                cell = Cell(ds, mode, h, a.extra, a.extra_length, a.base, a.folds, tuple(a.set_members))
                 with ProcessPoolExecutor(1, mp_context=ctx) as ex:
                     try:
                         r = ex.submit(run_cell, cell).result()
@@ -259,13 +329,13 @@ def main():
                         continue
                 gain = r['with_extra'] / r['ensemble'] - 1
                 gains.setdefault(mode, []).append(gain)
-                alone = a.alone and r['extra'] < r['with_extra']  # the better of the two new configurations
+                alone = a.alone and r['extra'] < r['with_extra']  # the better of the two new configurations (nan: none)
                 if a.apply and r['extra' if alone else 'with_extra'] / r['ensemble'] <= 0.995:
                     written.append(apply_rule(cell, alone, a.suffix))
                 emit(
                     f'| {ds.replace("etth", "ETTh")} | {mode} | {h} | {r["best"]:.4f} | {r["ensemble"]:.4f} | '
-                    f'{r["extra"]:.4f} | {r["with_extra"]:.4f} | {gain * 100:+.1f}% | '
-                    f'{(r["extra"] / r["best"] - 1) * 100:+.1f}% | {"/".join(map(str, r["windows"]))} | '
+                    f'{_f(r["extra"], "{:.4f}")} | {r["with_extra"]:.4f} | {gain * 100:+.1f}% | '
+                    f'{_f((r["extra"] / r["best"] - 1) * 100, "{:+.1f}%")} | {"/".join(map(str, r["windows"]))} | '
                     f'{"+".join(f"{s:.0f}" for s in r["member_s"])} | {r["extra_s"]:.0f} | {r["peak_mb"]:.0f} |'
                 )
     emit()

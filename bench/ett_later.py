@@ -51,7 +51,8 @@ folds (`--folds blocked`). `--variants 'before rlinear' 'with rlinear'`: the sam
 `<dataset>_<mode><H>_rlinear.yaml` of `bench/ett_fold_members.py --extra rlinear ... --apply` (see the rule there),
 and `--variants 'before cross' 'with cross'` for `<dataset>_<mode><H>_cross.yaml` (`--extra 'linear:cross=24' ...
 --suffix cross`); `'before fits' 'with fits'` for `<dataset>_<mode><H>_fits.yaml` (`--extra fits ... --folds blocked
---suffix fits`).
+--suffix fits`); `'before crossbase' 'with crossbase'` for `<dataset>_<mode><H>_crossbase.yaml` (`--set-members
+... --suffix crossbase`).
 """
 
 import argparse, resource, time
@@ -84,6 +85,8 @@ VARIANTS = [
     'with cross',
     'before fits',
     'with fits',
+    'before crossbase',
+    'with crossbase',
 ]
 DEFAULT = VARIANTS[:4]  # the fixed comparison of the first run
 RULE_FILES = {
@@ -94,6 +97,7 @@ RULE_FILES = {
     'with rlinear': 'rlinear',
     'with cross': 'cross',
     'with fits': 'fits',
+    'with crossbase': 'crossbase',
 }  # written by later rules
 
 

@@ -47,6 +47,7 @@ RULES = [
     'rlinear',
     'cross',
     'fits',
+    'crossbase',
 ]  # the suffixes of the files later rules wrote, oldest first
 
 
