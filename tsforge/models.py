@@ -567,6 +567,16 @@ class Ensemble(Forecaster):
             return data
 
     @staticmethod
+    def _check_member(i: int, m: Member, check: str, arg):
+        "Member `i`'s own model `check` (`check_input_length`, `check_series`) on its params, the error naming it."
+        cls = model_class(m.model)
+        if (fn := getattr(cls, check, None)) is not None:
+            try:
+                fn(cls.Params(**m.model_params), arg)
+            except ValueError as e:
+                raise ValueError(str(e).replace('model_params.', f'model_params.members.{i}.model_params.')) from None
+
+    @staticmethod
     def check_input_length(params: 'Ensemble.Params', input_length: int):
         """Raise `ValueError` naming the member whose own input length exceeds the ensemble's, or whose params do not
         fit its input length (its model's own `check_input_length`)."""
@@ -575,27 +585,13 @@ class Ensemble(Forecaster):
                 raise ValueError(
                     f'model_params.members.{i}.input_length={m.input_length} must be <= input_length={input_length}'
                 )
-            cls = model_class(m.model)
-            if (check := getattr(cls, 'check_input_length', None)) is not None:
-                try:
-                    check(cls.Params(**m.model_params), m.input_length or input_length)
-                except ValueError as e:
-                    raise ValueError(
-                        str(e).replace('model_params.', f'model_params.members.{i}.model_params.')
-                    ) from None
+            Ensemble._check_member(i, m, 'check_input_length', m.input_length or input_length)
 
     @staticmethod
     def check_series(params: 'Ensemble.Params', n_series: int):
         "Raise `ValueError` naming the member whose params need more series than the model forecasts."
         for i, m in enumerate(params.members):
-            cls = model_class(m.model)
-            if (check := getattr(cls, 'check_series', None)) is not None:
-                try:
-                    check(cls.Params(**m.model_params), n_series)
-                except ValueError as e:
-                    raise ValueError(
-                        str(e).replace('model_params.', f'model_params.members.{i}.model_params.')
-                    ) from None
+            Ensemble._check_member(i, m, 'check_series', n_series)
 
     def __init__(self, params=None, state=None, seed=0):
         super().__init__(params, state, seed)
