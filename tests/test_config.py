@@ -282,6 +282,10 @@ def test_plain_config_has_no_secrets():
         (['model=linear', 'mode=MS', '+model_params.cross=24'], 'cross=24 reads the other series'),
         (['model=lightgbm', '+model_params.linear.cross=24'], 'model_params.linear.cross=24 reads the other series'),
         (
+            ['model=lightgbm', '+model_params.features.cross=true'],
+            'model_params.features.cross=true reads the other forecast series',
+        ),
+        (
             ['model=ensemble', '+model_params.members=[{model: linear, model_params: {cross: 4}}]'],
             'model_params.members.0.model_params.cross=4 reads the other series',
         ),

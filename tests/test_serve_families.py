@@ -23,11 +23,12 @@ CASES = {
         ],
     ),
     'ensemble-specs-M': (  # what tune.ensemble writes: the same family twice, one member on the last 48 of 96 rows
-        'ensemble',  # (the other reads the other series' last 24 values: cross)
+        'ensemble',  # (the other reads the other series' last 24 values: cross; so do the per-channel trees' features)
         'M',
         [
             '+model_params.members=[{model: linear, input_length: 48, model_params: {norm: mean}}, '
-            '{model: linear, model_params: {cross: 24}}]',
+            '{model: linear, model_params: {cross: 24}}, {model: lightgbm, model_params: {n_estimators: 20, '
+            'num_threads: 1, max_rows: 20000, per_channel: true, features: {cross: true}}}]',
             '+model_params.weights=equal',
         ],
     ),

@@ -40,6 +40,7 @@ class FeatureSpec(StrictModel):
     level: bool = False  # add the last value and the window scale as features
     channel: bool = False  # add the series index (M mode)
     exog: bool = True  # MS mode: features of the input columns that are not forecast
+    cross: bool = False  # M mode: the same two features of every forecast column (each series reads the others' moves)
 
     @field_validator('lags', 'rolling')
     @classmethod
@@ -125,9 +126,9 @@ def window_features(
         per['level'], per['scale'] = last, s
     if spec.channel:
         per['channel'] = np.broadcast_to(np.arange(C, dtype='float64'), (n, C))
-    if spec.exog:
+    if spec.exog or spec.cross:
         for j, col in enumerate(state.columns_in):
-            if j in out:
+            if not (spec.cross if j in out else spec.exog):
                 continue
             v = X[:, :, j]
             sj = window_scale(v[:, :, None], spec)[:, 0]
@@ -223,7 +224,12 @@ class LightGBM(Forecaster):
 
     @staticmethod
     def check_series(params: 'LightGBM.Params', n_series: int):
-        "Raise `ValueError` when the base ridge's `cross` is set but the model forecasts one series."
+        "Raise `ValueError` when `features.cross` or the base ridge's `cross` is set but there is one forecast series."
+        if params.features.cross and n_series < 2:
+            raise ValueError(
+                'model_params.features.cross=true reads the other forecast series, but this model forecasts one '
+                'series; set it to false, or forecast several series (mode: M)'
+            )
         Linear.check_series(Linear.Params(**params.linear), n_series, 'model_params.linear')
 
     def _linear(self) -> Linear:
@@ -310,6 +316,7 @@ class LightGBM(Forecaster):
     def fit(self, train: Windows, val: Windows | None = None) -> 'LightGBM':
         "The ridge base, then the residual booster(s) on sampled (window, series, step) rows; early stopping on `val`."
         p, rng = self.params, np.random.default_rng(self.seed)
+        self.check_series(p, len(self.state.out_idx))  # the config's check, for params built without one
         self.base_ = self._linear().fit(train, val) if p.base == 'linear' else None
         tw, tidx = self._pick(train, rng)
         tb = self._oof_base(train, val, tidx) if self.base_ is not None and p.folds > 1 else self._base(tw)
