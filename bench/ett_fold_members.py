@@ -98,6 +98,23 @@ unchanged). If it is at least 0.5% under the current configuration on the blocke
 as `etth1_m<H>_crossbase` and becomes the cell's configuration whatever its test figure; `bench/ett_later.py
 --variants 'before crossbase' 'with crossbase'` reads it once on the test months and the later months. Otherwise the
 cell keeps its file and its test months are not read for this rule.
+
+`--modes M --datasets etth2 --horizons 96 192 720 --extra 'lightgbm:per_channel=true' --extra-length 336 --base
+current --folds blocked --alone --apply --suffix trees` (and the same with `--datasets etth1 --horizons 720`: the
+rule for per-channel trees as a member, fixed here before its first fit on the blocked folds, session of
+2026-12-03). Four M cells hold no `lightgbm` member: ETTh2 96, 192, 720 (three ridges each) and ETTh1 720 (three
+ridges and FITS). On the standard validation part (test part not read), `lightgbm` with `per_channel: true` and its
+other defaults at L=336 scores under the plain ridge at L=336 in all eight M cells (ETTh2 96 0.2016 / 0.2048, 192
+0.2669 / 0.2713, 720 0.5903 / 0.6036; ETTh1 720 1.4017 / 1.4248: `bench/ett_m.py --datasets etth1 etth2 --lengths
+336 --val-only` with `--candidates 'lightgbm:per_channel=true' 'lightgbm:per_channel=true,features={"cross":true}'`,
+and with `--candidates linear 'linear:cross=24'` for the ridge), while the
+blocked search preferred ridge trials there; earlier sessions read `lightgbm`'s test figures in M mode
+(`bench/ett_m.py`'s validation-chosen runs), so this choice is informed by them too. The judge, the bar and what
+follows are the RLinear rule's: the six blocked folds with `rel_mse`; the current configuration, the current members
+plus the trees (equal weights) and the trees alone; the better new one, if at least 0.5% under the current one, is
+written as `<dataset>_m<H>_trees` and becomes the cell's configuration whatever its test figure; `bench/ett_later.py
+--variants 'before trees' 'with trees'` reads it once on the test months and on the later months. Otherwise the cell
+keeps its file and its test months are not read for this rule.
 """
 
 import argparse, resource, sys, time

@@ -52,7 +52,8 @@ folds (`--folds blocked`). `--variants 'before rlinear' 'with rlinear'`: the sam
 and `--variants 'before cross' 'with cross'` for `<dataset>_<mode><H>_cross.yaml` (`--extra 'linear:cross=24' ...
 --suffix cross`); `'before fits' 'with fits'` for `<dataset>_<mode><H>_fits.yaml` (`--extra fits ... --folds blocked
 --suffix fits`); `'before crossbase' 'with crossbase'` for `<dataset>_<mode><H>_crossbase.yaml` (`--set-members
-... --suffix crossbase`).
+... --suffix crossbase`); `'before trees' 'with trees'` for `<dataset>_<mode><H>_trees.yaml` (`--extra
+'lightgbm:per_channel=true' ... --suffix trees`).
 """
 
 import argparse, resource, time
@@ -87,6 +88,8 @@ VARIANTS = [
     'with fits',
     'before crossbase',
     'with crossbase',
+    'before trees',
+    'with trees',
 ]
 DEFAULT = VARIANTS[:4]  # the fixed comparison of the first run
 RULE_FILES = {
@@ -98,6 +101,7 @@ RULE_FILES = {
     'with cross': 'cross',
     'with fits': 'fits',
     'with crossbase': 'crossbase',
+    'with trees': 'trees',
 }  # written by later rules
 
 

@@ -48,6 +48,7 @@ RULES = [
     'cross',
     'fits',
     'crossbase',
+    'trees',
 ]  # the suffixes of the files later rules wrote, oldest first
 
 
