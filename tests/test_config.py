@@ -281,6 +281,10 @@ def test_plain_config_has_no_secrets():
         (['model=linear', '+model_params.cross=24'], 'model_params.cross=24 reads the other series, but this model'),
         (['model=linear', 'mode=MS', '+model_params.cross=24'], 'cross=24 reads the other series'),
         (['model=lightgbm', '+model_params.linear.cross=24'], 'model_params.linear.cross=24 reads the other series'),
+        (  # 7·6·200 inputs per series with shared weights: more than the ridge holds
+            ['model=linear', 'mode=M', 'data.columns=[HUFL,HULL,MUFL,MULL,LUFL,LULL,OT]', '+model_params.cross=200'],
+            'model_params.cross=200 with 7 series adds C·(C-1)·cross = 7·6·200 = 8,400 inputs per series, more than',
+        ),
         (
             ['model=lightgbm', '+model_params.features.cross=true'],
             'model_params.features.cross=true reads the other forecast series',

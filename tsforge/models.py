@@ -16,8 +16,8 @@ from .config import StrictModel, _format_errors
 from .preprocess import WindowState, Windows
 
 # %% auto #0
-__all__ = ['MODELS', 'Forecaster', 'model_class', 'make_model', 'Naive', 'SeasonalNaive', 'Moments', 'StepMoments', 'solve_steps',
-           'Linear', 'Member', 'Ensemble']
+__all__ = ['MODELS', 'CROSS_MAX_INPUTS', 'Forecaster', 'model_class', 'make_model', 'Naive', 'SeasonalNaive', 'Moments',
+           'StepMoments', 'solve_steps', 'Linear', 'Member', 'Ensemble']
 
 # %% ../nbs/05_models.ipynb #05-models-004
 class Forecaster:
@@ -263,6 +263,9 @@ def solve_steps(ma, mb, mz, G, AB, ZA, ZB, ZZ, alphas):
         yield W, g, mb - ma @ W - (mz * g).sum(1)
 
 # %% ../nbs/05_models.ipynb #a5261dcf
+CROSS_MAX_INPUTS = 8192  # `linear`'s cross inputs per series at most (a Gram matrix of 8192² float64 is 512 MB)
+
+
 class Linear(Forecaster):
     """NLinear as closed-form ridge: y[t+h] - x[t-1] = b_h + sum_i w_hi (x[t-L+i] - x[t-1]). With covariates
     (`features:`), past and static covariates join the shared inputs and each step h adds its own term g_h . z[t+h]
@@ -327,11 +330,24 @@ class Linear(Forecaster):
 
     @staticmethod
     def check_series(params: 'Linear.Params', n_series: int, field: str = 'model_params'):
-        "Raise `ValueError` when `cross` is set but the model forecasts one series: there is no other to read."
+        """Raise `ValueError` when `cross` is set but the model forecasts one series (there is no other to read), or
+        when its inputs would not fit in memory: with shared weights C·(C-1)·cross of them per series, at most
+        `CROSS_MAX_INPUTS`; with `individual`, (C-1)·cross in each of C systems, at most `CROSS_MAX_INPUTS`/√C."""
         if params.cross and n_series < 2:
             raise ValueError(
                 f'{field}.cross={params.cross} reads the other series, but this model forecasts one series; set '
                 'cross: 0, or forecast several series (mode: M)'
+            )
+        C, k = n_series, params.cross
+        width, cap = (
+            ((C - 1) * k, int(CROSS_MAX_INPUTS / C**0.5)) if params.individual else (C * (C - 1) * k, CROSS_MAX_INPUTS)
+        )
+        if k and width > cap:
+            how = f'(C-1)·cross = {C - 1}·{k}' if params.individual else f'C·(C-1)·cross = {C}·{C - 1}·{k}'
+            raise ValueError(
+                f'{field}.cross={k} with {C} series adds {how} = {width:,} inputs per series, more than {cap:,} '
+                f'(the ridge holds a square matrix of its inputs); cross suits a handful of series: lower cross'
+                + ('' if params.individual else ', or set individual: true ((C-1)·cross inputs per series)')
             )
 
     def _check_cross(self):

@@ -222,6 +222,19 @@ def _load(cfg: ExperimentConfig):
     return frame, report
 
 
+def _check_series(cfg: ExperimentConfig, n_out: int):
+    """The model's own check of its params against the number of forecast series, where the config could not count
+    them (M mode, every numeric column): a `ConfigError` before any fit."""
+    from tsforge.models import model_class
+
+    check = getattr(model_class(cfg.model), 'check_series', None)
+    if check is not None and cfg.mode == 'M' and not cfg.data.columns:
+        try:
+            check(model_class(cfg.model).Params(**cfg.model_params), n_out)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+
+
 def prepare(cfg: ExperimentConfig) -> Prepared:
     "Load, split and fit the preprocessing state for `cfg` (scaler on train rows only; per series in long format)."
     frame, report = _load(cfg)
@@ -230,6 +243,7 @@ def prepare(cfg: ExperimentConfig) -> Prepared:
     tc = cfg.data.time_col
     borders = split_borders(cfg.split, frame[tc], cfg.data.dataset)
     cols_in, cols_out = mode_columns(cfg, [c for c in report.columns])
+    _check_series(cfg, len(cols_out))
     state = fit_state(frame, tc, cols_in, cols_out, cfg.input_length, cfg.horizon, report.freq, borders.train_end)
     if flat := [c for c in cols_out if np.ptp(frame[c].to_numpy('float64')[: borders.train_end]) == 0]:
         warnings.warn(
