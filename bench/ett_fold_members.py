@@ -115,6 +115,17 @@ plus the trees (equal weights) and the trees alone; the better new one, if at le
 written as `<dataset>_m<H>_trees` and becomes the cell's configuration whatever its test figure; `bench/ett_later.py
 --variants 'before trees' 'with trees'` reads it once on the test months and on the later months. Otherwise the cell
 keeps its file and its test months are not read for this rule.
+
+`--modes S --extra 'segrnn:d_model=128,seg_len=48' --base current --folds blocked --alone --apply --suffix
+segrnn_blocked`, for both datasets and every H (the rule for SegRNN in S mode, fixed here before its first S fit,
+session of 2026-12-03; issue 15 asks for S to be re-run with the new models). SegRNN was added for the M anchors and
+judged only in M mode; it has never been fitted on ETT in S mode by this project, on any part. Its setting is the M
+members' (d_model 128, segments of 48 steps, L=720, the other defaults). The judge, the bar and what follows are the
+RLinear rule's: the six blocked folds with `rel_mse`; the current S configuration (the `_blocked` file), its members
+plus SegRNN (equal weights) and SegRNN alone; the better new one, if at least 0.5% under the current one, is written
+as `<dataset>_s<H>_segrnn_blocked` and becomes the cell's configuration whatever its test figure; `bench/ett_later.py
+--modes S --variants 'before segrnn_blocked' 'with segrnn_blocked'` reads it once on the test months and the later
+months. Otherwise the cell keeps its file and its test months are not read for this rule.
 """
 
 import argparse, resource, sys, time

@@ -53,7 +53,8 @@ and `--variants 'before cross' 'with cross'` for `<dataset>_<mode><H>_cross.yaml
 --suffix cross`); `'before fits' 'with fits'` for `<dataset>_<mode><H>_fits.yaml` (`--extra fits ... --folds blocked
 --suffix fits`); `'before crossbase' 'with crossbase'` for `<dataset>_<mode><H>_crossbase.yaml` (`--set-members
 ... --suffix crossbase`); `'before trees' 'with trees'` for `<dataset>_<mode><H>_trees.yaml` (`--extra
-'lightgbm:per_channel=true' ... --suffix trees`).
+'lightgbm:per_channel=true' ... --suffix trees`); `'before segrnn_blocked' 'with segrnn_blocked'` for
+`<dataset>_<mode><H>_segrnn_blocked.yaml` (`--modes S --extra 'segrnn:...' ... --suffix segrnn_blocked`).
 """
 
 import argparse, resource, time
@@ -90,6 +91,8 @@ VARIANTS = [
     'with crossbase',
     'before trees',
     'with trees',
+    'before segrnn_blocked',
+    'with segrnn_blocked',
 ]
 DEFAULT = VARIANTS[:4]  # the fixed comparison of the first run
 RULE_FILES = {
@@ -102,6 +105,7 @@ RULE_FILES = {
     'with fits': 'fits',
     'with crossbase': 'crossbase',
     'with trees': 'trees',
+    'with segrnn_blocked': 'segrnn_blocked',
 }  # written by later rules
 
 

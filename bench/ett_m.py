@@ -49,6 +49,7 @@ RULES = [
     'fits',
     'crossbase',
     'trees',
+    'segrnn_blocked',
 ]  # the suffixes of the files later rules wrote, oldest first
 
 
