@@ -126,6 +126,18 @@ plus SegRNN (equal weights) and SegRNN alone; the better new one, if at least 0.
 as `<dataset>_s<H>_segrnn_blocked` and becomes the cell's configuration whatever its test figure; `bench/ett_later.py
 --modes S --variants 'before segrnn_blocked' 'with segrnn_blocked'` reads it once on the test months and the later
 months. Otherwise the cell keeps its file and its test months are not read for this rule.
+
+`--modes S --extra 'segrnn:d_model=128,seg_len=48' --extra-length 336 --base current --folds blocked --alone --apply
+--suffix segrnn336`, for both datasets and every H (the rule for SegRNN at L=336 in S mode, fixed here before its
+first fit on the folds, session of 2026-12-03, after the rule above). **This choice is informed by test-month
+figures**: after the rule above had been run and read, `bench/ett.py --modes S --models segrnn --set
++model_params.d_model=128 +model_params.seg_len=48` (the all-models reference table, L=336, issue 15's "re-run S
+mode with the new models") read SegRNN alone at L=336 on the test months, 5% or more under NLinear's figures in
+five cells, where SegRNN at L=720 had been 3.4-22% over the best trial on the folds. The judge is blind to those
+figures and decides alone: the same setting at L=336, alone and as one more equal member of every S cell's current
+file, on the six blocked folds with `rel_mse`; the better new one, if at least 0.5% under the current one, is
+written as `<dataset>_s<H>_segrnn336` and becomes the cell's configuration whatever its test figure, read once by
+`bench/ett_later.py --modes S --variants 'before segrnn336' 'with segrnn336'`. Otherwise the cell keeps its file.
 """
 
 import argparse, resource, sys, time

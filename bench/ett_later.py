@@ -54,7 +54,8 @@ and `--variants 'before cross' 'with cross'` for `<dataset>_<mode><H>_cross.yaml
 --suffix fits`); `'before crossbase' 'with crossbase'` for `<dataset>_<mode><H>_crossbase.yaml` (`--set-members
 ... --suffix crossbase`); `'before trees' 'with trees'` for `<dataset>_<mode><H>_trees.yaml` (`--extra
 'lightgbm:per_channel=true' ... --suffix trees`); `'before segrnn_blocked' 'with segrnn_blocked'` for
-`<dataset>_<mode><H>_segrnn_blocked.yaml` (`--modes S --extra 'segrnn:...' ... --suffix segrnn_blocked`).
+`<dataset>_<mode><H>_segrnn_blocked.yaml` (`--modes S --extra 'segrnn:...' ... --suffix segrnn_blocked`), and
+`'before segrnn336' 'with segrnn336'` for the same at L=336 (`--suffix segrnn336`).
 """
 
 import argparse, resource, time
@@ -93,6 +94,8 @@ VARIANTS = [
     'with trees',
     'before segrnn_blocked',
     'with segrnn_blocked',
+    'before segrnn336',
+    'with segrnn336',
 ]
 DEFAULT = VARIANTS[:4]  # the fixed comparison of the first run
 RULE_FILES = {
@@ -106,6 +109,7 @@ RULE_FILES = {
     'with crossbase': 'crossbase',
     'with trees': 'trees',
     'with segrnn_blocked': 'segrnn_blocked',
+    'with segrnn336': 'segrnn336',
 }  # written by later rules
 
 

@@ -50,6 +50,7 @@ RULES = [
     'crossbase',
     'trees',
     'segrnn_blocked',
+    'segrnn336',
 ]  # the suffixes of the files later rules wrote, oldest first
 
 
