@@ -138,6 +138,15 @@ figures and decides alone: the same setting at L=336, alone and as one more equa
 file, on the six blocked folds with `rel_mse`; the better new one, if at least 0.5% under the current one, is
 written as `<dataset>_s<H>_segrnn336` and becomes the cell's configuration whatever its test figure, read once by
 `bench/ett_later.py --modes S --variants 'before segrnn336' 'with segrnn336'`. Otherwise the cell keeps its file.
+
+`--modes M --datasets etth2 --horizons 96 192 (and 336 720) --extra 'segrnn:d_model=128,seg_len=48' --extra-length
+336 --base current --folds blocked --alone --apply --suffix segrnn336` (the rule for SegRNN at L=336 in ETTh2 M,
+fixed here before its first fit, session of 2026-12-03, after the S rule above). SegRNN at L=720 was judged on ETTh2
+M only on the old standard folds (the first SegRNN rule: -0.2% in two cells, worse in two); at L=336 it has never
+been fitted on ETTh2 M, on any part. The choice is informed by the S figures above (SegRNN at L=336 read well on
+ETTh2 S's test months, and the S folds took it in ETTh1 only). ETTh1 M is left out on cost: its 96 and 192 files
+hold SegRNN at L=720, refitted on six folds in each rule. The judge, the bar and what follows are the RLinear rule's;
+the file is `etth2_m<H>_segrnn336`, read by `bench/ett_later.py --variants 'before segrnn336' 'with segrnn336'`.
 """
 
 import argparse, resource, sys, time
