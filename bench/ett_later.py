@@ -64,53 +64,19 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
-from ett_m import cell_file
+from ett_m import RULES, cell_file
 from report import Report  # bench/report.py: the command line and the table
 
 ROOT = Path(__file__).resolve().parent.parent
 
 HORIZONS = [96, 192, 336, 720]
-VARIANTS = [
-    'committed',
-    'best trial',
-    'linear',
-    'fits',
-    'with segrnn',
-    'current',
-    'with cyclenet',
-    'before year',
-    'year',
-    'before blocked',
-    'blocked',
-    'before rlinear',
-    'with rlinear',
-    'before cross',
-    'with cross',
-    'before fits',
-    'with fits',
-    'before crossbase',
-    'with crossbase',
-    'before trees',
-    'with trees',
-    'before segrnn_blocked',
-    'with segrnn_blocked',
-    'before segrnn336',
-    'with segrnn336',
+RULE_FILES = {
+    r if r in ('year', 'blocked') else f'with {r}': r for r in RULES
+}  # variant -> the suffix of the files a later rule wrote (`RULES`, oldest first)
+VARIANTS = ['committed', 'best trial', 'linear', 'fits', 'current'] + [
+    v for (with_, r) in RULE_FILES.items() for v in (f'before {r}', with_)
 ]
 DEFAULT = VARIANTS[:4]  # the fixed comparison of the first run
-RULE_FILES = {
-    'with segrnn': 'segrnn',
-    'with cyclenet': 'cyclenet',
-    'year': 'year',
-    'blocked': 'blocked',
-    'with rlinear': 'rlinear',
-    'with cross': 'cross',
-    'with fits': 'fits',
-    'with crossbase': 'crossbase',
-    'with trees': 'trees',
-    'with segrnn_blocked': 'segrnn_blocked',
-    'with segrnn336': 'segrnn336',
-}  # written by later rules
 
 
 def variant_config(name: str, variant: str):

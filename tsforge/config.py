@@ -818,6 +818,14 @@ class ExperimentConfig(_Strict):
 
     intervals: IntervalsConfig = IntervalsConfig()
 
+    def check_series(self, n_out: int):
+        "The model's own check of its params against the number of series it forecasts (`ValueError` naming the field)."
+        from tsforge.models import model_class
+
+        cls = model_class(self.model)
+        if (check := getattr(cls, 'check_series', None)) is not None:
+            check(cls.Params(**self.model_params), n_out)
+
     @model_validator(mode='after')
     def _model_known(self):
         from tsforge.models import MODELS, model_class
@@ -832,10 +840,9 @@ class ExperimentConfig(_Strict):
         check = getattr(model_class(self.model), 'check_input_length', None)
         if check is not None:  # a model whose params bound the input length (an ensemble's members)
             check(params, self.input_length)
-        series = getattr(model_class(self.model), 'check_series', None)
         n_out = len(self.data.target) if self.mode != 'M' else len(self.data.columns or []) or None
-        if series is not None and n_out is not None and self.data.format == 'wide':  # else known from the data
-            series(params, n_out)
+        if n_out is not None and self.data.format == 'wide':  # else known from the data: `prepare` checks it
+            self.check_series(n_out)
         both = [c for c in self.data.columns or [] if c in {*self.features.future, *self.features.past}]
         if both:  # it would silently stop being a series and become a covariate
             kind = 'future' if both[0] in self.features.future else 'past'

@@ -126,14 +126,13 @@ def window_features(
         per['level'], per['scale'] = last, s
     if spec.channel:
         per['channel'] = np.broadcast_to(np.arange(C, dtype='float64'), (n, C))
-    if spec.exog or spec.cross:
-        for j, col in enumerate(state.columns_in):
-            if not (spec.cross if j in out else spec.exog):
-                continue
-            v = X[:, :, j]
-            sj = window_scale(v[:, :, None], spec)[:, 0]
-            per[f'{col}_d1'] = np.repeat(((v[:, -1] - v[:, -2]) / sj)[:, None], C, 1) if L > 1 else np.zeros((n, C))
-            per[f'{col}_m24'] = np.repeat(((v[:, -1] - v[:, -min(24, L) :].mean(1)) / sj)[:, None], C, 1)
+    for j, col in enumerate(state.columns_in):  # input columns (exog), and with cross the forecast ones too
+        if not (spec.cross if j in out else spec.exog):
+            continue
+        v = X[:, :, j]
+        sj = window_scale(v[:, :, None], spec)[:, 0]
+        per[f'{col}_d1'] = np.repeat(((v[:, -1] - v[:, -2]) / sj)[:, None], C, 1) if L > 1 else np.zeros((n, C))
+        per[f'{col}_m24'] = np.repeat(((v[:, -1] - v[:, -min(24, L) :].mean(1)) / sj)[:, None], C, 1)
     li, si = last[i, c], s[i, c]
     cols = {'step': h + 1.0, 'base': (base[i, h, c] - li) / si}
     if spec.season <= L:

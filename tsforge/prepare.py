@@ -223,16 +223,12 @@ def _load(cfg: ExperimentConfig):
 
 
 def _check_series(cfg: ExperimentConfig, n_out: int):
-    """The model's own check of its params against the number of forecast series, where the config could not count
-    them (M mode, every numeric column): a `ConfigError` before any fit."""
-    from tsforge.models import model_class
-
-    check = getattr(model_class(cfg.model), 'check_series', None)
-    if check is not None and cfg.mode == 'M' and not cfg.data.columns:
-        try:
-            check(model_class(cfg.model).Params(**cfg.model_params), n_out)
-        except ValueError as e:
-            raise ConfigError(str(e)) from None
+    """`ExperimentConfig.check_series` once the data tells how many series are forecast (the config alone cannot
+    count them in M mode with every numeric column): a `ConfigError` before any fit."""
+    try:
+        cfg.check_series(n_out)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
 def prepare(cfg: ExperimentConfig) -> Prepared:
