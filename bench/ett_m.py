@@ -51,6 +51,7 @@ RULES = [
     'trees',
     'segrnn_blocked',
     'segrnn336',
+    'fits720',
 ]  # the suffixes of the files later rules wrote, oldest first
 
 
