@@ -46,10 +46,10 @@ SLOW_FIXTURES = {
 }
 
 
-# tests that start Ray (the session's `ray_local`, or Ray processes of their own): with pytest-xdist (`make test` runs
-# two workers, `--dist loadgroup`) they all go to one worker, so one Ray runs at a time and `ray_local` starts once
-# (and test_multimodel whole: its module fixture registers versions in the worker's store, which a second build on the
-# same worker would turn into version 2)
+# tests that start Ray (the session's `ray_local`, Ray processes of their own, or marked `ray`): with pytest-xdist
+# (`make test` runs two workers, `--dist loadgroup`) they all go to one worker, so one Ray runs at a time and
+# `ray_local` starts once (and test_multimodel whole: its module fixture registers versions in the worker's store,
+# which a second build on the same worker would turn into version 2)
 RAY_MODULES = {'test_ray_serve', 'test_multinode', 'test_multimodel'}
 
 
@@ -67,6 +67,7 @@ def pytest_collection_modifyitems(config, items):
         if SLOW_FIXTURES & set(getattr(item, 'fixturenames', ())):
             item.add_marker(pytest.mark.slow)
         ray = 'ray_local' in getattr(item, 'fixturenames', ()) or item.module.__name__ in RAY_MODULES
+        ray = ray or item.get_closest_marker('ray') is not None
         groups[item] = 'ray' if ray else item.module.__name__
     slow = {}
     for item, g in groups.items():

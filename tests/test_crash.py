@@ -191,6 +191,56 @@ def test_cv_sigterm_stops_its_local_workers_at_once(tmp_path):
     assert [r.info.status for r in runs] == ['KILLED']  # the job's run (a fold's is logged once the fold is done)
 
 
+@pytest.mark.ray
+def test_cv_on_ray_sigterm_ends_killed(tmp_path):
+    """SIGTERM to a cv job whose folds run on a local Ray of its own (`cv.executor=ray`), while they train: the job
+    stops at once, its run ends KILLED with SIGTERM as the reason, and every Ray process it started is gone. Before,
+    `ray.init` replaced the job's SIGTERM handler with `sys.exit`: the run ended FAILED ("SystemExit: 1") and the job
+    aborted (exit -6); and `ray.get` turns the handler's `JobKilled` into a bare KeyboardInterrupt, which the run took
+    for Ctrl-C."""
+    import shutil, tempfile
+
+    import psutil
+
+    ray_tmp = tempfile.mkdtemp(prefix='ray', dir='/tmp')  # short (Ray's socket paths); every Ray process names it
+
+    def ray_procs():
+        out = []
+        for q in psutil.process_iter(['cmdline']):
+            with contextlib.suppress(psutil.Error):
+                if ray_tmp in ' '.join(q.info['cmdline'] or []):
+                    out.append(q)
+        return out
+
+    err_log = tmp_path / 'err.log'
+    e = {**os.environ, 'TSFORGE_HOME': str(tmp_path), 'PYTHONPATH': str(ROOT), 'OMP_NUM_THREADS': '1'}
+    e.update(RAY_TMPDIR=ray_tmp, RAY_AUTH_MODE='disabled')
+    e.pop('MLFLOW_TRACKING_URI', None)
+    e.pop('RAY_ADDRESS', None)
+    endless = ['model=dlinear', *SMALL, '+model_params.epochs=100000', '+model_params.patience=100000']
+    endless += ['cv.n_windows=2', 'cv.executor=ray', 'cv.n_jobs=2']
+    with err_log.open('w') as err:
+        p = subprocess.Popen([sys.executable, '-c', CV, *endless], env=e, cwd=ROOT, stdout=err, stderr=err)
+    try:
+        t0 = time.time()
+        while 'epoch' not in err_log.read_text() and p.poll() is None and time.time() - t0 < 300:
+            time.sleep(0.2)  # a fold trains in a Ray worker
+        assert p.poll() is None and ray_procs(), err_log.read_text()[-3000:]
+        p.terminate()
+        p.wait(timeout=120)
+        _, alive = psutil.wait_procs(ray_procs(), timeout=60)
+        assert not alive, [q.pid for q in alive]
+    finally:
+        for q in [*ray_procs(), p]:  # on a failure: the job and its Ray (a worker would train for hours)
+            with contextlib.suppress(psutil.Error, ProcessLookupError):
+                q.kill()
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    err = err_log.read_text()
+    assert p.returncode == 1 and 'JobKilled: SIGTERM' in err and 'SystemExit' not in err, err[-3000:]
+    [r] = all_runs(store_client(tmp_path))
+    assert (r.info.status, r.data.tags.get('tsforge.killed')) == ('KILLED', 'SIGTERM'), r.data.tags
+
+
 def test_sigterm_from_outside(tmp_path):
     """A real SIGTERM from another process while the job fits: the run ends KILLED. The job stops itself (SIGSTOP) at
     the fitting boundary so that the signal arrives mid-run, then is continued."""

@@ -8,9 +8,33 @@ __all__ = ['ray_session', 'worker_node']
 # %% ../nbs/15_cluster.ipynb #9a63283cbaf04dbcab1f6479b197f3a8
 import contextlib
 import os
+import signal
 import sys
+import threading
 
 # %% ../nbs/15_cluster.ipynb #8edb47106e1a46a883d545849b8ab81b
+def _init_keeping_sigterm(ray, **init):
+    """`ray.init(**init)` with this process's SIGTERM handler kept. `ray.init` replaces it with `sys.exit` (as its
+    docstring says), so a job killed while on Ray ended FAILED with `SystemExit` instead of KILLED. A SIGTERM that
+    arrives during `ray.init` goes to the kept handler once the half-started Ray is shut down."""
+    if threading.current_thread() is not threading.main_thread():
+        ray.init(**init)  # Ray sets no handler outside the main thread
+        return
+    kept = signal.getsignal(signal.SIGTERM)
+    try:
+        ray.init(**init)
+    except SystemExit as e:
+        if e.code != signal.SIGTERM:
+            raise
+        ray.shutdown()  # what ray.init had started
+        signal.signal(signal.SIGTERM, kept)
+        signal.raise_signal(signal.SIGTERM)  # handled as it would have been without Ray (a job: JobKilled)
+        raise  # the kept handler let it pass (ignored or deferred): Ray is not up
+    finally:
+        if kept is not None:
+            signal.signal(signal.SIGTERM, kept)
+
+
 @contextlib.contextmanager
 def ray_session(num_cpus: int):
     """Ray for the backtest and the tune job: the connection this process already has, `$RAY_ADDRESS`, or a new local
@@ -24,9 +48,10 @@ def ray_session(num_cpus: int):
         yield ray
         return
     if addr := os.environ.get('RAY_ADDRESS'):
-        ray.init(address=addr)
+        _init_keeping_sigterm(ray, address=addr)
     else:
-        ray.init(
+        _init_keeping_sigterm(
+            ray,
             address='local',
             num_cpus=num_cpus,
             include_dashboard=False,

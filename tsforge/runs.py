@@ -262,7 +262,11 @@ class JobKilled(KeyboardInterrupt):
     "Raised in the job's main thread when it receives SIGTERM: the run ends KILLED like on Ctrl-C."
 
 
+_SIGTERMS = [0]  # how many SIGTERMs `_on_sigterm` has seen in this process
+
+
 def _on_sigterm(signum, frame):
+    _SIGTERMS[0] += 1  # counted first: a library may swallow `JobKilled` and raise its own KeyboardInterrupt (Ray does)
     raise JobKilled('SIGTERM')
 
 
@@ -361,7 +365,7 @@ def start_run(
         if store_unusable(e):
             raise store_failure(e, doing='start a run') from None
         raise
-    run_id, status = run.info.run_id, 'FAILED'
+    run_id, status, sigterms = run.info.run_id, 'FAILED', _SIGTERMS[0]
     _RUN_SECRETS[run_id] = secrets  # every runs.log_* helper and log_notebook mask them for this run
     notebook = papermill_output_path() if top else None  # found now: papermill may be gone when the run ends
     _HEARTBEAT.add(run_id, mlflow.get_tracking_uri(), notebook)
@@ -370,15 +374,21 @@ def start_run(
             yield run
         status = 'FINISHED'
     except BaseException as e:
+        # a SIGTERM whose JobKilled a library turned into a bare KeyboardInterrupt (Ray's ray.get does) is still one
+        sigterm = _SIGTERMS[0] > sigterms
         if kill := _killed(e):  # a kill, or an error while it was being handled (that one is logged below): KILLED
             status = 'KILLED'
             if run_id not in _HEARTBEAT.closed:  # else ended already, with the reason and the notebook
-                why = _HEARTBEAT.parent_exited or ('SIGTERM' if isinstance(kill, JobKilled) else 'SIGINT (Ctrl-C)')
+                why = _HEARTBEAT.parent_exited or (
+                    'SIGTERM' if sigterm or isinstance(kill, JobKilled) else 'SIGINT (Ctrl-C)'
+                )
                 with contextlib.suppress(Exception):
                     MlflowClient().set_tag(run_id, 'tsforge.killed', why)
                     if top:
                         log_notebook(run_id, notebook)
         if isinstance(e, KeyboardInterrupt):
+            if sigterm and not isinstance(e, JobKilled):
+                raise JobKilled('SIGTERM') from e
             raise
         with contextlib.suppress(Exception):
             MlflowClient().set_tag(run_id, 'tsforge.error', scrub(f'{type(e).__name__}: {e}', secrets=secrets)[:5000])
