@@ -165,9 +165,9 @@ the RLinear rule's; the file is `etth1_m<H>_fits720` (a suffix of its own: `fits
 `ett_m.RULES`), read by `bench/ett_later.py --variants 'before fits720' 'with fits720'`.
 
 Fold cache: each member's fold results are kept in `bench/results/fold_cache/` (ignored by git), keyed by a hash of
-the member's whole trial configuration and of the `tsforge` package's source, so a rule fits only what it adds and
-any change to the library refits everything. The "members s" column is the fits' own seconds, also when read from
-the cache. `TSFORGE_FOLD_CACHE=0` turns it off.
+the member's whole trial configuration, the data file's sha256 and the `tsforge` package's source, so a rule fits
+only what it adds and any change to the library or the data refits everything. The "members s" column is the fits'
+own seconds, also when read from the cache. `TSFORGE_FOLD_CACHE=0` turns it off.
 """
 
 import argparse, resource, sys, time
@@ -255,9 +255,10 @@ def member_configs(c: Cell):
 CACHE = Path('bench/results/fold_cache')
 
 
-def cached_folds(cfg, compute) -> list:
-    """A member's `FoldResult`s on its folds, from `CACHE` when this exact trial configuration was fitted there by
-    the same library source (the key hashes both), else `compute()`d and stored: a rule refits only what it adds.
+def cached_folds(cfg, data, compute) -> list:
+    """A member's `FoldResult`s on its folds, from `CACHE` when this exact trial configuration was fitted there on the
+    same data file by the same library source (the key hashes all three), else `compute()`d and stored: a rule refits
+    only what it adds.
     `TSFORGE_FOLD_CACHE=0` turns it off."""
     import hashlib, os, pickle
 
@@ -265,7 +266,7 @@ def cached_folds(cfg, compute) -> list:
 
     if os.environ.get('TSFORGE_FOLD_CACHE', '1') == '0':
         return compute()
-    h = hashlib.sha256(cfg.model_dump_json().encode())
+    h = hashlib.sha256(f'{cfg.model_dump_json()} {data.sha256} {data.n_rows}'.encode())
     for f in sorted(Path(tsforge.__file__).parent.glob('*.py')):
         h.update(f.name.encode() + f.read_bytes())
     path = CACHE / f'{h.hexdigest()[:32]}.pkl'
@@ -291,7 +292,7 @@ def run_cell(c: Cell) -> dict:
     data = search_data(cfgs[0])
     results, secs = [], []  # results[i][j]: member j's FoldResult on fold i
     for cfg in cfgs:
-        rs = cached_folds(cfg, lambda: list(search_folds(cfg, data)))
+        rs = cached_folds(cfg, data, lambda: list(search_folds(cfg, data)))
         for i, r in enumerate(rs):
             if len(results) <= i:
                 results.append([])
