@@ -27,8 +27,9 @@ def _init_keeping_sigterm(ray, **init):
         if e.code != signal.SIGTERM:
             raise
         ray.shutdown()  # what ray.init had started
-        signal.signal(signal.SIGTERM, kept)
-        signal.raise_signal(signal.SIGTERM)  # handled as it would have been without Ray (a job: JobKilled)
+        if kept is not None:  # None: a handler set outside Python, which cannot be put back
+            signal.signal(signal.SIGTERM, kept)
+            signal.raise_signal(signal.SIGTERM)  # handled as it would have been without Ray (a job: JobKilled)
         raise  # the kept handler let it pass (ignored or deferred): Ray is not up
     finally:
         if kept is not None:
