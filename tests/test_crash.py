@@ -192,12 +192,14 @@ def test_cv_sigterm_stops_its_local_workers_at_once(tmp_path):
 
 
 @pytest.mark.ray
-def test_cv_on_ray_sigterm_ends_killed(tmp_path):
-    """SIGTERM to a cv job whose folds run on a local Ray of its own (`cv.executor=ray`), while they train: the job
-    stops at once, its run ends KILLED with SIGTERM as the reason, and every Ray process it started is gone. Before,
-    `ray.init` replaced the job's SIGTERM handler with `sys.exit`: the run ended FAILED ("SystemExit: 1") and the job
-    aborted (exit -6); and `ray.get` turns the handler's `JobKilled` into a bare KeyboardInterrupt, which the run took
-    for Ctrl-C."""
+@pytest.mark.parametrize('when', ['training', 'ray.init'])
+def test_cv_on_ray_sigterm_ends_killed(tmp_path, when):
+    """SIGTERM to a cv job whose folds run on a local Ray of its own (`cv.executor=ray`), while they train or while
+    `ray.init` starts that Ray: the job stops at once, its run ends KILLED with SIGTERM as the reason, and every Ray
+    process it started is gone. Before, `ray.init` replaced the job's SIGTERM handler with `sys.exit`: the run ended
+    FAILED ("SystemExit: 1") and the job aborted (exit -6); `ray.get` turns the handler's `JobKilled` into a bare
+    KeyboardInterrupt, which the run took for Ctrl-C; and during `ray.init`, the dashboard and runtime-env agents it
+    had started outlived the job by about a minute."""
     import shutil, tempfile
 
     import psutil
@@ -223,13 +225,17 @@ def test_cv_on_ray_sigterm_ends_killed(tmp_path):
         p = subprocess.Popen([sys.executable, '-c', CV, *endless], env=e, cwd=ROOT, stdout=err, stderr=err)
     try:
         t0 = time.time()
-        while 'epoch' not in err_log.read_text() and p.poll() is None and time.time() - t0 < 300:
-            time.sleep(0.2)  # a fold trains in a Ray worker
+        if when == 'training':
+            while 'epoch' not in err_log.read_text() and p.poll() is None and time.time() - t0 < 300:
+                time.sleep(0.2)  # a fold trains in a Ray worker
+        else:
+            while not any(q.name() == 'raylet' for q in ray_procs()) and p.poll() is None and time.time() - t0 < 300:
+                time.sleep(0.05)  # ray.init has started the raylet, and goes on to start its agents
         assert p.poll() is None and ray_procs(), err_log.read_text()[-3000:]
         p.terminate()
         p.wait(timeout=120)
-        _, alive = psutil.wait_procs(ray_procs(), timeout=60)
-        assert not alive, [q.pid for q in alive]
+        _, alive = psutil.wait_procs(ray_procs(), timeout=20)  # the agents lived on ~70 s after a kill during ray.init
+        assert not alive, [(q.pid, q.name()) for q in alive]
     finally:
         for q in [*ray_procs(), p]:  # on a failure: the job and its Ray (a worker would train for hours)
             with contextlib.suppress(psutil.Error, ProcessLookupError):

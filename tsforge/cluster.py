@@ -11,29 +11,71 @@ import os
 import signal
 import sys
 import threading
+import time
+
+import psutil
 
 # %% ../nbs/15_cluster.ipynb #8edb47106e1a46a883d545849b8ab81b
+def _stop_started(ray, before: set[int]):
+    """`ray.shutdown()` after a `ray.init` that did not finish, then stop the processes it started that are still up.
+    After a SIGTERM during `ray.init`, its dashboard and runtime-env agents (the raylet's children) outlived the job by
+    about a minute."""
+    ray.shutdown()  # stops nothing here: ray.init had not yet kept the node it was starting
+    started: dict[int, psutil.Process] = {}
+    while new := [q for q in psutil.Process().children(recursive=True) if q.pid not in before | started.keys()]:
+        for q in new:  # frozen first, then looked at again: the raylet may be starting its agents right now
+            with contextlib.suppress(psutil.Error):
+                q.suspend()
+            started[q.pid] = q
+        _wait(lambda: all(_stopped(q) for q in new), seconds=1)
+    for (
+        q
+    ) in started.values():  # SIGKILL: a Ray that never came up has nothing to save (gcs and raylet sat out a SIGTERM)
+        with contextlib.suppress(psutil.Error):
+            q.kill()
+    psutil.wait_procs(list(started.values()), timeout=5)  # reaped
+
+
+def _stopped(q: psutil.Process) -> bool:
+    try:
+        return q.status() in (psutil.STATUS_STOPPED, psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+    except psutil.Error:
+        return True
+
+
+def _wait(done, seconds: float):
+    end = time.monotonic() + seconds
+    while not done() and time.monotonic() < end:
+        time.sleep(0.01)
+
+
 def _init_keeping_sigterm(ray, **init):
     """`ray.init(**init)` with this process's SIGTERM handler kept. `ray.init` replaces it with `sys.exit` (as its
     docstring says), so a job killed while on Ray ended FAILED with `SystemExit` instead of KILLED. A SIGTERM that
-    arrives during `ray.init` goes to the kept handler once the half-started Ray is shut down."""
+    arrives during `ray.init` goes to the kept handler once the half-started Ray is stopped. Whatever stops
+    `ray.init` (that SIGTERM or an error), no process it started outlives it."""
+    before = {q.pid for q in psutil.Process().children(recursive=True)}
     if threading.current_thread() is not threading.main_thread():
-        ray.init(**init)  # Ray sets no handler outside the main thread
+        try:
+            ray.init(**init)  # Ray sets no handler outside the main thread
+        except BaseException:
+            _stop_started(ray, before)
+            raise
         return
     kept = signal.getsignal(signal.SIGTERM)
     try:
         ray.init(**init)
-    except SystemExit as e:
-        if e.code != signal.SIGTERM:
-            raise
-        ray.shutdown()  # what ray.init had started
-        if kept is not None:  # None: a handler set outside Python, which cannot be put back
-            signal.signal(signal.SIGTERM, kept)
-            signal.raise_signal(signal.SIGTERM)  # handled as it would have been without Ray (a job: JobKilled)
-        raise  # the kept handler let it pass (ignored or deferred): Ray is not up
+        return
+    except BaseException as e:
+        _stop_started(ray, before)
+        if not (isinstance(e, SystemExit) and e.code == signal.SIGTERM) or kept is None:
+            raise  # kept None: a handler set outside Python, which cannot be put back
+        interrupted = e
     finally:
         if kept is not None:
             signal.signal(signal.SIGTERM, kept)
+    signal.raise_signal(signal.SIGTERM)  # to the kept handler, outside the `except`: a job's traceback is its JobKilled
+    raise interrupted  # the kept handler let it pass (ignored or deferred): Ray is not up
 
 
 @contextlib.contextmanager
