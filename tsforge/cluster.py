@@ -8,7 +8,9 @@ __all__ = ['ray_session', 'worker_node']
 # %% ../nbs/15_cluster.ipynb #9a63283cbaf04dbcab1f6479b197f3a8
 import contextlib
 import os
+import re
 import signal
+import socket
 import sys
 import threading
 import time
@@ -78,6 +80,31 @@ def _init_keeping_sigterm(ray, **init):
     raise interrupted  # the kept handler let it pass (ignored or deferred): Ray is not up
 
 
+def _check_ray_address(addr: str, timeout: float = 10) -> str:
+    """`addr` (from `RAY_ADDRESS`) if a Ray head may answer there, else one error naming the variable. `ray.init` waits
+    for ever on a `host:port` where no Ray head listens (it logs "Failed to connect to GCS" every 36 s), so the job
+    connects to it once first, waiting at most `timeout` seconds."""
+    if addr == 'auto':  # the Ray started on this machine: ray.init says at once if there is none
+        return addr
+    m = re.fullmatch(r'(ray://)?(\[[0-9a-fA-F:.]+\]|[^\s:/\[\]]+):(\d{1,5})', addr)
+    if not m:
+        raise ValueError(
+            f"RAY_ADDRESS={addr!r}: expected the host:port of a Ray head's GCS (e.g. 10.0.0.5:6379), "
+            "ray://host:port for Ray Client (e.g. ray://head:10001) or 'auto'; unset it for a local Ray of the "
+            "job's own"
+        )
+    host, port = m[2].strip('[]'), int(m[3])
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as e:
+        raise ConnectionError(
+            f'RAY_ADDRESS={addr}: no Ray head answers at {m[2]}:{port} ({e.strerror or type(e).__name__}, '
+            f'waited at most {timeout:g} s); start it (`ray start --head`) or unset RAY_ADDRESS for a local Ray of '
+            "the job's own"
+        ) from None
+    return addr
+
+
 @contextlib.contextmanager
 def ray_session(num_cpus: int):
     """Ray for the backtest and the tune job: the connection this process already has, `$RAY_ADDRESS`, or a new local
@@ -90,8 +117,8 @@ def ray_session(num_cpus: int):
     if ray.is_initialized():
         yield ray
         return
-    if addr := os.environ.get('RAY_ADDRESS'):
-        _init_keeping_sigterm(ray, address=addr)
+    if (addr := os.environ.get('RAY_ADDRESS', '').strip()) and addr != 'local':  # 'local': as unset, on 127.0.0.1
+        _init_keeping_sigterm(ray, address=_check_ray_address(addr))
     else:
         _init_keeping_sigterm(
             ray,
