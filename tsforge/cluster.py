@@ -30,9 +30,8 @@ def _stop_started(ray, before: set[int]):
                 q.suspend()
             started[q.pid] = q
         _wait(lambda: all(_stopped(q) for q in new), seconds=1)
-    for (
-        q
-    ) in started.values():  # SIGKILL: a Ray that never came up has nothing to save (gcs and raylet sat out a SIGTERM)
+    # SIGKILL: a Ray that never came up has nothing to save (its gcs and raylet sat out a SIGTERM)
+    for q in started.values():
         with contextlib.suppress(psutil.Error):
             q.kill()
     psutil.wait_procs(list(started.values()), timeout=5)  # reaped
@@ -81,9 +80,9 @@ def _init_keeping_sigterm(ray, **init):
 
 
 def _check_ray_address(addr: str, timeout: float = 10) -> str:
-    """`addr` (from `RAY_ADDRESS`) if a Ray head may answer there, else one error naming the variable. `ray.init` waits
-    for ever on a `host:port` where no Ray head listens (it logs "Failed to connect to GCS" every 36 s), so the job
-    connects to it once first, waiting at most `timeout` seconds."""
+    """`addr` (from `RAY_ADDRESS`) if a Ray head may answer there, else one error naming the variable. On a `host:port`
+    where no Ray head listens, `ray.init` keeps trying (20 times, about 36 s each: "Failed to connect to GCS"), so the
+    job connects to it once first, waiting at most `timeout` seconds."""
     if addr == 'auto':  # the Ray started on this machine: ray.init says at once if there is none
         return addr
     m = re.fullmatch(r'(ray://)?(\[[0-9a-fA-F:.]+\]|[^\s:/\[\]]+):(\d{1,5})', addr)
