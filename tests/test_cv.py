@@ -213,13 +213,22 @@ def test_failed_job_bad_data_marks_failed(store, tmp_path):
 
 
 @pytest.mark.slow
-def test_unreachable_ray_address_fails_the_run(store, tmp_path):
-    """`cv.executor=ray` with a `RAY_ADDRESS` where no Ray head listens: the job stops at once with one error naming
-    the variable, and its run ends FAILED. Before, `ray.init` was still trying after 5 minutes ("Failed to connect to
-    GCS")."""
-    over = SMALL + ['cv.executor=ray', 'cv.n_jobs=2']
-    r = papermill('cv.ipynb', tmp_path / 'out.ipynb', 'etth2', over, env={'RAY_ADDRESS': '127.0.0.1:1'}, timeout=300)
-    assert r.returncode != 0 and 'ConnectionError: RAY_ADDRESS=127.0.0.1:1: no Ray head answers' in r.stderr, r.stderr
+@pytest.mark.parametrize('there', ['nothing', 'no Ray head'])
+def test_unreachable_ray_address_fails_the_run(store, tmp_path, there):
+    """`cv.executor=ray` with a `RAY_ADDRESS` where no Ray head listens, or where something that is no Ray head
+    answers: the job stops with one error naming the variable, and its run ends FAILED. Before, `ray.init` was still
+    trying after 5 minutes ("Failed to connect to GCS"): Ray tries 20 times, about 40 s each where a port answers."""
+    import socket
+
+    with socket.create_server(('127.0.0.1', 0)) as listener:  # answers (the kernel accepts), says nothing
+        port = 1 if there == 'nothing' else listener.getsockname()[1]
+        env = {'RAY_ADDRESS': f'127.0.0.1:{port}'}
+        if there == 'no Ray head':  # one try of Ray's (the job's default: 3) with a 3 s wait for the cluster id
+            env.update(RAY_gcs_server_port_wait_time_s='1', RAY_py_gcs_connect_timeout_s='3')
+        over = SMALL + ['cv.executor=ray', 'cv.n_jobs=2']
+        r = papermill('cv.ipynb', tmp_path / 'out.ipynb', 'etth2', over, env=env, timeout=300)
+    said = 'no Ray head answers' if there == 'nothing' else 'Ray could not connect'
+    assert r.returncode != 0 and f'ConnectionError: RAY_ADDRESS=127.0.0.1:{port}: {said}' in r.stderr, r.stderr
     configure()
     assert parent_runs('cv')[0].info.status == 'FAILED'
 

@@ -117,7 +117,17 @@ def ray_session(num_cpus: int):
         yield ray
         return
     if (addr := os.environ.get('RAY_ADDRESS', '').strip()) and addr != 'local':  # 'local': as unset, on 127.0.0.1
-        _init_keeping_sigterm(ray, address=_check_ray_address(addr))
+        _check_ray_address(addr)
+        # Ray's tries at the head's GCS (about 40 s each where a port answers that is no Ray head's): 3, not 20
+        os.environ.setdefault('RAY_gcs_server_port_wait_time_s', '3')
+        try:
+            _init_keeping_sigterm(ray, address=addr)
+        except ConnectionError as e:
+            raise ConnectionError(
+                f'RAY_ADDRESS={addr}: Ray could not connect ({e}); something answers there, but is it a Ray head? The '
+                "GCS port is 6379 unless `ray start --head --port` set another (8265 is the dashboard's); Ray Client "
+                'is ray://host:10001'
+            ) from None
     else:
         _init_keeping_sigterm(
             ray,
