@@ -85,6 +85,9 @@ def _check_ray_address(addr: str, timeout: float = 10) -> str:
     job connects to it once first, waiting at most `timeout` seconds."""
     if addr == 'auto':  # the Ray started on this machine: ray.init says at once if there is none
         return addr
+    scheme = re.match(r'([A-Za-z_][\w.+-]*)://', addr)
+    if scheme and scheme[1] not in ('ray', 'http', 'https'):  # a client builder of another package's (`module://`)
+        return addr
     m = re.fullmatch(r'(ray://)?(\[[0-9a-fA-F:.]+\]|[^\s:/\[\]]+):(\d{1,5})', addr)
     if not m:
         raise ValueError(
