@@ -170,7 +170,7 @@ only what it adds and any change to the library or the data refits everything. T
 own seconds, also when read from the cache. `TSFORGE_FOLD_CACHE=0` turns it off.
 """
 
-import argparse, resource, sys, time
+import argparse, functools, resource, sys, time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
@@ -255,6 +255,19 @@ def member_configs(c: Cell):
 CACHE = Path('bench/results/fold_cache')
 
 
+@functools.cache
+def library_hash() -> bytes:
+    "sha256 of the `tsforge` package's source: any change to the library refits (read once per process)."
+    import hashlib
+
+    import tsforge
+
+    h = hashlib.sha256()
+    for f in sorted(Path(tsforge.__file__).parent.glob('*.py')):
+        h.update(f.name.encode() + f.read_bytes())
+    return h.digest()
+
+
 def cached_folds(cfg, data, compute) -> list:
     """A member's `FoldResult`s on its folds, from `CACHE` when this exact trial configuration was fitted there on the
     same data file by the same library source (the key hashes all three), else `compute()`d and stored: a rule refits
@@ -262,13 +275,10 @@ def cached_folds(cfg, data, compute) -> list:
     `TSFORGE_FOLD_CACHE=0` turns it off."""
     import hashlib, os, pickle
 
-    import tsforge
-
     if os.environ.get('TSFORGE_FOLD_CACHE', '1') == '0':
         return compute()
     h = hashlib.sha256(f'{cfg.model_dump_json()} {data.sha256} {data.n_rows}'.encode())
-    for f in sorted(Path(tsforge.__file__).parent.glob('*.py')):
-        h.update(f.name.encode() + f.read_bytes())
+    h.update(library_hash())
     path = CACHE / f'{h.hexdigest()[:32]}.pkl'
     if path.exists():
         return pickle.loads(path.read_bytes())

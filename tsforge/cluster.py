@@ -29,7 +29,9 @@ def _stop_started(ray, before: set[int]):
             with contextlib.suppress(psutil.Error):
                 q.suspend()
             started[q.pid] = q
-        _wait(lambda: all(_stopped(q) for q in new), seconds=1)
+        end = time.monotonic() + 1
+        while not all(_stopped(q) for q in new) and time.monotonic() < end:
+            time.sleep(0.01)
     # SIGKILL: a Ray that never came up has nothing to save (its gcs and raylet sat out a SIGTERM)
     for q in started.values():
         with contextlib.suppress(psutil.Error):
@@ -44,33 +46,21 @@ def _stopped(q: psutil.Process) -> bool:
         return True
 
 
-def _wait(done, seconds: float):
-    end = time.monotonic() + seconds
-    while not done() and time.monotonic() < end:
-        time.sleep(0.01)
-
-
 def _init_keeping_sigterm(ray, **init):
     """`ray.init(**init)` with this process's SIGTERM handler kept. `ray.init` replaces it with `sys.exit` (as its
     docstring says), so a job killed while on Ray ended FAILED with `SystemExit` instead of KILLED. A SIGTERM that
     arrives during `ray.init` goes to the kept handler once the half-started Ray is stopped. Whatever stops
     `ray.init` (that SIGTERM or an error), no process it started outlives it."""
     before = {q.pid for q in psutil.Process().children(recursive=True)}
-    if threading.current_thread() is not threading.main_thread():
-        try:
-            ray.init(**init)  # Ray sets no handler outside the main thread
-        except BaseException:
-            _stop_started(ray, before)
-            raise
-        return
-    kept = signal.getsignal(signal.SIGTERM)
+    main = threading.current_thread() is threading.main_thread()  # Ray sets no handler outside it
+    kept = signal.getsignal(signal.SIGTERM) if main else None
     try:
         ray.init(**init)
         return
     except BaseException as e:
         _stop_started(ray, before)
         if not (isinstance(e, SystemExit) and e.code == signal.SIGTERM) or kept is None:
-            raise  # kept None: a handler set outside Python, which cannot be put back
+            raise  # kept None: not the main thread, or a handler set outside Python (it cannot be put back)
         interrupted = e
     finally:
         if kept is not None:
